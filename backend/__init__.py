@@ -1,0 +1,1 @@
+"""Click-Gaussian backend: everything that is not Blender. The format core imports numpy only."""
