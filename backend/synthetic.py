@@ -1,0 +1,131 @@
+"""Seeded synthetic splat scenes: objects made of parts, on a ground plane, with a label per Gaussian.
+
+The demo, the tests and the benchmarks make their data here, so they need no downloads, and the
+labels are exact ground truth for segmentation. The world frame is OpenCV-like: y points down,
+so the ground is the plane y = 0 and objects stand at negative y.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .splat import SH_C0, Splat
+
+
+@dataclass
+class Part:
+    object_name: str
+    part_name: str
+    shape: str  # "box", "cylinder", "sphere" or "torus"
+    center: tuple[float, float, float]
+    size: tuple[float, float, float]  # box: half extents; cylinder: radius, half height, -; sphere: radius; torus: R, r, -
+    color: tuple[float, float, float]  # sRGB in [0, 1]
+
+
+# (object, part, shape, centre, size, colour); the ground is object 0.
+DEFAULT_PARTS = [
+    Part("ground", "ground", "box", (0.0, 0.02, 0.0), (3.0, 0.02, 3.0), (0.45, 0.55, 0.35)),
+    Part("mug", "body", "cylinder", (-1.3, -0.35, 0.3), (0.3, 0.35, 0), (0.85, 0.15, 0.1)),
+    Part("mug", "handle", "torus", (-0.92, -0.35, 0.3), (0.15, 0.05, 0), (0.95, 0.75, 0.1)),
+    Part("table", "top", "box", (0.6, -0.75, 0.4), (0.7, 0.05, 0.5), (0.55, 0.35, 0.2)),
+    Part("table", "legs", "legs", (0.6, -0.35, 0.4), (0.6, 0.35, 0.4), (0.25, 0.15, 0.1)),
+    Part("figure", "body", "cylinder", (0.2, -0.4, -1.4), (0.22, 0.4, 0), (0.1, 0.3, 0.85)),
+    Part("figure", "head", "sphere", (0.2, -1.0, -1.4), (0.2, 0, 0), (0.95, 0.8, 0.65)),
+]
+
+
+def sample_surface(part: Part, count: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """(count, 3) points on the part's surface and their (count, 3) unit normals."""
+    c = np.asarray(part.center, dtype=np.float64)
+    if part.shape == "sphere":
+        n = rng.normal(size=(count, 3))
+        n /= np.linalg.norm(n, axis=1, keepdims=True)
+        return c + part.size[0] * n, n
+    if part.shape == "cylinder":  # axis along y
+        radius, half = part.size[0], part.size[1]
+        angle = rng.uniform(0, 2 * np.pi, count)
+        n = np.stack([np.cos(angle), np.zeros(count), np.sin(angle)], axis=1)
+        y = rng.uniform(-half, half, count)
+        return c + radius * n + np.outer(y, [0, 1, 0]), n
+    if part.shape == "torus":  # ring in the x-y plane
+        big, small = part.size[0], part.size[1]
+        u, v = rng.uniform(0, 2 * np.pi, (2, count))
+        ring = np.stack([np.cos(u), np.sin(u), np.zeros(count)], axis=1)
+        n = np.cos(v)[:, None] * ring + np.sin(v)[:, None] * np.array([0, 0, 1.0])
+        return c + big * ring + small * n, n
+    if part.shape == "legs":  # four thin boxes at the corners of a rectangle
+        corners = np.array([[sx * part.size[0], 0, sz * part.size[2]] for sx in (-1, 1) for sz in (-1, 1)])
+        leg = Part("", "", "box", (0, 0, 0), (0.05, part.size[1], 0.05), part.color)
+        points, normals = sample_surface(leg, count, rng)
+        return points + c + corners[rng.integers(0, 4, count)], normals
+    half = np.asarray(part.size, dtype=np.float64)  # box
+    areas = np.array([half[1] * half[2], half[0] * half[2], half[0] * half[1]]) * 2
+    axis = rng.choice(3, size=count, p=areas / areas.sum())
+    sign = rng.choice([-1.0, 1.0], size=count)
+    points = rng.uniform(-1, 1, (count, 3)) * half
+    points[np.arange(count), axis] = sign * half[axis]
+    normals = np.zeros((count, 3))
+    normals[np.arange(count), axis] = sign
+    return c + points, normals
+
+
+def surface_area(part: Part) -> float:
+    s = part.size
+    return {
+        "sphere": lambda: 4 * np.pi * s[0] ** 2,
+        "cylinder": lambda: 2 * np.pi * s[0] * 2 * s[1],
+        "torus": lambda: 4 * np.pi**2 * s[0] * s[1],
+        "legs": lambda: 4 * 4 * 0.1 * 2 * s[1],
+        "box": lambda: 8 * (s[0] * s[1] + s[1] * s[2] + s[0] * s[2]),
+    }[part.shape]()
+
+
+def quaternions_from_z(normals: np.ndarray) -> np.ndarray:
+    """(N, 4) w x y z rotations taking +z to each (N, 3) unit normal: flat Gaussians lie on the surface."""
+    w = 1.0 + normals[:, 2]
+    q = np.stack([w, -normals[:, 1], normals[:, 0], np.zeros(len(normals))], axis=1)
+    q[w < 1e-6] = [0.0, 1.0, 0.0, 0.0]  # the normal is -z: half a turn about x
+    return q / np.linalg.norm(q, axis=1, keepdims=True)
+
+
+@dataclass
+class SyntheticScene:
+    splat: Splat
+    object_ids: np.ndarray  # (N,) int32, index into object_names; 0 is the ground
+    part_ids: np.ndarray  # (N,) int32, index into parts
+    object_names: list[str]
+    parts: list[Part]
+
+
+def make_scene(count: int = 20_000, sh_degree: int = 0, seed: int = 0, parts=None) -> SyntheticScene:
+    """A scene of `count` Gaussians spread over the parts' surfaces by area."""
+    rng = np.random.default_rng(seed)
+    parts = parts or DEFAULT_PARTS
+    areas = np.array([surface_area(p) for p in parts])
+    counts = np.floor(areas / areas.sum() * count).astype(int)
+    counts[0] += count - counts.sum()
+    object_names = list(dict.fromkeys(p.object_name for p in parts))
+    positions, normals, colors, spacing, object_ids, part_ids = [], [], [], [], [], []
+    for index, (part, n) in enumerate(zip(parts, counts)):
+        p, nrm = sample_surface(part, n, rng)
+        positions.append(p)
+        normals.append(nrm)
+        shade = rng.uniform(-0.04, 0.04, (n, 1))
+        colors.append(np.clip(np.asarray(part.color) + shade, 0.02, 0.98))
+        spacing.append(np.full(n, np.sqrt(surface_area(part) / max(n, 1))))
+        object_ids.append(np.full(n, object_names.index(part.object_name), dtype=np.int32))
+        part_ids.append(np.full(n, index, dtype=np.int32))
+    spacing = np.concatenate(spacing)
+    scales = np.log(np.stack([spacing * 0.7, spacing * 0.7, spacing * 0.1], axis=1))
+    rest = (rng.normal(0, 0.05, (count, (sh_degree + 1) ** 2 - 1, 3)) if sh_degree else None)
+    splat = Splat.from_arrays(
+        positions=np.concatenate(positions),
+        sh_dc=(np.concatenate(colors) - 0.5) / SH_C0,
+        opacities=np.full(count, 4.0),
+        scales=scales,
+        rotations=quaternions_from_z(np.concatenate(normals)),
+        sh_rest=rest,
+    )
+    return SyntheticScene(splat, np.concatenate(object_ids), np.concatenate(part_ids), object_names, list(parts))

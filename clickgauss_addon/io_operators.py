@@ -1,0 +1,143 @@
+"""File > Import / Export > Gaussian Splat, and drag-and-drop of splat files into the viewport."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import bpy
+from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, StringProperty
+from bpy_extras.io_utils import ExportHelper, ImportHelper, axis_conversion, orientation_helper
+
+from .backend.errors import UserError
+from .backend.formats import read_splat
+from .backend.ply import write_ply
+from .splat_object import is_splat, merge, object_to_splat, splat_to_object
+
+SPLAT_EXTENSIONS = ".ply"
+
+
+def axis_matrix(operator):
+    return axis_conversion(from_forward=operator.axis_forward, from_up=operator.axis_up).to_4x4()
+
+
+# Captures are usually in the OpenCV frame (y down, z into the scene): up is -Y, forward is Z.
+@orientation_helper(axis_forward="Z", axis_up="-Y")
+class CLICKGAUSS_OT_import_splat(bpy.types.Operator, ImportHelper):
+    """Import a 3D Gaussian Splatting .ply file as a point-cloud object, every column kept as an attribute"""
+
+    bl_idname = "clickgauss.import_splat"
+    bl_label = "Import Gaussian Splat"
+    bl_options = {"REGISTER", "UNDO", "PRESET"}
+
+    filename_ext = ".ply"
+    filter_glob: StringProperty(default="*.ply", options={"HIDDEN"})
+    files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})
+    directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})
+    drop_invalid: BoolProperty(
+        name="Drop Invalid Points",
+        description="Skip points with NaN or infinite values instead of refusing the file",
+        default=False,
+    )
+    point_size: FloatProperty(
+        name="Point Size",
+        description="Display radius of each point, as a multiple of twice its Gaussian's middle standard deviation",
+        default=1.0, min=0.01, max=100.0,
+    )
+
+    def paths(self):
+        if self.files and self.directory:
+            return [Path(self.directory) / f.name for f in self.files if f.name]
+        return [Path(self.filepath)]
+
+    def execute(self, context):
+        imported = []
+        for path in self.paths():
+            started = time.perf_counter()
+            try:
+                splat = read_splat(path, drop_invalid=self.drop_invalid)
+                obj = splat_to_object(splat, path.stem, context.collection, axis_matrix(self), self.point_size)
+            except UserError as error:
+                self.report({"ERROR"}, str(error))
+                return {"FINISHED"} if imported else {"CANCELLED"}
+            imported.append(obj)
+            self.report(
+                {"INFO"},
+                f"Imported {splat.count:,} Gaussians (SH degree {splat.sh_degree}) from {path.name} "
+                f"in {time.perf_counter() - started:.2f} s",
+            )
+        for obj in context.view_layer.objects.selected:
+            obj.select_set(False)
+        for obj in imported:
+            obj.select_set(True)
+        context.view_layer.objects.active = imported[-1]
+        return {"FINISHED"}
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        layout.prop(self, "axis_forward")
+        layout.prop(self, "axis_up")
+        layout.prop(self, "point_size")
+        layout.prop(self, "drop_invalid")
+
+
+class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
+    """Export splat objects as a 3D Gaussian Splatting .ply file that any splat viewer opens"""
+
+    bl_idname = "clickgauss.export_splat"
+    bl_label = "Export Gaussian Splat"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filename_ext = ".ply"
+    filter_glob: StringProperty(default="*.ply", options={"HIDDEN"})
+    use_selection: BoolProperty(
+        name="Selected Objects",
+        description="Write every selected splat object into the one file; otherwise only the active object",
+        default=False,
+    )
+
+    def objects(self, context):
+        if self.use_selection:
+            return [obj for obj in context.selected_objects if is_splat(obj)]
+        return [context.active_object] if context.active_object else []
+
+    def execute(self, context):
+        objects = self.objects(context)
+        if not objects:
+            self.report({"ERROR"}, "Select a splat object to export (File > Import > Gaussian Splat makes one)")
+            return {"CANCELLED"}
+        started = time.perf_counter()
+        try:
+            splat = merge([object_to_splat(obj) for obj in objects], [obj.name for obj in objects])
+            write_ply(self.filepath, splat)
+        except UserError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self.report(
+            {"INFO"},
+            f"Exported {splat.count:,} Gaussians to {Path(self.filepath).name} in {time.perf_counter() - started:.2f} s",
+        )
+        return {"FINISHED"}
+
+
+class CLICKGAUSS_FH_splat(bpy.types.FileHandler):
+    bl_idname = "CLICKGAUSS_FH_splat"
+    bl_label = "Gaussian Splat"
+    bl_import_operator = CLICKGAUSS_OT_import_splat.bl_idname
+    bl_file_extensions = SPLAT_EXTENSIONS
+
+    @classmethod
+    def poll_drop(cls, context):
+        return context.area is not None and context.area.type == "VIEW_3D"
+
+
+def menu_import(self, context):
+    self.layout.operator(CLICKGAUSS_OT_import_splat.bl_idname, text="Gaussian Splat (.ply)")
+
+
+def menu_export(self, context):
+    self.layout.operator(CLICKGAUSS_OT_export_splat.bl_idname, text="Gaussian Splat (.ply)")
+
+
+classes = (CLICKGAUSS_OT_import_splat, CLICKGAUSS_OT_export_splat, CLICKGAUSS_FH_splat)

@@ -1,0 +1,171 @@
+"""Conversion between the backend's Splat and a Blender point-cloud object.
+
+Every file column becomes a point attribute holding the raw stored value (x y z become the
+built-in `position`), and the column order, types and header comments are kept on the data
+block, so an unedited object exports exactly what was imported. Two derived attributes,
+`radius` and `cg_color`, exist for display only and are never exported.
+"""
+
+from __future__ import annotations
+
+import json
+
+import bpy
+import numpy as np
+
+from .backend.errors import UserError
+from .backend.splat import POSITION_COLUMNS, REQUIRED_COLUMNS, Splat
+
+LAYOUT_KEY = "cg_ply_columns"  # "name:type code" per column, in file order
+COMMENTS_KEY = "cg_ply_comments"
+COLOR_ATTRIBUTE = "cg_color"
+DISPLAY_ATTRIBUTES = {"position", "radius", COLOR_ATTRIBUTE}
+RESERVED_PREFIX = "ply_"  # a file column whose name Blender or display uses is stored under this prefix
+
+
+def attribute_name(column: str) -> str:
+    return RESERVED_PREFIX + column if column in DISPLAY_ATTRIBUTES or column.startswith(".") else column
+
+
+def is_splat(obj) -> bool:
+    return obj is not None and obj.type == "POINTCLOUD" and LAYOUT_KEY in obj.data
+
+
+def storage(values: np.ndarray) -> tuple[str, np.ndarray]:
+    """Blender attribute type and the array to store, lossless for every PLY type but double."""
+    if values.dtype.kind == "f":
+        return "FLOAT", values.astype(np.float32, copy=False)
+    if values.dtype == np.uint32:
+        return "INT", values.view(np.int32)  # the bits, so values above 2^31 survive
+    return "INT", values.astype(np.int32)
+
+
+def srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def display_radius(splat: Splat, point_size: float) -> np.ndarray:  # (N,)
+    """Twice the middle axis's standard deviation: a disc's size, a needle's width."""
+    middle = np.sort(splat.scales, axis=1)[:, 1]
+    return (2.0 * point_size * np.exp(np.clip(middle, -30.0, 30.0))).astype(np.float32)
+
+
+def display_colors(splat: Splat) -> np.ndarray:  # (N, 4) linear RGB and alpha
+    return np.concatenate([srgb_to_linear(splat.colors), splat.alphas[:, None]], axis=1).astype(np.float32)
+
+
+def splat_material(name: str, mean_color) -> bpy.types.Material:
+    """Unlit colour from the SH DC term, transparent by opacity: splats carry baked lighting."""
+    material = bpy.data.materials.new(name)
+    material.diffuse_color = (*mean_color, 1.0)  # what Solid mode shows: Workbench ignores point attributes
+    material.use_nodes = True
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    nodes.clear()
+    attribute = nodes.new("ShaderNodeAttribute")
+    attribute.attribute_name = COLOR_ATTRIBUTE
+    emission = nodes.new("ShaderNodeEmission")
+    transparent = nodes.new("ShaderNodeBsdfTransparent")
+    mix = nodes.new("ShaderNodeMixShader")
+    output = nodes.new("ShaderNodeOutputMaterial")
+    links.new(attribute.outputs["Color"], emission.inputs["Color"])
+    links.new(attribute.outputs["Alpha"], mix.inputs["Fac"])
+    links.new(transparent.outputs[0], mix.inputs[1])
+    links.new(emission.outputs[0], mix.inputs[2])
+    links.new(mix.outputs[0], output.inputs["Surface"])
+    for i, node in enumerate((attribute, transparent, emission, mix, output)):
+        node.location = (220 * i - 600, 0)
+    return material
+
+
+def set_attribute(data, name: str, kind: str, values: np.ndarray, key: str = "value"):
+    attribute = data.attributes.new(name, kind, "POINT")
+    attribute.data.foreach_set(key, np.ascontiguousarray(values).ravel())
+
+
+def splat_to_object(splat: Splat, name: str, collection, matrix=None, point_size: float = 1.0):
+    """A new point-cloud object holding `splat`, linked into `collection`. Nothing is left behind on failure."""
+    mesh = bpy.data.meshes.new(name)
+    created = [(bpy.data.meshes, mesh)]  # what to remove again if anything fails
+    try:
+        mesh.vertices.add(splat.count)
+        mesh.attributes["position"].data.foreach_set("vector", splat.positions.ravel())
+        for column, values in splat.columns.items():
+            if column not in POSITION_COLUMNS:
+                set_attribute(mesh, attribute_name(column), *storage(values))
+        set_attribute(mesh, "radius", "FLOAT", display_radius(splat, point_size))
+        set_attribute(mesh, COLOR_ATTRIBUTE, "FLOAT_COLOR", display_colors(splat), "color")
+
+        obj = bpy.data.objects.new(name, mesh)
+        created.append((bpy.data.objects, obj))
+        collection.objects.link(obj)
+        with bpy.context.temp_override(
+            active_object=obj, object=obj, selected_objects=[obj], selected_editable_objects=[obj]
+        ):
+            bpy.ops.object.convert(target="POINTCLOUD")
+        created.append((bpy.data.pointclouds, obj.data))
+        created.remove((bpy.data.meshes, mesh))
+        bpy.data.meshes.remove(mesh)
+        cloud = obj.data
+        cloud.name = name
+        if ".select_vert" in cloud.attributes:
+            cloud.attributes.remove(cloud.attributes[".select_vert"])
+        cloud[LAYOUT_KEY] = ",".join(f"{column}:{values.dtype.str[1:]}" for column, values in splat.columns.items())
+        cloud[COMMENTS_KEY] = json.dumps(splat.comments)
+        mean = srgb_to_linear(np.median(splat.colors, axis=0))
+        cloud.materials.append(splat_material(name, [float(c) for c in mean]))
+        created.append((bpy.data.materials, cloud.materials[0]))
+        if matrix is not None:
+            obj.matrix_world = matrix
+        return obj
+    except BaseException:
+        for data, block in reversed(created):
+            data.remove(block)
+        raise
+
+
+def column_layout(cloud) -> list[tuple[str, str]]:
+    """(column, numpy type code) in file order: as imported, or the canonical order for other point clouds."""
+    if LAYOUT_KEY in cloud:
+        return [tuple(item.rsplit(":", 1)) for item in cloud[LAYOUT_KEY].split(",")]
+    names = [a.name for a in cloud.attributes if a.name not in DISPLAY_ATTRIBUTES and not a.name.startswith(".")]
+    return [(column, "f4") for column in POSITION_COLUMNS] + [(name, "f4") for name in names]
+
+
+def object_to_splat(obj) -> Splat:
+    """The splat an object holds, from its point attributes (object transforms are not applied)."""
+    cloud = obj.data
+    if obj.type != "POINTCLOUD":
+        raise UserError(f"'{obj.name}' is a {obj.type.lower()}, not a point cloud imported as a splat")
+    count = len(cloud.points)
+    if count == 0:
+        raise UserError(f"'{obj.name}' has no points left to export")
+    layout = column_layout(cloud)
+    missing = [c for c, _ in layout if c not in POSITION_COLUMNS and attribute_name(c) not in cloud.attributes]
+    missing += [c for c in REQUIRED_COLUMNS if c not in POSITION_COLUMNS and c not in dict(layout)]
+    if missing:
+        raise UserError(f"'{obj.name}' is missing the splat attribute(s) {', '.join(sorted(set(missing)))}")
+    positions = np.empty(count * 3, dtype=np.float32)
+    cloud.attributes["position"].data.foreach_get("vector", positions)
+    positions = positions.reshape(count, 3)
+    columns = {}
+    for column, code in layout:
+        if column in POSITION_COLUMNS:
+            columns[column] = positions[:, POSITION_COLUMNS.index(column)].astype(code)
+            continue
+        attribute = cloud.attributes[attribute_name(column)]
+        stored = np.empty(count, dtype=np.float32 if attribute.data_type == "FLOAT" else np.int32)
+        attribute.data.foreach_get("value", stored)
+        columns[column] = stored.view(np.uint32) if code == "u4" else stored.astype(code)
+    comments = json.loads(cloud.get(COMMENTS_KEY, "[]"))
+    return Splat(columns, comments)
+
+
+def merge(splats: list[Splat], names: list[str]) -> Splat:
+    """One splat of several objects' splats, which must have the same columns."""
+    first = list(splats[0].columns)
+    for splat, name in zip(splats[1:], names[1:]):
+        if list(splat.columns) != first:
+            raise UserError(
+                f"'{name}' and '{names[0]}' have different splat columns (SH degree or extra columns); export them one at a time"
+            )
+    return Splat({c: np.concatenate([s.columns[c] for s in splats]) for c in first}, splats[0].comments)
