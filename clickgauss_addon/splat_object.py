@@ -58,7 +58,6 @@ def splat_material(name: str, mean_color) -> bpy.types.Material:
     """Unlit colour from the SH DC term, transparent by opacity: splats carry baked lighting."""
     material = bpy.data.materials.new(name)
     material.diffuse_color = (*mean_color, 1.0)  # what Solid mode shows: Workbench ignores point attributes
-    material.use_nodes = True
     nodes, links = material.node_tree.nodes, material.node_tree.links
     nodes.clear()
     attribute = nodes.new("ShaderNodeAttribute")

@@ -1,0 +1,114 @@
+"""The installed add-on in real Blender: File > Import / Export > Gaussian Splat, as a user runs them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backend.ply import read_ply, write_ply
+from backend.synthetic import make_scene
+from conftest import shared_file
+from test_ply import assert_same_values, write_with_plyfile
+
+pytestmark = pytest.mark.blender
+
+
+def import_splat(bpy, path, **options):
+    assert bpy.ops.clickgauss.import_splat(filepath=str(path), **options) == {"FINISHED"}
+    return bpy.context.view_layer.objects.active
+
+
+def test_the_zip_installs_as_an_extension_with_menu_entries(bpy):
+    import addon_utils
+
+    assert "bl_ext.user_default.clickgauss" in {m.__name__ for m in addon_utils.modules() if addon_utils.check(m.__name__)[1]}
+    assert hasattr(bpy.types, "CLICKGAUSS_PT_main")
+    import_menu = [f.__name__ for f in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()]
+    assert "menu_import" in import_menu
+
+
+@pytest.mark.parametrize("degree", [0, 3])
+def test_import_makes_one_point_cloud_with_raw_attributes_and_export_is_byte_identical(bpy, tmp_path, degree):
+    source = tmp_path / "scene.ply"
+    splat = make_scene(3000, sh_degree=degree, seed=2).splat
+    write_ply(source, splat)
+    obj = import_splat(bpy, source)
+    assert obj.type == "POINTCLOUD" and obj.name == "scene"
+    assert [o.name for o in bpy.data.objects] == ["scene"]
+    cloud = obj.data
+    assert len(cloud.points) == 3000
+    opacity = np.empty(3000, np.float32)
+    cloud.attributes["opacity"].data.foreach_get("value", opacity)
+    np.testing.assert_array_equal(opacity, splat.columns["opacity"])
+    assert "cg_color" in cloud.attributes and "radius" in cloud.attributes
+    assert bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "out.ply")) == {"FINISHED"}
+    assert (tmp_path / "out.ply").read_bytes() == source.read_bytes()
+
+
+def test_captures_are_turned_upright(bpy, tmp_path):
+    write_ply(tmp_path / "s.ply", make_scene(500).splat)
+    obj = import_splat(bpy, tmp_path / "s.ply")
+    up_in_file = np.array([0.0, -1.0, 0.0])  # OpenCV frame: y points down
+    np.testing.assert_allclose(np.array(obj.matrix_world.to_3x3()) @ up_in_file, [0, 0, 1], atol=1e-6)
+    obj = import_splat(bpy, tmp_path / "s.ply", axis_up="Z", axis_forward="Y")
+    np.testing.assert_allclose(np.array(obj.matrix_world), np.eye(4), atol=1e-6)
+
+
+def test_other_layouts_export_value_identical(bpy, tmp_path):
+    columns = dict(reversed(list(make_scene(800, sh_degree=1).splat.columns.items())))
+    columns["segment"] = np.arange(800, dtype=np.int32)
+    columns["tag"] = np.full(800, 4_000_000_000, dtype=np.uint32)
+    columns["radius"] = np.ones(800, dtype=np.float32)  # a file column under a name Blender's display uses
+    write_with_plyfile(tmp_path / "in.ply", columns, text=True)
+    import_splat(bpy, tmp_path / "in.ply")
+    bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "out.ply"))
+    assert_same_values(read_ply(tmp_path / "out.ply"), columns)
+
+
+def test_a_bad_file_reports_why_and_leaves_the_scene_untouched(bpy, tmp_path):
+    bad = tmp_path / "broken.ply"
+    good = tmp_path / "good.ply"
+    write_ply(good, make_scene(300).splat)
+    bad.write_bytes(good.read_bytes()[:-100])
+    counts = (len(bpy.data.objects), len(bpy.data.pointclouds), len(bpy.data.meshes), len(bpy.data.materials))
+    with pytest.raises(RuntimeError, match=r"broken\.ply: truncated"):
+        bpy.ops.clickgauss.import_splat(filepath=str(bad))
+    assert counts == (len(bpy.data.objects), len(bpy.data.pointclouds), len(bpy.data.meshes), len(bpy.data.materials))
+
+
+def test_export_without_a_splat_says_what_to_do(bpy, tmp_path):
+    with pytest.raises(RuntimeError, match="Select a splat object to export"):
+        bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "out.ply"))
+    assert not (tmp_path / "out.ply").exists()
+
+
+def test_selected_objects_export_into_one_file(bpy, tmp_path):
+    for name, seed in (("a", 1), ("b", 2)):
+        write_ply(tmp_path / f"{name}.ply", make_scene(400, seed=seed).splat)
+        import_splat(bpy, tmp_path / f"{name}.ply")
+    for obj in bpy.data.objects:
+        obj.select_set(True)
+    bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "both.ply"), use_selection=True)
+    assert read_ply(tmp_path / "both.ply").count == 800
+
+
+def test_a_saved_blend_file_keeps_the_splat(bpy, tmp_path):
+    source = tmp_path / "s.ply"
+    write_ply(source, make_scene(600, sh_degree=2).splat)
+    import_splat(bpy, source)
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "scene.blend"))
+    bpy.ops.wm.read_homefile(use_empty=True)
+    assert "s" not in bpy.data.objects
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "scene.blend"))
+    bpy.context.view_layer.objects.active = bpy.data.objects["s"]
+    bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "out.ply"))
+    assert (tmp_path / "out.ply").read_bytes() == source.read_bytes()
+
+
+@pytest.mark.parametrize("name", ["splats/donut.ply", "splats/guitar.ply", "splats/biker.ply"])
+def test_real_splats_import_and_export_byte_for_byte(bpy, tmp_path, name):
+    source = shared_file(f"data/{name}")
+    obj = import_splat(bpy, source)
+    assert len(obj.data.points) == read_ply(source).count
+    bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "out.ply"))
+    assert (tmp_path / "out.ply").read_bytes() == source.read_bytes()

@@ -1,0 +1,181 @@
+"""The .ply format core: every layout found in the wild reads, writes back losslessly, and bad files say why."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from plyfile import PlyData, PlyElement
+
+from backend.errors import SplatFileError
+from backend.ply import read_ply, write_ply
+from backend.splat import REQUIRED_COLUMNS, Splat
+from backend.synthetic import make_scene
+from conftest import shared_file
+
+
+def scene(count=500, sh_degree=0, seed=1) -> Splat:
+    return make_scene(count, sh_degree=sh_degree, seed=seed).splat
+
+
+def write_with_plyfile(path, columns: dict, text=False, byte_order="<", comments=(), before=None):
+    """A file written by an independent PLY implementation, in any layout."""
+    rows = np.empty(len(next(iter(columns.values()))), dtype=[(n, v.dtype.str[1:]) for n, v in columns.items()])
+    for name, values in columns.items():
+        rows[name] = values
+    elements = ([before] if before is not None else []) + [PlyElement.describe(rows, "vertex")]
+    PlyData(elements, text=text, byte_order=byte_order, comments=list(comments)).write(str(path))
+
+
+def assert_same_values(splat: Splat, columns: dict):
+    assert list(splat.columns) == list(columns)
+    for name, values in columns.items():
+        np.testing.assert_array_equal(splat.columns[name], values, err_msg=name)
+        assert splat.columns[name].dtype == values.dtype, name
+
+
+@pytest.mark.parametrize("degree", [0, 1, 2, 3])
+def test_sh_degrees_round_trip_byte_for_byte(tmp_path, degree):
+    original = scene(sh_degree=degree)
+    write_ply(tmp_path / "a.ply", original)
+    loaded = read_ply(tmp_path / "a.ply")
+    assert loaded.sh_degree == degree and loaded.count == original.count
+    assert_same_values(loaded, original.columns)
+    write_ply(tmp_path / "b.ply", loaded)
+    assert (tmp_path / "a.ply").read_bytes() == (tmp_path / "b.ply").read_bytes()
+
+
+def test_our_files_open_in_an_independent_reader(tmp_path):
+    original = scene(sh_degree=3)
+    write_ply(tmp_path / "a.ply", original)
+    vertex = PlyData.read(str(tmp_path / "a.ply"))["vertex"]
+    assert [p.name for p in vertex.properties] == list(original.columns)
+    np.testing.assert_array_equal(vertex["f_rest_44"], original.columns["f_rest_44"])
+
+
+def test_sh_rest_is_channel_major(tmp_path):
+    splat = scene(sh_degree=1)
+    rest = splat.sh_rest  # (N, 3 coefficients, 3 channels)
+    np.testing.assert_array_equal(rest[:, 0, 1], splat.columns["f_rest_3"])  # green's first coefficient
+    np.testing.assert_array_equal(rest[:, 2, 2], splat.columns["f_rest_8"])
+
+
+@pytest.mark.parametrize(
+    "layout",
+    ["permuted", "no_normals_rot_before_scale", "big_endian", "ascii", "extra_columns", "element_before_vertex"],
+)
+def test_layouts_in_the_wild_read_and_write_back_value_identical(tmp_path, layout):
+    columns = dict(scene(sh_degree=1).columns)
+    options = {}
+    if layout == "permuted":
+        columns = dict(reversed(list(columns.items())))
+    elif layout == "no_normals_rot_before_scale":
+        order = [c for c in columns if not c.startswith(("scale", "rot"))]
+        order += [f"rot_{i}" for i in range(4)] + [f"scale_{i}" for i in range(3)]
+        columns = {c: columns[c] for c in order}
+    elif layout == "big_endian":
+        options["byte_order"] = ">"
+    elif layout == "ascii":
+        options["text"] = True
+    elif layout == "extra_columns":
+        n = len(columns["x"])
+        columns["nx"], columns["ny"], columns["nz"] = (np.zeros(n, np.float32),) * 3
+        columns["red"] = np.arange(n, dtype=np.uint8)
+        columns["segment"] = np.arange(n, dtype=np.int32) - 7
+        columns["tag"] = np.full(n, 4_000_000_000, dtype=np.uint32)
+        columns["weight"] = np.linspace(0, 1, n)  # float64
+    elif layout == "element_before_vertex":
+        options["before"] = PlyElement.describe(np.zeros(3, dtype=[("a", "f4"), ("b", "u1")]), "chunk")
+    write_with_plyfile(tmp_path / "in.ply", columns, comments=["made by a test"], **options)
+    loaded = read_ply(tmp_path / "in.ply")
+    assert_same_values(loaded, columns)
+    assert loaded.comments == ["made by a test"]
+    write_ply(tmp_path / "out.ply", loaded)
+    assert_same_values(read_ply(tmp_path / "out.ply"), columns)
+
+
+def test_infinite_opacity_is_a_saturated_alpha_not_damage(tmp_path):
+    splat = scene()
+    splat.columns["opacity"][:3] = np.inf
+    write_ply(tmp_path / "a.ply", splat)
+    loaded = read_ply(tmp_path / "a.ply")
+    assert loaded.count == splat.count and np.all(loaded.alphas[:3] == 1.0)
+
+
+def test_nan_and_inf_are_counted_and_dropped_only_on_request(tmp_path):
+    splat = scene()
+    splat.columns["x"][5] = np.nan
+    splat.columns["scale_1"][[7, 9]] = -np.inf
+    splat.columns["opacity"][11] = np.nan
+    write_ply(tmp_path / "a.ply", splat)
+    with pytest.raises(SplatFileError, match=r"a\.ply: 4 of 500 points have NaN or infinite values \(in x, opacity, scale_1\)"):
+        read_ply(tmp_path / "a.ply")
+    kept = read_ply(tmp_path / "a.ply", drop_invalid=True)
+    assert kept.count == 496 and np.isfinite(kept.positions).all()
+
+
+def bad_file(tmp_path, content: bytes):
+    path = tmp_path / "bad.ply"
+    path.write_bytes(content)
+    return path
+
+
+HEADER = "ply\nformat binary_little_endian 1.0\nelement vertex {n}\n{props}end_header\n"
+
+
+def header(n=2, columns=REQUIRED_COLUMNS, kind="float"):
+    return HEADER.format(n=n, props="".join(f"property {kind} {c}\n" for c in columns)).encode()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\x89PNG\r\n\x1a\n....", "not a PLY file"),
+        (b"ply\nformat binary_little_endian 1.0\nelement vertex 2\nproperty float x\n", "no 'end_header'"),
+        (b"ply\nformat binary_little_endian 1.0\nelement face 0\nend_header\n", "no 'vertex' element"),
+        (header(columns=[c for c in REQUIRED_COLUMNS if c not in ("opacity", "rot_2")]) + bytes(96),
+         "required column\\(s\\) missing: opacity, rot_2"),
+        (header() + bytes(4 * 14 * 2 - 10), "truncated: 2 points need 112 bytes of data, the file has 102"),
+        (header(n=0), "zero points"),
+        (header(columns=["opacity"] + [c for c in REQUIRED_COLUMNS if c != "opacity"], kind="uchar") + bytes(28),
+         "column 'x' is uchar; a float or double is expected"),
+        (header().replace(b"property float rot_3\n", b"property list uchar float rot_3\n"),
+         "column 'rot_3' is a list"),
+        (header(columns=REQUIRED_COLUMNS + ("f_rest_0", "f_rest_1")) + bytes(200), "2 f_rest columns do not form"),
+        (b"ply\nformat binary_middle_endian 1.0\nend_header\n", "line 2 is not understood"),
+        (b"ply\nformat ascii 1.0\nelement vertex 2\n" + b"".join(f"property float {c}\n".encode() for c in REQUIRED_COLUMNS)
+         + b"end_header\n" + b"1 " * 14 + b"\n1 2 3\n", "truncated or malformed: 2 points of 14 values expected, found 17"),
+    ],
+    ids=["png", "no_end_header", "no_vertex", "missing_columns", "truncated", "zero_points", "wrong_type",
+         "list_column", "bad_rest_count", "bad_format", "ascii_truncated"],
+)
+def test_bad_files_get_one_clear_message_naming_the_file(tmp_path, content, message):
+    with pytest.raises(SplatFileError, match=message) as caught:
+        read_ply(bad_file(tmp_path, content))
+    assert str(caught.value).startswith(str(tmp_path / "bad.ply") + ": ")
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(SplatFileError, match="no such file"):
+        read_ply(tmp_path / "nothing.ply")
+    with pytest.raises(SplatFileError, match="is a folder"):
+        read_ply(tmp_path)
+    with pytest.raises(SplatFileError, match="folder to write into does not exist"):
+        write_ply(tmp_path / "missing" / "out.ply", scene())
+
+
+def test_writing_replaces_a_file_whole_and_leaves_no_temporary_files(tmp_path):
+    target = tmp_path / "out.ply"
+    target.write_bytes(b"old")
+    write_ply(target, scene())
+    assert read_ply(target).count == 500
+    assert [p.name for p in tmp_path.iterdir()] == ["out.ply"]
+
+
+@pytest.mark.parametrize("name", ["statue/splat.ply", "splats/donut.ply", "splats/guitar.ply", "splats/biker.ply"])
+def test_real_splats_round_trip_byte_for_byte(tmp_path, name):
+    source = shared_file(f"data/{name}")
+    before = source.stat().st_mtime_ns
+    splat = read_ply(source)
+    write_ply(tmp_path / "out.ply", splat)
+    assert (tmp_path / "out.ply").read_bytes() == source.read_bytes()
+    assert source.stat().st_mtime_ns == before
