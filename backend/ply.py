@@ -146,17 +146,21 @@ def read_ascii(path, data, header, vertex) -> dict[str, np.ndarray]:
     return {name: values[:, i].astype(code) for i, (name, code) in enumerate(vertex.properties)}
 
 
-def read_ply(path, drop_invalid: bool = False) -> Splat:
-    """The splat in `path`. Points with NaN or infinite values are an error unless `drop_invalid`."""
-    path = Path(path)
+def read_file_bytes(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise SplatFileError(path, "no such file") from None
     except IsADirectoryError:
-        raise SplatFileError(path, "is a folder, not a .ply file") from None
+        raise SplatFileError(path, "is a folder, not a splat file") from None
     except OSError as error:
         raise SplatFileError(path, f"cannot be read ({error.strerror})") from None
+
+
+def read_ply(path, drop_invalid: bool = False) -> Splat:
+    """The splat in `path`. Points with NaN or infinite values are an error unless `drop_invalid`."""
+    path = Path(path)
+    data = read_file_bytes(path)
     header = parse_header(path, data[:MAX_HEADER_BYTES])
     vertex = next((element for element in header.elements if element.name == "vertex"), None)
     if vertex is None:

@@ -10,12 +10,9 @@ from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatPrope
 from bpy_extras.io_utils import ExportHelper, ImportHelper, axis_conversion, orientation_helper
 
 from .backend.errors import UserError
-from .backend.formats import read_splat
+from .backend.formats import SPLAT_EXTENSIONS, read_splat
 from .backend.ply import write_ply
 from .splat_object import is_splat, merge, object_to_splat, splat_to_object
-
-SPLAT_EXTENSIONS = ".ply"
-
 
 def axis_matrix(operator):
     return axis_conversion(from_forward=operator.axis_forward, from_up=operator.axis_up).to_4x4()
@@ -24,14 +21,14 @@ def axis_matrix(operator):
 # Captures are usually in the OpenCV frame (y down, z into the scene): up is -Y, forward is Z.
 @orientation_helper(axis_forward="Z", axis_up="-Y")
 class CLICKGAUSS_OT_import_splat(bpy.types.Operator, ImportHelper):
-    """Import a 3D Gaussian Splatting .ply file as a point-cloud object, every column kept as an attribute"""
+    """Import a 3D Gaussian Splatting file (.ply, compressed .ply, .spz) as a point-cloud object, every column an attribute"""
 
     bl_idname = "clickgauss.import_splat"
     bl_label = "Import Gaussian Splat"
     bl_options = {"REGISTER", "UNDO", "PRESET"}
 
     filename_ext = ".ply"
-    filter_glob: StringProperty(default="*.ply", options={"HIDDEN"})
+    filter_glob: StringProperty(default="*.ply;*.spz", options={"HIDDEN"})
     files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})
     directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})
     drop_invalid: BoolProperty(
@@ -125,7 +122,7 @@ class CLICKGAUSS_FH_splat(bpy.types.FileHandler):
     bl_idname = "CLICKGAUSS_FH_splat"
     bl_label = "Gaussian Splat"
     bl_import_operator = CLICKGAUSS_OT_import_splat.bl_idname
-    bl_file_extensions = SPLAT_EXTENSIONS
+    bl_file_extensions = ";".join(SPLAT_EXTENSIONS)
 
     @classmethod
     def poll_drop(cls, context):
@@ -133,7 +130,7 @@ class CLICKGAUSS_FH_splat(bpy.types.FileHandler):
 
 
 def menu_import(self, context):
-    self.layout.operator(CLICKGAUSS_OT_import_splat.bl_idname, text="Gaussian Splat (.ply)")
+    self.layout.operator(CLICKGAUSS_OT_import_splat.bl_idname, text="Gaussian Splat (.ply, .spz)")
 
 
 def menu_export(self, context):

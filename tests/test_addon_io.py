@@ -112,3 +112,12 @@ def test_real_splats_import_and_export_byte_for_byte(bpy, tmp_path, name):
     assert len(obj.data.points) == read_ply(source).count
     bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "out.ply"))
     assert (tmp_path / "out.ply").read_bytes() == source.read_bytes()
+
+
+@pytest.mark.parametrize("name, reference", [("guitar.compressed.ply", "guitar.ply"), ("biker.spz", "biker.ply")])
+def test_compressed_formats_import_as_the_same_scene_and_export_as_standard_ply(bpy, tmp_path, name, reference):
+    obj = import_splat(bpy, shared_file(f"data/splats/{name}"))
+    bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "out.ply"))
+    exported, expected = read_ply(tmp_path / "out.ply"), read_ply(shared_file(f"data/splats/{reference}"))
+    assert obj.name == name.rsplit(".", 1)[0] and exported.count == expected.count
+    np.testing.assert_allclose(exported.positions, expected.positions, atol=2e-4)

@@ -1,0 +1,302 @@
+"""Reading Niantic's SPZ compressed splat format with numpy.
+
+Two containers share the same packed attributes (reference: nianticlabs/spz, src/cc/load-spz.cc):
+
+- versions 1-3 (and 4 written the old way): the whole file is gzip; inside, a 16-byte header
+  ``magic "NGSP" (u32 0x5053474e), version u32, numPoints u32, shDegree u8, fractionalBits u8,
+  flags u8, reserved u8`` then the attributes back to back, then any extension records.
+- version 4: not gzip. A plain 32-byte header ``magic, version, numPoints, shDegree,
+  fractionalBits, flags, numStreams u8, tocByteOffset u32, 12 reserved bytes``, extension records
+  up to ``tocByteOffset``, a table of ``numStreams`` (compressedSize u64, uncompressedSize u64)
+  pairs, then each non-empty attribute as its own zstd frame. Reading it needs a zstd decoder:
+  Python 3.14's ``compression.zstd`` or the ``zstandard`` package from PyPI.
+
+Attributes, in order: positions (3 x 24-bit signed fixed point, ``fractionalBits`` fraction bits;
+float16 in version 1), alphas (u8, sigmoid * 255), colours (u8, ``f_dc * 0.15 * 255 + 127.5``),
+scales (u8, ``(log scale + 10) * 16``), rotations (version 2: x y z as ``(q + 1) * 127.5`` with
+w >= 0; version 3+: "smallest three" in 4 bytes: the largest x y z w component's index in the top
+2 bits, then for each other component a sign bit and 9 bits of ``|q| / sqrt(1/2) * 511``, the
+highest index in the lowest bits), then SH rest coefficients (u8, ``(v - 128) / 128``, colour
+channel fastest).
+
+Frames: the SPZ spec stores data right-up-back (OpenGL / three.js), where the 3DGS .ply is
+right-down-front; the reference library converts between the two when given the frames
+(``UnpackOptions.to = RDF``): x, -y, -z for positions, quaternion x y z times (1, -1, -1) and a sign
+per SH coefficient. ``read_spz`` does that by default, and the shared biker.spz / biker.ply pair
+agrees (positions match to the 2^-12 fixed-point step only with the flip). Tools that leave the
+frame UNSPECIFIED (the default of Niantic's CLI converters; recent PlayCanvas splat-transform)
+store the .ply's axes unchanged: ``from_rub=False`` reads those as stored. An Adobe coordinate-system
+extension record (0xADBE0003), when present, names the stored frame and is honoured.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SplatFileError
+from .ply import read_file_bytes
+from .splat import Splat
+
+MAGIC = 0x5053474E  # b"NGSP" read as little-endian u32
+GZIP_MAGIC = b"\x1f\x8b"
+LEGACY_HEADER_SIZE = 16
+NGSP_HEADER_SIZE = 32
+LATEST_VERSION = 4
+FIRST_ZSTD_VERSION = 4
+FLAG_ANTIALIASED = 0x1
+FLAG_HAS_EXTENSIONS = 0x2
+COLOUR_SCALE = 0.15  # SPZ stores f_dc * 0.15, not * SH_C0, so base colours a little out of range survive
+MAX_SH_DEGREE = 4
+MAX_COMPRESSION_RATIO = 1024  # the reference loader's sanity bound on points claimed per file byte
+EXTENSION_COORDINATE_SYSTEM = 0xADBE0003  # Adobe's record saying which axes the data is stored in
+COORDINATE_SYSTEMS = {
+    1: "LDB", 2: "RDB", 3: "LUB", 4: "RUB", 5: "LDF", 6: "RDF", 7: "LUF", 8: "RUF",
+}
+SQRT1_2 = np.sqrt(0.5)
+
+
+def _sh_dim(degree: int) -> int:
+    return (degree + 1) ** 2 - 1
+
+
+def _zstd_decompress(path: Path, payload: bytes, size: int, index: int) -> bytes:
+    try:
+        from compression import zstd  # Python 3.14+
+
+        def decompress(data):
+            return zstd.decompress(data)
+
+        errors: tuple = (zstd.ZstdError,)
+    except ImportError:
+        try:
+            import zstandard
+        except ImportError:
+            raise SplatFileError(
+                path, "is an SPZ version 4 file, whose streams are zstd-compressed; reading it needs the "
+                "'zstandard' Python package (pip install zstandard)"
+            ) from None
+
+        def decompress(data):
+            return zstandard.ZstdDecompressor().decompress(data, max_output_size=size)
+
+        errors = (zstandard.ZstdError,)
+    try:
+        out = decompress(payload)
+    except errors as error:
+        raise SplatFileError(path, f"SPZ stream {index} is corrupt (zstd: {error})") from None
+    if len(out) != size:
+        raise SplatFileError(path, f"SPZ stream {index} decompresses to {len(out)} bytes, its table says {size}")
+    return out
+
+
+def _attribute_sizes(count: int, version: int, sh_degree: int) -> list[tuple[str, int]]:
+    return [
+        ("positions", count * 3 * (2 if version == 1 else 3)),
+        ("alphas", count),
+        ("colors", count * 3),
+        ("scales", count * 3),
+        ("rotations", count * (4 if version >= 3 else 3)),
+        ("sh", count * _sh_dim(sh_degree) * 3),
+    ]
+
+
+def _check_header(path: Path, version: int, count: int, sh_degree: int, fractional_bits: int, size: int) -> None:
+    if not 1 <= version <= LATEST_VERSION:
+        raise SplatFileError(path, f"SPZ version {version} is not supported (versions 1-{LATEST_VERSION} are)")
+    if count == 0:
+        raise SplatFileError(path, "the file holds zero points")
+    if sh_degree > MAX_SH_DEGREE:
+        raise SplatFileError(path, f"SPZ header gives SH degree {sh_degree}; 0-{MAX_SH_DEGREE} are valid")
+    if fractional_bits > 24:
+        raise SplatFileError(path, f"SPZ header gives {fractional_bits} fractional bits for 24-bit positions")
+    if count * 9 > size * MAX_COMPRESSION_RATIO:
+        raise SplatFileError(path, f"SPZ header claims {count} points, more than a {size}-byte file can hold")
+
+
+def _read_extensions(path: Path, block: bytes) -> dict[int, bytes]:
+    """Length-delimited extension records (u32 type, u32 length, payload); unknown types are kept too."""
+    records, offset = {}, 0
+    while offset + 8 <= len(block):
+        kind, length = np.frombuffer(block, dtype="<u4", count=2, offset=offset)
+        offset += 8
+        if offset + int(length) > len(block):
+            raise SplatFileError(path, "truncated: an SPZ extension record runs past its block")
+        records[int(kind)] = block[offset:offset + int(length)]
+        offset += int(length)
+    return records
+
+
+def _unpack_legacy(path: Path, data: bytes):
+    try:
+        raw = zlib.decompress(data, 16 + zlib.MAX_WBITS)
+    except zlib.error as error:
+        problem = "truncated" if "incomplete" in str(error) or "truncated" in str(error) else "corrupt"
+        raise SplatFileError(path, f"{problem}: the gzip data cannot be decompressed ({error})") from None
+    if len(raw) < LEGACY_HEADER_SIZE:
+        raise SplatFileError(path, f"truncated: {len(raw)} bytes after gzip, shorter than the 16-byte SPZ header")
+    magic, version, count = np.frombuffer(raw, dtype="<u4", count=3)
+    if magic != MAGIC:
+        raise SplatFileError(path, "not an SPZ file: the decompressed data does not start with 'NGSP'")
+    sh_degree, fractional_bits, flags = raw[12], raw[13], raw[14]
+    version, count = int(version), int(count)
+    _check_header(path, version, count, sh_degree, fractional_bits, len(data))
+    buffers, offset = {}, LEGACY_HEADER_SIZE
+    sizes = _attribute_sizes(count, version, sh_degree)
+    needed = sum(size for _, size in sizes)
+    if len(raw) - offset < needed:
+        raise SplatFileError(
+            path, f"truncated: {count} points need {needed} bytes of data, the file has {len(raw) - offset}"
+        )
+    for name, size in sizes:
+        buffers[name] = raw[offset:offset + size]
+        offset += size
+    extensions = _read_extensions(path, raw[offset:]) if flags & FLAG_HAS_EXTENSIONS else {}
+    return version, count, sh_degree, fractional_bits, flags, buffers, extensions
+
+
+def _unpack_ngsp(path: Path, data: bytes):
+    if len(data) < NGSP_HEADER_SIZE:
+        raise SplatFileError(path, f"truncated: {len(data)} bytes, shorter than the 32-byte SPZ header")
+    _, version, count = (int(v) for v in np.frombuffer(data, dtype="<u4", count=3))
+    sh_degree, fractional_bits, flags, num_streams = data[12], data[13], data[14], data[15]
+    if version < FIRST_ZSTD_VERSION:
+        raise SplatFileError(
+            path, f"SPZ version {version} files are gzip-compressed, but this one starts with a plain header"
+        )
+    _check_header(path, version, count, sh_degree, fractional_bits, len(data))
+    toc = int(np.frombuffer(data, dtype="<u4", count=1, offset=16)[0])
+    if toc < NGSP_HEADER_SIZE:
+        raise SplatFileError(path, f"corrupt SPZ header: stream table offset {toc} lies inside the header")
+    sizes = [(name, size) for name, size in _attribute_sizes(count, version, sh_degree) if size]
+    if num_streams != len(sizes):
+        raise SplatFileError(path, f"SPZ header lists {num_streams} streams; {len(sizes)} are expected")
+    table_end = toc + 16 * num_streams
+    if table_end > len(data):
+        raise SplatFileError(path, f"truncated: the stream table ends at byte {table_end}, the file has {len(data)}")
+    table = np.frombuffer(data, dtype="<u8", count=2 * num_streams, offset=toc).reshape(-1, 2)
+    buffers, offset = {}, table_end
+    for index, ((name, size), (packed, unpacked)) in enumerate(zip(sizes, table.tolist())):
+        if unpacked != size:
+            raise SplatFileError(path, f"SPZ stream {index} ({name}) holds {unpacked} bytes; {size} are expected")
+        if offset + packed > len(data):
+            raise SplatFileError(
+                path, f"truncated: SPZ stream {index} ({name}) ends at byte {offset + packed}, the file has {len(data)}"
+            )
+        buffers[name] = _zstd_decompress(path, data[offset:offset + packed], size, index)
+        offset += packed
+    if offset != len(data):
+        raise SplatFileError(path, f"corrupt: {len(data) - offset} unexpected bytes after the last SPZ stream")
+    buffers.setdefault("sh", b"")
+    extensions = _read_extensions(path, data[NGSP_HEADER_SIZE:toc]) if flags & FLAG_HAS_EXTENSIONS else {}
+    return version, count, sh_degree, fractional_bits, flags, buffers, extensions
+
+
+def _positions(raw: bytes, count: int, version: int, fractional_bits: int) -> np.ndarray:
+    if version == 1:
+        return np.frombuffer(raw, dtype="<f2").reshape(count, 3).astype(np.float64)
+    b = np.frombuffer(raw, dtype=np.uint8).reshape(count, 3, 3).astype(np.int32)
+    fixed = b[..., 0] | (b[..., 1] << 8) | (b[..., 2] << 16)
+    fixed = np.where(fixed & 0x800000, fixed - (1 << 24), fixed)
+    return fixed.astype(np.float64) / (1 << fractional_bits)
+
+
+def unpack_rotations_smallest_three(packed: np.ndarray) -> np.ndarray:
+    """(N,) uint32 SPZ v3 rotation words -> (N, 4) quaternions x y z w (unit length)."""
+    packed = packed.astype(np.uint32, copy=False)
+    largest = (packed >> np.uint32(30)).astype(np.intp)
+    rows = np.arange(len(packed))
+    quaternions = np.zeros((len(packed), 4), dtype=np.float64)
+    # The component with the highest index (other than the largest) sits in the lowest 10 bits.
+    shift = np.zeros(len(packed), dtype=np.uint32)
+    for component in (3, 2, 1, 0):
+        here = largest != component
+        word = packed >> shift
+        magnitude = (word & np.uint32(511)).astype(np.float64) * (SQRT1_2 / 511.0)
+        negative = ((word >> np.uint32(9)) & np.uint32(1)).astype(bool)
+        quaternions[here, component] = np.where(negative, -magnitude, magnitude)[here]
+        shift = shift + np.where(here, np.uint32(10), np.uint32(0)).astype(np.uint32)
+    rest = np.sum(quaternions * quaternions, axis=1)
+    quaternions[rows, largest] = np.sqrt(np.maximum(0.0, 1.0 - rest))
+    return quaternions
+
+
+def _rotations(raw: bytes, count: int, version: int) -> np.ndarray:
+    """(N, 4) quaternions x y z w."""
+    if version >= 3:
+        return unpack_rotations_smallest_three(np.frombuffer(raw, dtype="<u4", count=count))
+    xyz = np.frombuffer(raw, dtype=np.uint8).reshape(count, 3).astype(np.float64) / 127.5 - 1.0
+    w = np.sqrt(np.maximum(0.0, 1.0 - np.sum(xyz * xyz, axis=1)))
+    return np.concatenate([xyz, w[:, None]], axis=1)
+
+
+def _axis_flips(source: str) -> tuple[float, float, float]:
+    """Signs that take axes named like 'RUB' to the PLY's right-down-front."""
+    return (1.0 if source[0] == "R" else -1.0, 1.0 if source[1] == "D" else -1.0, 1.0 if source[2] == "F" else -1.0)
+
+
+def _sh_flips(x: float, y: float, z: float) -> np.ndarray:
+    """Sign of each SH rest coefficient (degrees 1-4) under an axis flip (as in the reference's flipSh)."""
+    return np.array([
+        y, z, x,
+        x * y, y * z, 1.0, x * z, 1.0,
+        y, x * y * z, y, z, x, z, x,
+        x * y, y * z, x * y, y * z, 1.0, x * z, 1.0, x * z, y,
+    ])
+
+
+def read_spz(path, from_rub: bool = True) -> Splat:
+    """The splat in an SPZ file (versions 1-4), decoded to the canonical 3DGS columns.
+
+    By default the data is converted from the spec's right-up-back frame (or the frame an Adobe
+    coordinate-system extension names) to the PLY's right-down-front; ``from_rub=False`` keeps the
+    axes as stored, for files written without the conversion. SH degree 4 (SPZ only) is cut to
+    degree 3, the most a 3DGS .ply holds.
+    """
+    path = Path(path)
+    data = read_file_bytes(path)
+    if data[:2] == GZIP_MAGIC:
+        unpacked = _unpack_legacy(path, data)
+    elif len(data) >= 4 and int(np.frombuffer(data, dtype="<u4", count=1)[0]) == MAGIC:
+        unpacked = _unpack_ngsp(path, data)
+    else:
+        raise SplatFileError(path, "not an SPZ file (it starts with neither gzip data nor 'NGSP')")
+    version, count, sh_degree, fractional_bits, flags, buffers, extensions = unpacked
+
+    positions = _positions(buffers["positions"], count, version, fractional_bits)
+    alphas = np.frombuffer(buffers["alphas"], dtype=np.uint8).astype(np.float64) / 255.0
+    alphas = np.clip(alphas, 1.0 / 255.0, 254.0 / 255.0)  # as the reference loader: keeps logits finite
+    opacities = np.log(alphas / (1.0 - alphas))
+    colours = np.frombuffer(buffers["colors"], dtype=np.uint8).reshape(count, 3).astype(np.float64)
+    sh_dc = (colours / 255.0 - 0.5) / COLOUR_SCALE
+    scales = np.frombuffer(buffers["scales"], dtype=np.uint8).reshape(count, 3).astype(np.float64) / 16.0 - 10.0
+    xyzw = _rotations(buffers["rotations"], count, version)
+    sh_rest = None
+    if sh_degree:
+        coefficients = np.frombuffer(buffers["sh"], dtype=np.uint8).astype(np.float64)
+        sh_rest = (coefficients.reshape(count, _sh_dim(sh_degree), 3) - 128.0) / 128.0
+
+    if from_rub:
+        frame = "RUB"
+        if EXTENSION_COORDINATE_SYSTEM in extensions:
+            payload = extensions[EXTENSION_COORDINATE_SYSTEM]
+            code = int(np.frombuffer(payload[:4], dtype="<u4")[0]) if len(payload) >= 4 else 0
+            if code in COORDINATE_SYSTEMS:
+                frame = COORDINATE_SYSTEMS[code]
+            elif code != 0:
+                raise SplatFileError(path, f"SPZ data is stored in coordinate system {code}, which is not supported")
+        x, y, z = _axis_flips(frame)
+        positions = positions * np.array([x, y, z])
+        xyzw = xyzw * np.array([y * z, x * z, x * y, 1.0])
+        if sh_rest is not None:
+            sh_rest = sh_rest * _sh_flips(x, y, z)[: sh_rest.shape[1], None]
+
+    if sh_rest is not None and sh_rest.shape[1] > _sh_dim(3):
+        sh_rest = sh_rest[:, : _sh_dim(3)]  # band 4 has no place in a 3DGS .ply
+    rotations = xyzw[:, [3, 0, 1, 2]]  # w x y z
+    splat = Splat.from_arrays(positions, sh_dc, opacities, scales, rotations, sh_rest)
+    if flags & FLAG_ANTIALIASED:
+        splat.comments.append("antialiased (mip-splatting): from the SPZ header")
+    return splat
