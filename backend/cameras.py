@@ -112,6 +112,28 @@ def quaternion_to_matrix(qw, qx, qy, qz) -> np.ndarray:
     ])
 
 
+def matrix_to_quaternion(rotation: np.ndarray) -> np.ndarray:
+    """(4,) w x y z unit quaternion of a (3, 3) rotation, w >= 0 (Shepperd's method: stable everywhere)."""
+    m = rotation
+    trace = np.trace(m)
+    candidates = [trace, m[0, 0], m[1, 1], m[2, 2]]
+    i = int(np.argmax(candidates))
+    if i == 0:
+        r = np.sqrt(1 + trace) * 2
+        q = [r / 4, (m[2, 1] - m[1, 2]) / r, (m[0, 2] - m[2, 0]) / r, (m[1, 0] - m[0, 1]) / r]
+    elif i == 1:
+        r = np.sqrt(1 + m[0, 0] - m[1, 1] - m[2, 2]) * 2
+        q = [(m[2, 1] - m[1, 2]) / r, r / 4, (m[0, 1] + m[1, 0]) / r, (m[0, 2] + m[2, 0]) / r]
+    elif i == 2:
+        r = np.sqrt(1 + m[1, 1] - m[0, 0] - m[2, 2]) * 2
+        q = [(m[0, 2] - m[2, 0]) / r, (m[0, 1] + m[1, 0]) / r, r / 4, (m[1, 2] + m[2, 1]) / r]
+    else:
+        r = np.sqrt(1 + m[2, 2] - m[0, 0] - m[1, 1]) * 2
+        q = [(m[1, 0] - m[0, 1]) / r, (m[0, 2] + m[2, 0]) / r, (m[1, 2] + m[2, 1]) / r, r / 4]
+    q = np.array(q)
+    return q if q[0] >= 0 else -q
+
+
 def pose_matrix(rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
     """(4, 4) from a (3, 3) rotation and a (3,) translation."""
     matrix = np.eye(4)
@@ -269,6 +291,23 @@ def read_colmap_images_txt(path: Path) -> list[tuple[str, tuple, np.ndarray, int
         images.append((name.replace("\\", "/"), quaternion, translation, camera_id))
         index += 1  # the 2D points line
     return images
+
+
+def write_colmap_text(folder, cameras: list[Camera]) -> None:
+    """A COLMAP text model (cameras.txt, images.txt, empty points3D.txt) of PINHOLE cameras."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    camera_lines, image_lines = [], []
+    for index, camera in enumerate(cameras, start=1):
+        camera_lines.append(f"{index} PINHOLE {camera.width} {camera.height} "
+                            f"{camera.fx!r} {camera.fy!r} {camera.cx!r} {camera.cy!r}")
+        q = matrix_to_quaternion(camera.world_to_camera[:3, :3])
+        t = camera.world_to_camera[:3, 3]
+        image_lines.append(" ".join([str(index), *(repr(float(v)) for v in (*q, *t)), str(index), camera.name]))
+        image_lines.append("")
+    (folder / "cameras.txt").write_text("\n".join(camera_lines) + "\n")
+    (folder / "images.txt").write_text("\n".join(image_lines) + "\n")
+    (folder / "points3D.txt").write_text("")
 
 
 class _BinaryReader:

@@ -8,6 +8,7 @@ so the ground is the plane y = 0 and objects stand at negative y.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -129,3 +130,86 @@ def make_scene(count: int = 20_000, sh_degree: int = 0, seed: int = 0, parts=Non
         sh_rest=rest,
     )
     return SyntheticScene(splat, np.concatenate(object_ids), np.concatenate(part_ids), object_names, list(parts))
+
+
+def look_at(name: str, eye, target, width: int, height: int, focal: float):
+    """An OpenCV camera at `eye` looking at `target`, with the world's up being -y."""
+    from .cameras import Camera
+
+    eye, target = np.asarray(eye, np.float64), np.asarray(target, np.float64)
+    forward = (target - eye) / np.linalg.norm(target - eye)
+    right = np.cross(forward, [0.0, -1.0, 0.0])
+    right /= np.linalg.norm(right)
+    down = np.cross(forward, right)
+    world_to_camera = np.eye(4)
+    world_to_camera[:3, :3] = np.stack([right, down, forward])
+    world_to_camera[:3, 3] = -world_to_camera[:3, :3] @ eye
+    return Camera(name, width, height, focal, focal, width / 2, height / 2, world_to_camera)
+
+
+def orbit_cameras(count: int, width: int = 160, height: int = 120, radius: float = 5.0, elevation: float = 0.6):
+    """`count` cameras on a circle around the scene, looking at its centre from above."""
+    cameras = []
+    for i in range(count):
+        angle = 2 * np.pi * i / count
+        eye = (radius * np.cos(angle) * np.cos(elevation), -radius * np.sin(elevation), radius * np.sin(angle) * np.cos(elevation))
+        cameras.append(look_at(f"view_{i:03d}.png", eye, (0.0, -0.4, 0.0), width, height, focal=0.9 * width))
+    return cameras
+
+
+def render_views(scene: SyntheticScene, cameras):
+    """Per camera: the RGB image (H, W, 3) uint8 and ground-truth object and part label maps (H, W) int32.
+
+    A pixel's label is the object (part) with the largest compositing weight there, -1 where the
+    scene covers less than half of the pixel.
+    """
+    import torch
+
+    from .render import apply_weights
+    from .views import camera_weights, splat_tensors
+
+    splat = scene.splat
+    tensors = splat_tensors(splat)
+    colors = torch.from_numpy(splat.colors.astype(np.float32))
+    object_onehot = torch.nn.functional.one_hot(torch.from_numpy(scene.object_ids).long()).float()
+    part_onehot = torch.nn.functional.one_hot(torch.from_numpy(scene.part_ids).long()).float()
+    views = []
+    for camera in cameras:
+        weights = camera_weights(splat, camera, tensors=tensors)
+        shape = (camera.height, camera.width)
+        rgb = apply_weights(weights, colors).reshape(*shape, 3)
+        labels = []
+        for onehot in (object_onehot, part_onehot):
+            votes = apply_weights(weights, onehot)
+            best, label = votes.max(dim=1)
+            label[votes.sum(dim=1) < 0.5] = -1
+            labels.append(label.reshape(shape).numpy().astype(np.int32))
+        image = (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+        views.append((image, labels[0], labels[1]))
+    return views
+
+
+def write_scene(folder, scene: SyntheticScene, cameras) -> None:
+    """The on-disk layout of real data, so the ordinary commands run on it unchanged.
+
+    splat.ply, images/*.png, sparse/0 (a COLMAP text model), masks/*.npz (each view's object and
+    part masks as overlapping boolean stacks, the way SAM returns masks), gt/*.npz (exact object
+    and part label maps, -1 = background).
+    """
+    from PIL import Image
+
+    from .cameras import write_colmap_text
+    from .ply import write_ply
+
+    folder = Path(folder)
+    for sub in ("images", "masks", "gt"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    write_ply(folder / "splat.ply", scene.splat)
+    write_colmap_text(folder / "sparse" / "0", cameras)
+    for camera, (image, objects, parts) in zip(cameras, render_views(scene, cameras)):
+        stem = Path(camera.name).stem
+        Image.fromarray(image).save(folder / "images" / camera.name)
+        masks = [objects == i for i in np.unique(objects[objects >= 0])]
+        masks += [parts == i for i in np.unique(parts[parts >= 0])]
+        np.savez_compressed(folder / "masks" / f"{stem}.npz", masks=np.stack(masks))
+        np.savez_compressed(folder / "gt" / f"{stem}.npz", objects=objects, parts=parts)

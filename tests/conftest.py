@@ -41,3 +41,25 @@ def bpy(blender):
     clear_scene(blender)
     yield blender
     clear_scene(blender)
+
+
+@pytest.fixture(scope="session")
+def trained_scene(tmp_path_factory):
+    """A small generated scene on disk (real-data layout) and a feature field trained on its masks."""
+    from backend.features import save_features
+    from backend.masks import view_labels
+    from backend.synthetic import make_scene, orbit_cameras, write_scene
+    from backend.train import TrainConfig, train_features
+
+    folder = tmp_path_factory.mktemp("scene")
+    scene = make_scene(3000, seed=3)
+    cameras = orbit_cameras(6, width=120, height=90)
+    write_scene(folder, scene, cameras)
+    from backend.cameras import load_images
+
+    _, images = load_images(folder / "images", cameras)
+    labels = [view_labels(image, c.name, "folder", mask_dir=folder / "masks") for c, image in zip(cameras, images)]
+    config = TrainConfig(iterations=200, pixels=1500, gfl_start=120, gfl_refresh=40, seed=1)
+    result = train_features(scene.splat, cameras, labels, config, "ground-truth masks")
+    save_features(folder / "features.npz", result.field)
+    return {"folder": folder, "scene": scene, "cameras": cameras, "labels": labels, "result": result}

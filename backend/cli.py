@@ -1,0 +1,321 @@
+"""`python -m backend`: train a feature field, segment by clicks, render views and features.
+
+Exit codes: 0 done; 2 a mistake in the input or the settings (one message on stderr, no
+traceback); 130 / 143 stopped by Ctrl+C / SIGTERM, nothing written; 1 an internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+MASK_SOURCES = ("auto", "sam", "folder", "felzenszwalb")
+
+
+def add_scene_arguments(parser, images_required: bool) -> None:
+    parser.add_argument("--splat", required=True, type=Path, help="the trained splat (.ply, compressed .ply or .spz)")
+    parser.add_argument("--cameras", required=True, type=Path,
+                        help="COLMAP model folder (text or binary), transforms.json, or LLFF poses_bounds.npy")
+    parser.add_argument("--images", required=images_required, type=Path,
+                        help="the folder of photos the splat was trained from" + ("" if images_required else
+                                                                                  " (LLFF cameras need it for the names)"))
+    parser.add_argument("--downscale", type=int, default=1, help="divide the image size by this (default 1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m backend", description="Click-Gaussian backend.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="learn 24 features per Gaussian from the photos and 2D masks",
+                                description="Learn the Click-Gaussian feature field (../shared/METHOD.md).")
+    add_scene_arguments(train, images_required=True)
+    train.add_argument("--out", required=True, type=Path, help="features file to write (.npz), atomically")
+    train.add_argument("--masks", choices=MASK_SOURCES, default="auto",
+                       help="mask source: SAM with --sam-checkpoint, a folder with --mask-dir, or the weight-free "
+                            "felzenszwalb fallback (lower quality); auto picks in that order")
+    train.add_argument("--mask-dir", type=Path, help="precomputed masks, one label PNG or .npz per image")
+    train.add_argument("--sam-checkpoint", type=Path, help="a segment-anything checkpoint (.pth)")
+    train.add_argument("--sam-model", default="vit_h", help="SAM model type of the checkpoint (default vit_h)")
+    train.add_argument("--mask-cache", type=Path, help="folder caching computed masks (default: <out>.masks/)")
+    train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    train.add_argument("--progress", default="bar", choices=("bar", "json", "none"),
+                       help="progress on stderr as a bar, or one JSON object per line on stdout")
+    from .train import TrainConfig
+
+    defaults = TrainConfig()
+    for name, value in vars(defaults).items():
+        if isinstance(value, bool):
+            train.add_argument(f"--no-{name[4:].replace('_', '-')}", dest=name, action="store_false",
+                               help=f"switch off the {name[4:].replace('_', ' ')} term (ablation)")
+        else:
+            train.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value,
+                               help=f"default {value}")
+
+    segment = commands.add_parser("segment", help="select the object under one or more clicks",
+                                  description="Select Gaussians by clicking a view; write them and the rest as splats.")
+    add_scene_arguments(segment, images_required=False)
+    segment.add_argument("--features", required=True, type=Path, help="features from 'train'")
+    segment.add_argument("--view", required=True, help="the image (camera) name the clicks are in")
+    segment.add_argument("--click", nargs=2, type=float, action="append", required=True, metavar=("X", "Y"),
+                         help="a pixel of the object (repeat to add more)")
+    segment.add_argument("--exclude", nargs=2, type=float, action="append", default=[], metavar=("X", "Y"),
+                         help="a pixel whose object is removed from the selection")
+    segment.add_argument("--level", choices=("coarse", "fine"), default="coarse", help="whole objects or parts")
+    segment.add_argument("--threshold", type=float, help="cosine similarity to select above (default per level)")
+    segment.add_argument("--out", required=True, type=Path, help="the selected Gaussians (.ply)")
+    segment.add_argument("--rest", type=Path, help="the other Gaussians (.ply)")
+    segment.add_argument("--mask-dir", type=Path, help="write the selection's rendered mask of every view here (PNG)")
+
+    render = commands.add_parser("render", help="write a view's colours and its coarse/fine features as pictures",
+                                 description="Render a view's RGB and a false-colour (PCA) picture of each feature level.")
+    add_scene_arguments(render, images_required=False)
+    render.add_argument("--view", required=True, help="the image (camera) name to render")
+    render.add_argument("--features", type=Path, help="features from 'train' (without them only RGB is written)")
+    render.add_argument("--out", required=True, type=Path, help="folder for the PNG files")
+    return parser
+
+
+class StopRequested:
+    """Ctrl+C and SIGTERM set a flag that training polls, so it stops between steps and writes nothing."""
+
+    def __init__(self):
+        self.signal = None
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, self.request)
+
+    def request(self, number, frame):
+        self.signal = number
+
+    def __call__(self) -> bool:
+        return self.signal is not None
+
+
+def progress_printer(mode: str):
+    def as_json(event):
+        print(json.dumps(event), flush=True)
+
+    def as_bar(event):
+        if event["phase"] != "iterations":
+            detail = f": {event['source']}" if "source" in event else ""
+            print(f"{event['phase']}{detail}", file=sys.stderr, flush=True)
+            return
+        done = event["iteration"] / event["of"]
+        bar = "#" * int(30 * done) + "." * (30 - int(30 * done))
+        end = "\n" if event["iteration"] == event["of"] else ""
+        print(f"\r[{bar}] {event['iteration']}/{event['of']} loss {event['loss']:.4f} "
+              f"{event['remaining_s']:.0f} s left ", file=sys.stderr, end=end, flush=True)
+
+    return {"json": as_json, "bar": as_bar, "none": lambda event: None}[mode]
+
+
+def mask_settings(options) -> tuple[str, dict]:
+    """The mask source and its settings, `auto` resolved; each source's own function checks the rest."""
+    source = options.masks
+    if source == "auto":
+        source = "sam" if options.sam_checkpoint else "folder" if options.mask_dir else "felzenszwalb"
+    cache = options.mask_cache or options.out.with_name(options.out.name + ".masks")
+    settings = {
+        "sam": lambda: {"checkpoint": options.sam_checkpoint, "model_type": options.sam_model, "cache_dir": cache},
+        "folder": lambda: {"mask_dir": options.mask_dir},
+        "felzenszwalb": lambda: {"cache_dir": cache},
+    }[source]()
+    if source == "sam" and not options.sam_checkpoint:
+        raise UserError("--masks sam needs --sam-checkpoint (a segment-anything .pth file)")
+    if source == "folder" and not options.mask_dir:
+        raise UserError("--masks folder needs --mask-dir")
+    return source, settings
+
+
+def pick_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: this machine's torch sees no CUDA GPU")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise UserError("--device mps: this machine's torch has no Apple MPS device")
+    return name
+
+
+def load_scene(options, need_images: bool):
+    from .cameras import load_cameras, load_images
+    from .formats import read_splat
+
+    splat = read_splat(options.splat)
+    cameras = load_cameras(options.cameras, images_dir=options.images)
+    images = None
+    if need_images:
+        cameras, images = load_images(options.images, cameras, downscale=options.downscale)
+    elif options.downscale != 1:
+        cameras = [camera.scaled(1.0 / options.downscale) for camera in cameras]
+    return splat, cameras, images
+
+
+def find_view(cameras, name: str):
+    for camera in cameras:
+        if name in (camera.name, Path(camera.name).name, Path(camera.name).stem):
+            return camera
+    names = ", ".join(c.name for c in cameras[:8]) + (", ..." if len(cameras) > 8 else "")
+    raise UserError(f"--view {name}: no camera has that image name (there are: {names})")
+
+
+def run_train(options) -> int:
+    from .features import save_features
+    from .masks import mask_source_description, view_labels
+    from .train import TrainConfig, train_features
+
+    stop = StopRequested()
+    progress = progress_printer(options.progress)
+    if not options.out.parent.is_dir():
+        raise UserError(f"--out {options.out}: the folder does not exist")
+    config = TrainConfig(**{name: getattr(options, name) for name in vars(TrainConfig())})
+    device = pick_device(options.device)
+    source, settings = mask_settings(options)
+    description = mask_source_description(source, **settings)
+    splat, cameras, images = load_scene(options, need_images=True)
+    started = time.perf_counter()
+    progress({"phase": "masks", "source": description, "views": len(cameras)})
+    labels = []
+    for camera, image in zip(cameras, images):
+        if stop():
+            return cancelled(stop)
+        labels.append(view_labels(image, camera.name, source, **settings))
+    mask_seconds = time.perf_counter() - started
+    try:
+        result = train_features(splat, cameras, labels, config, description, device, progress, stop)
+    except UserError:
+        if stop():
+            return cancelled(stop)
+        raise
+    save_features(options.out, result.field)
+    seconds = {"masks": round(mask_seconds, 2), **{k: round(v, 2) for k, v in result.seconds.items()}}
+    progress({"phase": "done", "out": str(options.out), "seconds": seconds})
+    if options.progress == "bar":
+        print(f"wrote {options.out} ({splat.count:,} Gaussians); seconds per phase: "
+              + ", ".join(f"{k} {v}" for k, v in seconds.items()), file=sys.stderr)
+    return 0
+
+
+def cancelled(stop) -> int:
+    print("\ncancelled: nothing was written", file=sys.stderr)
+    return 128 + stop.signal
+
+
+def run_segment(options) -> int:
+    from .click import DEFAULT_THRESHOLDS, Geometry, click_feature, pixel_weights, select, unit_features
+    from .features import load_features
+    from .ply import write_ply
+
+    splat, cameras, _ = load_scene(options, need_images=False)
+    field = load_features(options.features, splat)
+    camera = find_view(cameras, options.view)
+    threshold = DEFAULT_THRESHOLDS[options.level] if options.threshold is None else options.threshold
+    unit = unit_features(field.features, options.level)
+    geometry = Geometry.of(splat)
+    selected = np.zeros(splat.count, dtype=bool)
+    for clicks, include in ((options.click, True), (options.exclude, False)):
+        for x, y in clicks:
+            if not (0 <= x < camera.width and 0 <= y < camera.height):
+                raise UserError(f"click ({x:g}, {y:g}) is outside view {camera.name} ({camera.width}x{camera.height})")
+            query = click_feature(unit, *pixel_weights(geometry, camera, x + 0.5, y + 0.5))
+            if query is None:
+                raise UserError(f"click ({x:g}, {y:g}) in {camera.name} hits no Gaussian")
+            hit = select(unit, query, threshold)
+            selected = selected | hit if include else selected & ~hit
+    write_ply(options.out, splat.subset(selected))
+    if options.rest:
+        write_ply(options.rest, splat.subset(~selected))
+    if options.mask_dir:
+        write_selection_masks(splat, cameras, selected, options.mask_dir)
+    print(f"selected {int(selected.sum()):,} of {splat.count:,} Gaussians ({options.level}, threshold {threshold}) "
+          f"-> {options.out}", file=sys.stderr)
+    return 0
+
+
+def write_selection_masks(splat, cameras, selected: np.ndarray, folder: Path) -> None:
+    """Each view's rendered selection: white where more than half of a pixel's colour comes from it."""
+    import torch
+    from PIL import Image
+
+    from .ply import write_atomic
+    from .render import apply_weights
+    from .views import camera_weights
+
+    folder.mkdir(parents=True, exist_ok=True)
+    share = torch.from_numpy(selected.astype(np.float32))[:, None]
+    for camera in cameras:
+        mask = apply_weights(camera_weights(splat, camera), share).reshape(camera.height, camera.width) > 0.5
+        png = io_png(Image.fromarray((mask.numpy() * 255).astype(np.uint8)))
+        write_atomic(folder / (Path(camera.name).stem + ".png"), [png])
+
+
+def io_png(image) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def pca_colors(features: np.ndarray) -> np.ndarray:
+    """(P, 3) in [0, 1]: the first three principal components of (P, D) features, stretched per channel."""
+    centred = features - features.mean(axis=0)
+    _, _, components = np.linalg.svd(centred[:: max(1, len(centred) // 20000)], full_matrices=False)
+    projected = centred @ components[:3].T
+    low, high = np.percentile(projected, [1, 99], axis=0)
+    return np.clip((projected - low) / np.maximum(high - low, 1e-8), 0, 1)
+
+
+def run_render(options) -> int:
+    import torch
+    from PIL import Image
+
+    from .click import unit_features
+    from .features import load_features
+    from .ply import write_atomic
+    from .render import apply_weights
+    from .views import camera_weights
+
+    splat, cameras, _ = load_scene(options, need_images=False)
+    field = load_features(options.features, splat) if options.features else None
+    camera = find_view(cameras, options.view)
+    options.out.mkdir(parents=True, exist_ok=True)
+    weights = camera_weights(splat, camera)
+    shape = (camera.height, camera.width)
+    stem = Path(camera.name).stem
+    rgb = apply_weights(weights, torch.from_numpy(splat.colors.astype(np.float32))).reshape(*shape, 3)
+    pictures = {f"{stem}_rgb.png": (rgb.clamp(0, 1) * 255).to(torch.uint8).numpy()}
+    if field is not None:
+        alpha = apply_weights(weights, torch.ones(splat.count, 1)).reshape(-1).numpy()
+        for level in ("coarse", "fine"):
+            rendered = apply_weights(weights, torch.from_numpy(unit_features(field.features, level))).numpy()
+            colors = np.zeros((len(rendered), 3))
+            covered = alpha > 0.5
+            colors[covered] = pca_colors(rendered[covered])
+            pictures[f"{stem}_{level}.png"] = (colors.reshape(*shape, 3) * 255).astype(np.uint8)
+    for name, picture in pictures.items():
+        write_atomic(options.out / name, [io_png(Image.fromarray(picture))])
+        print(f"wrote {options.out / name}", file=sys.stderr)
+    return 0
+
+
+def main(argv=None) -> int:
+    options = build_parser().parse_args(argv)
+    run = {"train": run_train, "segment": run_segment, "render": run_render}[options.command]
+    try:
+        return run(options)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ncancelled: nothing was written", file=sys.stderr)
+        return 130

@@ -1,0 +1,295 @@
+"""Learning the Click-Gaussian feature field (../shared/METHOD.md is the specification).
+
+The splat's geometry is frozen, so every view's rendered features are a fixed linear map of the
+per-Gaussian features: image = W_v @ F. W_v is computed once per view (`render.composite_weights`),
+after which a training step renders its ~10k sampled pixels by gathering those rows of W_v:
+no rasterization inside the loop, which is what makes training feasible on a CPU.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import UserError
+from .features import COARSE_DIM, FEATURE_DIM, FeatureField, geometry_fingerprint
+from .render import apply_weights
+from .splat import Splat
+from .views import camera_weights, splat_tensors
+
+LEVELS = ("coarse", "fine")
+
+
+class Cancelled(UserError):
+    """Training was stopped by the user; nothing was written."""
+
+
+@dataclass
+class TrainConfig:
+    iterations: int = 3000
+    learning_rate: float = 0.01
+    pixels: int = 10_000  # sampled per step from one random view
+    negative_anchors: int = 512  # columns of the negative-pair similarity matrix per step; >= pixels: all pairs
+    tau_coarse: float = 0.5  # negative margins per level
+    tau_fine: float = 0.75
+    tau_global: float = 0.9  # GFL pulls a Gaussian to its closest centre only above this similarity
+    gfl_start: int = 2000
+    gfl_refresh: int = 500  # iterations between re-clusterings
+    cluster_epsilon_coarse: float = 1e-2
+    cluster_epsilon_fine: float = 1e-3
+    lambda_gfl: float = 10.0
+    lambda_norm3d: float = 0.2
+    lambda_norm2d: float = 0.2
+    lambda_spatial: float = 0.5
+    spatial_neighbours: int = 5
+    gaussian_subset: int = 100_000  # Gaussians per step for the 3D terms (GFL, 3D-norm, spatial)
+    use_gfl: bool = True
+    use_norm3d: bool = True
+    use_norm2d: bool = True
+    use_spatial: bool = True
+    use_granularity_prior: bool = True
+    seed: int = 0
+
+    def tau(self, level: str) -> float:
+        return self.tau_coarse if level == "coarse" else self.tau_fine
+
+
+@dataclass
+class View:
+    weights: torch.Tensor  # (H*W, N) sparse CSR: rendered = weights @ features
+    coarse: torch.Tensor  # (H*W,) int64 mask label per pixel, -1 = no mask
+    fine: torch.Tensor  # (H*W,) int64
+    labelled: torch.Tensor  # (L,) pixel ids with a label at either level
+
+
+@dataclass
+class TrainResult:
+    field: FeatureField
+    seconds: dict = field(default_factory=dict)  # per phase
+
+
+def level_features(features: torch.Tensor, level: str, granularity_prior: bool = True) -> torch.Tensor:
+    """(.., 12) coarse or (.., 24) fine features; without the prior the fine level is channels 12-23 alone."""
+    if level == "coarse":
+        return features[..., :COARSE_DIM]
+    return features if granularity_prior else features[..., COARSE_DIM:]
+
+
+def contrastive_loss(rendered, labels, tau: float, anchors: torch.Tensor | None = None, negative_view=None):
+    """Same-mask pixel pairs pulled to similarity 1, different-mask pairs pushed below `tau`.
+
+    rendered (P, D) level features of labelled pixels; labels (P,). The positive mean over all
+    same-label pairs is exact, from per-label sums (sum of 1 - u_i.u_j over a label's pairs is
+    n^2 - |sum u|^2), so it costs O(P D). The negative mean is taken over the columns `anchors`
+    (indices into P; None = all pairs): an unbiased estimate at O(P x anchors) instead of O(P^2).
+    `negative_view` (P, D), when given, replaces `rendered` in the negative term (the fine level
+    passes its coarse part detached).
+    """
+    unit = F.normalize(rendered, dim=1)
+    ids, inverse = torch.unique(labels, return_inverse=True)
+    sums = torch.zeros(len(ids), unit.shape[1], dtype=unit.dtype).index_add(0, inverse, unit)
+    sizes = torch.bincount(inverse, minlength=len(ids)).to(unit.dtype)
+    pairs = (sizes * (sizes - 1)).sum()
+    positive = ((sizes**2).sum() - (sums**2).sum()) / pairs if pairs > 0 else rendered.sum() * 0.0
+
+    negative_unit = unit if negative_view is None else F.normalize(negative_view, dim=1)
+    columns = slice(None) if anchors is None else anchors
+    different = (labels[:, None] != labels[None, columns]).to(unit.dtype)
+    similarity = negative_unit @ negative_unit[columns].T
+    negative = (torch.relu(similarity - tau) * different).sum() / different.sum().clamp(min=1.0)
+    return positive + negative
+
+
+def global_feature_loss(features: torch.Tensor, centers: torch.Tensor, tau_global: float, tau: float) -> torch.Tensor:
+    """GFL: each Gaussian (S, D) pulled to its most similar centre (K, D) when above `tau_global`, pushed from the rest."""
+    similarity = F.normalize(features, dim=1) @ centers.T  # (S, K)
+    best, closest = similarity.max(dim=1)
+    active = best > tau_global
+    if not active.any():
+        return features.sum() * 0.0
+    pull = (1.0 - best[active]).mean()
+    if centers.shape[0] == 1:
+        return pull
+    others = similarity[active].scatter(1, closest[active, None], -1.0)  # the closest centre costs nothing here
+    push = torch.relu(others - tau).sum(dim=1).mean() / (centers.shape[0] - 1)
+    return pull + push
+
+
+def norm_loss(vectors: torch.Tensor) -> torch.Tensor:
+    """Keeps vectors on the unit sphere (3D-norm on Gaussians, 2D-norm on rendered pixels)."""
+    return ((vectors.norm(dim=1) - 1.0) ** 2).mean()
+
+
+def spatial_loss(features: torch.Tensor, subset: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
+    """Features of the Gaussians in `subset` (S,) close to those of their (N, K) nearest neighbours."""
+    return ((features[subset, None, :] - features[neighbours[subset]]) ** 2).sum(-1).mean()
+
+
+def nearest_neighbours(positions: np.ndarray, k: int) -> torch.Tensor:
+    """(N, k) indices of each Gaussian's k nearest other Gaussians (KD-tree)."""
+    from scipy.spatial import cKDTree
+
+    _, index = cKDTree(positions).query(positions, k=k + 1, workers=-1)
+    return torch.from_numpy(index[:, 1:].astype(np.int64))
+
+
+def mask_features(views: list[View], features: torch.Tensor, level: str, prior: bool) -> np.ndarray:
+    """(M, D) unit mean rendered feature inside every mask of every view, at `level`."""
+    out = []
+    with torch.no_grad():
+        level_f = level_features(features, level, prior)
+        for view in views:
+            labels = getattr(view, level)
+            keep = labels >= 0
+            if not keep.any():
+                continue
+            rendered = F.normalize(apply_weights(view.weights, level_f), dim=1)[keep]
+            ids, inverse = torch.unique(labels[keep], return_inverse=True)
+            sums = torch.zeros(len(ids), rendered.shape[1]).index_add_(0, inverse, rendered)
+            out.append(F.normalize(sums, dim=1).numpy())
+    return np.concatenate(out) if out else np.zeros((0, level_f.shape[1]), np.float32)
+
+
+def cluster_centers(mask_vectors: np.ndarray, epsilon: float, view_count: int) -> np.ndarray:
+    """(K, D) unit centres of the HDBSCAN clusters of the masks' features: the global feature candidates."""
+    import hdbscan
+
+    min_cluster_size = max(2, view_count // 5)  # an object is seen in many views: its masks form a big cluster
+    if len(mask_vectors) < min_cluster_size + 1:
+        return np.zeros((0, mask_vectors.shape[1]), np.float32)
+    labels = hdbscan.HDBSCAN(min_cluster_size=min_cluster_size, cluster_selection_epsilon=epsilon).fit_predict(
+        mask_vectors.astype(np.float64)
+    )
+    centers = [mask_vectors[labels == c].mean(axis=0) for c in range(labels.max() + 1)]
+    if not centers:
+        return np.zeros((0, mask_vectors.shape[1]), np.float32)
+    centers = np.stack(centers)
+    return (centers / np.linalg.norm(centers, axis=1, keepdims=True)).astype(np.float32)
+
+
+def precompute_views(splat: Splat, cameras, labels, device) -> list[View]:
+    """The weights W_v of every view, with its coarse/fine label maps flattened to match its rows."""
+    tensors = splat_tensors(splat, device)
+    views = []
+    for camera, (coarse, fine) in zip(cameras, labels):
+        weights = camera_weights(splat, camera, device, tensors)
+        coarse = torch.from_numpy(coarse.reshape(-1).astype(np.int64))
+        fine = torch.from_numpy(fine.reshape(-1).astype(np.int64))
+        views.append(View(weights, coarse, fine, torch.nonzero((coarse >= 0) | (fine >= 0)).squeeze(1)))
+    return views
+
+
+def train_features(
+    splat: Splat,
+    cameras,  # list[Camera], at the resolution of the label maps
+    labels,  # list of (coarse (H, W), fine (H, W)) int32 label maps, one per camera
+    config: TrainConfig = TrainConfig(),
+    mask_source: str = "",
+    device: str = "cpu",
+    progress=lambda event: None,  # called with a dict per update
+    should_stop=lambda: False,  # polled every step; True cancels without a result
+) -> TrainResult:
+    seconds = {}
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    prior = config.use_granularity_prior
+
+    progress({"phase": "precompute", "views": len(cameras)})
+    views = precompute_views(splat, cameras, labels, device)
+    neighbours = nearest_neighbours(splat.positions, config.spatial_neighbours) if config.use_spatial else None
+    seconds["precompute"] = time.perf_counter() - started
+
+    count = splat.count
+    features = torch.nn.Parameter(F.normalize(torch.randn(count, FEATURE_DIM, generator=generator), dim=1))
+    optimizer = torch.optim.Adam([features], lr=config.learning_rate)
+    centers = {}
+    seconds["clustering"] = 0.0
+    loop_started = time.perf_counter()
+    losses = {}
+    for step in range(config.iterations):
+        if should_stop():
+            raise Cancelled("training was cancelled; nothing was written")
+        if config.use_gfl and step >= config.gfl_start and (step - config.gfl_start) % config.gfl_refresh == 0:
+            clustering_started = time.perf_counter()
+            progress({"phase": "clustering", "iteration": step})
+            for level in LEVELS:
+                epsilon = config.cluster_epsilon_coarse if level == "coarse" else config.cluster_epsilon_fine
+                found = cluster_centers(mask_features(views, features.detach(), level, prior), epsilon, len(views))
+                centers[level] = torch.from_numpy(found)
+            seconds["clustering"] += time.perf_counter() - clustering_started
+
+        view = views[int(torch.randint(len(views), (1,), generator=generator))]
+        take = torch.randperm(len(view.labelled), generator=generator)[: config.pixels]
+        pixels = view.labelled[take]
+        rendered = apply_weights(view.weights, features, pixels)  # (P, 24)
+        losses = {}
+        total = 0.0
+        for level in LEVELS:
+            level_labels = getattr(view, level)[pixels]
+            keep = level_labels >= 0
+            level_rendered = level_features(rendered[keep], level, prior)
+            negative_view = None
+            if level == "fine" and prior:  # parts of different objects must not push their objects apart
+                negative_view = torch.cat([level_rendered[:, :COARSE_DIM].detach(), level_rendered[:, COARSE_DIM:]], 1)
+            anchors = None
+            if config.negative_anchors < len(level_rendered):
+                anchors = torch.randperm(len(level_rendered), generator=generator)[: config.negative_anchors]
+            losses[f"contrastive_{level}"] = contrastive_loss(
+                level_rendered, level_labels[keep], config.tau(level), anchors, negative_view
+            )
+            total = total + losses[f"contrastive_{level}"]
+
+        subset = torch.randint(count, (min(config.gaussian_subset, count),), generator=generator)
+        if config.use_gfl and centers:
+            gfl = sum(
+                global_feature_loss(level_features(features[subset], level, prior), centers[level], config.tau_global, config.tau(level))
+                for level in LEVELS
+                if len(centers.get(level, ())) > 0
+            )
+            losses["gfl"] = gfl
+            total = total + config.lambda_gfl * gfl
+        if config.use_norm3d:
+            losses["norm3d"] = norm_loss(features[subset])
+            total = total + config.lambda_norm3d * losses["norm3d"]
+        if config.use_norm2d:
+            losses["norm2d"] = norm_loss(rendered)
+            total = total + config.lambda_norm2d * losses["norm2d"]
+        if config.use_spatial:
+            losses["spatial"] = spatial_loss(features, subset, neighbours)
+            total = total + config.lambda_spatial * losses["spatial"]
+
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+        if step % 25 == 0 or step == config.iterations - 1:
+            elapsed = time.perf_counter() - loop_started
+            progress({
+                "phase": "iterations",
+                "iteration": step + 1,
+                "of": config.iterations,
+                "loss": float(total.detach()),
+                "losses": {name: float(value.detach()) for name, value in losses.items()},
+                "elapsed_s": round(elapsed, 2),
+                "remaining_s": round(elapsed / (step + 1) * (config.iterations - step - 1), 1),
+            })
+    seconds["iterations"] = time.perf_counter() - loop_started - seconds["clustering"]
+    final = F.normalize(features.detach(), dim=1)  # unit features: the click compares directions
+    if config.use_gfl:
+        clustering_started = time.perf_counter()
+        for level in LEVELS:
+            epsilon = config.cluster_epsilon_coarse if level == "coarse" else config.cluster_epsilon_fine
+            centers[level] = torch.from_numpy(cluster_centers(mask_features(views, final, level, prior), epsilon, len(views)))
+        seconds["clustering"] += time.perf_counter() - clustering_started
+    result = FeatureField(
+        features=final.numpy().astype(np.float16),
+        fingerprint=geometry_fingerprint(splat),
+        config=asdict(config),
+        mask_source=mask_source,
+        centers={level: c.numpy() for level, c in centers.items()},
+    )
+    return TrainResult(result, seconds)

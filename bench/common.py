@@ -1,0 +1,37 @@
+"""What every benchmark prints and loads: the machine, peak memory, the real statue scene."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STATUE = ROOT.parent / "shared" / "data" / "statue"
+sys.path.insert(0, str(ROOT))
+
+
+def machine() -> str:
+    import torch
+
+    return (f"machine: {platform.platform()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
+            f"torch {torch.__version__}, Python {platform.python_version()}"
+            + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"))
+
+
+def peak_rss_gb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1 << 30) if sys.platform == "darwin" else peak / (1 << 20)  # bytes / KiB
+
+
+def statue_or_skip():
+    """The statue's splat and its 29 cameras, or exit 0 with a message where ../shared is absent."""
+    if not (STATUE / "splat.ply").is_file():
+        print(f"skipped: no statue scene at {STATUE} (../shared is only on developer machines)")
+        sys.exit(0)
+    from backend.cameras import load_cameras
+    from backend.ply import read_ply
+
+    return read_ply(STATUE / "splat.ply"), load_cameras(STATUE / "poses_bounds.npy", images_dir=STATUE / "images")

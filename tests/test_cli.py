@@ -1,0 +1,132 @@
+"""`python -m backend` as a user runs it: train, segment, render, and every mistake as one clear message."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from scipy.ndimage import distance_transform_edt
+
+from backend.ply import read_ply
+from conftest import ROOT
+
+
+def backend(*args, **kwargs) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "backend", *map(str, args)]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def scene_args(folder):
+    return ["--splat", folder / "splat.ply", "--cameras", folder / "sparse" / "0"]
+
+
+def assert_user_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    message = result.stderr.strip().splitlines()[-1]  # after any progress lines
+    assert message.startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in message
+
+
+def inner_pixel(labels: np.ndarray, value: int):
+    """The pixel deepest inside the region `labels == value`, as (x, y)."""
+    depth = distance_transform_edt(labels == value)
+    y, x = np.unravel_index(np.argmax(depth), labels.shape)
+    return int(x), int(y)
+
+
+def test_train_writes_features_and_reports_json_progress(trained_scene, tmp_path):
+    folder = trained_scene["folder"]
+    out = tmp_path / "features.npz"
+    result = backend("train", *scene_args(folder), "--images", folder / "images", "--mask-dir", folder / "masks",
+                     "--out", out, "--iterations", 30, "--pixels", 500, "--no-gfl", "--progress", "json")
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert events[0]["phase"] == "masks" and events[0]["source"].startswith("precomputed masks from")
+    assert events[-1]["phase"] == "done" and set(events[-1]["seconds"]) >= {"masks", "precompute", "iterations"}
+    assert any(e.get("iteration") == 30 for e in events)
+    assert out.exists() and [p.name for p in tmp_path.iterdir()] == ["features.npz"]
+
+
+@pytest.mark.parametrize("level, target", [("coarse", "mug"), ("fine", "head")])
+def test_a_click_selects_the_object_or_part_under_it(trained_scene, tmp_path, level, target):
+    folder, scene, camera = trained_scene["folder"], trained_scene["scene"], trained_scene["cameras"][1]
+    gt = np.load(folder / "gt" / "view_001.npz")
+    if level == "coarse":
+        index, labels, truth = scene.object_names.index(target), gt["objects"], scene.object_ids
+    else:
+        index = [p.part_name for p in scene.parts].index(target)
+        labels, truth = gt["parts"], scene.part_ids
+    x, y = inner_pixel(labels, index)
+    result = backend("segment", *scene_args(folder), "--features", folder / "features.npz", "--view", camera.name,
+                     "--click", x, y, "--level", level, "--out", tmp_path / "sel.ply", "--rest", tmp_path / "rest.ply",
+                     "--mask-dir", tmp_path / "masks")
+    assert result.returncode == 0, result.stderr
+    selected, rest = read_ply(tmp_path / "sel.ply"), read_ply(tmp_path / "rest.ply")
+    assert selected.count + rest.count == scene.splat.count
+    rows = lambda positions: np.ascontiguousarray(positions).view(np.dtype((np.void, 12))).ravel()  # noqa: E731
+    chosen = np.isin(rows(scene.splat.positions), rows(selected.positions))
+    precision = np.mean(truth[chosen] == index)
+    recall = np.mean(chosen[truth == index])
+    assert precision > 0.9 and recall > 0.9, (precision, recall)
+    assert len(list((tmp_path / "masks").glob("*.png"))) == len(trained_scene["cameras"])
+
+
+def test_render_writes_rgb_and_feature_pictures(trained_scene, tmp_path):
+    folder = trained_scene["folder"]
+    result = backend("render", *scene_args(folder), "--features", folder / "features.npz", "--view", "view_002",
+                     "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["view_002_coarse.png", "view_002_fine.png", "view_002_rgb.png"]
+
+
+def test_mistakes_get_one_clear_message(trained_scene, tmp_path):
+    folder = trained_scene["folder"]
+    train = ["train", *scene_args(folder), "--out", tmp_path / "f.npz", "--iterations", 1]
+    good_masks, good_images = ["--mask-dir", folder / "masks"], ["--images", folder / "images"]
+    assert_user_error(backend(*train, *good_masks, "--images", tmp_path / "nowhere"), "nowhere")
+    images = tmp_path / "images"
+    shutil.copytree(folder / "images", images)
+    (images / "view_003.png").unlink()
+    assert_user_error(backend(*train, *good_masks, "--images", images), "view_003.png")
+    masks = tmp_path / "masks"
+    shutil.copytree(folder / "masks", masks)
+    (masks / "view_000.npz").write_bytes(b"garbage")
+    assert_user_error(backend(*train, *good_images, "--mask-dir", masks), "view_000.npz")
+    assert_user_error(backend(*train, *good_images, "--masks", "sam"), "--sam-checkpoint")
+    assert not (tmp_path / "f.npz").exists()
+
+    other = tmp_path / "other.ply"
+    shutil.copy(folder / "splat.ply", other)
+    splat = read_ply(other)
+    splat.columns["x"][0] += 1.0
+    from backend.ply import write_ply
+
+    write_ply(other, splat)
+    segment = ["segment", "--cameras", folder / "sparse" / "0", "--features", folder / "features.npz",
+               "--click", 10, 10, "--out", tmp_path / "s.ply"]
+    assert_user_error(backend(*segment, "--splat", other, "--view", "view_000"), "belong to another splat")
+    assert_user_error(backend(*segment, "--splat", folder / "splat.ply", "--view", "nope"), "--view nope")
+
+
+def test_sigterm_stops_training_and_writes_nothing(trained_scene, tmp_path):
+    folder = trained_scene["folder"]
+    command = [sys.executable, "-m", "backend", "train", *map(str, scene_args(folder)), "--images", str(folder / "images"),
+               "--mask-dir", str(folder / "masks"), "--out", str(tmp_path / "f.npz"), "--iterations", "100000",
+               "--progress", "json"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if json.loads(line).get("phase") == "iterations":
+            break
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    assert "cancelled: nothing was written" in process.stderr.read()
+    assert list(tmp_path.iterdir()) == []

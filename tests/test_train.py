@@ -1,0 +1,115 @@
+"""Feature training: each loss on hand-made inputs, and a short run that separates the objects of a scene."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from backend.errors import UserError
+from backend.features import geometry_fingerprint, load_features, save_features
+from backend.synthetic import make_scene
+from backend.train import (
+    Cancelled,
+    TrainConfig,
+    contrastive_loss,
+    global_feature_loss,
+    norm_loss,
+    spatial_loss,
+    train_features,
+)
+
+
+def test_contrastive_loss_hand_values():
+    same = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    assert float(contrastive_loss(same, torch.tensor([4, 4]), tau=0.5)) == pytest.approx(0.0)
+    # one pair, different masks, cosine 0.8: pushed by 0.8 - 0.5
+    close = torch.tensor([[1.0, 0.0], [0.8, 0.6]])
+    assert float(contrastive_loss(close, torch.tensor([1, 2]), tau=0.5)) == pytest.approx(0.3)
+    # same mask, cosine 0.8: pulled by 1 - 0.8; of the 4 ordered different-mask pairs, the two at
+    # cosine 0.6 are pushed by 0.1 and the orthogonal two cost nothing
+    three = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
+    assert float(contrastive_loss(three, torch.tensor([1, 1, 2]), tau=0.5)) == pytest.approx(0.2 + 0.2 / 4)
+
+
+def test_contrastive_positive_term_equals_the_all_pairs_mean():
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(60, 12, generator=generator)
+    labels = torch.randint(0, 4, (60,), generator=generator)
+    unit = torch.nn.functional.normalize(features, dim=1)
+    same = (labels[:, None] == labels[None, :]) & ~torch.eye(60, dtype=torch.bool)
+    positive = (1 - unit @ unit.T)[same].mean()
+    negative = torch.relu(unit @ unit.T - 2.0)  # a margin no pair reaches: the negative term is zero
+    assert float(contrastive_loss(features, labels, tau=2.0)) == pytest.approx(float(positive), rel=1e-5)
+    assert float(negative.sum()) == 0.0
+
+
+def test_fine_negative_term_leaves_the_coarse_part_without_gradient():
+    rendered = torch.tensor([[1.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.9, 0.1]], requires_grad=True)
+    negative_view = torch.cat([rendered[:, :2].detach(), rendered[:, 2:]], 1)
+    contrastive_loss(rendered * 1.0, torch.tensor([0, 1]), tau=0.75, negative_view=negative_view).backward()
+    assert torch.all(rendered.grad[:, :2] == 0) and torch.any(rendered.grad[:, 2:] != 0)
+
+
+def test_global_feature_loss_pulls_to_the_closest_centre_and_pushes_from_the_others():
+    centers = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    on_centre = torch.tensor([[1.0, 0.0]])
+    assert float(global_feature_loss(on_centre, centers, tau_global=0.9, tau=0.5)) == pytest.approx(0.0)
+    near = torch.tensor([[0.96, 0.28]])  # cosine 0.96 to the first centre, 0.28 to the second
+    assert float(global_feature_loss(near, centers, 0.9, 0.2)) == pytest.approx(0.04 + 0.08, abs=1e-6)
+    far = torch.tensor([[0.6, 0.8]])  # closest similarity 0.8 < 0.9: not pulled at all
+    assert float(global_feature_loss(far, centers, 0.9, 0.5)) == 0.0
+
+
+def test_regularisers_hand_values():
+    assert float(norm_loss(torch.tensor([[2.0, 0.0], [0.0, 1.0]]))) == pytest.approx(0.5)
+    features = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+    neighbours = torch.tensor([[1, 2], [0, 2], [0, 1]])
+    assert float(spatial_loss(features, torch.tensor([0]), neighbours)) == pytest.approx((1 + 4) / 2)
+
+
+def unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_short_training_separates_the_objects(trained_scene):
+    scene, result = trained_scene["scene"], trained_scene["result"]
+    features = result.field.features.astype(np.float32)
+    assert features.shape == (3000, 24) and result.field.features.dtype == np.float16
+    coarse = unit(features[:, :12])
+    ids = scene.object_ids
+    centres = unit(np.stack([coarse[ids == i].mean(0) for i in range(len(scene.object_names))]))
+    for i, name in enumerate(scene.object_names):
+        similarity = coarse @ centres[i]
+        # within the object: above the threshold, but for the few Gaussians where it touches the ground
+        # (every view's mask boundary blends them; the figure has 59 Gaussians, 6 of them there)
+        assert np.mean(similarity[ids == i] > 0.75) > 0.85, name
+        assert np.mean(similarity[ids != i] > 0.75) < 0.05, name  # every other object: below
+    assert len(result.field.centers["coarse"]) >= 3
+    assert set(result.seconds) == {"precompute", "iterations", "clustering"}
+
+
+def test_training_is_reproducible_reports_progress_and_is_cancellable(trained_scene):
+    scene, cameras, labels = (trained_scene[k] for k in ("scene", "cameras", "labels"))
+    config = TrainConfig(iterations=5, pixels=500, use_gfl=False)
+    events = []
+    first = train_features(scene.splat, cameras, labels, config, progress=events.append).field.features
+    assert [e["phase"] for e in events] == ["precompute", "iterations", "iterations"] and events[-1]["iteration"] == 5
+    second = train_features(scene.splat, cameras, labels, config).field.features
+    # equal up to the summation order of multi-threaded scatter-adds: one float16 step at most
+    np.testing.assert_allclose(first.astype(np.float32), second.astype(np.float32), atol=1e-3)
+    steps = []
+    with pytest.raises(Cancelled):
+        train_features(scene.splat, cameras, labels, config, should_stop=lambda: steps.append(1) or len(steps) > 2)
+
+
+def test_features_belong_to_their_splat(tmp_path, trained_scene):
+    scene = trained_scene["scene"]
+    save_features(tmp_path / "f.npz", trained_scene["result"].field)
+    assert load_features(tmp_path / "f.npz", scene.splat).fingerprint == geometry_fingerprint(scene.splat)
+    other = make_scene(3000, seed=4).splat
+    with pytest.raises(UserError, match=r"f\.npz: these features belong to another splat"):
+        load_features(tmp_path / "f.npz", other)
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(UserError, match=r"bad\.npz: not a features file"):
+        load_features(tmp_path / "bad.npz")
