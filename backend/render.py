@@ -315,6 +315,16 @@ def apply_weights(weights: torch.Tensor, colors: torch.Tensor, pixels: torch.Ten
     return sub @ colors.to(sub.dtype)
 
 
+def row_fragments(weights: torch.Tensor, pixels: torch.Tensor):
+    """The entries of rows `pixels` of W as (row (F,) index into pixels, gaussian (F,), weight (F,)).
+
+    Training gathers the features of these Gaussians together with every other row a step
+    touches, so that the backward pass scatters into the (N, C) gradient once per step.
+    """
+    _, _, idx, k = _row_entries(weights, pixels)
+    return k, weights.col_indices()[idx].long(), weights.values()[idx]
+
+
 def _row_entries(weights, pixels):
     """Positions in the CSR arrays of the entries of rows `pixels`, and each one's output row."""
     crow = weights.crow_indices()

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from .errors import UserError
 from .features import COARSE_DIM, FEATURE_DIM, FeatureField, geometry_fingerprint
-from .render import apply_weights
+from .render import apply_weights, row_fragments
 from .splat import Splat
 from .views import camera_weights, splat_tensors
 
@@ -124,9 +124,24 @@ def norm_loss(vectors: torch.Tensor) -> torch.Tensor:
     return ((vectors.norm(dim=1) - 1.0) ** 2).mean()
 
 
-def spatial_loss(features: torch.Tensor, subset: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
-    """Features of the Gaussians in `subset` (S,) close to those of their (N, K) nearest neighbours."""
-    return ((features[subset, None, :] - features[neighbours[subset]]) ** 2).sum(-1).mean()
+def spatial_loss(features: torch.Tensor, neighbour_features: torch.Tensor) -> torch.Tensor:
+    """Features (S, D) of Gaussians close to those (S, K, D) of their nearest neighbours."""
+    return ((features[:, None, :] - neighbour_features) ** 2).sum(-1).mean()
+
+
+def morton_order(positions: np.ndarray) -> np.ndarray:
+    """(N,) Gaussians sorted along a Morton (Z-order) curve.
+
+    Training renumbers the Gaussians in this order so that neighbours in space have neighbouring
+    indices: a step's gathers and the backward scatter then stream through memory (3x faster on CPU).
+    """
+    low, high = np.percentile(positions, [1, 99], axis=0)  # a few far-away Gaussians must not squash the rest
+    cells = (np.clip((positions - low) / np.maximum(high - low, 1e-12), 0, 1) * 1023).astype(np.uint64)
+    code = np.zeros(len(positions), dtype=np.uint64)
+    for bit in range(10):
+        for axis in range(3):
+            code |= ((cells[:, axis] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(3 * bit + axis)
+    return np.argsort(code, kind="stable")
 
 
 def nearest_neighbours(positions: np.ndarray, k: int) -> torch.Tensor:
@@ -200,13 +215,16 @@ def train_features(
     prior = config.use_granularity_prior
 
     progress({"phase": "precompute", "views": len(cameras)})
+    fingerprint = geometry_fingerprint(splat)
+    order = morton_order(splat.positions)
+    splat = splat.subset(order)  # renumbered for memory locality; the result is put back in file order
     views = precompute_views(splat, cameras, labels, device)
     neighbours = nearest_neighbours(splat.positions, config.spatial_neighbours) if config.use_spatial else None
     seconds["precompute"] = time.perf_counter() - started
 
     count = splat.count
     features = torch.nn.Parameter(F.normalize(torch.randn(count, FEATURE_DIM, generator=generator), dim=1))
-    optimizer = torch.optim.Adam([features], lr=config.learning_rate)
+    optimizer = torch.optim.Adam([features], lr=config.learning_rate, fused=True if device in ("cpu", "cuda") else None)
     centers = {}
     seconds["clustering"] = 0.0
     loop_started = time.perf_counter()
@@ -226,7 +244,15 @@ def train_features(
         view = views[int(torch.randint(len(views), (1,), generator=generator))]
         take = torch.randperm(len(view.labelled), generator=generator)[: config.pixels]
         pixels = view.labelled[take]
-        rendered = apply_weights(view.weights, features, pixels)  # (P, 24)
+        rows, gaussians, weights = row_fragments(view.weights, pixels)
+        gaussians, by_index = torch.sort(gaussians)  # gathers in index order stream through memory
+        rows, weights = rows[by_index], weights[by_index]
+        subset = torch.sort(torch.randint(count, (min(config.gaussian_subset, count),), generator=generator)).values
+        near = neighbours[subset].reshape(-1) if config.use_spatial else subset[:0]
+        # Every row this step touches in one gather, so the backward pass scatters once into (N, 24).
+        gathered = features.index_select(0, torch.cat([gaussians, subset, near]))
+        fragment_f, subset_f, near_f = gathered.split([len(gaussians), len(subset), len(near)])
+        rendered = torch.zeros(len(pixels), FEATURE_DIM).index_add(0, rows, weights[:, None] * fragment_f)  # (P, 24)
         losses = {}
         total = 0.0
         for level in LEVELS:
@@ -244,23 +270,22 @@ def train_features(
             )
             total = total + losses[f"contrastive_{level}"]
 
-        subset = torch.randint(count, (min(config.gaussian_subset, count),), generator=generator)
         if config.use_gfl and centers:
             gfl = sum(
-                global_feature_loss(level_features(features[subset], level, prior), centers[level], config.tau_global, config.tau(level))
+                global_feature_loss(level_features(subset_f, level, prior), centers[level], config.tau_global, config.tau(level))
                 for level in LEVELS
                 if len(centers.get(level, ())) > 0
             )
             losses["gfl"] = gfl
             total = total + config.lambda_gfl * gfl
         if config.use_norm3d:
-            losses["norm3d"] = norm_loss(features[subset])
+            losses["norm3d"] = norm_loss(subset_f)
             total = total + config.lambda_norm3d * losses["norm3d"]
         if config.use_norm2d:
             losses["norm2d"] = norm_loss(rendered)
             total = total + config.lambda_norm2d * losses["norm2d"]
         if config.use_spatial:
-            losses["spatial"] = spatial_loss(features, subset, neighbours)
+            losses["spatial"] = spatial_loss(subset_f, near_f.view(len(subset), -1, FEATURE_DIM))
             total = total + config.lambda_spatial * losses["spatial"]
 
         optimizer.zero_grad(set_to_none=True)
@@ -285,9 +310,11 @@ def train_features(
             epsilon = config.cluster_epsilon_coarse if level == "coarse" else config.cluster_epsilon_fine
             centers[level] = torch.from_numpy(cluster_centers(mask_features(views, final, level, prior), epsilon, len(views)))
         seconds["clustering"] += time.perf_counter() - clustering_started
+    in_file_order = np.empty((count, FEATURE_DIM), dtype=np.float16)
+    in_file_order[order] = final.numpy()
     result = FeatureField(
-        features=final.numpy().astype(np.float16),
-        fingerprint=geometry_fingerprint(splat),
+        features=in_file_order,
+        fingerprint=fingerprint,
         config=asdict(config),
         mask_source=mask_source,
         centers={level: c.numpy() for level, c in centers.items()},

@@ -63,9 +63,9 @@ def test_global_feature_loss_pulls_to_the_closest_centre_and_pushes_from_the_oth
 
 def test_regularisers_hand_values():
     assert float(norm_loss(torch.tensor([[2.0, 0.0], [0.0, 1.0]]))) == pytest.approx(0.5)
-    features = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
-    neighbours = torch.tensor([[1, 2], [0, 2], [0, 1]])
-    assert float(spatial_loss(features, torch.tensor([0]), neighbours)) == pytest.approx((1 + 4) / 2)
+    # a Gaussian at feature (0, 0) whose two neighbours have (1, 0) and (0, 2)
+    neighbours = torch.tensor([[[1.0, 0.0], [0.0, 2.0]]])
+    assert float(spatial_loss(torch.tensor([[0.0, 0.0]]), neighbours)) == pytest.approx((1 + 4) / 2)
 
 
 def unit(x):
