@@ -44,24 +44,47 @@ class Geometry:
         return cls(splat.positions, covariances, splat.alphas.astype(np.float32), (4 * scales.max(axis=1)).astype(np.float32))
 
 
-def pixel_weights(geometry: Geometry, camera, x: float, y: float):
+@dataclass
+class Projection:
+    """Every Gaussian's centre in one view: the part of a click that depends on the view alone.
+
+    Clicks in an unchanged view (the usual case in click mode) reuse it, so a click only looks
+    at the few Gaussians near its pixel.
+    """
+
+    camera: object  # cameras.Camera
+    camera_points: np.ndarray  # (N, 3) float32 centres in camera space
+    u: np.ndarray  # (N,) float32 pixel coordinates of the centres
+    v: np.ndarray
+    reach: np.ndarray  # (N,) float32 a bound on each footprint's radius, pixels; -1 behind the near plane
+
+    @classmethod
+    def of(cls, geometry: Geometry, camera) -> Projection:
+        R, t = camera.world_to_camera[:3, :3].astype(np.float32), camera.world_to_camera[:3, 3].astype(np.float32)
+        camera_points = geometry.positions @ R.T + t
+        depth = camera_points[:, 2]
+        safe_depth = np.where(depth > NEAR, depth, 1.0)
+        u = camera.fx * camera_points[:, 0] / safe_depth + camera.cx
+        v = camera.fy * camera_points[:, 1] / safe_depth + camera.cy
+        # gsplat draws a Gaussian out to sqrt(2 ln(255 opacity)) <= 3.33 sigma; 4 sigma (+2 px) bounds that cheaply
+        reach = geometry.extents * max(camera.fx, camera.fy) / safe_depth + 2.0
+        return cls(camera, camera_points, u, v, np.where(depth > NEAR, reach, -1.0).astype(np.float32))
+
+
+def pixel_weights(geometry: Geometry, camera, x: float, y: float, projection: Projection | None = None):
     """(ids, weights) of the Gaussians composited at image point (x, y) of `camera`, front to back.
 
-    (x, y) in pixels with pixel centres at +0.5, as gsplat; `camera` a cameras.Camera (OpenCV).
+    (x, y) in pixels with pixel centres at +0.5, as gsplat; `camera` a cameras.Camera (OpenCV);
+    `projection` that camera's Projection, when the caller keeps one.
     """
-    R, t = camera.world_to_camera[:3, :3].astype(np.float32), camera.world_to_camera[:3, 3].astype(np.float32)
+    projection = projection or Projection.of(geometry, camera)
+    R = camera.world_to_camera[:3, :3].astype(np.float32)
     fx, fy, cx, cy = camera.fx, camera.fy, camera.cx, camera.cy
-    camera_points = geometry.positions @ R.T + t  # (N, 3)
-    depth = camera_points[:, 2]
-    safe_depth = np.where(depth > NEAR, depth, 1.0)
-    u = fx * camera_points[:, 0] / safe_depth + cx
-    v = fy * camera_points[:, 1] / safe_depth + cy
-    # gsplat draws a Gaussian out to sqrt(2 ln(255 opacity)) <= 3.33 sigma; 4 sigma (+2 px) bounds that cheaply
-    reach = geometry.extents * max(fx, fy) / safe_depth + 2.0
-    ids = np.flatnonzero((depth > NEAR) & (np.abs(u - x) < reach) & (np.abs(v - y) < reach))
+    u, v, depth = projection.u, projection.v, projection.camera_points[:, 2]
+    ids = np.flatnonzero((np.abs(u - x) < projection.reach) & (np.abs(v - y) < projection.reach))
     if len(ids) == 0:
         return ids, np.zeros(0, np.float32)
-    p, z = camera_points[ids].astype(np.float64), depth[ids].astype(np.float64)
+    p, z = projection.camera_points[ids].astype(np.float64), depth[ids].astype(np.float64)
     # EWA: the 2D covariance J R Sigma R^T J^T, the Jacobian taken at a point clamped to 1.3x the frustum (gsplat).
     tan_x, tan_y = 0.5 * camera.width / fx, 0.5 * camera.height / fy
     tx = np.clip(p[:, 0] / z, -(cx / fx + 0.3 * tan_x), (camera.width - cx) / fx + 0.3 * tan_x) * z

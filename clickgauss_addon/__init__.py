@@ -2,20 +2,32 @@
 
 import bpy
 
-from . import io_operators, panel
+from . import click_engine, click_operators, edit_operators, io_operators, panel, preferences, settings, training
 
-classes = io_operators.classes + panel.classes
+classes = (settings.classes + preferences.classes + io_operators.classes + click_operators.classes
+           + edit_operators.classes + training.classes + panel.classes)
+keymaps = []
 
 
 def register():
     for cls in classes:
         bpy.utils.register_class(cls)
+    settings.register()
     bpy.types.TOPBAR_MT_file_import.append(io_operators.menu_import)
     bpy.types.TOPBAR_MT_file_export.append(io_operators.menu_export)
+    keyconfig = bpy.context.window_manager.keyconfigs.addon
+    if keyconfig:  # none in background mode
+        keymap = keyconfig.keymaps.new(name="3D View", space_type="VIEW_3D")
+        keymaps.append((keymap, keymap.keymap_items.new("clickgauss.click_mode", "C", "PRESS", shift=True, alt=True)))
 
 
 def unregister():
+    for keymap, item in keymaps:
+        keymap.keymap_items.remove(item)
+    keymaps.clear()
+    click_engine.forget_all()
     bpy.types.TOPBAR_MT_file_export.remove(io_operators.menu_export)
     bpy.types.TOPBAR_MT_file_import.remove(io_operators.menu_import)
+    settings.unregister()
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)

@@ -63,6 +63,7 @@ class CLICKGAUSS_OT_import_splat(bpy.types.Operator, ImportHelper):
                 f"Imported {splat.count:,} Gaussians (SH degree {splat.sh_degree}) from {path.name} "
                 f"in {time.perf_counter() - started:.2f} s",
             )
+        remember_training_inputs(context.scene.clickgauss, self.paths()[0])
         for obj in context.view_layer.objects.selected:
             obj.select_set(False)
         for obj in imported:
@@ -77,6 +78,16 @@ class CLICKGAUSS_OT_import_splat(bpy.types.Operator, ImportHelper):
         layout.prop(self, "axis_up")
         layout.prop(self, "point_size")
         layout.prop(self, "drop_invalid")
+
+
+def remember_training_inputs(settings, splat_path: Path) -> None:
+    """Fill in the photos and cameras found beside an imported splat, where the panel has none yet."""
+    for folder in (splat_path.parent, splat_path.parent.parent):
+        if not settings.images_dir and (folder / "images").is_dir():
+            settings.images_dir = str(folder / "images")
+        for name in ("sparse/0", "sparse", "transforms.json", "poses_bounds.npy"):
+            if not settings.cameras_path and (folder / name).exists():
+                settings.cameras_path = str(folder / name)
 
 
 class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):

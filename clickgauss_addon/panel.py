@@ -1,16 +1,20 @@
-"""The "Click-Gaussian" tab of the 3D viewport's sidebar."""
+"""The "Click-Gaussian" tab of the 3D viewport's sidebar: import, train, click, split, export."""
 
 import bpy
 
+from . import click_engine
 from .splat_object import is_splat
 
 
-class CLICKGAUSS_PT_main(bpy.types.Panel):
-    bl_idname = "CLICKGAUSS_PT_main"
-    bl_label = "Click-Gaussian"
+class SidebarPanel:
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "Click-Gaussian"
+
+
+class CLICKGAUSS_PT_main(SidebarPanel, bpy.types.Panel):
+    bl_idname = "CLICKGAUSS_PT_main"
+    bl_label = "Click-Gaussian"
 
     def draw(self, context):
         layout = self.layout
@@ -27,6 +31,59 @@ class CLICKGAUSS_PT_main(bpy.types.Panel):
         rest = sum(1 for a in cloud.attributes if a.name.startswith("f_rest_"))
         degree = {0: 0, 9: 1, 24: 2, 45: 3}.get(rest, "?")
         box.label(text=f"{len(cloud.points):,} Gaussians, SH degree {degree}")
+        box.label(text="Features: " + ("trained" if click_engine.has_features(obj) else "none yet"))
 
 
-classes = (CLICKGAUSS_PT_main,)
+class CLICKGAUSS_PT_train(SidebarPanel, bpy.types.Panel):
+    bl_label = "Train"
+    bl_parent_id = "CLICKGAUSS_PT_main"
+
+    @classmethod
+    def poll(cls, context):
+        return is_splat(context.active_object)
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        settings = context.scene.clickgauss
+        layout.prop(settings, "images_dir")
+        layout.prop(settings, "cameras_path")
+        layout.prop(settings, "mask_source")
+        if settings.mask_source in {"FOLDER", "AUTO"}:
+            layout.prop(settings, "mask_dir")
+        layout.prop(settings, "iterations")
+        layout.prop(settings, "downscale")
+        if settings.training:
+            layout.progress(factor=settings.progress / 100, text=settings.status)
+            layout.operator("clickgauss.cancel_training", icon="CANCEL")
+        else:
+            layout.operator("clickgauss.train", icon="PLAY")
+            if settings.status:
+                layout.label(text=settings.status)
+        layout.operator("clickgauss.load_features", icon="FILE_FOLDER")
+
+
+class CLICKGAUSS_PT_select(SidebarPanel, bpy.types.Panel):
+    bl_label = "Select"
+    bl_parent_id = "CLICKGAUSS_PT_main"
+
+    @classmethod
+    def poll(cls, context):
+        return click_engine.has_features(context.active_object)
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.clickgauss
+        layout.operator("clickgauss.click_mode", icon="RESTRICT_SELECT_OFF")
+        layout.row().prop(settings, "level", expand=True)
+        layout.prop(settings, "threshold_coarse" if settings.level == "COARSE" else "threshold_fine", slider=True)
+        row = layout.row(align=True)
+        row.operator("clickgauss.invert", text="Invert")
+        row.operator("clickgauss.select_none", text="None")
+        row = layout.row(align=True)
+        row.operator("clickgauss.split", text="Split", icon="MOD_EXPLODE")
+        row.operator("clickgauss.delete", text="Delete", icon="TRASH")
+        layout.operator("clickgauss.segment_everything", icon="OUTLINER_OB_POINTCLOUD")
+
+
+classes = (CLICKGAUSS_PT_main, CLICKGAUSS_PT_train, CLICKGAUSS_PT_select)

@@ -52,14 +52,14 @@ def trained_scene(tmp_path_factory):
     from backend.train import TrainConfig, train_features
 
     folder = tmp_path_factory.mktemp("scene")
-    scene = make_scene(3000, seed=3)
-    cameras = orbit_cameras(6, width=120, height=90)
+    scene = make_scene(6000, seed=3)
+    cameras = orbit_cameras(6, width=160, height=120)
     write_scene(folder, scene, cameras)
     from backend.cameras import load_images
 
     _, images = load_images(folder / "images", cameras)
     labels = [view_labels(image, c.name, "folder", mask_dir=folder / "masks") for c, image in zip(cameras, images)]
-    config = TrainConfig(iterations=200, pixels=1500, gfl_start=120, gfl_refresh=40, seed=1)
+    config = TrainConfig(iterations=300, pixels=2000, gfl_start=200, gfl_refresh=50, seed=1)
     result = train_features(scene.splat, cameras, labels, config, "ground-truth masks")
     save_features(folder / "features.npz", result.field)
     return {"folder": folder, "scene": scene, "cameras": cameras, "labels": labels, "result": result}

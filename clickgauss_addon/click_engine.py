@@ -1,0 +1,204 @@
+"""Click selection inside Blender, numpy only: a view and a pixel in, the object's selection out.
+
+The modal operator, the tests and the demo all drive these plain functions, so the headless
+path is the one a user's clicks take. The selection is Blender's own point-cloud selection
+(`.selection`), so edit mode draws it and Blender's separate / delete act on it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .backend.cameras import Camera
+from .backend.click import DEFAULT_THRESHOLDS, Geometry, Projection, click_feature, pixel_weights, select, unit_features
+from .backend.errors import UserError
+from .backend.features import FEATURE_DIM
+from .splat_object import object_to_splat
+
+FEATURE_ATTRIBUTES = tuple(f"cg_feature_{i:02d}" for i in range(FEATURE_DIM))
+CENTERS_KEY = "cg_centers_coarse"  # the training's global coarse clusters, for Segment Everything
+SELECTION = ".selection"
+OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])  # Blender views look down -z with y up
+
+
+def store_features(obj, features: np.ndarray, centers: np.ndarray | None = None) -> None:
+    """Features (N, 24) as point attributes, so they follow separate, duplicate, undo and .blend saves."""
+    cloud = obj.data
+    for i, name in enumerate(FEATURE_ATTRIBUTES):
+        attribute = cloud.attributes.get(name) or cloud.attributes.new(name, "FLOAT", "POINT")
+        attribute.data.foreach_set("value", np.ascontiguousarray(features[:, i], dtype=np.float32))
+    if centers is not None:
+        cloud[CENTERS_KEY] = json.dumps(np.asarray(centers, dtype=float).round(6).tolist())
+    forget(obj)
+
+
+def has_features(obj) -> bool:
+    return obj is not None and obj.type == "POINTCLOUD" and all(n in obj.data.attributes for n in FEATURE_ATTRIBUTES)
+
+
+def read_features(obj) -> np.ndarray:  # (N, 24) float32
+    count = len(obj.data.points)
+    features = np.empty((FEATURE_DIM, count), dtype=np.float32)
+    for i, name in enumerate(FEATURE_ATTRIBUTES):
+        obj.data.attributes[name].data.foreach_get("value", features[i])
+    return features.T
+
+
+def read_selection(obj) -> np.ndarray:  # (N,) bool
+    selection = np.zeros(len(obj.data.points), dtype=bool)
+    if SELECTION in obj.data.attributes:
+        obj.data.attributes[SELECTION].data.foreach_get("value", selection)
+    return selection
+
+
+def write_selection(obj, selection: np.ndarray) -> None:
+    attribute = obj.data.attributes.get(SELECTION) or obj.data.attributes.new(SELECTION, "BOOLEAN", "POINT")
+    attribute.data.foreach_set("value", np.ascontiguousarray(selection, dtype=bool))
+    obj.data.update_tag()
+
+
+@dataclass
+class Click:
+    camera: Camera
+    x: float
+    y: float
+    mode: str  # "SET", "ADD" or "SUBTRACT"
+
+
+@dataclass
+class ObjectState:
+    """What clicks on one object reuse: its geometry, unit features per level, the last view's projection."""
+
+    count: int
+    geometry: Geometry
+    features: np.ndarray  # (N, 24) float32
+    units: dict = field(default_factory=dict)  # level -> (N, D) unit features
+    projection: Projection | None = None
+    projection_key: tuple = ()
+    clicks: list = field(default_factory=list)  # this click session's clicks, replayed when level or threshold change
+    base: np.ndarray | None = None  # the selection before the session's first click
+
+    def unit(self, level: str) -> np.ndarray:
+        if level not in self.units:
+            self.units[level] = unit_features(self.features, level)
+        return self.units[level]
+
+    def projection_for(self, camera: Camera) -> Projection:
+        key = (camera.world_to_camera.tobytes(), camera.fx, camera.fy, camera.cx, camera.cy)
+        if self.projection is None or self.projection_key != key:
+            self.projection, self.projection_key = Projection.of(self.geometry, camera), key
+        return self.projection
+
+
+_states: dict[int, ObjectState] = {}
+
+
+def forget(obj) -> None:
+    """Drop the cache of an object whose points or features changed."""
+    _states.pop(obj.data.session_uid, None)
+
+
+def forget_all() -> None:
+    _states.clear()
+
+
+def state_of(obj) -> ObjectState:
+    if not has_features(obj):
+        raise UserError(f"'{obj.name}' has no features yet: train them, or load a features file")
+    state = _states.get(obj.data.session_uid)
+    if state is None or state.count != len(obj.data.points):
+        state = ObjectState(len(obj.data.points), Geometry.of(object_to_splat(obj)), read_features(obj))
+        _states[obj.data.session_uid] = state
+    return state
+
+
+def view_camera(width: int, height: int, view_matrix, window_matrix, object_matrix) -> Camera:
+    """The OpenCV camera of a 3D viewport region, in the object's own (file) coordinates.
+
+    view_matrix, window_matrix: the region's RegionView3D matrices; object_matrix: matrix_world.
+    """
+    projection = np.array(window_matrix, dtype=np.float64)
+    if abs(projection[3, 3]) > 1e-9:
+        raise UserError("clicking needs a perspective view: press Numpad 5 to leave the orthographic view")
+    world_to_camera = OPENGL_TO_OPENCV @ np.array(view_matrix, dtype=np.float64) @ np.array(object_matrix, dtype=np.float64)
+    fx, fy = width / 2 * projection[0, 0], height / 2 * projection[1, 1]
+    cx, cy = width / 2 * (1 - projection[0, 2]), height / 2 * (1 + projection[1, 2])
+    return Camera("viewport", width, height, fx, fy, cx, cy, world_to_camera)
+
+
+def region_pixel(height: int, mouse_x: int, mouse_y: int) -> tuple[float, float]:
+    """A mouse position in a region (origin bottom left) as an OpenCV image point (origin top left, centres at +0.5)."""
+    return mouse_x + 0.5, height - mouse_y - 0.5
+
+
+def evaluate(state: ObjectState, clicks: list[Click], level: str, threshold: float, start: np.ndarray) -> np.ndarray:
+    """The selection that `clicks` make from the selection `start`."""
+    selection = start.copy()
+    unit = state.unit(level)
+    for click in clicks:
+        projection = state.projection_for(click.camera)
+        query = click_feature(unit, *pixel_weights(state.geometry, click.camera, click.x, click.y, projection))
+        if query is None:  # nothing drawn under the pointer
+            continue
+        hit = select(unit, query, threshold)
+        if click.mode == "SET":
+            selection = hit
+        elif click.mode == "ADD":
+            selection |= hit
+        else:
+            selection &= ~hit
+    return selection
+
+
+def apply_click(obj, camera: Camera, x: float, y: float, mode: str = "SET", level: str = "coarse",
+                threshold: float | None = None) -> dict:
+    """Select by a click at image point (x, y) of `camera`; returns what the header shows."""
+    started = time.perf_counter()
+    state = state_of(obj)
+    current = read_selection(obj)
+    if not state.clicks:
+        state.base = current
+    click = Click(camera, x, y, mode)
+    state.clicks.append(click)
+    threshold = DEFAULT_THRESHOLDS[level] if threshold is None else threshold
+    selection = evaluate(state, [click], level, threshold, current)
+    write_selection(obj, selection)
+    return {"selected": int(selection.sum()), "ms": (time.perf_counter() - started) * 1e3,
+            "level": level, "threshold": threshold, "clicks": len(state.clicks)}
+
+
+def reapply(obj, level: str, threshold: float) -> dict:
+    """Replay this session's clicks at another level or threshold (the live slider)."""
+    started = time.perf_counter()
+    state = state_of(obj)
+    start = state.base if state.base is not None else read_selection(obj)
+    selection = evaluate(state, state.clicks, level, threshold, start)
+    write_selection(obj, selection)
+    return {"selected": int(selection.sum()), "ms": (time.perf_counter() - started) * 1e3,
+            "level": level, "threshold": threshold, "clicks": len(state.clicks)}
+
+
+def end_session(obj, keep: bool) -> None:
+    """Finish a click session: keep the selection, or put back the one it started from."""
+    state = _states.get(obj.data.session_uid)
+    if state is None:
+        return
+    if not keep and state.base is not None:
+        write_selection(obj, state.base)
+    state.clicks, state.base = [], None
+
+
+def cluster_labels(obj, threshold: float) -> np.ndarray:
+    """(N,) index of each Gaussian's most similar global coarse cluster, -1 below `threshold` or without clusters."""
+    state = state_of(obj)
+    centers = np.array(json.loads(obj.data.get(CENTERS_KEY, "[]")), dtype=np.float32)
+    if centers.size == 0:
+        raise UserError(f"'{obj.name}' has no global clusters: train with GFL on, or load a features file that has them")
+    similarity = state.unit("coarse") @ centers.T  # (N, K)
+    labels = similarity.argmax(axis=1)
+    labels[similarity.max(axis=1) <= threshold] = -1
+    return labels

@@ -1,0 +1,128 @@
+"""Click mode in the 3D viewport, and loading a features file onto a splat."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+from bpy.props import StringProperty
+from bpy_extras.io_utils import ImportHelper
+
+from . import click_engine
+from .backend.errors import UserError
+from .backend.features import load_features
+from .splat_object import is_splat, object_to_splat
+
+NAVIGATION = {"MIDDLEMOUSE", "WHEELUPMOUSE", "WHEELDOWNMOUSE", "TRACKPADPAN", "TRACKPADZOOM", "MOUSEROTATE",
+              "NDOF_MOTION", "MOUSEMOVE", "INBETWEEN_MOUSEMOVE"}
+HINTS = "Click: new · Shift: add · Ctrl: subtract · L or Alt+Wheel: coarse/fine · +/−: threshold · Enter: keep · Esc: leave"
+
+
+def window_region(area):
+    return next(region for region in area.regions if region.type == "WINDOW")
+
+
+class CLICKGAUSS_OT_click_mode(bpy.types.Operator):
+    """Click an object in the viewport to select its Gaussians (Shift adds, Ctrl subtracts, Enter keeps, Esc leaves)"""
+
+    bl_idname = "clickgauss.click_mode"
+    bl_label = "Click Select"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return context.area is not None and context.area.type == "VIEW_3D" and is_splat(context.active_object)
+
+    def invoke(self, context, event):
+        obj = context.active_object
+        if not click_engine.has_features(obj):
+            self.report({"ERROR"}, f"'{obj.name}' has no features yet: train them or load a features file first")
+            return {"CANCELLED"}
+        for other in context.view_layer.objects.selected:
+            other.select_set(other == obj)
+        if obj.mode != "EDIT":
+            bpy.ops.object.mode_set(mode="EDIT")  # edit mode draws the point selection
+        click_engine.end_session(obj, keep=True)
+        self.info = {"selected": click_engine.read_selection(obj).sum(), "ms": 0.0}
+        self.show(context)
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def show(self, context):
+        settings = context.scene.clickgauss
+        context.area.header_text_set(
+            f"Click-Gaussian · {settings.level.lower()} · threshold {settings.threshold:.2f} · "
+            f"{int(self.info['selected']):,} selected · {self.info['ms']:.1f} ms per click   |   {HINTS}"
+        )
+        context.area.tag_redraw()
+
+    def modal(self, context, event):
+        settings, obj = context.scene.clickgauss, context.active_object
+        region = window_region(context.area)
+        inside = 0 <= event.mouse_x - region.x < region.width and 0 <= event.mouse_y - region.y < region.height
+        try:
+            if event.type in {"RET", "NUMPAD_ENTER"} and event.value == "PRESS":
+                return self.finish(context, obj, keep=True)
+            if event.type in {"ESC", "RIGHTMOUSE"} and event.value == "PRESS":
+                return self.finish(context, obj, keep=False)
+            switch = event.type == "L" or (event.alt and event.type in {"WHEELUPMOUSE", "WHEELDOWNMOUSE"})
+            if switch and event.value == "PRESS":
+                settings.level = "FINE" if settings.level == "COARSE" else "COARSE"  # replays the clicks
+                self.info = click_engine.reapply(obj, settings.level.lower(), settings.threshold)
+            elif event.type in {"NUMPAD_PLUS", "EQUAL", "NUMPAD_MINUS", "MINUS"} and event.value == "PRESS":
+                step = 0.01 if event.type in {"NUMPAD_PLUS", "EQUAL"} else -0.01
+                attribute = "threshold_coarse" if settings.level == "COARSE" else "threshold_fine"
+                setattr(settings, attribute, getattr(settings, attribute) + step)
+                self.info = click_engine.reapply(obj, settings.level.lower(), settings.threshold)
+            elif event.type == "LEFTMOUSE" and event.value == "PRESS" and inside:
+                camera = click_engine.view_camera(region.width, region.height, context.space_data.region_3d.view_matrix,
+                                                  context.space_data.region_3d.window_matrix, obj.matrix_world)
+                x, y = click_engine.region_pixel(region.height, event.mouse_x - region.x, event.mouse_y - region.y)
+                mode = "ADD" if event.shift else "SUBTRACT" if event.ctrl else "SET"
+                self.info = click_engine.apply_click(obj, camera, x, y, mode, settings.level.lower(), settings.threshold)
+            else:
+                return {"PASS_THROUGH"} if event.type in NAVIGATION or not inside else {"RUNNING_MODAL"}
+        except UserError as error:
+            self.report({"ERROR"}, str(error))
+        self.show(context)
+        return {"RUNNING_MODAL"}
+
+    def finish(self, context, obj, keep: bool):
+        click_engine.end_session(obj, keep)
+        context.area.header_text_set(None)
+        context.area.tag_redraw()
+        return {"FINISHED"} if keep else {"CANCELLED"}
+
+
+class CLICKGAUSS_OT_load_features(bpy.types.Operator, ImportHelper):
+    """Load a features file written by 'python -m backend train' onto the active splat"""
+
+    bl_idname = "clickgauss.load_features"
+    bl_label = "Load Features"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filename_ext = ".npz"
+    filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
+
+    @classmethod
+    def poll(cls, context):
+        return is_splat(context.active_object)
+
+    def execute(self, context):
+        obj = context.active_object
+        try:
+            attach_features_file(obj, Path(self.filepath))
+        except UserError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Loaded features for {len(obj.data.points):,} Gaussians onto '{obj.name}'")
+        return {"FINISHED"}
+
+
+def attach_features_file(obj, path: Path) -> None:
+    """The features in `path` onto `obj`, refused unless they were trained for exactly its Gaussians."""
+    field = load_features(path, object_to_splat(obj))
+    click_engine.store_features(obj, field.features, field.centers.get("coarse"))
+
+
+classes = (CLICKGAUSS_OT_click_mode, CLICKGAUSS_OT_load_features)

@@ -1,0 +1,70 @@
+"""The scene's Click-Gaussian settings: click level and thresholds, training inputs and progress."""
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+
+from .backend.click import DEFAULT_THRESHOLDS
+
+
+def threshold_changed(settings, context):
+    """The slider updates the selection live: the click session's clicks are replayed."""
+    from . import click_engine
+
+    obj = context.active_object
+    if obj is not None and click_engine.has_features(obj) and obj.mode == "EDIT":
+        state = click_engine._states.get(obj.data.session_uid)
+        if state is not None and state.clicks:
+            click_engine.reapply(obj, settings.level.lower(), settings.threshold)
+
+
+class ClickGaussSettings(bpy.types.PropertyGroup):
+    level: EnumProperty(
+        name="Level",
+        items=[("COARSE", "Coarse", "Select whole objects"), ("FINE", "Fine", "Select parts of objects")],
+        default="COARSE",
+        update=threshold_changed,
+    )
+    threshold_coarse: FloatProperty(
+        name="Threshold", description="Cosine similarity to the clicked feature above which a Gaussian is selected",
+        default=DEFAULT_THRESHOLDS["coarse"], min=-1.0, max=1.0, step=1, update=threshold_changed,
+    )
+    threshold_fine: FloatProperty(
+        name="Threshold", description="Cosine similarity to the clicked feature above which a Gaussian is selected",
+        default=DEFAULT_THRESHOLDS["fine"], min=-1.0, max=1.0, step=1, update=threshold_changed,
+    )
+    images_dir: StringProperty(name="Photos", description="The folder of photos the splat was trained from",
+                               subtype="DIR_PATH")
+    cameras_path: StringProperty(
+        name="Cameras", description="COLMAP model folder, transforms.json or LLFF poses_bounds.npy", subtype="FILE_PATH"
+    )
+    mask_source: EnumProperty(
+        name="Masks",
+        items=[("AUTO", "Automatic", "SAM when a checkpoint is set in the preferences, else precomputed masks "
+                                     "when a folder is set, else the weight-free fallback"),
+               ("SAM", "SAM", "Segment Anything's automatic masks (checkpoint in the preferences)"),
+               ("FOLDER", "Folder", "Precomputed masks: a label PNG or .npz per photo"),
+               ("FELZENSZWALB", "Fallback", "Graph-based segmentation, no model weights needed (lower quality)")],
+        default="AUTO",
+    )
+    mask_dir: StringProperty(name="Mask Folder", description="Precomputed masks, one file per photo", subtype="DIR_PATH")
+    iterations: IntProperty(name="Iterations", description="Training steps (the paper uses 3000)", default=3000, min=1)
+    downscale: IntProperty(name="Downscale", description="Train on photos this many times smaller (faster)",
+                           default=2, min=1, max=16)
+    training: BoolProperty(options={"SKIP_SAVE"})
+    progress: FloatProperty(name="Progress", subtype="PERCENTAGE", min=0, max=100, options={"SKIP_SAVE"})
+    status: StringProperty(options={"SKIP_SAVE"})
+
+    @property
+    def threshold(self) -> float:
+        return self.threshold_coarse if self.level == "COARSE" else self.threshold_fine
+
+
+classes = (ClickGaussSettings,)
+
+
+def register():
+    bpy.types.Scene.clickgauss = bpy.props.PointerProperty(type=ClickGaussSettings)
+
+
+def unregister():
+    del bpy.types.Scene.clickgauss

@@ -1,0 +1,193 @@
+"""Training from the panel: the backend runs as a child process, so Blender stays responsive.
+
+The child gets the object's splat as it is now (written to a temporary folder), reports progress
+as JSON lines, and writes the features there; only when it ends well are they stored on the
+object. A cancelled or failed run changes nothing in the scene.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import bpy
+
+from . import click_engine
+from .backend.errors import UserError
+from .backend.features import load_features
+from .backend.ply import write_ply
+from .preferences import ADDON_DIR, backend_python, preferences
+from .splat_object import is_splat, object_to_splat
+
+
+class TrainingJob:
+    """One backend `train` process for one object; `poll()` from a timer, then `features()` or `error()`."""
+
+    def __init__(self, obj, settings, prefs):
+        self.object_name = obj.name
+        self.python = backend_python(prefs)
+        images, cameras = bpy.path.abspath(settings.images_dir), bpy.path.abspath(settings.cameras_path)
+        if not images or not Path(images).is_dir():
+            raise UserError(f"Photos: choose the folder of photos the splat was trained from (now {images or 'empty'})")
+        if not cameras or not Path(cameras).exists():
+            raise UserError(f"Cameras: choose a COLMAP folder, transforms.json or poses_bounds.npy (now {cameras or 'empty'})")
+        self.splat = object_to_splat(obj)
+        self.folder = Path(tempfile.mkdtemp(prefix="clickgauss-train-"))
+        write_ply(self.folder / "splat.ply", self.splat)
+        command = [self.python, "-m", "backend", "train", "--splat", str(self.folder / "splat.ply"),
+                   "--images", images, "--cameras", cameras, "--out", str(self.folder / "features.npz"),
+                   "--progress", "json", "--device", prefs.device, "--iterations", str(settings.iterations),
+                   "--downscale", str(settings.downscale), *mask_arguments(settings, prefs)]
+        environment = dict(os.environ, PYTHONPATH=str(ADDON_DIR), PYTHONUNBUFFERED="1")
+        try:
+            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                            env=environment, cwd=self.folder)
+        except OSError as error:
+            self.cleanup()
+            raise UserError(f"the backend Python {self.python} cannot run ({error.strerror})") from None
+        self.events: queue.Queue = queue.Queue()
+        self.stderr: list[str] = []
+        threading.Thread(target=self.read_events, daemon=True).start()
+        threading.Thread(target=lambda: self.stderr.extend(self.process.stderr), daemon=True).start()
+
+    def read_events(self):
+        for line in self.process.stdout:
+            try:
+                self.events.put(json.loads(line))
+            except json.JSONDecodeError:
+                pass  # a library's stray print; progress lines are JSON
+
+    def poll(self) -> list[dict]:
+        """The progress events that arrived since the last call."""
+        arrived = []
+        while not self.events.empty():
+            arrived.append(self.events.get())
+        return arrived
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def features(self):
+        """The finished run's FeatureField, checked against the splat it was given."""
+        return load_features(self.folder / "features.npz", self.splat)
+
+    def error(self) -> str:
+        lines = [line.strip() for line in self.stderr if line.strip()]
+        messages = [line[len("error: "):] for line in lines if line.startswith("error: ")]
+        if messages:
+            return messages[-1]
+        return f"training stopped (exit code {self.process.returncode}): {lines[-1] if lines else 'no message'}"
+
+    def cancel(self) -> None:
+        if self.running:
+            self.process.terminate()  # SIGTERM: the backend stops between steps and writes nothing
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def mask_arguments(settings, prefs) -> list[str]:
+    source = settings.mask_source.lower()
+    arguments = ["--masks", source]
+    if prefs.sam_checkpoint and source in ("auto", "sam"):
+        arguments += ["--sam-checkpoint", bpy.path.abspath(prefs.sam_checkpoint), "--sam-model", prefs.sam_model]
+    if settings.mask_dir and source in ("auto", "folder"):
+        arguments += ["--mask-dir", bpy.path.abspath(settings.mask_dir)]
+    return arguments
+
+
+class CLICKGAUSS_OT_train(bpy.types.Operator):
+    """Learn the Click-Gaussian features of the active splat from its photos (in a separate process; Esc cancels)"""
+
+    bl_idname = "clickgauss.train"
+    bl_label = "Train Features"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return is_splat(context.active_object) and not context.scene.clickgauss.training
+
+    def execute(self, context):
+        settings = context.scene.clickgauss
+        try:
+            self.job = TrainingJob(context.active_object, settings, preferences(context))
+        except UserError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        settings.training, settings.progress, settings.status = True, 0.0, "starting"
+        self.timer = context.window_manager.event_timer_add(0.25, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        context.window_manager.progress_begin(0, 100)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        settings = context.scene.clickgauss
+        if event.type == "ESC" or not settings.training:  # Esc, or the panel's Cancel
+            self.job.cancel()
+            return self.end(context, "Training cancelled: the object is unchanged", {"WARNING"}, {"CANCELLED"})
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        for progress in self.job.poll():
+            describe(settings, progress)
+        context.window_manager.progress_update(settings.progress)
+        for area in context.screen.areas:
+            area.tag_redraw()
+        if self.job.running:
+            return {"PASS_THROUGH"}
+        if self.job.process.returncode != 0:
+            return self.end(context, f"Training failed: {self.job.error()}", {"ERROR"}, {"CANCELLED"})
+        obj = bpy.data.objects.get(self.job.object_name)
+        try:
+            field = self.job.features()
+            if obj is None:
+                raise UserError(f"the object '{self.job.object_name}' is gone")
+            if object_to_splat(obj).count != field.count:
+                raise UserError(f"'{obj.name}' changed while training ran; train it again")
+            click_engine.store_features(obj, field.features, field.centers.get("coarse"))
+        except UserError as error:
+            return self.end(context, f"Training failed: {error}", {"ERROR"}, {"CANCELLED"})
+        return self.end(context, f"Trained features for {field.count:,} Gaussians of '{obj.name}'", {"INFO"}, {"FINISHED"})
+
+    def end(self, context, message, level, result):
+        context.window_manager.event_timer_remove(self.timer)
+        context.window_manager.progress_end()
+        settings = context.scene.clickgauss
+        settings.training, settings.status = False, message
+        self.job.cleanup()
+        self.report(level, message)
+        return result
+
+
+def describe(settings, progress: dict) -> None:
+    """A progress event as the panel's bar and status line."""
+    if progress.get("phase") == "iterations":
+        settings.progress = 100.0 * progress["iteration"] / progress["of"]
+        settings.status = (f"{progress['iteration']}/{progress['of']} · loss {progress['loss']:.3f} · "
+                           f"{progress['remaining_s']:.0f} s left")
+    else:
+        settings.status = progress.get("phase", "") + (f": {progress['source']}" if "source" in progress else "")
+
+
+class CLICKGAUSS_OT_cancel_training(bpy.types.Operator):
+    """Stop the running training; the object stays as it was"""
+
+    bl_idname = "clickgauss.cancel_training"
+    bl_label = "Cancel Training"
+
+    def execute(self, context):
+        context.scene.clickgauss.training = False  # the training operator sees it on its next timer tick
+        return {"FINISHED"}
+
+
+classes = (CLICKGAUSS_OT_train, CLICKGAUSS_OT_cancel_training)

@@ -1,0 +1,223 @@
+"""Click selection, split, delete and training in real Blender, through the installed add-on's own code path."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from backend.ply import read_ply
+from test_cli import inner_pixel
+
+pytestmark = pytest.mark.blender
+
+
+@pytest.fixture
+def addon(blender):
+    return sys.modules["bl_ext.user_default.clickgauss"]
+
+
+@pytest.fixture
+def splat_with_features(bpy, addon, trained_scene):
+    folder = trained_scene["folder"]
+    assert bpy.ops.clickgauss.import_splat(filepath=str(folder / "splat.ply")) == {"FINISHED"}
+    obj = bpy.context.view_layer.objects.active
+    assert bpy.ops.clickgauss.load_features(filepath=str(folder / "features.npz")) == {"FINISHED"}
+    return obj
+
+
+def click_on(addon, obj, trained_scene, level, name, mode="SET", view=1):
+    """Click the pixel deepest inside `name` (an object or a part) in a known camera of the scene."""
+    scene, camera = trained_scene["scene"], trained_scene["cameras"][view]
+    gt = np.load(trained_scene["folder"] / "gt" / f"view_{view:03d}.npz")
+    if level == "coarse":
+        index, labels = scene.object_names.index(name), gt["objects"]
+    else:
+        index, labels = [p.part_name for p in scene.parts].index(name), gt["parts"]
+    x, y = inner_pixel(labels, index)
+    return addon.click_engine.apply_click(obj, camera, x + 0.5, y + 0.5, mode, level)
+
+
+def selection_quality(addon, obj, truth: np.ndarray):
+    selected = addon.click_engine.read_selection(obj)
+    return np.mean(truth[selected]), np.mean(selected[truth])  # precision, recall
+
+
+def test_a_click_selects_the_object_and_the_part_under_it(splat_with_features, addon, trained_scene):
+    obj, scene = splat_with_features, trained_scene["scene"]
+    info = click_on(addon, obj, trained_scene, "coarse", "mug")
+    precision, recall = selection_quality(addon, obj, scene.object_ids == scene.object_names.index("mug"))
+    assert precision > 0.9 and recall > 0.9 and info["selected"] == addon.click_engine.read_selection(obj).sum()
+    click_on(addon, obj, trained_scene, "fine", "head")
+    precision, recall = selection_quality(addon, obj, scene.part_ids == [p.part_name for p in scene.parts].index("head"))
+    assert precision > 0.9 and recall > 0.9
+
+
+def test_shift_click_adds_and_ctrl_click_subtracts(splat_with_features, addon, trained_scene):
+    obj, scene = splat_with_features, trained_scene["scene"]
+    mug, table = (scene.object_ids == scene.object_names.index(n) for n in ("mug", "table"))
+    click_on(addon, obj, trained_scene, "coarse", "mug")
+    click_on(addon, obj, trained_scene, "coarse", "table", mode="ADD")
+    precision, recall = selection_quality(addon, obj, mug | table)
+    assert precision > 0.9 and recall > 0.9
+    click_on(addon, obj, trained_scene, "coarse", "mug", mode="SUBTRACT")
+    precision, recall = selection_quality(addon, obj, table)
+    assert precision > 0.9 and recall > 0.9
+
+
+def test_the_threshold_slider_replays_the_clicks_and_esc_restores(splat_with_features, addon, trained_scene):
+    obj = splat_with_features
+    engine = addon.click_engine
+    click_on(addon, obj, trained_scene, "coarse", "mug")
+    strict = engine.reapply(obj, "coarse", 0.999)["selected"]
+    loose = engine.reapply(obj, "coarse", -1.0)["selected"]
+    assert strict < engine.reapply(obj, "coarse", 0.75)["selected"] < loose == len(obj.data.points)
+    engine.end_session(obj, keep=False)
+    assert engine.read_selection(obj).sum() == 0
+
+
+def test_split_carries_every_attribute_and_the_counts_add_up(splat_with_features, addon, trained_scene, bpy, tmp_path):
+    obj, scene = splat_with_features, trained_scene["scene"]
+    click_on(addon, obj, trained_scene, "coarse", "mug")
+    chosen = addon.click_engine.read_selection(obj).sum()
+    before = len(obj.data.points)
+    assert bpy.ops.clickgauss.split() == {"FINISHED"}
+    part = bpy.data.objects["splat part"]
+    assert len(part.data.points) == chosen and len(obj.data.points) == before - chosen
+    names = lambda o: {a.name for a in o.data.attributes if not a.name.startswith(".")}  # noqa: E731
+    assert names(part) == names(obj) and addon.click_engine.has_features(part)
+    for target, name in ((obj, "rest"), (part, "mug")):
+        bpy.context.view_layer.objects.active = target
+        bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / f"{name}.ply"))
+    rest, mug = read_ply(tmp_path / "rest.ply"), read_ply(tmp_path / "mug.ply")
+    assert rest.count + mug.count == scene.splat.count and list(mug.columns) == list(scene.splat.columns)
+    assert np.mean(np.isin(mug.positions[:, 0], scene.splat.positions[scene.object_ids == 1, 0])) > 0.9
+
+
+def test_delete_removes_the_selection(splat_with_features, addon, trained_scene, bpy):
+    obj = splat_with_features
+    click_on(addon, obj, trained_scene, "coarse", "table")
+    chosen = addon.click_engine.read_selection(obj).sum()
+    before = len(obj.data.points)
+    assert bpy.ops.clickgauss.delete() == {"FINISHED"}
+    assert len(obj.data.points) == before - chosen and addon.click_engine.read_selection(obj).sum() == 0
+    with pytest.raises(RuntimeError, match="nothing is selected"):
+        bpy.ops.clickgauss.delete()
+
+
+def test_segment_everything_makes_one_object_per_cluster(splat_with_features, bpy):
+    obj = splat_with_features
+    count = len(obj.data.points)
+    assert bpy.ops.clickgauss.segment_everything() == {"FINISHED"}
+    clouds = [o for o in bpy.data.objects if o.type == "POINTCLOUD"]
+    assert len(clouds) >= 4 and sum(len(o.data.points) for o in clouds) == count
+
+
+def test_features_survive_a_blend_save_and_reload(splat_with_features, addon, trained_scene, bpy, tmp_path):
+    obj = splat_with_features
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "scene.blend"))
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "scene.blend"))
+    obj = bpy.data.objects["splat"]
+    assert addon.click_engine.has_features(obj)
+    click_on(addon, obj, trained_scene, "coarse", "mug")
+    scene = trained_scene["scene"]
+    assert selection_quality(addon, obj, scene.object_ids == scene.object_names.index("mug"))[0] > 0.9
+
+
+def test_features_of_another_splat_are_refused(bpy, addon, trained_scene, tmp_path):
+    from backend.synthetic import make_scene
+    from backend.ply import write_ply
+
+    write_ply(tmp_path / "other.ply", make_scene(6000, seed=9).splat)
+    bpy.ops.clickgauss.import_splat(filepath=str(tmp_path / "other.ply"))
+    with pytest.raises(RuntimeError, match="belong to another splat"):
+        bpy.ops.clickgauss.load_features(filepath=str(trained_scene["folder"] / "features.npz"))
+    assert not addon.click_engine.has_features(bpy.context.view_layer.objects.active)
+
+
+def test_the_viewport_camera_is_the_opencv_camera_of_its_matrices(addon, trained_scene):
+    from mathutils import Matrix
+
+    camera = trained_scene["cameras"][2]
+    object_matrix = np.array(Matrix.Rotation(-1.5708, 4, "X")) @ np.diag([2.0, 2.0, 2.0, 1.0])
+    view = np.diag([1.0, -1.0, -1.0, 1.0]) @ camera.world_to_camera @ np.linalg.inv(object_matrix)
+    near, far, w, h = 0.1, 100.0, camera.width, camera.height
+    window = np.array([[2 * camera.fx / w, 0, 1 - 2 * camera.cx / w, 0], [0, 2 * camera.fy / h, 2 * camera.cy / h - 1, 0],
+                       [0, 0, -(far + near) / (far - near), -2 * far * near / (far - near)], [0, 0, -1, 0]])
+    got = addon.click_engine.view_camera(w, h, view.tolist(), window.tolist(), object_matrix.tolist())
+    np.testing.assert_allclose(got.world_to_camera, camera.world_to_camera, atol=1e-9)
+    np.testing.assert_allclose(got.K, camera.K, atol=1e-9)
+    # a point seen through Blender's matrices lands on the pixel the OpenCV camera gives it
+    point = trained_scene["scene"].splat.positions[100].astype(np.float64)
+    clip = window @ view @ object_matrix @ np.append(point, 1.0)
+    region_x, region_y = (clip[:2] / clip[3] + 1) / 2 * [w, h]
+    pixel, _ = camera.project(point[None])
+    np.testing.assert_allclose(addon.click_engine.region_pixel(h, region_x - 0.5, region_y - 0.5), pixel[0], atol=1e-6)
+
+
+def training_settings(bpy, trained_scene, iterations):
+    settings = bpy.context.scene.clickgauss
+    folder = trained_scene["folder"]
+    settings.images_dir, settings.cameras_path = str(folder / "images"), str(folder / "sparse" / "0")
+    settings.mask_source, settings.mask_dir = "FOLDER", str(folder / "masks")
+    settings.iterations, settings.downscale = iterations, 1
+    return settings
+
+
+def test_training_runs_the_backend_process_and_stores_features(bpy, addon, trained_scene):
+    bpy.ops.clickgauss.import_splat(filepath=str(trained_scene["folder"] / "splat.ply"))
+    obj = bpy.context.view_layer.objects.active
+    prefs = addon.preferences.preferences()
+    prefs.python_path = sys.executable
+    job = addon.training.TrainingJob(obj, training_settings(bpy, trained_scene, 40), prefs)
+    events = []
+    while job.running:
+        events += job.poll()
+        time.sleep(0.1)
+    events += job.poll()
+    assert job.process.returncode == 0, job.error()
+    assert [e["phase"] for e in events][0] == "masks" and any(e.get("iteration") == 40 for e in events)
+    field = job.features()
+    addon.click_engine.store_features(obj, field.features, field.centers.get("coarse"))
+    job.cleanup()
+    assert addon.click_engine.has_features(obj)
+
+
+def test_cancel_leaves_the_object_as_it_was(bpy, addon, trained_scene):
+    bpy.ops.clickgauss.import_splat(filepath=str(trained_scene["folder"] / "splat.ply"))
+    obj = bpy.context.view_layer.objects.active
+    attributes = sorted(a.name for a in obj.data.attributes)
+    prefs = addon.preferences.preferences()
+    prefs.python_path = sys.executable
+    job = addon.training.TrainingJob(obj, training_settings(bpy, trained_scene, 100000), prefs)
+    deadline = time.time() + 120
+    while not any(e.get("phase") == "iterations" for e in job.poll()) and time.time() < deadline:
+        time.sleep(0.1)
+    job.cancel()
+    assert job.process.returncode == 143 and not (job.folder / "features.npz").exists()
+    job.cleanup()
+    assert sorted(a.name for a in obj.data.attributes) == attributes and not addon.click_engine.has_features(obj)
+
+
+def test_a_missing_or_broken_python_gives_a_clear_message(bpy, addon, trained_scene, tmp_path):
+    bpy.ops.clickgauss.import_splat(filepath=str(trained_scene["folder"] / "splat.ply"))
+    obj = bpy.context.view_layer.objects.active
+    prefs = addon.preferences.preferences()
+    settings = training_settings(bpy, trained_scene, 10)
+    prefs.python_path = str(tmp_path / "no-python")
+    with pytest.raises(addon.backend.errors.UserError, match="no-python does not exist"):
+        addon.training.TrainingJob(obj, settings, prefs)
+    prefs.python_path = ""
+    with pytest.raises(addon.backend.errors.UserError, match="set the backend's Python"):
+        addon.training.TrainingJob(obj, settings, prefs)
+    broken = tmp_path / "python"
+    broken.write_text("#!/bin/sh\necho 'ModuleNotFoundError: No module named torch' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    with pytest.raises(addon.backend.errors.UserError, match="failed: ModuleNotFoundError: No module named torch"):
+        addon.preferences.check_python(str(broken))
+    report = addon.preferences.check_python(sys.executable)
+    assert report["torch"] and report["device"] == "cpu"
+    shutil.rmtree(tmp_path, ignore_errors=True)
