@@ -37,7 +37,7 @@ class TrainConfig:
     tau_coarse: float = 0.5  # negative margins per level
     tau_fine: float = 0.75
     tau_global: float = 0.9  # GFL pulls a Gaussian to its closest centre only above this similarity
-    gfl_start: int = 2000
+    gfl_start: int = -1  # -1: two thirds of the iterations (the paper's 2000 of 3000), so shorter runs get GFL too
     gfl_refresh: int = 500  # iterations between re-clusterings
     cluster_epsilon_coarse: float = 1e-2
     cluster_epsilon_fine: float = 1e-3
@@ -53,6 +53,10 @@ class TrainConfig:
     use_spatial: bool = True
     use_granularity_prior: bool = True
     seed: int = 0
+
+    @property
+    def gfl_first_iteration(self) -> int:
+        return self.gfl_start if self.gfl_start >= 0 else 2 * self.iterations // 3
 
     def tau(self, level: str) -> float:
         return self.tau_coarse if level == "coarse" else self.tau_fine
@@ -232,7 +236,8 @@ def train_features(
     for step in range(config.iterations):
         if should_stop():
             raise Cancelled("training was cancelled; nothing was written")
-        if config.use_gfl and step >= config.gfl_start and (step - config.gfl_start) % config.gfl_refresh == 0:
+        first = config.gfl_first_iteration
+        if config.use_gfl and step >= first and (step - first) % config.gfl_refresh == 0:
             clustering_started = time.perf_counter()
             progress({"phase": "clustering", "iteration": step})
             for level in LEVELS:

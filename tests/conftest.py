@@ -20,13 +20,19 @@ def shared_file(relative: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def blender(tmp_path_factory):
-    """The real bpy module with the built add-on zip installed in a temporary user folder."""
+def addon_zip() -> Path:
+    """The add-on zip: the one build.py made for this run, or built now."""
     if not os.environ.get("CLICKGAUSS_ZIP"):
         sys.path.insert(0, str(ROOT))
         import build
 
         os.environ["CLICKGAUSS_ZIP"] = str(build.build_zip(Path(sys.executable)))
+    return Path(os.environ["CLICKGAUSS_ZIP"])
+
+
+@pytest.fixture(scope="session")
+def blender(tmp_path_factory, addon_zip):
+    """The real bpy module with the built add-on zip installed in a temporary user folder."""
     from tools.blender_env import start_blender
 
     bpy, _ = start_blender(str(tmp_path_factory.mktemp("blender-user")))
