@@ -6,12 +6,15 @@ import time
 from pathlib import Path
 
 import bpy
+import numpy as np
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper, axis_conversion, orientation_helper
 
+from . import click_engine
 from .backend.errors import UserError
 from .backend.formats import SPLAT_EXTENSIONS, read_splat
 from .backend.ply import write_ply
+from .backend.splat import Splat
 from .splat_object import is_splat, merge, object_to_splat, splat_to_object
 
 def axis_matrix(operator):
@@ -104,6 +107,12 @@ class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
         description="Write every selected splat object into the one file; otherwise only the active object",
         default=False,
     )
+    include_features: BoolProperty(
+        name="Include Features",
+        description="Also write the learned features as 24 float columns (cg_feature_00..23); importing "
+                    "the file brings them back. Other splat viewers ignore extra columns",
+        default=False,
+    )
 
     def objects(self, context):
         if self.use_selection:
@@ -117,7 +126,7 @@ class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
             return {"CANCELLED"}
         started = time.perf_counter()
         try:
-            splat = merge([object_to_splat(obj) for obj in objects], [obj.name for obj in objects])
+            splat = merge([splat_for_export(obj, self.include_features) for obj in objects], [obj.name for obj in objects])
             write_ply(self.filepath, splat)
         except UserError as error:
             self.report({"ERROR"}, str(error))
@@ -127,6 +136,16 @@ class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
             f"Exported {splat.count:,} Gaussians to {Path(self.filepath).name} in {time.perf_counter() - started:.2f} s",
         )
         return {"FINISHED"}
+
+
+def splat_for_export(obj, include_features: bool) -> Splat:
+    """The object's splat, with its features as extra float columns when asked for and present."""
+    splat = object_to_splat(obj)
+    if include_features and click_engine.has_features(obj):
+        features = click_engine.read_features(obj)
+        for i, name in enumerate(click_engine.FEATURE_ATTRIBUTES):
+            splat.columns.setdefault(name, np.ascontiguousarray(features[:, i]))
+    return splat
 
 
 class CLICKGAUSS_FH_splat(bpy.types.FileHandler):

@@ -221,3 +221,15 @@ def test_a_missing_or_broken_python_gives_a_clear_message(bpy, addon, trained_sc
     report = addon.preferences.check_python(sys.executable)
     assert report["torch"] and report["device"] == "cpu"
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_features_can_travel_inside_the_exported_ply(splat_with_features, addon, bpy, tmp_path):
+    obj = splat_with_features
+    features = addon.click_engine.read_features(obj)
+    bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "with.ply"), include_features=True)
+    bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "without.ply"))
+    assert len(read_ply(tmp_path / "with.ply").columns) == len(read_ply(tmp_path / "without.ply").columns) + 24
+    bpy.ops.clickgauss.import_splat(filepath=str(tmp_path / "with.ply"))
+    again = bpy.context.view_layer.objects.active
+    assert again != obj and addon.click_engine.has_features(again)
+    np.testing.assert_array_equal(addon.click_engine.read_features(again), features)
