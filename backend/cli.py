@@ -1,4 +1,4 @@
-"""`python -m backend`: train a feature field, segment by clicks, render views and features.
+"""`python -m backend`: train a feature field, segment by clicks, render views and features, evaluate.
 
 Exit codes: 0 done; 2 a mistake in the input or the settings (one message on stderr, no
 traceback); 130 / 143 stopped by Ctrl+C / SIGTERM, nothing written; 1 an internal error.
@@ -56,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
             train.add_argument(f"--no-{name[4:].replace('_', '-')}", dest=name, action="store_false",
                                help=f"switch off the {name[4:].replace('_', ' ')} term (ablation)")
         else:
+            special = {"gfl_start": "the step GFL starts at (default -1: two thirds of the iterations, as the paper's 2000 of 3000)"}
             train.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value,
-                               help=f"default {value}")
+                               help=special.get(name, f"default {value}"))
 
     segment = commands.add_parser("segment", help="select the object under one or more clicks",
                                   description="Select Gaussians by clicking a view; write them and the rest as splats.")
@@ -80,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--view", required=True, help="the image (camera) name to render")
     render.add_argument("--features", type=Path, help="features from 'train' (without them only RGB is written)")
     render.add_argument("--out", required=True, type=Path, help="folder for the PNG files")
+    from .evaluate import add_eval_command
+
+    add_eval_command(commands)
     return parser
 
 
@@ -219,7 +223,7 @@ def run_segment(options) -> int:
     field = load_features(options.features, splat)
     camera = find_view(cameras, options.view)
     threshold = DEFAULT_THRESHOLDS[options.level] if options.threshold is None else options.threshold
-    unit = unit_features(field.features, options.level)
+    unit = unit_features(field.features, options.level, field.config.get("use_granularity_prior", True))
     geometry = Geometry.of(splat)
     selected = np.zeros(splat.count, dtype=bool)
     for clicks, include in ((options.click, True), (options.exclude, False)):
@@ -310,7 +314,9 @@ def run_render(options) -> int:
 
 def main(argv=None) -> int:
     options = build_parser().parse_args(argv)
-    run = {"train": run_train, "segment": run_segment, "render": run_render}[options.command]
+    from .evaluate import run_eval
+
+    run = {"train": run_train, "segment": run_segment, "render": run_render, "eval": run_eval}[options.command]
     try:
         return run(options)
     except UserError as error:

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .features import LEVEL_DIMS
+from .features import COARSE_DIM, LEVEL_DIMS
 from .splat import Splat
 
-# Midway between each level's negative margin (0.5, 0.75) and 1 until a sweep on the benchmark decides.
-DEFAULT_THRESHOLDS = {"coarse": 0.75, "fine": 0.875}
+# Picked by the threshold sweep of bench/bench_accuracy.py on its tuning scene (docs/accuracy.md): the middle
+# of the thresholds within 2 mIoU points of the best (coarse 0.5-0.925, fine 0.8-0.95 there).
+DEFAULT_THRESHOLDS = {"coarse": 0.725, "fine": 0.875}
 BLUR = 0.3  # gsplat's eps2d: added to the 2D covariance's diagonal
 ALPHA_MIN, ALPHA_MAX, TRANSMITTANCE_MIN, NEAR = 1.0 / 255.0, 0.999, 1e-4, 0.01  # as gsplat 1.5 (and render.py)
 
@@ -109,9 +110,13 @@ def pixel_weights(geometry: Geometry, camera, x: float, y: float, projection: Pr
     return ids[live], (alpha * before)[live].astype(np.float32)
 
 
-def unit_features(features: np.ndarray, level: str) -> np.ndarray:
-    """(N, D) float32 unit features at `level`; computed once per level and kept, as clicks reuse them."""
-    level_features = features[:, : LEVEL_DIMS[level]].astype(np.float32)
+def unit_features(features: np.ndarray, level: str, granularity_prior: bool = True) -> np.ndarray:
+    """(N, D) float32 unit features at `level`, computed once per level and kept, as clicks reuse them.
+
+    A field trained without the granularity prior has its fine level in channels 12-23 alone.
+    """
+    fine_alone = level == "fine" and not granularity_prior
+    level_features = (features[:, COARSE_DIM:] if fine_alone else features[:, : LEVEL_DIMS[level]]).astype(np.float32)
     norms = np.linalg.norm(level_features, axis=1, keepdims=True)
     return level_features / np.maximum(norms, 1e-12)
 

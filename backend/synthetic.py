@@ -37,6 +37,45 @@ DEFAULT_PARTS = [
 ]
 
 
+# Objects that `random_layout` places: per kind, (part, shape, offset from the object's foot, size).
+CATALOGUE = {
+    "mug": [("body", "cylinder", (0, -0.35, 0), (0.3, 0.35, 0)), ("handle", "torus", (0.38, -0.35, 0), (0.15, 0.05, 0))],
+    "table": [("top", "box", (0, -0.75, 0), (0.7, 0.05, 0.5)), ("legs", "legs", (0, -0.35, 0), (0.6, 0.35, 0.4))],
+    "figure": [("body", "cylinder", (0, -0.4, 0), (0.22, 0.4, 0)), ("head", "sphere", (0, -1.0, 0), (0.2, 0, 0))],
+    "lamp": [("base", "cylinder", (0, -0.05, 0), (0.3, 0.05, 0)), ("pole", "cylinder", (0, -0.6, 0), (0.06, 0.5, 0)),
+             ("shade", "cylinder", (0, -1.2, 0), (0.3, 0.15, 0))],
+    "bottle": [("body", "cylinder", (0, -0.3, 0), (0.18, 0.3, 0)), ("neck", "cylinder", (0, -0.75, 0), (0.08, 0.15, 0))],
+    "snowman": [("bottom", "sphere", (0, -0.3, 0), (0.3, 0, 0)), ("top", "sphere", (0, -0.78, 0), (0.19, 0, 0))],
+    "ball": [("ball", "sphere", (0, -0.3, 0), (0.3, 0, 0))],
+}
+FOOTPRINTS = {"mug": 0.55, "table": 0.9, "figure": 0.3, "lamp": 0.35, "bottle": 0.25, "snowman": 0.35, "ball": 0.35}
+
+
+def random_layout(objects: int = 6, seed: int = 0, radius: float = 1.9) -> list[Part]:
+    """Ground plus `objects` objects of the catalogue at seeded, non-overlapping places, in random colours.
+
+    Different seeds give different scenes of the same kind, so a setting can be tuned on one and
+    reported on another.
+    """
+    rng = np.random.default_rng(seed)
+    kinds = list(CATALOGUE)
+    chosen = [kinds[i % len(kinds)] for i in rng.permutation(max(objects, len(kinds)))[:objects]]
+    parts, placed = [DEFAULT_PARTS[0]], []
+    for number, kind in enumerate(chosen):
+        for _ in range(1000):  # rejection sampling: a free spot inside the disc
+            x, z = rng.uniform(-radius, radius, 2)
+            free = all(np.hypot(x - px, z - pz) > FOOTPRINTS[kind] + reach for px, pz, reach in placed)
+            if np.hypot(x, z) < radius and free:
+                break
+        else:
+            raise ValueError(f"no room for {objects} objects within radius {radius}")
+        placed.append((x, z, FOOTPRINTS[kind]))
+        for part_name, shape, (dx, dy, dz), size in CATALOGUE[kind]:
+            color = tuple(float(c) for c in rng.uniform(0.1, 0.95, 3))
+            parts.append(Part(f"{kind}{number}", part_name, shape, (x + dx, dy, z + dz), size, color))
+    return parts
+
+
 def sample_surface(part: Part, count: int, rng) -> tuple[np.ndarray, np.ndarray]:
     """(count, 3) points on the part's surface and their (count, 3) unit normals."""
     c = np.asarray(part.center, dtype=np.float64)
@@ -160,8 +199,9 @@ def orbit_cameras(count: int, width: int = 160, height: int = 120, radius: float
 def render_views(scene: SyntheticScene, cameras):
     """Per camera: the RGB image (H, W, 3) uint8 and ground-truth object and part label maps (H, W) int32.
 
-    A pixel's label is the object (part) with the largest compositing weight there, -1 where the
-    scene covers less than half of the pixel.
+    A pixel's label is the object (part) that holds more than half of its compositing weight, -1
+    where none does (background, and boundary pixels that mix three things): exactly the pixels
+    where a perfect selection of that object renders as selected (evaluate.py's rule).
     """
     import torch
 
@@ -182,23 +222,28 @@ def render_views(scene: SyntheticScene, cameras):
         for onehot in (object_onehot, part_onehot):
             votes = apply_weights(weights, onehot)
             best, label = votes.max(dim=1)
-            label[votes.sum(dim=1) < 0.5] = -1
+            label[best <= 0.5] = -1
             labels.append(label.reshape(shape).numpy().astype(np.int32))
         image = (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
         views.append((image, labels[0], labels[1]))
     return views
 
 
-def write_scene(folder, scene: SyntheticScene, cameras) -> None:
+def write_scene(folder, scene: SyntheticScene, cameras, flaws=None, seed: int = 0) -> None:
     """The on-disk layout of real data, so the ordinary commands run on it unchanged.
 
-    splat.ply, images/*.png, sparse/0 (a COLMAP text model), masks/*.npz (each view's object and
-    part masks as overlapping boolean stacks, the way SAM returns masks), gt/*.npz (exact object
-    and part label maps, -1 = background).
+    splat.ply, images/*.png, sparse/0 (a COLMAP text model), masks/*.npz (each view's overlapping
+    boolean mask stack, the way SAM returns masks: exact objects and parts, or with `flaws`, a
+    mask_simulator.MaskFlaws, SAM-like ones seeded by `seed` and the view's index), gt/*.npz
+    (exact object and part label maps, -1 = background) and gt/labels.json (their names; the
+    ground is listed under "ignore": the evaluation scores objects, not the floor).
     """
+    import json
+
     from PIL import Image
 
     from .cameras import write_colmap_text
+    from .mask_simulator import PERFECT, simulate_masks
     from .ply import write_ply
 
     folder = Path(folder)
@@ -206,10 +251,16 @@ def write_scene(folder, scene: SyntheticScene, cameras) -> None:
         (folder / sub).mkdir(parents=True, exist_ok=True)
     write_ply(folder / "splat.ply", scene.splat)
     write_colmap_text(folder / "sparse" / "0", cameras)
-    for camera, (image, objects, parts) in zip(cameras, render_views(scene, cameras)):
+    part_objects = np.array([scene.object_names.index(p.object_name) for p in scene.parts])
+    for index, (camera, (image, objects, parts)) in enumerate(zip(cameras, render_views(scene, cameras))):
         stem = Path(camera.name).stem
         Image.fromarray(image).save(folder / "images" / camera.name)
-        masks = [objects == i for i in np.unique(objects[objects >= 0])]
-        masks += [parts == i for i in np.unique(parts[parts >= 0])]
-        np.savez_compressed(folder / "masks" / f"{stem}.npz", masks=np.stack(masks))
+        masks = simulate_masks(objects, parts, part_objects, flaws or PERFECT, np.random.default_rng([seed, index]))
+        np.savez_compressed(folder / "masks" / f"{stem}.npz", masks=masks)
         np.savez_compressed(folder / "gt" / f"{stem}.npz", objects=objects, parts=parts)
+    names = {
+        "objects": scene.object_names,
+        "parts": [f"{p.object_name}/{p.part_name}" for p in scene.parts],
+        "ignore": [scene.object_names[0], f"{scene.parts[0].object_name}/{scene.parts[0].part_name}"],
+    }
+    (folder / "gt" / "labels.json").write_text(json.dumps(names, indent=1))

@@ -169,7 +169,8 @@ def mask_features(views: list[View], features: torch.Tensor, level: str, prior: 
             rendered = F.normalize(apply_weights(view.weights, level_f), dim=1)[keep]
             ids, inverse = torch.unique(labels[keep], return_inverse=True)
             sums = torch.zeros(len(ids), rendered.shape[1]).index_add_(0, inverse, rendered)
-            out.append(F.normalize(sums, dim=1).numpy())
+            drawn = sums.norm(dim=1) > 1e-6  # a mask over pixels the splat leaves empty has no feature to cluster
+            out.append(F.normalize(sums[drawn], dim=1).numpy())
     return np.concatenate(out) if out else np.zeros((0, level_f.shape[1]), np.float32)
 
 

@@ -1,0 +1,232 @@
+"""Accuracy of a feature field by the SPIn-NeRF-style protocol of METHOD.md, and `python -m backend eval`.
+
+For every object (coarse level) and part (fine level) of the ground truth: seeded clicks inside
+its region in a reference view (the view where it looks largest; that view is not scored), the
+Gaussians they select, the selection's rendered mask in every other view (a pixel is selected
+where more than half of its compositing weight comes from selected Gaussians), and the IoU with
+the ground truth there. Scored are the views where the label is visible (as in SPIn-NeRF, whose
+objects are in every view). mIoU: per label over its views, per level over its labels, overall over all labels.
+The clicks run the product's own numpy path (click.py), each timed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+LEVEL_LABELS = {"coarse": "objects", "fine": "parts"}  # what a level's ground-truth map is called
+MIN_REFERENCE_PIXELS = 25  # a label smaller than this in every view cannot be clicked reliably: not scored
+CLICK_MARGIN = 2  # px: clicks land at least this far inside the region's boundary (where the region allows)
+
+
+@dataclass
+class GroundTruth:
+    maps: dict  # level -> list of (H, W) int32 label maps, one per camera, -1 = no label
+    names: dict  # level -> {label: name}
+    ignore: set  # names not scored (a scene's floor)
+
+
+@dataclass
+class Query:
+    level: str
+    label: int
+    name: str
+    view: int  # the reference view's index
+    points: np.ndarray  # (K, 2) pixel x, y
+
+
+@dataclass
+class QueryResult:
+    query: Query
+    views: list  # names of the scored views
+    ious: np.ndarray  # (V, T) IoU per scored view and threshold
+    click_ms: list  # per click
+
+
+def load_ground_truth(folder, cameras) -> GroundTruth:
+    """gt/<image stem>.npz per camera (`objects`, `parts` label maps), and the names in gt/labels.json if present."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"ground truth folder {folder}: no such folder")
+    maps = {level: [] for level in LEVEL_LABELS}
+    for camera in cameras:
+        path = folder / f"{Path(camera.name).stem}.npz"
+        if not path.is_file():
+            raise UserError(f"ground truth folder {folder}: no {path.name} for image {camera.name}")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {level: data[key] for level, key in LEVEL_LABELS.items() if key in data.files}
+        except (OSError, ValueError, EOFError) as error:
+            raise UserError(f"{path}: cannot be read as a .npz file ({error})") from error
+        if not arrays:
+            raise UserError(f"{path}: holds neither 'objects' nor 'parts' label maps")
+        for level, labels in arrays.items():
+            if labels.shape != (camera.height, camera.width):
+                raise UserError(f"{path}: the {LEVEL_LABELS[level]} map is {labels.shape[1]}x{labels.shape[0]} but "
+                                f"image {camera.name} is {camera.width}x{camera.height} (mind --downscale)")
+            maps[level].append(labels.astype(np.int32))
+    maps = {level: views for level, views in maps.items() if len(views) == len(cameras)}
+    names_file = folder / "labels.json"
+    listed = json.loads(names_file.read_text()) if names_file.is_file() else {}
+    names = {level: {int(label): str(label) for label in np.unique(np.concatenate([m.ravel() for m in views])) if label >= 0}
+             for level, views in maps.items()}
+    for level, labels in names.items():
+        given = listed.get(LEVEL_LABELS[level], [])
+        for label in labels:
+            labels[label] = given[label] if label < len(given) else str(label)
+    return GroundTruth(maps, names, set(listed.get("ignore", [])))
+
+
+def make_queries(truth: GroundTruth, clicks: int, seed: int) -> list[Query]:
+    """Per scored label: its reference view and `clicks` seeded pixels well inside it there."""
+    from scipy.ndimage import binary_erosion
+
+    rng = np.random.default_rng(seed)
+    queries = []
+    for level, views in truth.maps.items():
+        for label, name in truth.names[level].items():
+            if name in truth.ignore:
+                continue
+            areas = [int((labels == label).sum()) for labels in views]
+            view = int(np.argmax(areas))
+            if areas[view] < MIN_REFERENCE_PIXELS:
+                continue
+            region = views[view] == label
+            inner = binary_erosion(region, iterations=CLICK_MARGIN)
+            ys, xs = np.nonzero(inner if inner.any() else region)
+            pick = rng.choice(len(xs), size=min(clicks, len(xs)), replace=False)
+            queries.append(Query(level, int(label), name, view, np.stack([xs[pick], ys[pick]], 1)))
+    return queries
+
+
+def evaluate(splat, cameras, truth: GroundTruth, features: np.ndarray, thresholds: dict, clicks: int = 3,
+             seed: int = 0, weights: list | None = None, granularity_prior: bool = True) -> list[QueryResult]:
+    """Every query's IoU in every other view, at each of the thresholds per level (a list each: a sweep costs one pass).
+
+    features (N, 24); thresholds {"coarse": [..], "fine": [..]}; `weights`: the views' compositing
+    weights (views.camera_weights) when the caller already has them. A field trained without the
+    granularity prior is clicked as trained: its fine level is channels 12-23 alone.
+    """
+    import torch
+
+    from .click import Geometry, click_feature, pixel_weights, select, unit_features
+    from .render import apply_weights
+    from .views import camera_weights, splat_tensors
+
+    if clicks < 1:
+        raise UserError(f"clicks = {clicks}: at least one click per object is needed")
+    if weights is None:
+        tensors = splat_tensors(splat)
+        weights = [camera_weights(splat, camera, tensors=tensors) for camera in cameras]
+    geometry = Geometry.of(splat)
+    unit = {level: unit_features(features, level, granularity_prior) for level in truth.maps}
+    results = []
+    for query in make_queries(truth, clicks, seed):
+        levels = np.asarray(thresholds[query.level], np.float32)[:, None]  # (T, 1)
+        camera, level_unit = cameras[query.view], unit[query.level]
+        selected = np.zeros((len(levels), splat.count), bool)  # (T, N)
+        click_ms = []
+        for x, y in query.points:
+            started = time.perf_counter()
+            feature = click_feature(level_unit, *pixel_weights(geometry, camera, x + 0.5, y + 0.5))
+            if feature is not None:
+                selected |= select(level_unit, feature, levels)
+            click_ms.append((time.perf_counter() - started) * 1e3)
+        share = torch.from_numpy(selected.T.astype(np.float32))  # (N, T)
+        names, ious = [], []
+        for index, (view_weights, labels) in enumerate(zip(weights, truth.maps[query.level])):
+            if index == query.view:
+                continue
+            actual = (labels.reshape(-1) == query.label)[:, None]  # (H*W, 1)
+            if not actual.any():
+                continue
+            predicted = (apply_weights(view_weights, share) > 0.5).numpy()  # (H*W, T)
+            names.append(cameras[index].name)
+            ious.append((predicted & actual).sum(0) / (predicted | actual).sum(0))
+        if ious:
+            results.append(QueryResult(query, names, np.stack(ious), click_ms))
+    return results
+
+
+def summary(results: list[QueryResult], threshold_index: int = 0) -> dict:
+    """mIoU in percent per label, per level and overall, at one threshold of the sweep; click times."""
+    per_label = {level: {} for level in LEVEL_LABELS}
+    for result in results:
+        per_label[result.query.level][result.query.name] = 100 * float(result.ious[:, threshold_index].mean())
+    levels = {level: float(np.mean(list(scores.values()))) for level, scores in per_label.items() if scores}
+    everything = [score for scores in per_label.values() for score in scores.values()]
+    times = [ms for result in results for ms in result.click_ms]
+    return {
+        "miou": {**levels, "all": float(np.mean(everything)) if everything else float("nan")},
+        "labels": per_label,
+        "click_ms": {"median": float(np.median(times)) if times else float("nan"),
+                     "max": float(np.max(times)) if times else float("nan"), "clicks": len(times)},
+    }
+
+
+def add_eval_command(commands) -> None:
+    """The `eval` subcommand on the command line's subparsers."""
+    from .cli import add_scene_arguments
+
+    parser = commands.add_parser("eval", help="mIoU of a feature field against ground-truth label maps",
+                                 description="Click every ground-truth object and part in a reference view, "
+                                             "render the selection in the other views, report IoU (METHOD.md).")
+    add_scene_arguments(parser, images_required=False)
+    parser.add_argument("--features", required=True, type=Path, help="features from 'train'")
+    parser.add_argument("--gt", required=True, type=Path,
+                        help="folder of <image stem>.npz with 'objects' and/or 'parts' (H, W) label maps "
+                             "(-1 = none), optional labels.json with names and those to ignore")
+    parser.add_argument("--clicks", type=int, default=3, help="clicks per object or part (default 3)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the click positions (default 0)")
+    parser.add_argument("--threshold-coarse", type=float, help="similarity threshold for objects (default: the product's)")
+    parser.add_argument("--threshold-fine", type=float, help="similarity threshold for parts (default: the product's)")
+    parser.add_argument("--json", type=Path, help="also write every number, per view, to this JSON file")
+
+
+def run_eval(options) -> int:
+    import sys
+
+    from .cli import load_scene
+    from .click import DEFAULT_THRESHOLDS
+    from .features import load_features
+
+    splat, cameras, _ = load_scene(options, need_images=False)
+    field = load_features(options.features, splat)
+    truth = load_ground_truth(options.gt, cameras)
+    given = {"coarse": options.threshold_coarse, "fine": options.threshold_fine}
+    thresholds = {level: [DEFAULT_THRESHOLDS[level] if value is None else value] for level, value in given.items()}
+    for level, (value,) in thresholds.items():
+        if not -1.0 <= value <= 1.0:
+            raise UserError(f"--threshold-{level} {value}: a cosine similarity lies in [-1, 1]")
+    prior = field.config.get("use_granularity_prior", True)
+    results = evaluate(splat, cameras, truth, field.features, thresholds, options.clicks, options.seed, granularity_prior=prior)
+    if not results:
+        raise UserError(f"{options.gt}: no object or part covers {MIN_REFERENCE_PIXELS} pixels in any view; nothing to score")
+    report = summary(results)
+    print(format_table(report, thresholds))
+    if options.json:
+        report["thresholds"] = {level: values[0] for level, values in thresholds.items()}
+        report["queries"] = [{"level": r.query.level, "name": r.query.name, "reference": cameras[r.query.view].name,
+                              "clicks": r.query.points.tolist(), "click_ms": r.click_ms,
+                              "views": dict(zip(r.views, (100 * r.ious[:, 0]).round(2).tolist()))} for r in results]
+        options.json.write_text(json.dumps(report, indent=1))
+        print(f"wrote {options.json}", file=sys.stderr)
+    return 0
+
+
+def format_table(report: dict, thresholds: dict) -> str:
+    lines = []
+    for level, scores in report["labels"].items():
+        if scores:
+            lines.append(f"{level} (threshold {thresholds[level][0]:g}): mIoU {report['miou'][level]:.1f}")
+            lines += [f"  {name:<24} {score:6.1f}" for name, score in scores.items()]
+    clicks = report["click_ms"]
+    lines.append(f"all: mIoU {report['miou']['all']:.1f}; {clicks['clicks']} clicks, "
+                 f"median {clicks['median']:.1f} ms, max {clicks['max']:.1f} ms per click")
+    return "\n".join(lines)
