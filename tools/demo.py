@@ -9,6 +9,7 @@ selection's IoU against the ground truth. Run it through `python3 build.py demo`
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -91,6 +92,7 @@ def main() -> int:
     scene = make_scene(options.gaussians, seed=0)
     cameras = orbit_cameras(10, width=240, height=180)
     folder = out / "demo_scene"
+    shutil.rmtree(folder, ignore_errors=True)  # a previous run's photos would not match these cameras
     write_scene(folder, scene, cameras)
     print(f"generated {scene.splat.count:,} Gaussians ({', '.join(scene.object_names[1:])} on the ground), "
           f"{len(cameras)} photos, cameras and masks -> {folder}")
