@@ -102,6 +102,12 @@ def forget(obj) -> None:
     _states.pop(obj.data.session_uid, None)
 
 
+def in_session(obj) -> bool:
+    """Whether clicks on `obj` are under way (so the threshold slider has clicks to replay)."""
+    state = _states.get(obj.data.session_uid)
+    return state is not None and bool(state.clicks)
+
+
 def forget_all() -> None:
     _states.clear()
 

@@ -11,10 +11,8 @@ def threshold_changed(settings, context):
     from . import click_engine
 
     obj = context.active_object
-    if obj is not None and click_engine.has_features(obj) and obj.mode == "EDIT":
-        state = click_engine._states.get(obj.data.session_uid)
-        if state is not None and state.clicks:
-            click_engine.reapply(obj, settings.level.lower(), settings.threshold)
+    if obj is not None and click_engine.has_features(obj) and click_engine.in_session(obj):
+        click_engine.reapply(obj, settings.level.lower(), settings.threshold)
 
 
 class ClickGaussSettings(bpy.types.PropertyGroup):

@@ -233,3 +233,13 @@ def test_features_can_travel_inside_the_exported_ply(splat_with_features, addon,
     again = bpy.context.view_layer.objects.active
     assert again != obj and addon.click_engine.has_features(again)
     np.testing.assert_array_equal(addon.click_engine.read_features(again), features)
+
+
+def test_moving_the_panel_slider_updates_the_selection_live(splat_with_features, addon, trained_scene, bpy):
+    obj = splat_with_features
+    click_on(addon, obj, trained_scene, "coarse", "mug")
+    settings = bpy.context.scene.clickgauss
+    settings.threshold_coarse = -1.0  # everything is at least this similar
+    assert addon.click_engine.read_selection(obj).all()
+    settings.threshold_coarse = 0.725
+    assert not addon.click_engine.read_selection(obj).all()
