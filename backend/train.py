@@ -46,7 +46,7 @@ class TrainConfig:
     lambda_norm2d: float = 0.2
     lambda_spatial: float = 0.5
     spatial_neighbours: int = 5
-    gaussian_subset: int = 100_000  # Gaussians per step for the 3D terms (GFL, 3D-norm, spatial)
+    gaussian_subset: int = 100_000  # Gaussians per step for the 3D terms (GFL, 3D-norm, spatial; neighbours within it)
     use_gfl: bool = True
     use_norm3d: bool = True
     use_norm2d: bool = True
@@ -128,9 +128,17 @@ def norm_loss(vectors: torch.Tensor) -> torch.Tensor:
     return ((vectors.norm(dim=1) - 1.0) ** 2).mean()
 
 
-def spatial_loss(features: torch.Tensor, neighbour_features: torch.Tensor) -> torch.Tensor:
-    """Features (S, D) of Gaussians close to those (S, K, D) of their nearest neighbours."""
-    return ((features[:, None, :] - neighbour_features) ** 2).sum(-1).mean()
+def spatial_loss(features: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
+    """Mean of |f_i - f_j|^2 over every Gaussian i of the subset (S, D) and each neighbour j of it.
+
+    adjacency: (S, S) sparse CSR, one 1 per (i, neighbour j). Summed over i's neighbours,
+    |f_i - f_j|^2 = K_i |f_i|^2 - 2 f_i . (A f)_i + (A |f|^2)_i: sparse products instead of an
+    (S, K, D) gather, whose backward scatter is the slow part on a CPU.
+    """
+    squares = (features**2).sum(dim=1, keepdim=True)  # (S, 1)
+    degrees = torch.diff(adjacency.crow_indices()).to(features.dtype)[:, None]  # (S, 1)
+    total = degrees * squares - 2 * (features * (adjacency @ features)).sum(dim=1, keepdim=True) + adjacency @ squares
+    return total.sum() / adjacency.values().numel()
 
 
 def morton_order(positions: np.ndarray) -> np.ndarray:
@@ -148,12 +156,34 @@ def morton_order(positions: np.ndarray) -> np.ndarray:
     return np.argsort(code, kind="stable")
 
 
-def nearest_neighbours(positions: np.ndarray, k: int) -> torch.Tensor:
-    """(N, k) indices of each Gaussian's k nearest other Gaussians (KD-tree)."""
-    from scipy.spatial import cKDTree
+@dataclass
+class SubsetGroups:
+    """The Gaussians split at random into groups of about `gaussian_subset`, one group a step.
 
-    _, index = cKDTree(positions).query(positions, k=k + 1, workers=-1)
-    return torch.from_numpy(index[:, 1:].astype(np.int64))
+    METHOD.md's spatial term takes a random subset of about 100k Gaussians per step and each
+    one's K nearest neighbours by a KD-tree on that subset. The groups and their neighbours are
+    drawn once, so no step builds a tree, and a step's neighbours are inside its subset: it
+    gathers the subset's features once (half the rows of taking neighbours from all Gaussians).
+    """
+
+    members: list  # per group: (S,) int64 sorted Gaussian indices
+    adjacency: list  # per group: (S, S) sparse CSR, a 1 for each member's K nearest members
+
+    @classmethod
+    def draw(cls, positions: np.ndarray, size: int, k: int, seed: int) -> SubsetGroups:
+        from scipy.spatial import cKDTree
+
+        order = np.random.default_rng(seed).permutation(len(positions))
+        members, adjacency = [], []
+        for group in np.array_split(order, max(1, round(len(positions) / size))):
+            group = np.sort(group)
+            _, index = cKDTree(positions[group]).query(positions[group], k=min(k + 1, len(group)), workers=-1)
+            neighbours = torch.from_numpy(index.reshape(len(group), -1)[:, 1:].astype(np.int64))  # (S, K), self dropped
+            rows = torch.arange(0, neighbours.numel() + 1, neighbours.shape[1])
+            members.append(torch.from_numpy(group.astype(np.int64)))
+            adjacency.append(torch.sparse_csr_tensor(rows, neighbours.reshape(-1), torch.ones(neighbours.numel()),
+                                                     size=(len(group), len(group))))
+        return cls(members, adjacency)
 
 
 def mask_features(views: list[View], features: torch.Tensor, level: str, prior: bool) -> np.ndarray:
@@ -224,7 +254,7 @@ def train_features(
     order = morton_order(splat.positions)
     splat = splat.subset(order)  # renumbered for memory locality; the result is put back in file order
     views = precompute_views(splat, cameras, labels, device)
-    neighbours = nearest_neighbours(splat.positions, config.spatial_neighbours) if config.use_spatial else None
+    groups = SubsetGroups.draw(splat.positions, config.gaussian_subset, config.spatial_neighbours, config.seed)
     seconds["precompute"] = time.perf_counter() - started
 
     count = splat.count
@@ -253,11 +283,11 @@ def train_features(
         rows, gaussians, weights = row_fragments(view.weights, pixels)
         gaussians, by_index = torch.sort(gaussians)  # gathers in index order stream through memory
         rows, weights = rows[by_index], weights[by_index]
-        subset = torch.sort(torch.randint(count, (min(config.gaussian_subset, count),), generator=generator)).values
-        near = neighbours[subset].reshape(-1) if config.use_spatial else subset[:0]
+        group = int(torch.randint(len(groups.members), (1,), generator=generator))
+        subset = groups.members[group]
         # Every row this step touches in one gather, so the backward pass scatters once into (N, 24).
-        gathered = features.index_select(0, torch.cat([gaussians, subset, near]))
-        fragment_f, subset_f, near_f = gathered.split([len(gaussians), len(subset), len(near)])
+        gathered = features.index_select(0, torch.cat([gaussians, subset]))
+        fragment_f, subset_f = gathered.split([len(gaussians), len(subset)])
         rendered = torch.zeros(len(pixels), FEATURE_DIM).index_add(0, rows, weights[:, None] * fragment_f)  # (P, 24)
         losses = {}
         total = 0.0
@@ -291,7 +321,7 @@ def train_features(
             losses["norm2d"] = norm_loss(rendered)
             total = total + config.lambda_norm2d * losses["norm2d"]
         if config.use_spatial:
-            losses["spatial"] = spatial_loss(subset_f, near_f.view(len(subset), -1, FEATURE_DIM))
+            losses["spatial"] = spatial_loss(subset_f, groups.adjacency[group])
             total = total + config.lambda_spatial * losses["spatial"]
 
         optimizer.zero_grad(set_to_none=True)

@@ -63,9 +63,14 @@ def test_global_feature_loss_pulls_to_the_closest_centre_and_pushes_from_the_oth
 
 def test_regularisers_hand_values():
     assert float(norm_loss(torch.tensor([[2.0, 0.0], [0.0, 1.0]]))) == pytest.approx(0.5)
-    # a Gaussian at feature (0, 0) whose two neighbours have (1, 0) and (0, 2)
-    neighbours = torch.tensor([[[1.0, 0.0], [0.0, 2.0]]])
-    assert float(spatial_loss(torch.tensor([[0.0, 0.0]]), neighbours)) == pytest.approx((1 + 4) / 2)
+    # three Gaussians with features (0, 0), (1, 0), (0, 2), each the neighbour of the other two:
+    # squared distances 1, 4 and 5, each pair counted from both ends
+    features = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+    adjacency = torch.tensor([[0.0, 1, 1], [1, 0, 1], [1, 1, 0]]).to_sparse_csr()
+    assert float(spatial_loss(features, adjacency)) == pytest.approx(2 * (1 + 4 + 5) / 6)
+    # only Gaussian 0 has neighbours: the mean over its two pairs
+    adjacency = torch.tensor([[0.0, 1, 1], [0, 0, 0], [0, 0, 0]]).to_sparse_csr()
+    assert float(spatial_loss(features, adjacency)) == pytest.approx((1 + 4) / 2)
 
 
 def unit(x):
