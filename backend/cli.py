@@ -215,7 +215,7 @@ def cancelled(stop) -> int:
 
 
 def run_segment(options) -> int:
-    from .click import DEFAULT_THRESHOLDS, Geometry, click_feature, pixel_weights, select, unit_features
+    from .click import DEFAULT_THRESHOLDS, Geometry, Projection, click_feature, pixel_weights, select, unit_features
     from .features import load_features
     from .ply import write_ply
 
@@ -225,12 +225,13 @@ def run_segment(options) -> int:
     threshold = DEFAULT_THRESHOLDS[options.level] if options.threshold is None else options.threshold
     unit = unit_features(field.features, options.level, field.config.get("use_granularity_prior", True))
     geometry = Geometry.of(splat)
+    projection = Projection.of(geometry, camera)  # every click is in this one view
     selected = np.zeros(splat.count, dtype=bool)
     for clicks, include in ((options.click, True), (options.exclude, False)):
         for x, y in clicks:
             if not (0 <= x < camera.width and 0 <= y < camera.height):
                 raise UserError(f"click ({x:g}, {y:g}) is outside view {camera.name} ({camera.width}x{camera.height})")
-            query = click_feature(unit, *pixel_weights(geometry, camera, x + 0.5, y + 0.5))
+            query = click_feature(unit, *pixel_weights(geometry, camera, x + 0.5, y + 0.5, projection))
             if query is None:
                 raise UserError(f"click ({x:g}, {y:g}) in {camera.name} hits no Gaussian")
             hit = select(unit, query, threshold)

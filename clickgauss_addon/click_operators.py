@@ -11,6 +11,7 @@ from bpy_extras.io_utils import ImportHelper
 from . import click_engine
 from .backend.errors import UserError
 from .backend.features import load_features
+from .edit_operators import select_only
 from .splat_object import is_splat, object_to_splat
 
 NAVIGATION = {"MIDDLEMOUSE", "WHEELUPMOUSE", "WHEELDOWNMOUSE", "TRACKPADPAN", "TRACKPADZOOM", "MOUSEROTATE",
@@ -38,8 +39,7 @@ class CLICKGAUSS_OT_click_mode(bpy.types.Operator):
         if not click_engine.has_features(obj):
             self.report({"ERROR"}, f"'{obj.name}' has no features yet: train them or load a features file first")
             return {"CANCELLED"}
-        for other in context.view_layer.objects.selected:
-            other.select_set(other == obj)
+        select_only(obj)
         if obj.mode != "EDIT":
             bpy.ops.object.mode_set(mode="EDIT")  # edit mode draws the point selection
         click_engine.end_session(obj, keep=True)

@@ -18,13 +18,18 @@ from .splat_object import is_splat
 CARRIED_KEYS = ("cg_ply_columns", "cg_ply_comments", click_engine.CENTERS_KEY)
 
 
-def run_in_edit_mode(obj, operator) -> None:
-    """Run a point-cloud edit operator on `obj` alone, coming back to the mode we were in."""
+def select_only(obj) -> None:
+    """Make `obj` the one selected and active object, so mode changes and edit operators touch it alone."""
     view_layer = bpy.context.view_layer
     for other in view_layer.objects.selected:
         other.select_set(False)
     obj.select_set(True)
     view_layer.objects.active = obj
+
+
+def run_in_edit_mode(obj, operator) -> None:
+    """Run a point-cloud edit operator on `obj` alone, coming back to the mode we were in."""
+    select_only(obj)
     was_editing = obj.mode == "EDIT"
     if not was_editing:
         bpy.ops.object.mode_set(mode="EDIT")
