@@ -2,7 +2,8 @@
 
 import bpy
 
-from . import click_engine, click_operators, edit_operators, io_operators, panel, preferences, settings, training
+from . import (click_engine, click_operators, edit_operators, io_operators, overlay, panel, preferences, settings,
+               training)
 
 classes = (settings.classes + preferences.classes + io_operators.classes + click_operators.classes
            + edit_operators.classes + training.classes + panel.classes)
@@ -13,6 +14,8 @@ def register():
     for cls in classes:
         bpy.utils.register_class(cls)
     settings.register()
+    click_engine.register()
+    overlay.register()
     bpy.types.TOPBAR_MT_file_import.append(io_operators.menu_import)
     bpy.types.TOPBAR_MT_file_export.append(io_operators.menu_export)
     keyconfig = bpy.context.window_manager.keyconfigs.addon
@@ -25,9 +28,10 @@ def unregister():
     for keymap, item in keymaps:
         keymap.keymap_items.remove(item)
     keymaps.clear()
-    click_engine.forget_all()
     bpy.types.TOPBAR_MT_file_export.remove(io_operators.menu_export)
     bpy.types.TOPBAR_MT_file_import.remove(io_operators.menu_import)
+    overlay.unregister()
+    click_engine.unregister()
     settings.unregister()
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)

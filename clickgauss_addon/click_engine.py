@@ -3,6 +3,13 @@
 The modal operator, the tests and the demo all drive these plain functions, so the headless
 path is the one a user's clicks take. The selection is Blender's own point-cloud selection
 (`.selection`), so edit mode draws it and Blender's separate / delete act on it.
+
+What clicks on an object reuse (geometry, features, the view's projection) is cached per point
+cloud and kept up to date without a per-click read of its million positions: a depsgraph handler
+notes every geometry update that is not the engine's own selection write (points moved in edit
+mode, undo, Blender's select tools), and the next click then compares the positions once. A
+script that moves points right after an engine write, with no depsgraph evaluation between
+(`view_layer.update()`), should call `forget()`.
 """
 
 from __future__ import annotations
@@ -11,13 +18,16 @@ import json
 import time
 from dataclasses import dataclass, field
 
+import bpy
 import numpy as np
+from bpy.app.handlers import persistent
 
 from .backend.cameras import Camera
 from .backend.click import DEFAULT_THRESHOLDS, Geometry, Projection, click_feature, pixel_weights, select, unit_features
 from .backend.errors import UserError
 from .backend.features import FEATURE_DIM
-from .splat_object import object_to_splat
+from .splat_object import (GEOMETRY_COLUMNS, HIDDEN_ATTRIBUTE, get_attribute, object_to_splat, read_positions,
+                           set_attribute)
 
 FEATURE_ATTRIBUTES = tuple(f"cg_feature_{i:02d}" for i in range(FEATURE_DIM))
 CENTERS_KEY = "cg_centers_coarse"  # the training's global coarse clusters, for Segment Everything
@@ -29,8 +39,7 @@ def store_features(obj, features: np.ndarray, centers: np.ndarray | None = None)
     """Features (N, 24) as point attributes, so they follow separate, duplicate, undo and .blend saves."""
     cloud = obj.data
     for i, name in enumerate(FEATURE_ATTRIBUTES):
-        attribute = cloud.attributes.get(name) or cloud.attributes.new(name, "FLOAT", "POINT")
-        attribute.data.foreach_set("value", np.ascontiguousarray(features[:, i], dtype=np.float32))
+        set_attribute(cloud, name, "FLOAT", features[:, i].astype(np.float32))
     if centers is not None:
         cloud[CENTERS_KEY] = json.dumps(np.asarray(centers, dtype=float).round(6).tolist())
     forget(obj)
@@ -49,16 +58,24 @@ def read_features(obj) -> np.ndarray:  # (N, 24) float32
 
 
 def read_selection(obj) -> np.ndarray:  # (N,) bool
-    selection = np.zeros(len(obj.data.points), dtype=bool)
-    if SELECTION in obj.data.attributes:
-        obj.data.attributes[SELECTION].data.foreach_get("value", selection)
-    return selection
+    return get_attribute(obj.data, SELECTION, bool)
 
 
 def write_selection(obj, selection: np.ndarray) -> None:
-    attribute = obj.data.attributes.get(SELECTION) or obj.data.attributes.new(SELECTION, "BOOLEAN", "POINT")
-    attribute.data.foreach_set("value", np.ascontiguousarray(selection, dtype=bool))
+    """Blender's point selection; the depsgraph update it causes is known not to move points."""
+    set_attribute(obj.data, SELECTION, "BOOLEAN", np.asarray(selection, dtype=bool))
+    uid = obj.data.session_uid
+    _own_writes.add(uid)
+    _bump_generation(uid)
     obj.data.update_tag()
+
+
+def hidden_ids(obj) -> np.ndarray:  # indices of the hidden Gaussians
+    return np.flatnonzero(get_attribute(obj.data, HIDDEN_ATTRIBUTE, bool))
+
+
+def geometry_of(obj) -> Geometry:
+    return Geometry.of(object_to_splat(obj, GEOMETRY_COLUMNS))
 
 
 @dataclass
@@ -76,6 +93,7 @@ class ObjectState:
     count: int
     geometry: Geometry
     features: np.ndarray  # (N, 24) float32
+    hidden: np.ndarray  # indices of hidden Gaussians: no pixel composites them and no click selects them
     units: dict = field(default_factory=dict)  # level -> (N, D) unit features
     projection: Projection | None = None
     projection_key: tuple = ()
@@ -91,15 +109,43 @@ class ObjectState:
         key = (camera.world_to_camera.tobytes(), camera.fx, camera.fy, camera.cx, camera.cy)
         if self.projection is None or self.projection_key != key:
             self.projection, self.projection_key = Projection.of(self.geometry, camera), key
+            self.projection.reach[self.hidden] = -1.0  # never near any pixel
         return self.projection
 
+    def refresh(self, obj) -> None:
+        """Catch up with an update of the points: moved ones change the geometry, hidden ones the projection."""
+        hidden = hidden_ids(obj)
+        if not np.array_equal(read_positions(obj.data), self.geometry.positions):
+            self.geometry, self.projection = geometry_of(obj), None
+        if not np.array_equal(hidden, self.hidden):
+            self.hidden, self.projection = hidden, None
 
-_states: dict[int, ObjectState] = {}
+
+_states: dict[int, ObjectState] = {}  # by the point cloud's session_uid
+_changed: set[int] = set()  # point clouds updated since their last click
+_own_writes: set[int] = set()  # point clouds whose next depsgraph update is the engine's own selection write
+_generations: dict[int, int] = {}  # bumped whenever a point cloud's selection or points may have changed
+
+
+def _bump_generation(uid: int) -> None:
+    _generations[uid] = _generations.get(uid, 0) + 1
+
+
+def note_change(uid: int) -> None:
+    """The points of point cloud `uid` may have moved, or been hidden or revealed."""
+    _changed.add(uid)
+    _bump_generation(uid)
+
+
+def generation(obj) -> int:
+    """A number that changes whenever `obj`'s selection or points may have: the highlight's cache key."""
+    return _generations.get(obj.data.session_uid, 0)
 
 
 def forget(obj) -> None:
     """Drop the cache of an object whose points or features changed."""
     _states.pop(obj.data.session_uid, None)
+    note_change(obj.data.session_uid)
 
 
 def in_session(obj) -> bool:
@@ -109,17 +155,62 @@ def in_session(obj) -> bool:
 
 
 def forget_all() -> None:
-    _states.clear()
+    for cache in (_states, _changed, _own_writes):  # generations stay: they only ever count up
+        cache.clear()
 
 
 def state_of(obj) -> ObjectState:
     if not has_features(obj):
         raise UserError(f"'{obj.name}' has no features yet: train them, or load a features file")
-    state = _states.get(obj.data.session_uid)
-    if state is None or state.count != len(obj.data.points):
-        state = ObjectState(len(obj.data.points), Geometry.of(object_to_splat(obj)), read_features(obj))
-        _states[obj.data.session_uid] = state
+    uid, count = obj.data.session_uid, len(obj.data.points)
+    state = _states.get(uid)
+    if state is None or state.count != count:
+        state = _states[uid] = ObjectState(count, geometry_of(obj), read_features(obj), hidden_ids(obj))
+    elif uid in _changed:
+        state.refresh(obj)
+    _changed.discard(uid)
     return state
+
+
+@persistent
+def note_depsgraph_updates(scene, depsgraph) -> None:
+    """Geometry updates of point clouds, but for the engine's own selection writes, mark them changed."""
+    for update in depsgraph.updates:
+        if isinstance(update.id, bpy.types.PointCloud) and update.is_updated_geometry:
+            uid = update.id.original.session_uid
+            if uid in _own_writes:
+                _own_writes.discard(uid)
+            else:
+                note_change(uid)
+
+
+@persistent
+def note_undo(*_) -> None:
+    """Undo and redo replace data wholesale: every cached point cloud may have changed."""
+    _own_writes.clear()
+    for uid in set(_states) | set(_generations):
+        note_change(uid)
+
+
+@persistent
+def forget_file(*_) -> None:
+    forget_all()  # another .blend: its point clouds have new session ids
+
+
+HANDLERS = ((bpy.app.handlers.depsgraph_update_post, note_depsgraph_updates), (bpy.app.handlers.undo_post, note_undo),
+            (bpy.app.handlers.redo_post, note_undo), (bpy.app.handlers.load_post, forget_file))
+
+
+def register() -> None:
+    for handlers, handler in HANDLERS:
+        handlers.append(handler)
+
+
+def unregister() -> None:
+    for handlers, handler in HANDLERS:
+        if handler in handlers:
+            handlers.remove(handler)
+    forget_all()
 
 
 def view_camera(width: int, height: int, view_matrix, window_matrix, object_matrix) -> Camera:
@@ -151,6 +242,7 @@ def evaluate(state: ObjectState, clicks: list[Click], level: str, threshold: flo
         if query is None:  # nothing drawn under the pointer
             continue
         hit = select(unit, query, threshold)
+        hit[state.hidden] = False
         if click.mode == "SET":
             selection = hit
         elif click.mode == "ADD":

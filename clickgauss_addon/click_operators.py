@@ -12,7 +12,7 @@ from . import click_engine
 from .backend.errors import UserError
 from .backend.features import load_features
 from .edit_operators import select_only
-from .splat_object import is_splat, object_to_splat
+from .splat_object import GEOMETRY_COLUMNS, is_splat, object_to_splat
 
 NAVIGATION = {"MIDDLEMOUSE", "WHEELUPMOUSE", "WHEELDOWNMOUSE", "TRACKPADPAN", "TRACKPADZOOM", "MOUSEROTATE",
               "NDOF_MOTION", "MOUSEMOVE", "INBETWEEN_MOUSEMOVE"}
@@ -121,7 +121,7 @@ class CLICKGAUSS_OT_load_features(bpy.types.Operator, ImportHelper):
 
 def attach_features_file(obj, path: Path) -> None:
     """The features in `path` onto `obj`, refused unless they were trained for exactly its Gaussians."""
-    field = load_features(path, object_to_splat(obj))
+    field = load_features(path, object_to_splat(obj, GEOMETRY_COLUMNS))  # the fingerprint hashes the geometry alone
     click_engine.store_features(obj, field.features, field.centers.get("coarse"))
 
 

@@ -1,19 +1,25 @@
-"""Split, Delete, Invert, Select None and Segment Everything on a splat's selection, each one undo step.
+"""Split, Delete, Invert, Select None, Hide, Reveal and Segment Everything on a splat's selection, each one undo step.
 
 Split and Delete are Blender's own point-cloud separate / delete, so every attribute (features
 included) goes with its points; what Blender does not copy (the file layout kept for export,
 the material) is carried over here.
+
+Blender's point clouds have no hide flag, so Hide keeps its own (`cg_hidden`) and draws hidden
+Gaussians at radius 0 in every shading mode; clicks see through them and never select them.
+Export keeps them, unchanged, as Blender's hide keeps geometry and SuperSplat's export keeps
+hidden splats.
 """
 
 from __future__ import annotations
 
 import bpy
 import numpy as np
+from bpy.props import BoolProperty
 
 from . import click_engine
 from .backend.click import DEFAULT_THRESHOLDS
 from .backend.errors import UserError
-from .splat_object import is_splat
+from .splat_object import HIDDEN_ATTRIBUTE, SHOWN_RADIUS_ATTRIBUTE, get_attribute, is_splat, set_attribute
 
 CARRIED_KEYS = ("cg_ply_columns", "cg_ply_comments", click_engine.CENTERS_KEY)
 
@@ -77,11 +83,46 @@ def delete_selection(obj) -> int:
 
 
 def invert_selection(obj) -> None:
-    click_engine.write_selection(obj, ~click_engine.read_selection(obj))
+    """Select the visible Gaussians that are not selected: hidden ones stay out of every selection."""
+    hidden = get_attribute(obj.data, HIDDEN_ATTRIBUTE, bool)
+    click_engine.write_selection(obj, ~click_engine.read_selection(obj) & ~hidden)
 
 
 def select_none(obj) -> None:
     click_engine.write_selection(obj, np.zeros(len(obj.data.points), dtype=bool))
+
+
+def hide_gaussians(obj, unselected: bool = False) -> int:
+    """Hide the selected (or the unselected) Gaussians and deselect them; returns how many were newly hidden."""
+    cloud = obj.data
+    if not unselected:
+        require_selection(obj)
+    selection = click_engine.read_selection(obj)
+    was_hidden = get_attribute(cloud, HIDDEN_ATTRIBUTE, bool)
+    hidden = was_hidden | (~selection if unselected else selection)
+    if SHOWN_RADIUS_ATTRIBUTE not in cloud.attributes:
+        set_attribute(cloud, SHOWN_RADIUS_ATTRIBUTE, "FLOAT", get_attribute(cloud, "radius", np.float32))
+    shown = get_attribute(cloud, SHOWN_RADIUS_ATTRIBUTE, np.float32)
+    set_attribute(cloud, "radius", "FLOAT", np.where(hidden, np.float32(0), shown))
+    set_attribute(cloud, HIDDEN_ATTRIBUTE, "BOOLEAN", hidden)
+    click_engine.write_selection(obj, selection & ~hidden)
+    click_engine.note_change(cloud.session_uid)
+    return int(hidden.sum() - was_hidden.sum())
+
+
+def reveal_gaussians(obj, select: bool = True) -> int:
+    """Show every hidden Gaussian at its radius again (selected, as Blender's Reveal does); returns how many."""
+    cloud = obj.data
+    hidden = get_attribute(cloud, HIDDEN_ATTRIBUTE, bool)
+    if SHOWN_RADIUS_ATTRIBUTE in cloud.attributes:
+        set_attribute(cloud, "radius", "FLOAT", get_attribute(cloud, SHOWN_RADIUS_ATTRIBUTE, np.float32))
+    for name in (HIDDEN_ATTRIBUTE, SHOWN_RADIUS_ATTRIBUTE):
+        if name in cloud.attributes:
+            cloud.attributes.remove(cloud.attributes[name])
+    if select:
+        click_engine.write_selection(obj, click_engine.read_selection(obj) | hidden)
+    click_engine.note_change(cloud.session_uid)
+    return int(hidden.sum())
 
 
 def segment_everything(obj, threshold: float = DEFAULT_THRESHOLDS["coarse"]) -> list:
@@ -157,6 +198,36 @@ class CLICKGAUSS_OT_select_none(SplatEditOperator):
         select_none(obj)
 
 
+class CLICKGAUSS_OT_hide(SplatEditOperator):
+    """Hide the selected Gaussians: they draw nowhere and clicks see through them; export still writes them"""
+
+    bl_idname = "clickgauss.hide"
+    bl_label = "Hide Selection"
+
+    unselected: BoolProperty(name="Unselected", description="Hide the Gaussians that are not selected instead")
+
+    @classmethod
+    def description(cls, context, properties):
+        if properties.unselected:
+            return "Hide every Gaussian that is not selected: the rest draw nowhere and clicks see through them"
+        return cls.__doc__
+
+    def edit(self, context, obj):
+        return f"Hid {hide_gaussians(obj, self.unselected):,} Gaussians"
+
+
+class CLICKGAUSS_OT_reveal(SplatEditOperator):
+    """Show the hidden Gaussians again"""
+
+    bl_idname = "clickgauss.reveal"
+    bl_label = "Reveal Hidden"
+
+    select: BoolProperty(name="Select", description="Select the revealed Gaussians", default=True)
+
+    def edit(self, context, obj):
+        return f"Revealed {reveal_gaussians(obj, self.select):,} Gaussians"
+
+
 class CLICKGAUSS_OT_segment_everything(SplatEditOperator):
     """Split the splat into one object per object the training found (its global coarse clusters)"""
 
@@ -169,4 +240,4 @@ class CLICKGAUSS_OT_segment_everything(SplatEditOperator):
 
 
 classes = (CLICKGAUSS_OT_split, CLICKGAUSS_OT_delete, CLICKGAUSS_OT_invert, CLICKGAUSS_OT_select_none,
-           CLICKGAUSS_OT_segment_everything)
+           CLICKGAUSS_OT_hide, CLICKGAUSS_OT_reveal, CLICKGAUSS_OT_segment_everything)

@@ -81,6 +81,10 @@ class CLICKGAUSS_PT_select(SidebarPanel, bpy.types.Panel):
         row.operator("clickgauss.invert", text="Invert")
         row.operator("clickgauss.select_none", text="None")
         row = layout.row(align=True)
+        row.operator("clickgauss.hide", text="Hide", icon="HIDE_ON").unselected = False
+        row.operator("clickgauss.hide", text="Hide Others").unselected = True
+        row.operator("clickgauss.reveal", text="Reveal", icon="HIDE_OFF")
+        row = layout.row(align=True)
         row.operator("clickgauss.split", text="Split", icon="MOD_EXPLODE")
         row.operator("clickgauss.delete", text="Delete", icon="TRASH")
         layout.operator("clickgauss.segment_everything", icon="OUTLINER_OB_POINTCLOUD")

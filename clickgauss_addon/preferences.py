@@ -1,14 +1,16 @@
-"""Add-on preferences: which Python runs the backend (torch never loads into Blender), device, SAM."""
+"""Add-on preferences: which Python runs the backend (torch never loads into Blender), installing one, device, SAM."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
+from . import backend_install
 from .backend.errors import UserError
 
 ADDON_DIR = Path(__file__).resolve().parent  # holds backend/, so `python -m backend` runs with it on PYTHONPATH
@@ -77,6 +79,104 @@ class CLICKGAUSS_OT_check_python(bpy.types.Operator):
         return {"CANCELLED"} if missing else {"FINISHED"}
 
 
+install_job: backend_install.InstallJob | None = None  # the latest install: its progress, then how it ended
+
+
+def installing() -> bool:
+    return install_job is not None and install_job.state == "running"
+
+
+def default_install_folder() -> str:
+    """Among the extension's user data, which Blender keeps when the extension is updated; an add-on installed
+    the legacy way has none, so Blender's user datafiles."""
+    try:
+        return bpy.utils.extension_path_user(__package__, path="backend", create=False)
+    except ValueError:
+        return bpy.utils.user_resource("DATAFILES", path="clickgauss_backend")
+
+
+def start_install(prefs, requirements=None, pip_options=()) -> backend_install.InstallJob:
+    """An install into the chosen folder, from Blender's own Python; `requirements` and `pip_options` replace the
+    backend's packages and index (the tests install a tiny local wheel)."""
+    if requirements is None:
+        build = backend_install.torch_build(prefs.install_torch)
+        requirements, pip_options = backend_install.backend_requirements(build)
+    if "--no-index" not in pip_options and not bpy.app.online_access:
+        raise UserError("installing downloads the packages from PyPI: allow online access first "
+                        "(Edit > Preferences > System > Network)")
+    if not prefs.install_folder:
+        raise UserError("choose the Install Folder for the backend's Python")
+    folder = Path(bpy.path.abspath(prefs.install_folder))
+    return backend_install.InstallJob(folder, sys.executable, requirements, pip_options)
+
+
+def follow_install(prefs, job) -> list[backend_install.Progress]:
+    """One timer tick of an install: the progress that arrived; when it ends well, its Python is the Backend Python."""
+    arrived = job.poll()
+    if arrived and job.state == "done":
+        prefs.python_path = str(job.python)
+    return arrived
+
+
+class CLICKGAUSS_OT_install_backend(bpy.types.Operator):
+    """Create a Python environment in the Install Folder and install the backend's packages there with pip (torch and
+    the rest: about 1 GB for the CPU, a few GB for CUDA); when it ends well it becomes the Backend Python. Esc cancels"""
+
+    bl_idname = "clickgauss.install_backend"
+    bl_label = "Install"
+
+    @classmethod
+    def poll(cls, context):
+        return not installing()
+
+    def execute(self, context):
+        global install_job
+        try:
+            install_job = start_install(preferences(context))
+        except UserError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self.timer = context.window_manager.event_timer_add(0.25, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        context.window_manager.progress_begin(0, 100)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type == "ESC":
+            install_job.cancel()
+        elif event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        follow_install(preferences(context), install_job)
+        context.window_manager.progress_update(install_job.progress.percent)
+        for window in context.window_manager.windows:
+            for area in window.screen.areas:
+                area.tag_redraw()
+        if installing():
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self.timer)
+        context.window_manager.progress_end()
+        if install_job.state == "done":
+            self.report({"INFO"}, f"Backend {install_job.message}; the Backend Python is now {install_job.python}")
+            return {"FINISHED"}
+        self.report({"WARNING"} if install_job.state == "cancelled" else {"ERROR"}, f"Install {install_job.message}")
+        return {"CANCELLED"}
+
+
+class CLICKGAUSS_OT_cancel_install(bpy.types.Operator):
+    """Stop the install; the Install Folder is put back as it was"""
+
+    bl_idname = "clickgauss.cancel_install"
+    bl_label = "Cancel Install"
+
+    @classmethod
+    def poll(cls, context):
+        return installing()
+
+    def execute(self, context):
+        install_job.cancel()  # the install operator sees it on its next timer tick
+        return {"FINISHED"}
+
+
 class ClickGaussPreferences(bpy.types.AddonPreferences):
     bl_idname = __package__
 
@@ -85,6 +185,23 @@ class ClickGaussPreferences(bpy.types.AddonPreferences):
         description="A Python with the backend's packages (torch, hdbscan, scipy, scikit-image, pillow; "
                     "segment-anything for SAM; gsplat on NVIDIA GPUs), e.g. a conda or venv interpreter",
         subtype="FILE_PATH",
+    )
+    install_folder: StringProperty(
+        name="Install Folder",
+        description="Where Install puts a Python environment with the backend's packages: an empty or new folder, "
+                    "or one that Install filled before (replaced once the new install ends well)",
+        subtype="DIR_PATH", default=default_install_folder(),
+    )
+    install_torch: EnumProperty(
+        name="Torch",
+        description="Which build of torch Install gets",
+        items=[("AUTO", "Automatic", "CUDA 12.8 where an NVIDIA driver is installed (nvidia-smi is found), else CPU"),
+               ("CUDA", "CUDA 12.8", "torch for NVIDIA GPUs from PyTorch's CUDA 12.8 index "
+                                     f"({backend_install.TORCH_INDEX}cu128), with gsplat, the GPU rasterizer; "
+                                     "needs a recent NVIDIA driver"),
+               ("CPU", "CPU", f"torch without CUDA from PyTorch's CPU index ({backend_install.TORCH_INDEX}cpu), "
+                              "a much smaller download; on macOS PyPI's torch, which uses Apple's MPS")],
+        default="AUTO",
     )
     device: EnumProperty(
         name="Device", items=[("auto", "Automatic", "CUDA when present, else the CPU"), ("cuda", "CUDA", ""),
@@ -99,9 +216,26 @@ class ClickGaussPreferences(bpy.types.AddonPreferences):
         row = layout.row(align=True)
         row.prop(self, "python_path")
         row.operator(CLICKGAUSS_OT_check_python.bl_idname, icon="CHECKMARK")
+        self.draw_install(layout.box())
         layout.prop(self, "device")
         layout.prop(self, "sam_checkpoint")
         layout.prop(self, "sam_model")
 
+    def draw_install(self, box):
+        box.prop(self, "install_folder")
+        box.prop(self, "install_torch")
+        if installing():
+            progress = install_job.progress
+            row = box.row()
+            row.progress(factor=progress.percent / 100, text=f"{progress.phase} {progress.percent:.0f}%")
+            row.operator(CLICKGAUSS_OT_cancel_install.bl_idname, text="", icon="CANCEL")
+            box.label(text=progress.line)
+            return
+        again = backend_install.installed(Path(bpy.path.abspath(self.install_folder)))
+        box.operator(CLICKGAUSS_OT_install_backend.bl_idname, text="Reinstall" if again else "Install", icon="IMPORT")
+        if install_job:
+            box.label(text=install_job.message, icon={"done": "CHECKMARK", "failed": "ERROR"}.get(install_job.state, "INFO"))
 
-classes = (CLICKGAUSS_OT_check_python, ClickGaussPreferences)
+
+classes = (CLICKGAUSS_OT_check_python, CLICKGAUSS_OT_install_backend, CLICKGAUSS_OT_cancel_install,
+           ClickGaussPreferences)

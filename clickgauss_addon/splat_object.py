@@ -2,8 +2,9 @@
 
 Every file column becomes a point attribute holding the raw stored value (x y z become the
 built-in `position`), and the column order, types and header comments are kept on the data
-block, so an unedited object exports exactly what was imported. Two derived attributes,
-`radius` and `cg_color`, exist for display only and are never exported.
+block, so an unedited object exports exactly what was imported. The display attributes
+(`radius`, `cg_color`, and while Gaussians are hidden `cg_hidden` and `cg_shown_radius`) are
+derived or viewport state, never exported.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ import bpy
 import numpy as np
 
 from .backend.errors import UserError
-from .backend.splat import POSITION_COLUMNS, REQUIRED_COLUMNS, Splat
+from .backend.splat import POSITION_COLUMNS, REQUIRED_COLUMNS, ROTATION_COLUMNS, SCALE_COLUMNS, Splat
 
 LAYOUT_KEY = "cg_ply_columns"  # "name:type code" per column, in file order
 COMMENTS_KEY = "cg_ply_comments"
 COLOR_ATTRIBUTE = "cg_color"
-DISPLAY_ATTRIBUTES = {"position", "radius", COLOR_ATTRIBUTE}
+HIDDEN_ATTRIBUTE = "cg_hidden"  # BOOLEAN: hidden Gaussians, drawn at radius 0 and ignored by clicks
+SHOWN_RADIUS_ATTRIBUTE = "cg_shown_radius"  # the display radii to restore when the hidden Gaussians are revealed
+DISPLAY_ATTRIBUTES = {"position", "radius", COLOR_ATTRIBUTE, HIDDEN_ATTRIBUTE, SHOWN_RADIUS_ATTRIBUTE}
+GEOMETRY_COLUMNS = POSITION_COLUMNS + ("opacity",) + SCALE_COLUMNS + ROTATION_COLUMNS  # what a footprint depends on
 RESERVED_PREFIX = "ply_"  # a file column whose name Blender or display uses is stored under this prefix
 
 
@@ -77,8 +81,24 @@ def splat_material(name: str, mean_color) -> bpy.types.Material:
 
 
 def set_attribute(data, name: str, kind: str, values: np.ndarray, key: str = "value"):
-    attribute = data.attributes.new(name, kind, "POINT")
+    """Write a point attribute, made first where it does not exist yet."""
+    attribute = data.attributes.get(name) or data.attributes.new(name, kind, "POINT")
     attribute.data.foreach_set(key, np.ascontiguousarray(values).ravel())
+
+
+def get_attribute(cloud, name: str, dtype) -> np.ndarray:
+    """(N,) values of a point attribute; zeros (False) where it does not exist."""
+    if name not in cloud.attributes:
+        return np.zeros(len(cloud.points), dtype=dtype)
+    values = np.empty(len(cloud.points), dtype=dtype)
+    cloud.attributes[name].data.foreach_get("value", values)
+    return values
+
+
+def read_positions(cloud) -> np.ndarray:  # (N, 3) float32
+    positions = np.empty((len(cloud.points), 3), dtype=np.float32)
+    cloud.attributes["position"].data.foreach_get("vector", positions.ravel())
+    return positions
 
 
 def splat_to_object(splat: Splat, name: str, collection, matrix=None, point_size: float = 1.0):
@@ -130,33 +150,34 @@ def column_layout(cloud) -> list[tuple[str, str]]:
     return [(column, "f4") for column in POSITION_COLUMNS] + [(name, "f4") for name in names]
 
 
-def object_to_splat(obj) -> Splat:
-    """The splat an object holds, from its point attributes (object transforms are not applied)."""
+def object_to_splat(obj, columns=None) -> Splat:
+    """The splat an object holds, from its point attributes (object transforms are not applied).
+
+    `columns`: only these are read (a click needs GEOMETRY_COLUMNS, not 45 SH columns); all when None.
+    """
     cloud = obj.data
     if obj.type != "POINTCLOUD":
         raise UserError(f"'{obj.name}' is a {obj.type.lower()}, not a point cloud imported as a splat")
     count = len(cloud.points)
     if count == 0:
         raise UserError(f"'{obj.name}' has no points left to export")
-    layout = column_layout(cloud)
+    wanted = REQUIRED_COLUMNS if columns is None else columns
+    layout = [(c, code) for c, code in column_layout(cloud) if columns is None or c in columns]
     missing = [c for c, _ in layout if c not in POSITION_COLUMNS and attribute_name(c) not in cloud.attributes]
-    missing += [c for c in REQUIRED_COLUMNS if c not in POSITION_COLUMNS and c not in dict(layout)]
+    missing += [c for c in REQUIRED_COLUMNS if c in wanted and c not in POSITION_COLUMNS and c not in dict(layout)]
     if missing:
         raise UserError(f"'{obj.name}' is missing the splat attribute(s) {', '.join(sorted(set(missing)))}")
-    positions = np.empty(count * 3, dtype=np.float32)
-    cloud.attributes["position"].data.foreach_get("vector", positions)
-    positions = positions.reshape(count, 3)
-    columns = {}
+    positions = read_positions(cloud)
+    read = {}
     for column, code in layout:
         if column in POSITION_COLUMNS:
-            columns[column] = positions[:, POSITION_COLUMNS.index(column)].astype(code)
+            read[column] = positions[:, POSITION_COLUMNS.index(column)].astype(code)
             continue
         attribute = cloud.attributes[attribute_name(column)]
-        stored = np.empty(count, dtype=np.float32 if attribute.data_type == "FLOAT" else np.int32)
-        attribute.data.foreach_get("value", stored)
-        columns[column] = stored.view(np.uint32) if code == "u4" else stored.astype(code)
+        stored = get_attribute(cloud, attribute.name, np.float32 if attribute.data_type == "FLOAT" else np.int32)
+        read[column] = stored.view(np.uint32) if code == "u4" else stored.astype(code)
     comments = json.loads(cloud.get(COMMENTS_KEY, "[]"))
-    return Splat(columns, comments)
+    return Splat(read, comments)
 
 
 def merge(splats: list[Splat], names: list[str]) -> Splat:

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import shutil
-import subprocess
 import tempfile
-import threading
 from pathlib import Path
 
 import bpy
@@ -22,11 +19,12 @@ from . import click_engine
 from .backend.errors import UserError
 from .backend.features import load_features
 from .backend.ply import write_ply
+from .child_process import ChildProcess
 from .preferences import ADDON_DIR, backend_python, preferences
 from .splat_object import is_splat, object_to_splat
 
 
-class TrainingJob:
+class TrainingJob(ChildProcess):
     """One backend `train` process for one object; `poll()` from a timer, then `features()` or `error()`."""
 
     def __init__(self, obj, settings, prefs):
@@ -46,33 +44,14 @@ class TrainingJob:
                    "--downscale", str(settings.downscale), *mask_arguments(settings, prefs)]
         environment = dict(os.environ, PYTHONPATH=str(ADDON_DIR), PYTHONUNBUFFERED="1")
         try:
-            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                            env=environment, cwd=self.folder)
+            super().__init__(command, env=environment, cwd=self.folder)
         except OSError as error:
             self.cleanup()
             raise UserError(f"the backend Python {self.python} cannot run ({error.strerror})") from None
-        self.events: queue.Queue = queue.Queue()
-        self.stderr: list[str] = []
-        threading.Thread(target=self.read_events, daemon=True).start()
-        threading.Thread(target=lambda: self.stderr.extend(self.process.stderr), daemon=True).start()
-
-    def read_events(self):
-        for line in self.process.stdout:
-            try:
-                self.events.put(json.loads(line))
-            except json.JSONDecodeError:
-                pass  # a library's stray print; progress lines are JSON
 
     def poll(self) -> list[dict]:
         """The progress events that arrived since the last call."""
-        arrived = []
-        while not self.events.empty():
-            arrived.append(self.events.get())
-        return arrived
-
-    @property
-    def running(self) -> bool:
-        return self.process.poll() is None
+        return [event for event in map(progress_event, super().poll()) if event is not None]
 
     def features(self):
         """The finished run's FeatureField, checked against the splat it was given."""
@@ -85,16 +64,15 @@ class TrainingJob:
             return messages[-1]
         return f"training stopped (exit code {self.process.returncode}): {lines[-1] if lines else 'no message'}"
 
-    def cancel(self) -> None:
-        if self.running:
-            self.process.terminate()  # SIGTERM: the backend stops between steps and writes nothing
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
     def cleanup(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def progress_event(line: str) -> dict | None:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return None  # a library's stray print; progress lines are JSON
 
 
 def mask_arguments(settings, prefs) -> list[str]:

@@ -138,15 +138,22 @@ def test_features_of_another_splat_are_refused(bpy, addon, trained_scene, tmp_pa
     assert not addon.click_engine.has_features(bpy.context.view_layer.objects.active)
 
 
+def opengl_matrices(camera, object_matrix, near=0.1, far=100.0):
+    """The view and window (projection) matrices a Blender viewport has when it looks through `camera`."""
+    view = np.diag([1.0, -1.0, -1.0, 1.0]) @ camera.world_to_camera @ np.linalg.inv(object_matrix)
+    w, h = camera.width, camera.height
+    window = np.array([[2 * camera.fx / w, 0, 1 - 2 * camera.cx / w, 0], [0, 2 * camera.fy / h, 2 * camera.cy / h - 1, 0],
+                       [0, 0, -(far + near) / (far - near), -2 * far * near / (far - near)], [0, 0, -1, 0]])
+    return view, window
+
+
 def test_the_viewport_camera_is_the_opencv_camera_of_its_matrices(addon, trained_scene):
     from mathutils import Matrix
 
     camera = trained_scene["cameras"][2]
     object_matrix = np.array(Matrix.Rotation(-1.5708, 4, "X")) @ np.diag([2.0, 2.0, 2.0, 1.0])
-    view = np.diag([1.0, -1.0, -1.0, 1.0]) @ camera.world_to_camera @ np.linalg.inv(object_matrix)
-    near, far, w, h = 0.1, 100.0, camera.width, camera.height
-    window = np.array([[2 * camera.fx / w, 0, 1 - 2 * camera.cx / w, 0], [0, 2 * camera.fy / h, 2 * camera.cy / h - 1, 0],
-                       [0, 0, -(far + near) / (far - near), -2 * far * near / (far - near)], [0, 0, -1, 0]])
+    view, window = opengl_matrices(camera, object_matrix)
+    w, h = camera.width, camera.height
     got = addon.click_engine.view_camera(w, h, view.tolist(), window.tolist(), object_matrix.tolist())
     np.testing.assert_allclose(got.world_to_camera, camera.world_to_camera, atol=1e-9)
     np.testing.assert_allclose(got.K, camera.K, atol=1e-9)
@@ -156,6 +163,63 @@ def test_the_viewport_camera_is_the_opencv_camera_of_its_matrices(addon, trained
     region_x, region_y = (clip[:2] / clip[3] + 1) / 2 * [w, h]
     pixel, _ = camera.project(point[None])
     np.testing.assert_allclose(addon.click_engine.region_pixel(h, region_x - 0.5, region_y - 0.5), pixel[0], atol=1e-6)
+
+
+def test_hidden_gaussians_are_clicked_through_never_selected_and_exported_unchanged(
+        splat_with_features, addon, trained_scene, bpy, tmp_path):
+    obj, scene, engine = splat_with_features, trained_scene["scene"], addon.click_engine
+    get_attribute = addon.splat_object.get_attribute
+    mug = scene.object_ids == scene.object_names.index("mug")
+    names = lambda: sorted(a.name for a in obj.data.attributes if not a.name.startswith("."))  # noqa: E731
+    attributes, radius = names(), get_attribute(obj.data, "radius", np.float32)
+    bpy.ops.object.mode_set(mode="EDIT")  # as in click mode
+    click_on(addon, obj, trained_scene, "coarse", "mug")
+    chosen = engine.read_selection(obj)
+    assert bpy.ops.clickgauss.hide() == {"FINISHED"}
+    assert not engine.read_selection(obj).any()
+    assert (get_attribute(obj.data, "radius", np.float32)[chosen] == 0).all()
+    click_on(addon, obj, trained_scene, "coarse", "mug")  # sees what the mug hid, and selects that
+    selected = engine.read_selection(obj)
+    assert selected.any() and not (selected & chosen).any() and np.mean(mug[selected]) < 0.1
+    bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "hidden.ply"))
+    assert (tmp_path / "hidden.ply").read_bytes() == (trained_scene["folder"] / "splat.ply").read_bytes()
+
+    engine.write_selection(obj, np.zeros(len(obj.data.points), bool))
+    assert bpy.ops.clickgauss.reveal() == {"FINISHED"}
+    assert (engine.read_selection(obj) == chosen).all()  # revealed and selected, as Blender's Reveal does
+    np.testing.assert_array_equal(get_attribute(obj.data, "radius", np.float32), radius)
+    assert names() == attributes and len(obj.data.points) == scene.splat.count
+    click_on(addon, obj, trained_scene, "coarse", "mug")
+    assert selection_quality(addon, obj, mug)[0] > 0.9
+    bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "revealed.ply"))
+    assert (tmp_path / "revealed.ply").read_bytes() == (trained_scene["folder"] / "splat.ply").read_bytes()
+
+    assert bpy.ops.clickgauss.hide(unselected=True) == {"FINISHED"}  # everything but the mug
+    click_on(addon, obj, trained_scene, "coarse", "table", mode="ADD")
+    assert (engine.read_selection(obj) == chosen).all()
+
+
+def test_a_click_after_points_moved_projects_them_where_they_are_now(splat_with_features, addon, trained_scene, bpy):
+    obj, scene, engine = splat_with_features, trained_scene["scene"], addon.click_engine
+    camera = trained_scene["cameras"][1]
+    mug = scene.object_ids == scene.object_names.index("mug")
+    click_on(addon, obj, trained_scene, "coarse", "mug")  # builds the click caches
+    bpy.context.view_layer.update()  # the viewport evaluates after every click
+    bpy.ops.object.mode_set(mode="EDIT")
+    positions = addon.splat_object.read_positions(obj.data)
+    pixels, depths = camera.project(positions[mug])
+    rise = np.ptp(pixels[:, 1]) * 1.5 * np.median(depths) / camera.fy  # lift the mug above where it stood
+    positions[mug] -= (camera.world_to_camera[1, :3] * rise).astype(np.float32)  # camera y points down
+    obj.data.attributes["position"].data.foreach_set("vector", positions.ravel())
+    obj.data.update_tag()  # as moving points in edit mode does
+    bpy.context.view_layer.update()
+    x, y = np.median(camera.project(positions[mug])[0], axis=0)
+    engine.apply_click(obj, camera, x, y)
+    precision, recall = selection_quality(addon, obj, mug)
+    assert precision > 0.9 and recall > 0.9
+    np.testing.assert_array_equal(engine.state_of(obj).geometry.positions, positions)
+    click_on(addon, obj, trained_scene, "coarse", "mug")  # where the mug stood: now what stood behind it
+    assert selection_quality(addon, obj, mug)[0] < 0.1
 
 
 def training_settings(bpy, trained_scene, iterations):

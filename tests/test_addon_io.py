@@ -45,6 +45,20 @@ def test_import_makes_one_point_cloud_with_raw_attributes_and_export_is_byte_ide
     assert (tmp_path / "out.ply").read_bytes() == source.read_bytes()
 
 
+def test_a_column_subset_reads_only_those_columns_with_the_same_values(bpy, tmp_path):
+    import sys
+
+    splat_object = sys.modules["bl_ext.user_default.clickgauss"].splat_object
+    write_ply(tmp_path / "s.ply", make_scene(500, sh_degree=3).splat)
+    obj = import_splat(bpy, tmp_path / "s.ply")
+    everything = splat_object.object_to_splat(obj)
+    geometry = splat_object.object_to_splat(obj, splat_object.GEOMETRY_COLUMNS)
+    assert sorted(geometry.columns) == sorted(splat_object.GEOMETRY_COLUMNS)
+    assert len(everything.columns) == 59  # x y z, 48 SH, opacity, 3 scales, 4 rotations
+    for column, values in geometry.columns.items():
+        np.testing.assert_array_equal(values, everything.columns[column])
+
+
 def test_captures_are_turned_upright(bpy, tmp_path):
     write_ply(tmp_path / "s.ply", make_scene(500).splat)
     obj = import_splat(bpy, tmp_path / "s.ply")

@@ -1,0 +1,120 @@
+"""The preferences' Install in real Blender: a venv filled by pip, here with a tiny local wheel in place of the
+backend's packages (torch from PyPI is too slow to test with)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.blender
+
+
+@pytest.fixture
+def addon(blender):
+    return sys.modules["bl_ext.user_default.clickgauss"]
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory):
+    """A folder holding one tiny pure-Python wheel, cg_tiny 1.0, for pip's --find-links."""
+    folder = tmp_path_factory.mktemp("wheels")
+    info = "cg_tiny-1.0.dist-info"
+    with zipfile.ZipFile(folder / "cg_tiny-1.0-py3-none-any.whl", "w") as wheel:
+        wheel.writestr("cg_tiny/__init__.py", "VALUE = 42\n")
+        wheel.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: cg-tiny\nVersion: 1.0\n")
+        wheel.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        wheel.writestr(f"{info}/RECORD", "")
+    return folder
+
+
+def install(addon, folder, wheels, requirement="cg-tiny==1.0", cancel_in_step=None):
+    """Run an install to its end as the Install operator's timer does; returns the job and its progress."""
+    prefs = addon.preferences.preferences()
+    prefs.install_folder = str(folder)
+    job = addon.preferences.start_install(prefs, [requirement], ["--no-index", "--find-links", str(wheels)])
+    events, deadline = [], time.time() + 60
+    while job.state == "running" and time.time() < deadline:
+        events += addon.preferences.follow_install(prefs, job)
+        if job.step == cancel_in_step:
+            job.cancel()
+        time.sleep(0.05)
+    return job, events
+
+
+def test_install_makes_a_python_that_becomes_the_backend_python(addon, wheels, tmp_path):
+    prefs = addon.preferences.preferences()
+    prefs.python_path = ""
+    job, events = install(addon, tmp_path / "env", wheels)
+    assert job.state == "done", job.message
+    python = prefs.python_path
+    assert python == str(tmp_path / "env" / "bin" / "python") and addon.backend_install.installed(tmp_path / "env")
+    assert subprocess.run([python, "-c", "import cg_tiny; print(cg_tiny.VALUE)"], capture_output=True,
+                          text=True).stdout == "42\n"
+    percents = [event.percent for event in events]
+    assert percents == sorted(percents) and percents[-1] == 100
+    assert list(dict.fromkeys(event.phase for event in events)) == ["installing the packages", "done"]
+    assert any(event.line.startswith("Successfully installed cg-tiny") for event in events)
+    report = addon.preferences.check_python(python)  # what the Check button runs
+    assert report["torch"] is None and report["device"] is None
+
+    again, _ = install(addon, tmp_path / "env", wheels, requirement="cg-missing==2.0")  # a failed reinstall
+    assert again.state == "failed" and prefs.python_path == python
+    assert addon.backend_install.installed(tmp_path / "env") and not (tmp_path / "env.previous").exists()
+    assert subprocess.run([python, "-c", "import cg_tiny"]).returncode == 0
+
+
+def test_a_failing_package_is_named_and_leaves_nothing(addon, wheels, tmp_path):
+    prefs = addon.preferences.preferences()
+    prefs.python_path = "unchanged"
+    job, _ = install(addon, tmp_path / "env", wheels, requirement="cg-missing==2.0")
+    assert job.state == "failed"
+    assert "installing the packages failed (exit code 1): No matching distribution found for cg-missing==2.0" \
+        in job.message
+    assert prefs.python_path == "unchanged" and not (tmp_path / "env").exists()
+
+
+def test_cancel_puts_the_folder_back(addon, wheels, tmp_path):
+    prefs = addon.preferences.preferences()
+    prefs.python_path = "unchanged"
+    (tmp_path / "empty").mkdir()
+    job, _ = install(addon, tmp_path / "empty", wheels, cancel_in_step=1)  # just as pip starts
+    assert job.state == "cancelled" and job.child.process.returncode != 0
+    assert prefs.python_path == "unchanged" and list((tmp_path / "empty").iterdir()) == []
+
+
+def test_a_folder_with_other_things_is_refused(addon, wheels, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(addon.backend.errors.UserError, match="not empty and holds no environment this add-on installed"):
+        install(addon, tmp_path, wheels)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_the_real_install_asks_for_online_access_first(addon, blender, tmp_path):
+    prefs = addon.preferences.preferences()
+    prefs.install_folder, prefs.install_torch = str(tmp_path / "env"), "CPU"
+    assert not blender.app.online_access  # as Blender starts from the bpy module
+    with pytest.raises(addon.backend.errors.UserError, match="allow online access"):
+        addon.preferences.start_install(prefs)
+    assert not (tmp_path / "env").exists()
+
+
+def test_the_requirements_are_the_developers_and_torch_comes_from_the_build_chosen(addon):
+    install_module = addon.backend_install
+    pinned = {line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#") and line.split("==")[0] not in ("bpy", "pytest")}
+    assert pinned == set(install_module.BACKEND_REQUIREMENTS)
+    packages, options = install_module.backend_requirements("cu128", "linux")
+    assert "gsplat==1.5.3" in packages and options == ["--extra-index-url", "https://download.pytorch.org/whl/cu128"]
+    packages, options = install_module.backend_requirements("cpu", "win32")
+    assert "gsplat==1.5.3" not in packages and options == ["--extra-index-url", "https://download.pytorch.org/whl/cpu"]
+    assert install_module.backend_requirements("cpu", "darwin")[1] == []
+    assert install_module.torch_build("AUTO", "linux") == ("cu128" if shutil.which("nvidia-smi") else "cpu")
+    with pytest.raises(addon.backend.errors.UserError, match="choose CPU"):
+        install_module.torch_build("CUDA", "darwin")
