@@ -15,8 +15,8 @@ from .features import COARSE_DIM, LEVEL_DIMS
 from .splat import Splat
 
 # Picked by the threshold sweep of bench/bench_accuracy.py on its tuning scene (docs/accuracy.md): the middle
-# of the thresholds within 2 mIoU points of the best (coarse 0.5-0.925, fine 0.8-0.95 there).
-DEFAULT_THRESHOLDS = {"coarse": 0.725, "fine": 0.875}
+# of the thresholds within 2 mIoU points of the best (coarse 0.5-0.9, fine 0.875-0.95 there).
+DEFAULT_THRESHOLDS = {"coarse": 0.7, "fine": 0.925}
 BLUR = 0.3  # gsplat's eps2d: added to the 2D covariance's diagonal
 ALPHA_MIN, ALPHA_MAX, TRANSMITTANCE_MIN, NEAR = 1.0 / 255.0, 0.999, 1e-4, 0.01  # as gsplat 1.5 (and render.py)
 

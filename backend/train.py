@@ -84,28 +84,33 @@ def level_features(features: torch.Tensor, level: str, granularity_prior: bool =
 
 
 def contrastive_loss(rendered, labels, tau: float, anchors: torch.Tensor | None = None, negative_view=None):
-    """Same-mask pixel pairs pulled to similarity 1, different-mask pairs pushed below `tau`.
+    """Same-mask pixel pairs pulled to similarity 1, different-mask pairs pushed below `tau`: the mean over all pairs.
 
-    rendered (P, D) level features of labelled pixels; labels (P,). The positive mean over all
+    Every pair weighs the same, so a minority of views that merge two parts (SAM missing a part) pulls
+    them together less than the majority that tells them apart pushes (separate positive and negative
+    means would weigh each of the few positive pairs several times each negative one: the parts merge).
+    rendered (P, D) level features of labelled pixels; labels (P,). The positive sum over all
     same-label pairs is exact, from per-label sums (sum of 1 - u_i.u_j over a label's pairs is
-    n^2 - |sum u|^2), so it costs O(P D). The negative mean is taken over the columns `anchors`
-    (indices into P; None = all pairs): an unbiased estimate at O(P x anchors) instead of O(P^2).
+    n^2 - |sum u|^2), so it costs O(P D). The negative sum is estimated from the columns `anchors`
+    (indices into P; None = all pairs): unbiased at O(P x anchors) instead of O(P^2).
     `negative_view` (P, D), when given, replaces `rendered` in the negative term (the fine level
     passes its coarse part detached).
     """
     unit = F.normalize(rendered, dim=1)
+    count = len(labels)
+    if count < 2:
+        return rendered.sum() * 0.0
     ids, inverse = torch.unique(labels, return_inverse=True)
     sums = torch.zeros(len(ids), unit.shape[1], dtype=unit.dtype).index_add(0, inverse, unit)
     sizes = torch.bincount(inverse, minlength=len(ids)).to(unit.dtype)
-    pairs = (sizes * (sizes - 1)).sum()
-    positive = ((sizes**2).sum() - (sums**2).sum()) / pairs if pairs > 0 else rendered.sum() * 0.0
+    positive = (sizes**2).sum() - (sums**2).sum() if bool((sizes > 1).any()) else rendered.sum() * 0.0
 
     negative_unit = unit if negative_view is None else F.normalize(negative_view, dim=1)
     columns = slice(None) if anchors is None else anchors
     different = (labels[:, None] != labels[None, columns]).to(unit.dtype)
     similarity = negative_unit @ negative_unit[columns].T
-    negative = (torch.relu(similarity - tau) * different).sum() / different.sum().clamp(min=1.0)
-    return positive + negative
+    negative = (torch.relu(similarity - tau) * different).sum() * (count / similarity.shape[1])
+    return (positive + negative) / (count * (count - 1))
 
 
 def global_feature_loss(features: torch.Tensor, centers: torch.Tensor, tau_global: float, tau: float) -> torch.Tensor:
@@ -128,17 +133,48 @@ def norm_loss(vectors: torch.Tensor) -> torch.Tensor:
     return ((vectors.norm(dim=1) - 1.0) ** 2).mean()
 
 
-def spatial_loss(features: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
+class SymmetricProduct(torch.autograd.Function):
+    """links @ x for a symmetric sparse `links`: the gradient is links @ grad, which spares autograd's
+    transpose of the matrix (a sort of all its entries, most of the spatial term's time on a CPU)."""
+
+    @staticmethod
+    def forward(ctx, links: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+        ctx.links = links
+        return links @ dense
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return None, ctx.links @ grad
+
+
+def neighbour_links(neighbours: np.ndarray) -> torch.Tensor:
+    """(S, S) sparse CSR A + A^T of the graph A that has a 1 for each Gaussian i and each neighbour j of it.
+
+    neighbours: (S, K) indices into the subset. A pair that are each other's neighbours gets a 2.
+    """
+    from scipy.sparse import coo_matrix
+
+    count = len(neighbours)
+    rows = np.repeat(np.arange(count), neighbours.shape[1])
+    cols = neighbours.reshape(-1)
+    links = coo_matrix((np.ones(2 * len(rows), np.float32), (np.concatenate([rows, cols]), np.concatenate([cols, rows]))),
+                       shape=(count, count)).tocsr()
+    links.sum_duplicates()
+    return torch.sparse_csr_tensor(torch.from_numpy(links.indptr.astype(np.int64)), torch.from_numpy(links.indices.astype(np.int64)),
+                                   torch.from_numpy(links.data), size=(count, count))
+
+
+def spatial_loss(features: torch.Tensor, links: torch.Tensor) -> torch.Tensor:
     """Mean of |f_i - f_j|^2 over every Gaussian i of the subset (S, D) and each neighbour j of it.
 
-    adjacency: (S, S) sparse CSR, one 1 per (i, neighbour j). Summed over i's neighbours,
-    |f_i - f_j|^2 = K_i |f_i|^2 - 2 f_i . (A f)_i + (A |f|^2)_i: sparse products instead of an
-    (S, K, D) gather, whose backward scatter is the slow part on a CPU.
+    links: (S, S) sparse CSR from `neighbour_links`, A + A^T. The sum over the graph's pairs is
+    sum_i d_i |f_i|^2 - sum_i f_i . (links f)_i with d the row sums of links: one sparse product
+    instead of an (S, K, D) gather, whose backward scatter is the slow part on a CPU.
     """
-    squares = (features**2).sum(dim=1, keepdim=True)  # (S, 1)
-    degrees = torch.diff(adjacency.crow_indices()).to(features.dtype)[:, None]  # (S, 1)
-    total = degrees * squares - 2 * (features * (adjacency @ features)).sum(dim=1, keepdim=True) + adjacency @ squares
-    return total.sum() / adjacency.values().numel()
+    degrees = torch.zeros(links.shape[0]).index_add_(0, torch.repeat_interleave(
+        torch.arange(links.shape[0]), torch.diff(links.crow_indices())), links.values())[:, None]  # (S, 1)
+    total = (degrees * features**2).sum() - (features * SymmetricProduct.apply(links, features)).sum()
+    return total / (links.values().sum() / 2)
 
 
 def morton_order(positions: np.ndarray) -> np.ndarray:
@@ -167,23 +203,20 @@ class SubsetGroups:
     """
 
     members: list  # per group: (S,) int64 sorted Gaussian indices
-    adjacency: list  # per group: (S, S) sparse CSR, a 1 for each member's K nearest members
+    links: list  # per group: (S, S) sparse CSR `neighbour_links` of each member's K nearest members
 
     @classmethod
     def draw(cls, positions: np.ndarray, size: int, k: int, seed: int) -> SubsetGroups:
         from scipy.spatial import cKDTree
 
         order = np.random.default_rng(seed).permutation(len(positions))
-        members, adjacency = [], []
+        members, links = [], []
         for group in np.array_split(order, max(1, round(len(positions) / size))):
             group = np.sort(group)
             _, index = cKDTree(positions[group]).query(positions[group], k=min(k + 1, len(group)), workers=-1)
-            neighbours = torch.from_numpy(index.reshape(len(group), -1)[:, 1:].astype(np.int64))  # (S, K), self dropped
-            rows = torch.arange(0, neighbours.numel() + 1, neighbours.shape[1])
             members.append(torch.from_numpy(group.astype(np.int64)))
-            adjacency.append(torch.sparse_csr_tensor(rows, neighbours.reshape(-1), torch.ones(neighbours.numel()),
-                                                     size=(len(group), len(group))))
-        return cls(members, adjacency)
+            links.append(neighbour_links(index.reshape(len(group), -1)[:, 1:]))  # self dropped
+        return cls(members, links)
 
 
 def mask_features(views: list[View], features: torch.Tensor, level: str, prior: bool) -> np.ndarray:
@@ -321,7 +354,7 @@ def train_features(
             losses["norm2d"] = norm_loss(rendered)
             total = total + config.lambda_norm2d * losses["norm2d"]
         if config.use_spatial:
-            losses["spatial"] = spatial_loss(subset_f, groups.adjacency[group])
+            losses["spatial"] = spatial_loss(subset_f, groups.links[group])
             total = total + config.lambda_spatial * losses["spatial"]
 
         optimizer.zero_grad(set_to_none=True)

@@ -65,7 +65,7 @@ def trained_scene(tmp_path_factory):
 
     _, images = load_images(folder / "images", cameras)
     labels = [view_labels(image, c.name, "folder", mask_dir=folder / "masks") for c, image in zip(cameras, images)]
-    config = TrainConfig(iterations=300, pixels=2000, gfl_start=200, gfl_refresh=50, seed=1)
+    config = TrainConfig(iterations=600, pixels=2000, gfl_start=400, gfl_refresh=100, seed=1)
     result = train_features(scene.splat, cameras, labels, config, "ground-truth masks")
     save_features(folder / "features.npz", result.field)
     return {"folder": folder, "scene": scene, "cameras": cameras, "labels": labels, "result": result}

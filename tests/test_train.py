@@ -15,6 +15,7 @@ from backend.train import (
     contrastive_loss,
     global_feature_loss,
     norm_loss,
+    neighbour_links,
     spatial_loss,
     train_features,
 )
@@ -26,19 +27,29 @@ def test_contrastive_loss_hand_values():
     # one pair, different masks, cosine 0.8: pushed by 0.8 - 0.5
     close = torch.tensor([[1.0, 0.0], [0.8, 0.6]])
     assert float(contrastive_loss(close, torch.tensor([1, 2]), tau=0.5)) == pytest.approx(0.3)
-    # same mask, cosine 0.8: pulled by 1 - 0.8; of the 4 ordered different-mask pairs, the two at
-    # cosine 0.6 are pushed by 0.1 and the orthogonal two cost nothing
+    # of the 6 ordered pairs: the 2 in the same mask at cosine 0.8 cost 1 - 0.8 each, the 2 different-mask
+    # pairs at cosine 0.6 cost 0.6 - 0.5 each, and the orthogonal 2 nothing
     three = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
-    assert float(contrastive_loss(three, torch.tensor([1, 1, 2]), tau=0.5)) == pytest.approx(0.2 + 0.2 / 4)
+    assert float(contrastive_loss(three, torch.tensor([1, 1, 2]), tau=0.5)) == pytest.approx((0.4 + 0.2) / 6)
 
 
-def test_contrastive_positive_term_equals_the_all_pairs_mean():
+def test_contrastive_anchor_estimate_is_unbiased():
+    generator = torch.Generator().manual_seed(1)
+    features = torch.randn(200, 6, generator=generator)
+    labels = torch.randint(0, 5, (200,), generator=generator)
+    exact = float(contrastive_loss(features, labels, tau=0.2))
+    estimates = [float(contrastive_loss(features, labels, 0.2, torch.randperm(200, generator=generator)[:20]))
+                 for _ in range(200)]
+    assert np.mean(estimates) == pytest.approx(exact, rel=0.02)
+
+
+def test_contrastive_positive_term_equals_the_all_pairs_sum():
     generator = torch.Generator().manual_seed(0)
     features = torch.randn(60, 12, generator=generator)
     labels = torch.randint(0, 4, (60,), generator=generator)
     unit = torch.nn.functional.normalize(features, dim=1)
     same = (labels[:, None] == labels[None, :]) & ~torch.eye(60, dtype=torch.bool)
-    positive = (1 - unit @ unit.T)[same].mean()
+    positive = (1 - unit @ unit.T)[same].sum() / (60 * 59)
     negative = torch.relu(unit @ unit.T - 2.0)  # a margin no pair reaches: the negative term is zero
     assert float(contrastive_loss(features, labels, tau=2.0)) == pytest.approx(float(positive), rel=1e-5)
     assert float(negative.sum()) == 0.0
@@ -66,11 +77,21 @@ def test_regularisers_hand_values():
     # three Gaussians with features (0, 0), (1, 0), (0, 2), each the neighbour of the other two:
     # squared distances 1, 4 and 5, each pair counted from both ends
     features = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
-    adjacency = torch.tensor([[0.0, 1, 1], [1, 0, 1], [1, 1, 0]]).to_sparse_csr()
-    assert float(spatial_loss(features, adjacency)) == pytest.approx(2 * (1 + 4 + 5) / 6)
-    # only Gaussian 0 has neighbours: the mean over its two pairs
-    adjacency = torch.tensor([[0.0, 1, 1], [0, 0, 0], [0, 0, 0]]).to_sparse_csr()
-    assert float(spatial_loss(features, adjacency)) == pytest.approx((1 + 4) / 2)
+    links = neighbour_links(np.array([[1, 2], [0, 2], [0, 1]]))
+    assert float(spatial_loss(features, links)) == pytest.approx(2 * (1 + 4 + 5) / 6)
+    # Gaussians 0 and 1 each other's only neighbour, 2 and 0 likewise: each pair counted from both ends
+    links = neighbour_links(np.array([[1], [0], [0]]))
+    assert float(spatial_loss(features, links)) == pytest.approx((1 + 1 + 4) / 3)
+
+
+def test_spatial_gradient_matches_the_plain_sum():
+    torch.manual_seed(0)
+    neighbours = torch.randint(0, 50, (50, 5))
+    plain = torch.randn(50, 8, requires_grad=True)
+    fast = plain.detach().clone().requires_grad_(True)
+    ((plain[:, None, :] - plain[neighbours]) ** 2).sum(-1).mean().backward()
+    spatial_loss(fast, neighbour_links(neighbours.numpy())).backward()
+    assert torch.allclose(fast.grad, plain.grad, atol=1e-5)
 
 
 def unit(x):
