@@ -15,34 +15,43 @@ from .features import COARSE_DIM, LEVEL_DIMS
 from .splat import Splat
 
 # Picked by the threshold sweep of bench/bench_accuracy.py on its tuning scene (docs/accuracy.md): the middle
-# of the thresholds within 2 mIoU points of the best (coarse 0.5-0.9, fine 0.875-0.95 there).
-DEFAULT_THRESHOLDS = {"coarse": 0.7, "fine": 0.925}
+# of the thresholds within 2 mIoU points of the best (coarse 0.5-0.9, fine 0.875-0.925 there).
+DEFAULT_THRESHOLDS = {"coarse": 0.7, "fine": 0.9}
 BLUR = 0.3  # gsplat's eps2d: added to the 2D covariance's diagonal
 ALPHA_MIN, ALPHA_MAX, TRANSMITTANCE_MIN, NEAR = 1.0 / 255.0, 0.999, 1e-4, 0.01  # as gsplat 1.5 (and render.py)
 
 
 @dataclass
 class Geometry:
-    """What the click needs of a splat, computed once per splat (not per click)."""
+    """What the click needs of a splat, computed once per splat (not per click).
+
+    Covariances are built per click for the few Gaussians near its pixel (`covariances`): building
+    all of them up front cost most of a first click at 1M Gaussians.
+    """
 
     positions: np.ndarray  # (N, 3) float32
-    covariances: np.ndarray  # (N, 3, 3) float32 world-space covariance
+    rotations: np.ndarray  # (N, 4) float32 w x y z as stored (normalised when used)
+    scales: np.ndarray  # (N, 3) float32 standard deviations
     opacities: np.ndarray  # (N,) float32 in [0, 1]
     extents: np.ndarray  # (N,) float32 a bound on the reach: 4 standard deviations of the widest axis
 
     @classmethod
     def of(cls, splat: Splat) -> Geometry:
-        q = splat.rotations.astype(np.float64)
+        scales = np.exp(splat.scales.astype(np.float32))
+        return cls(splat.positions, splat.rotations.astype(np.float32), scales, splat.alphas.astype(np.float32),
+                   4 * scales.max(axis=1))
+
+    def covariances(self, ids: np.ndarray) -> np.ndarray:
+        """(K, 3, 3) float64 world-space covariances of Gaussians `ids`."""
+        q = self.rotations[ids].astype(np.float64)
         w, x, y, z = (q / np.linalg.norm(q, axis=1, keepdims=True)).T
         rotation = np.stack([
             1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
             2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
             2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
         ], axis=1).reshape(-1, 3, 3)
-        scales = np.exp(splat.scales.astype(np.float64))
-        m = rotation * scales[:, None, :]
-        covariances = (m @ m.transpose(0, 2, 1)).astype(np.float32)
-        return cls(splat.positions, covariances, splat.alphas.astype(np.float32), (4 * scales.max(axis=1)).astype(np.float32))
+        m = rotation * self.scales[ids].astype(np.float64)[:, None, :]
+        return m @ m.transpose(0, 2, 1)
 
 
 @dataclass
@@ -93,7 +102,7 @@ def pixel_weights(geometry: Geometry, camera, x: float, y: float, projection: Pr
     J = np.zeros((len(ids), 2, 3))
     J[:, 0, 0], J[:, 0, 2] = fx / z, -fx * tx / z**2
     J[:, 1, 1], J[:, 1, 2] = fy / z, -fy * ty / z**2
-    cov_camera = R.astype(np.float64) @ geometry.covariances[ids].astype(np.float64) @ R.T.astype(np.float64)
+    cov_camera = R.astype(np.float64) @ geometry.covariances(ids) @ R.T.astype(np.float64)
     cov2d = J @ cov_camera @ J.transpose(0, 2, 1) + BLUR * np.eye(2)
     a, b, c = cov2d[:, 0, 0], cov2d[:, 0, 1], cov2d[:, 1, 1]
     determinant = a * c - b * b
