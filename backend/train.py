@@ -103,6 +103,7 @@ def contrastive_loss(rendered, labels, tau: float, anchors: torch.Tensor | None 
     ids, inverse = torch.unique(labels, return_inverse=True)
     sums = torch.zeros(len(ids), unit.shape[1], dtype=unit.dtype).index_add(0, inverse, unit)
     sizes = torch.bincount(inverse, minlength=len(ids)).to(unit.dtype)
+    # with no same-label pair the sum is 0 but rounding would still send a gradient through it
     positive = (sizes**2).sum() - (sums**2).sum() if bool((sizes > 1).any()) else rendered.sum() * 0.0
 
     negative_unit = unit if negative_view is None else F.normalize(negative_view, dim=1)
@@ -159,7 +160,6 @@ def neighbour_links(neighbours: np.ndarray) -> torch.Tensor:
     cols = neighbours.reshape(-1)
     links = coo_matrix((np.ones(2 * len(rows), np.float32), (np.concatenate([rows, cols]), np.concatenate([cols, rows]))),
                        shape=(count, count)).tocsr()
-    links.sum_duplicates()
     return torch.sparse_csr_tensor(torch.from_numpy(links.indptr.astype(np.int64)), torch.from_numpy(links.indices.astype(np.int64)),
                                    torch.from_numpy(links.data), size=(count, count))
 

@@ -21,6 +21,20 @@ def machine() -> str:
             + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"))
 
 
+def feature_pass_ms(unit, repeats: int = 50) -> float:
+    """Median ms of one pass over (N, D) unit features against one query: the floor of any click's time."""
+    import time
+
+    import numpy as np
+
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        unit @ unit[0]
+        times.append((time.perf_counter() - started) * 1e3)
+    return float(np.median(times))
+
+
 def peak_rss_gb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1 << 30) if sys.platform == "darwin" else peak / (1 << 20)  # bytes / KiB

@@ -30,6 +30,7 @@ def unregister():
     keymaps.clear()
     bpy.types.TOPBAR_MT_file_export.remove(io_operators.menu_export)
     bpy.types.TOPBAR_MT_file_import.remove(io_operators.menu_import)
+    preferences.cancel_running_install()
     overlay.unregister()
     click_engine.unregister()
     settings.unregister()

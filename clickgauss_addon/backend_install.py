@@ -89,7 +89,10 @@ def claim(folder: Path) -> Path | None:
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{folder} is a file: choose a folder for the backend's environment")
     if not folder.exists() or not any(folder.iterdir()):
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UserError(f"cannot create {folder} for the install: {error.strerror or error}") from None
         return None
     if not (folder / MARKER).is_file():
         raise UserError(f"{folder} is not empty and holds no environment this add-on installed: "
@@ -97,8 +100,13 @@ def claim(folder: Path) -> Path | None:
     aside = folder.with_name(folder.name + ".previous")
     if aside.exists():
         raise UserError(f"{aside} is left from an interrupted install: remove it, or choose another folder")
-    folder.rename(aside)  # kept until the new install ends well, put back if it does not
-    folder.mkdir()
+    try:
+        folder.rename(aside)  # kept until the new install ends well, put back if it does not
+        folder.mkdir()
+    except OSError as error:
+        if aside.exists() and not folder.exists():
+            aside.rename(folder)
+        raise UserError(f"cannot prepare {folder} for the install: {error.strerror or error}") from None
     return aside
 
 
@@ -113,7 +121,11 @@ class InstallJob:
         self.existed = folder.is_dir()
         self.aside = claim(folder)
         self.record = {"complete": False, "requirements": list(requirements), "pip_options": list(pip_options)}
-        self.write_marker()
+        try:
+            self.write_marker()
+        except OSError as error:
+            self.end("failed", "")
+            raise UserError(f"cannot write into {folder}: {error.strerror or error}") from None
         self.step, self.reached, self.state, self.message = 0, set(), "running", ""
         self.output: collections.deque[str] = collections.deque(maxlen=200)
         self.progress = Progress(STEPS[0], "", 0.0)
@@ -188,10 +200,14 @@ class InstallJob:
     def end(self, state: str, message: str) -> None:
         """A failed or cancelled install puts the folder back as it was."""
         shutil.rmtree(self.folder, ignore_errors=True)
-        if self.aside:
-            self.aside.rename(self.folder)
-        elif self.existed:
-            self.folder.mkdir()
+        try:
+            if self.aside:
+                self.aside.rename(self.folder)
+            elif self.existed:
+                self.folder.mkdir()
+        except OSError as error:
+            where = f"; the previous install is in {self.aside}" if self.aside else ""
+            message += f" ({self.folder} could not be restored: {error.strerror or error}{where})"
         self.state, self.message = state, message
 
     def write_marker(self) -> None:

@@ -186,9 +186,11 @@ def note_depsgraph_updates(scene, depsgraph) -> None:
 
 @persistent
 def note_undo(*_) -> None:
-    """Undo and redo replace data wholesale: every cached point cloud may have changed."""
+    """Undo and redo replace data wholesale (features included): every cache is rebuilt on its next click."""
+    uids = set(_states) | set(_generations)
+    _states.clear()
     _own_writes.clear()
-    for uid in set(_states) | set(_generations):
+    for uid in uids:
         note_change(uid)
 
 
@@ -242,13 +244,13 @@ def evaluate(state: ObjectState, clicks: list[Click], level: str, threshold: flo
         if query is None:  # nothing drawn under the pointer
             continue
         hit = select(unit, query, threshold)
-        hit[state.hidden] = False
         if click.mode == "SET":
             selection = hit
         elif click.mode == "ADD":
             selection |= hit
         else:
             selection &= ~hit
+    selection[state.hidden] = False  # also when the start or a replayed session held them
     return selection
 
 
@@ -299,4 +301,5 @@ def cluster_labels(obj, threshold: float) -> np.ndarray:
     similarity = state.unit("coarse") @ centers.T  # (N, K)
     labels = similarity.argmax(axis=1)
     labels[similarity.max(axis=1) <= threshold] = -1
+    labels[state.hidden] = -1  # hidden Gaussians stay where they are
     return labels

@@ -118,9 +118,24 @@ def follow_install(prefs, job) -> list[backend_install.Progress]:
     return arrived
 
 
+def install_tick() -> float | None:
+    """A Blender timer, not a window's modal handler: the install goes on when the Preferences window is closed."""
+    wm = bpy.context.window_manager
+    follow_install(preferences(), install_job)
+    wm.progress_update(install_job.progress.percent)
+    for window in wm.windows:
+        for area in window.screen.areas:
+            area.tag_redraw()
+    if installing():
+        return 0.25
+    wm.progress_end()
+    print(f"Click-Gaussian: backend install {install_job.state}: {install_job.message}")
+    return None
+
+
 class CLICKGAUSS_OT_install_backend(bpy.types.Operator):
     """Create a Python environment in the Install Folder and install the backend's packages there with pip (torch and
-    the rest: about 1 GB for the CPU, a few GB for CUDA); when it ends well it becomes the Backend Python. Esc cancels"""
+    the rest: about 1 GB for the CPU, a few GB for CUDA); when it ends well it becomes the Backend Python"""
 
     bl_idname = "clickgauss.install_backend"
     bl_label = "Install"
@@ -136,30 +151,18 @@ class CLICKGAUSS_OT_install_backend(bpy.types.Operator):
         except UserError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        self.timer = context.window_manager.event_timer_add(0.25, window=context.window)
-        context.window_manager.modal_handler_add(self)
         context.window_manager.progress_begin(0, 100)
-        return {"RUNNING_MODAL"}
+        bpy.app.timers.register(install_tick, first_interval=0.25)
+        self.report({"INFO"}, f"Installing the backend into {install_job.folder}: progress in the preferences")
+        return {"FINISHED"}
 
-    def modal(self, context, event):
-        if event.type == "ESC":
-            install_job.cancel()
-        elif event.type != "TIMER":
-            return {"PASS_THROUGH"}
-        follow_install(preferences(context), install_job)
-        context.window_manager.progress_update(install_job.progress.percent)
-        for window in context.window_manager.windows:
-            for area in window.screen.areas:
-                area.tag_redraw()
-        if installing():
-            return {"PASS_THROUGH"}
-        context.window_manager.event_timer_remove(self.timer)
-        context.window_manager.progress_end()
-        if install_job.state == "done":
-            self.report({"INFO"}, f"Backend {install_job.message}; the Backend Python is now {install_job.python}")
-            return {"FINISHED"}
-        self.report({"WARNING"} if install_job.state == "cancelled" else {"ERROR"}, f"Install {install_job.message}")
-        return {"CANCELLED"}
+
+def cancel_running_install() -> None:
+    """On unregister: no pip left running, the folder put back."""
+    if installing():
+        install_job.cancel()
+    if bpy.app.timers.is_registered(install_tick):
+        bpy.app.timers.unregister(install_tick)
 
 
 class CLICKGAUSS_OT_cancel_install(bpy.types.Operator):
@@ -173,7 +176,7 @@ class CLICKGAUSS_OT_cancel_install(bpy.types.Operator):
         return installing()
 
     def execute(self, context):
-        install_job.cancel()  # the install operator sees it on its next timer tick
+        install_job.cancel()  # the install's timer sees it on its next tick
         return {"FINISHED"}
 
 

@@ -197,6 +197,8 @@ def test_hidden_gaussians_are_clicked_through_never_selected_and_exported_unchan
     assert bpy.ops.clickgauss.hide(unselected=True) == {"FINISHED"}  # everything but the mug
     click_on(addon, obj, trained_scene, "coarse", "table", mode="ADD")
     assert (engine.read_selection(obj) == chosen).all()
+    engine.reapply(obj, "coarse", -1.0)  # the slider replays the session: still nothing hidden gets selected
+    assert (engine.read_selection(obj) == chosen).all()
 
 
 def test_a_click_after_points_moved_projects_them_where_they_are_now(splat_with_features, addon, trained_scene, bpy):
