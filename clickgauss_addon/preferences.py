@@ -162,7 +162,8 @@ def cancel_running_install() -> None:
     if installing():
         install_job.cancel()
     if bpy.app.timers.is_registered(install_tick):
-        bpy.app.timers.unregister(install_tick)
+        bpy.app.timers.unregister(install_tick)  # its last tick, which ends the progress bar, will not come
+        bpy.context.window_manager.progress_end()
 
 
 class CLICKGAUSS_OT_cancel_install(bpy.types.Operator):
