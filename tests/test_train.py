@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from backend.errors import UserError
 from backend.features import geometry_fingerprint, load_features, save_features
@@ -15,7 +16,7 @@ from backend.train import (
     contrastive_loss,
     global_feature_loss,
     norm_loss,
-    neighbour_links,
+    neighbour_graph,
     spatial_loss,
     train_features,
 )
@@ -72,16 +73,38 @@ def test_global_feature_loss_pulls_to_the_closest_centre_and_pushes_from_the_oth
     assert float(global_feature_loss(far, centers, 0.9, 0.5)) == 0.0
 
 
+def test_global_feature_loss_gradient_matches_autograd_of_its_definition():
+    generator = torch.Generator().manual_seed(3)
+    centers = F.normalize(torch.randn(6, 4, generator=generator), dim=1)
+    # Gaussians near the centres (pulled) and random ones (mostly not), some above the margin to several centres
+    near = centers[torch.arange(40) % 6] + 0.3 * torch.randn(40, 4, generator=generator)
+    features = torch.cat([near, torch.randn(40, 4, generator=generator)]).requires_grad_()
+
+    def by_definition(values):
+        similarity = F.normalize(values, dim=1) @ centers.T
+        best, closest = similarity.max(dim=1)
+        active = best > 0.9
+        others = similarity[active].scatter(1, closest[active, None], -1.0)
+        return (1.0 - best[active]).mean() + torch.relu(others - 0.5).sum(dim=1).mean() / 5
+
+    expected_loss = by_definition(features)
+    (expected,) = torch.autograd.grad(expected_loss, features)
+    loss = global_feature_loss(features, centers, 0.9, 0.5)
+    loss.backward()
+    assert float(loss.detach()) == pytest.approx(float(expected_loss.detach()), rel=1e-5)
+    assert torch.allclose(features.grad, expected, atol=1e-6)
+
+
 def test_regularisers_hand_values():
     assert float(norm_loss(torch.tensor([[2.0, 0.0], [0.0, 1.0]]))) == pytest.approx(0.5)
     # three Gaussians with features (0, 0), (1, 0), (0, 2), each the neighbour of the other two:
     # squared distances 1, 4 and 5, each pair counted from both ends
     features = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
-    links = neighbour_links(np.array([[1, 2], [0, 2], [0, 1]]))
-    assert float(spatial_loss(features, links)) == pytest.approx(2 * (1 + 4 + 5) / 6)
+    graph = neighbour_graph(np.array([[1, 2], [0, 2], [0, 1]]))
+    assert float(spatial_loss(features, graph)) == pytest.approx(2 * (1 + 4 + 5) / 6)
     # Gaussians 0 and 1 each other's only neighbour, 2 and 0 likewise: each pair counted from both ends
-    links = neighbour_links(np.array([[1], [0], [0]]))
-    assert float(spatial_loss(features, links)) == pytest.approx((1 + 1 + 4) / 3)
+    graph = neighbour_graph(np.array([[1], [0], [0]]))
+    assert float(spatial_loss(features, graph)) == pytest.approx((1 + 1 + 4) / 3)
 
 
 def test_spatial_gradient_matches_the_plain_sum():
@@ -90,7 +113,7 @@ def test_spatial_gradient_matches_the_plain_sum():
     plain = torch.randn(50, 8, requires_grad=True)
     fast = plain.detach().clone().requires_grad_(True)
     ((plain[:, None, :] - plain[neighbours]) ** 2).sum(-1).mean().backward()
-    spatial_loss(fast, neighbour_links(neighbours.numpy())).backward()
+    spatial_loss(fast, neighbour_graph(neighbours.numpy())).backward()
     assert torch.allclose(fast.grad, plain.grad, atol=1e-5)
 
 
