@@ -142,6 +142,15 @@ def generation(obj) -> int:
     return _generations.get(obj.data.session_uid, 0)
 
 
+def cached_positions(obj) -> np.ndarray | None:
+    """(N, 3) the click cache's positions of `obj` while they are known to be current, else None."""
+    uid = obj.data.session_uid
+    state = _states.get(uid)
+    if state is None or uid in _changed or state.count != len(obj.data.points):
+        return None
+    return state.geometry.positions
+
+
 def forget(obj) -> None:
     """Drop the cache of an object whose points or features changed."""
     _states.pop(obj.data.session_uid, None)
