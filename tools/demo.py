@@ -82,7 +82,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("out"), help="folder for the files and pictures (default: out)")
     parser.add_argument("--gaussians", type=int, default=30_000, help="size of the generated scene")
-    parser.add_argument("--iterations", type=int, default=450, help="training steps (GFL from two thirds on)")
+    parser.add_argument("--iterations", type=int, default=900, help="training steps (GFL from two thirds on)")
     parser.add_argument("--picture-size", type=int, nargs=2, default=(960, 540), metavar=("W", "H"))
     options = parser.parse_args()
     out = options.out.resolve()
