@@ -297,7 +297,9 @@ def end_session(obj, keep: bool) -> None:
     if state is None:
         return
     if not keep and state.base is not None:
-        write_selection(obj, state.base)
+        base = state.base.copy()
+        base[hidden_ids(obj)] = False  # what was hidden during the session stays unselected, as Blender's hide does
+        write_selection(obj, base)
     state.clicks, state.base = [], None
 
 

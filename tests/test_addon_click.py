@@ -201,6 +201,17 @@ def test_hidden_gaussians_are_clicked_through_never_selected_and_exported_unchan
     assert (engine.read_selection(obj) == chosen).all()
 
 
+def test_esc_after_hide_puts_back_the_selection_without_what_was_hidden(splat_with_features, addon, trained_scene, bpy):
+    obj, engine = splat_with_features, addon.click_engine
+    engine.write_selection(obj, np.ones(len(obj.data.points), bool))  # everything selected before the clicks
+    bpy.ops.object.mode_set(mode="EDIT")
+    click_on(addon, obj, trained_scene, "coarse", "mug")
+    mug = engine.read_selection(obj)
+    assert bpy.ops.clickgauss.hide() == {"FINISHED"}
+    engine.end_session(obj, keep=False)  # Esc
+    assert (engine.read_selection(obj) == ~mug).all()
+
+
 def test_a_click_after_points_moved_projects_them_where_they_are_now(splat_with_features, addon, trained_scene, bpy):
     obj, scene, engine = splat_with_features, trained_scene["scene"], addon.click_engine
     camera = trained_scene["cameras"][1]
