@@ -144,27 +144,26 @@ class GlobalFeatureLoss(torch.autograd.Function):
     (S, K) tensors through max, scatter and relu cost about 100 ms a step on two cores.
     """
 
-    BLOCK = 4096  # rows per block: 2 MB of similarities at the statue's K = 123; of 1024-16384, the fastest there
+    BLOCK = 4096  # CPU rows per block: 2 MB of similarities at the statue's K = 123; of 1024-16384, the fastest there
 
     @staticmethod
     def forward(ctx, unit: torch.Tensor, centers: torch.Tensor, tau_global: float, tau: float) -> torch.Tensor:
         others = max(centers.shape[0] - 1, 1)
         gradient = torch.empty_like(unit)  # d (sum of pulls) / d unit, and the pushes' / (K - 1), until scaled below
-        pulled = unit.new_zeros(())
-        pushed = unit.new_zeros(())
-        count = 0
-        for first in range(0, len(unit), GlobalFeatureLoss.BLOCK):
-            rows = slice(first, first + GlobalFeatureLoss.BLOCK)
+        pulled, pushed, count = unit.new_zeros(()), unit.new_zeros(()), unit.new_zeros(())  # tensors: no GPU sync
+        block = GlobalFeatureLoss.BLOCK if unit.device.type == "cpu" else max(len(unit), 1)  # a GPU takes it whole
+        for first in range(0, len(unit), block):
+            rows = slice(first, first + block)
             similarity = unit[rows] @ centers.T  # (B, K)
             best, closest = similarity.max(dim=1)
             active = (best > tau_global)[:, None]
-            count += int(active.sum())
+            count += active.sum()
             excess = similarity.sub_(tau).clamp_(min=0.0).scatter_(1, closest[:, None], 0.0).mul_(active)
             pulled += (1.0 - best).mul_(active[:, 0]).sum()
             pushed += excess.sum()
             weight = excess.gt_(0.0).div_(others).scatter_(1, closest[:, None], -active.to(unit.dtype))
             torch.mm(weight, centers, out=gradient[rows])
-        count = max(count, 1)
+        count = count.clamp(min=1.0)
         ctx.save_for_backward(gradient.div_(count))
         return (pulled + pushed / others) / count
 
