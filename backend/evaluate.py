@@ -24,6 +24,7 @@ from .errors import UserError
 LEVEL_LABELS = {"coarse": "objects", "fine": "parts"}  # what a level's ground-truth map is called
 MIN_REFERENCE_PIXELS = 25  # a label smaller than this in every view cannot be clicked reliably: not scored
 CLICK_MARGIN = 2  # px: clicks land at least this far inside the region's boundary (where the region allows)
+NEIGHBOUR_RING = 3  # px around a region in which the label it touches most is found, for its negative clicks
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Query:
     name: str
     view: int  # the reference view's index
     points: np.ndarray  # (K, 2) pixel x, y
+    negatives: np.ndarray  # (J, 2) pixel x, y of clicks that remove what they select (J may be 0)
 
 
 @dataclass
@@ -85,11 +87,24 @@ def load_ground_truth(folder, cameras) -> GroundTruth:
     return GroundTruth(maps, names, set(listed.get("ignore", [])))
 
 
-def make_queries(truth: GroundTruth, clicks: int, seed: int) -> list[Query]:
-    """Per scored label: its reference view and `clicks` seeded pixels well inside it there."""
+def click_points(region: np.ndarray, count: int, rng) -> np.ndarray:
+    """(count, 2) seeded pixels x, y well inside `region` (H, W) bool, as far as it allows."""
     from scipy.ndimage import binary_erosion
 
+    inner = binary_erosion(region, iterations=CLICK_MARGIN)
+    ys, xs = np.nonzero(inner if inner.any() else region)
+    pick = rng.choice(len(xs), size=min(count, len(xs)), replace=False)
+    return np.stack([xs[pick], ys[pick]], 1)
+
+
+def make_queries(truth: GroundTruth, clicks: int, seed: int, negative_clicks: int = 0) -> list[Query]:
+    """Per scored label: its reference view, `clicks` seeded pixels well inside it there, and `negative_clicks`
+    inside the label it touches most there (a neighbouring part, object or the floor), as a person clicks
+    what leaked into a selection (METHOD.md's protocol: points inside "and optionally outside")."""
+    from scipy.ndimage import binary_dilation
+
     rng = np.random.default_rng(seed)
+    negative_rng = np.random.default_rng([seed, 1])  # its own stream: the positive clicks stay as without negatives
     queries = []
     for level, views in truth.maps.items():
         for label, name in truth.names[level].items():
@@ -99,16 +114,20 @@ def make_queries(truth: GroundTruth, clicks: int, seed: int) -> list[Query]:
             view = int(np.argmax(areas))
             if areas[view] < MIN_REFERENCE_PIXELS:
                 continue
-            region = views[view] == label
-            inner = binary_erosion(region, iterations=CLICK_MARGIN)
-            ys, xs = np.nonzero(inner if inner.any() else region)
-            pick = rng.choice(len(xs), size=min(clicks, len(xs)), replace=False)
-            queries.append(Query(level, int(label), name, view, np.stack([xs[pick], ys[pick]], 1)))
+            labels = views[view]
+            region = labels == label
+            points = click_points(region, clicks, rng)
+            negatives = np.zeros((0, 2), np.int64)
+            touching = labels[binary_dilation(region, iterations=NEIGHBOUR_RING) & ~region & (labels >= 0)]
+            if negative_clicks and touching.size:
+                negatives = click_points(labels == np.bincount(touching).argmax(), negative_clicks, negative_rng)
+            queries.append(Query(level, int(label), name, view, points, negatives))
     return queries
 
 
 def evaluate(splat, cameras, truth: GroundTruth, features: np.ndarray, thresholds: dict, clicks: int = 3,
-             seed: int = 0, weights: list | None = None, granularity_prior: bool = True) -> list[QueryResult]:
+             seed: int = 0, weights: list | None = None, granularity_prior: bool = True,
+             negative_clicks: int = 0) -> list[QueryResult]:
     """Every query's IoU in every other view, at each of the thresholds per level (a list each: a sweep costs one pass).
 
     features (N, 24); thresholds {"coarse": [..], "fine": [..]}; `weights`: the views' compositing
@@ -123,13 +142,15 @@ def evaluate(splat, cameras, truth: GroundTruth, features: np.ndarray, threshold
 
     if clicks < 1:
         raise UserError(f"clicks = {clicks}: at least one click per object is needed")
+    if negative_clicks < 0:
+        raise UserError(f"negative clicks = {negative_clicks}: the count cannot be negative")
     if weights is None:
         tensors = splat_tensors(splat)
         weights = [camera_weights(splat, camera, tensors=tensors) for camera in cameras]
     geometry = Geometry.of(splat)
     unit = {level: unit_features(features, level, granularity_prior) for level in truth.maps}
     results, projections = [], {}  # per reference view, as the add-on keeps one per viewport view
-    for query in make_queries(truth, clicks, seed):
+    for query in make_queries(truth, clicks, seed, negative_clicks):
         levels = np.asarray(thresholds[query.level], np.float32)[:, None]  # (T, 1)
         camera, level_unit = cameras[query.view], unit[query.level]
         projection_ms = 0.0
@@ -138,13 +159,15 @@ def evaluate(splat, cameras, truth: GroundTruth, features: np.ndarray, threshold
             projections[query.view] = Projection.of(geometry, camera)
             projection_ms = (time.perf_counter() - started) * 1e3
         selected = np.zeros((len(levels), splat.count), bool)  # (T, N)
+        removed = np.zeros_like(selected)
         click_ms = []
-        for x, y in query.points:
+        for (x, y), into in [(point, selected) for point in query.points] + [(point, removed) for point in query.negatives]:
             started = time.perf_counter()
             feature = click_feature(level_unit, *pixel_weights(geometry, camera, x + 0.5, y + 0.5, projections[query.view]))
             if feature is not None:
-                selected |= select(level_unit, feature, levels)
+                into |= select(level_unit, feature, levels)
             click_ms.append((time.perf_counter() - started) * 1e3)
+        selected &= ~removed
         share = torch.from_numpy(selected.T.astype(np.float32))  # (N, T)
         names, ious = [], []
         for index, (view_weights, labels) in enumerate(zip(weights, truth.maps[query.level])):
@@ -192,6 +215,9 @@ def add_eval_command(commands) -> None:
                         help="folder of <image stem>.npz with 'objects' and/or 'parts' (H, W) label maps "
                              "(-1 = none), optional labels.json with names and those to ignore")
     parser.add_argument("--clicks", type=int, default=3, help="clicks per object or part (default 3)")
+    parser.add_argument("--negative-clicks", type=int, default=0,
+                        help="clicks per object or part on the label it touches most in the reference view, which "
+                             "remove what they select (METHOD.md: points inside 'and optionally outside'; default 0)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the click positions (default 0)")
     parser.add_argument("--threshold-coarse", type=float, help="similarity threshold for objects (default: the product's)")
     parser.add_argument("--threshold-fine", type=float, help="similarity threshold for parts (default: the product's)")
@@ -214,7 +240,8 @@ def run_eval(options) -> int:
         if not -1.0 <= value <= 1.0:
             raise UserError(f"--threshold-{level} {value}: a cosine similarity lies in [-1, 1]")
     prior = field.config.get("use_granularity_prior", True)
-    results = evaluate(splat, cameras, truth, field.features, thresholds, options.clicks, options.seed, granularity_prior=prior)
+    results = evaluate(splat, cameras, truth, field.features, thresholds, options.clicks, options.seed,
+                       granularity_prior=prior, negative_clicks=options.negative_clicks)
     if not results:
         raise UserError(f"{options.gt}: no object or part covers {MIN_REFERENCE_PIXELS} pixels in any view; nothing to score")
     report = summary(results)
@@ -222,7 +249,8 @@ def run_eval(options) -> int:
     if options.json:
         report["thresholds"] = {level: values[0] for level, values in thresholds.items()}
         report["queries"] = [{"level": r.query.level, "name": r.query.name, "reference": cameras[r.query.view].name,
-                              "clicks": r.query.points.tolist(), "click_ms": r.click_ms,
+                              "clicks": r.query.points.tolist(), "negative_clicks": r.query.negatives.tolist(),
+                              "click_ms": r.click_ms,
                               "views": dict(zip(r.views, (100 * r.ious[:, 0]).round(2).tolist()))} for r in results]
         options.json.write_text(json.dumps(report, indent=1))
         print(f"wrote {options.json}", file=sys.stderr)

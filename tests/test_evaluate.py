@@ -9,7 +9,7 @@ import pytest
 
 from backend.cli import main
 from backend.click import DEFAULT_THRESHOLDS, Geometry, pixel_weights
-from backend.evaluate import evaluate, load_ground_truth, summary
+from backend.evaluate import evaluate, load_ground_truth, make_queries, summary
 from backend.features import FeatureField, geometry_fingerprint, save_features
 from backend.synthetic import make_scene, orbit_cameras, random_layout, write_scene
 from backend.views import camera_weights
@@ -66,6 +66,20 @@ def test_a_perfect_field_scores_100_and_a_random_one_scores_low(bench):
     noise = np.random.default_rng(0).normal(size=(scene.splat.count, 24))
     random = summary(evaluate(scene.splat, cameras, truth, noise, thresholds, weights=weights))
     assert random["miou"]["all"] < 15
+
+
+def test_negative_clicks_land_on_a_touching_label_and_remove_only_what_they_select(bench):
+    folder, scene, cameras, weights = bench
+    truth = load_ground_truth(folder / "gt", cameras)
+    queries = make_queries(truth, 3, 0, negative_clicks=1)
+    assert [q.points.tolist() for q in queries] == [q.points.tolist() for q in make_queries(truth, 3, 0)]
+    for query in queries:
+        (x, y), = query.negatives
+        assert truth.maps[query.level][query.view][y, x] not in (query.label, -1)
+    thresholds = {"coarse": [0.75], "fine": [0.875]}
+    scores = summary(evaluate(scene.splat, cameras, truth, perfect_features(scene), thresholds, weights=weights,
+                              negative_clicks=1))
+    assert scores["miou"]["all"] == 100.0 and scores["click_ms"]["clicks"] == 27 + 9
 
 
 def test_a_threshold_sweep_scores_every_threshold_in_one_pass(bench):
