@@ -118,9 +118,10 @@ def make_queries(truth: GroundTruth, clicks: int, seed: int, negative_clicks: in
             region = labels == label
             points = click_points(region, clicks, rng)
             negatives = np.zeros((0, 2), np.int64)
-            touching = labels[binary_dilation(region, iterations=NEIGHBOUR_RING) & ~region & (labels >= 0)]
-            if negative_clicks and touching.size:
-                negatives = click_points(labels == np.bincount(touching).argmax(), negative_clicks, negative_rng)
+            if negative_clicks:
+                touching = labels[binary_dilation(region, iterations=NEIGHBOUR_RING) & ~region & (labels >= 0)]
+                if touching.size:
+                    negatives = click_points(labels == np.bincount(touching).argmax(), negative_clicks, negative_rng)
             queries.append(Query(level, int(label), name, view, points, negatives))
     return queries
 
