@@ -18,7 +18,7 @@ import json
 import time
 from dataclasses import replace
 
-from common import ROOT, machine
+from common import ROOT, machine, write_generated_scene
 
 VARIANTS = {  # the ablations of METHOD.md: TrainConfig switches
     "full": {},
@@ -35,17 +35,13 @@ PLATEAU = 2.0  # mIoU points, about the noise of 3 clicks per label: pick the mi
 
 def make_benchmark(folder, seed: int, args, flaws):
     """Generate, write (the real-data layout) and load back a scene: splat, cameras, label maps, ground truth, weights."""
-    from backend.cameras import load_images
     from backend.evaluate import load_ground_truth
-    from backend.masks import view_labels
-    from backend.synthetic import make_scene, orbit_cameras, random_layout, write_scene
+    from backend.synthetic import make_scene, orbit_cameras, random_layout
     from backend.views import camera_weights, splat_tensors
 
     scene = make_scene(args.gaussians, seed=seed, parts=random_layout(args.objects, seed))
     cameras = orbit_cameras(args.views, args.width, args.height, radius=4.2)
-    write_scene(folder, scene, cameras, flaws, seed)
-    _, images = load_images(folder / "images", cameras)
-    labels = [view_labels(image, c.name, "folder", mask_dir=folder / "masks") for c, image in zip(cameras, images)]
+    labels = write_generated_scene(folder, scene, cameras, flaws, seed)
     tensors = splat_tensors(scene.splat)
     weights = [camera_weights(scene.splat, camera, tensors=tensors) for camera in cameras]
     return scene, cameras, labels, load_ground_truth(folder / "gt", cameras), weights

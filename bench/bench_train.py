@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, STATUE, machine, peak_rss_gb, statue_or_skip
+from common import ROOT, STATUE, machine, peak_rss_gb, statue_or_skip, write_generated_scene
 
 
 def main() -> None:
@@ -60,20 +60,16 @@ def statue_scene(downscale: int):
 
 def generated_scene(folder: Path, count: int, downscale: int):
     """The same for a generated scene written to `folder` and read back the way real data is read."""
-    from backend.cameras import load_cameras, load_images
     from backend.mask_simulator import REALISTIC
-    from backend.masks import mask_source_description, view_labels
-    from backend.synthetic import make_scene, orbit_cameras, random_layout, write_scene
+    from backend.masks import mask_source_description
+    from backend.synthetic import make_scene, orbit_cameras, random_layout
 
     started = time.perf_counter()
     scene = make_scene(count, seed=0, parts=random_layout(6, 0))
-    write_scene(folder, scene, orbit_cameras(29, 1008 // downscale, 756 // downscale, radius=4.2), REALISTIC)
-    generate_s = time.perf_counter() - started
-    started = time.perf_counter()
-    cameras, images = load_images(folder / "images", load_cameras(folder / "sparse" / "0", images_dir=folder / "images"))
-    labels = [view_labels(image, c.name, "folder", mask_dir=folder / "masks") for c, image in zip(cameras, images)]
+    cameras = orbit_cameras(29, 1008 // downscale, 756 // downscale, radius=4.2)
+    labels = write_generated_scene(folder, scene, cameras, REALISTIC)
     return ("generated scene", scene.splat, cameras, labels, mask_source_description("folder", mask_dir=folder / "masks"),
-            {"generating": generate_s, "images and masks": time.perf_counter() - started})
+            {"generating and reading back": time.perf_counter() - started})
 
 
 def train_and_report(name, splat, cameras, labels, mask_source, seconds, args, device) -> None:
@@ -85,7 +81,7 @@ def train_and_report(name, splat, cameras, labels, mask_source, seconds, args, d
     total = sum(seconds.values())
     print(f"{name}: {splat.count:,} Gaussians, {len(cameras)} views at {cameras[0].width}x{cameras[0].height}, "
           f"{args.iterations} iterations of {config.pixels:,} pixels on {device}")
-    print("seconds per phase: " + ", ".join(f"{name} {value:.1f}" for name, value in seconds.items())
+    print("seconds per phase: " + ", ".join(f"{phase} {value:.1f}" for phase, value in seconds.items())
           + f"; total {total:.1f} s ({total / 60:.1f} min)")
     print(f"per iteration: {result.seconds['iterations'] / args.iterations * 1e3:.0f} ms; "
           f"clusters found: " + ", ".join(f"{k} {len(v)}" for k, v in result.field.centers.items()))

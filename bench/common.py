@@ -1,4 +1,4 @@
-"""What every benchmark prints and loads: the machine, peak memory, the real statue scene."""
+"""What every benchmark prints and loads: the machine, peak memory, the real statue scene, generated scenes."""
 
 from __future__ import annotations
 
@@ -49,3 +49,14 @@ def statue_or_skip():
     from backend.ply import read_ply
 
     return read_ply(STATUE / "splat.ply"), load_cameras(STATUE / "poses_bounds.npy", images_dir=STATUE / "images")
+
+
+def write_generated_scene(folder, scene, cameras, flaws, seed: int = 0) -> list:
+    """Writes a generated scene in the real-data layout and reads its masks back the way `train` does: label maps."""
+    from backend.cameras import load_images
+    from backend.masks import view_labels
+    from backend.synthetic import write_scene
+
+    write_scene(folder, scene, cameras, flaws, seed)
+    _, images = load_images(folder / "images", cameras)
+    return [view_labels(image, c.name, "folder", mask_dir=folder / "masks") for c, image in zip(cameras, images)]
