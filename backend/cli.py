@@ -56,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
             train.add_argument(f"--no-{name[4:].replace('_', '-')}", dest=name, action="store_false",
                                help=f"switch off the {name[4:].replace('_', ' ')} term (ablation)")
         else:
-            special = {"gfl_start": "the step GFL starts at (default -1: two thirds of the iterations, as the paper's 2000 of 3000)"}
+            special = {"gfl_start": "the step GFL starts at (default -1: two thirds of the iterations, as the paper's 2000 of 3000)",
+                       "mask_balance": f"share of a step's pixels drawn evenly over the view's masks, the rest uniformly "
+                                       f"(default {value:g}; 0: uniform, where thin parts lose to big ones: docs/accuracy.md)"}
             train.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value,
                                help=special.get(name, f"default {value}"))
 

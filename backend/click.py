@@ -15,8 +15,8 @@ from .features import COARSE_DIM, LEVEL_DIMS
 from .splat import Splat
 
 # Picked by the threshold sweep of bench/bench_accuracy.py on its tuning scenes (docs/accuracy.md): the middle
-# of the thresholds within 2 mIoU points of the best (coarse 0.625-0.975, fine 0.9-0.975 there).
-DEFAULT_THRESHOLDS = {"coarse": 0.8, "fine": 0.95}
+# of the thresholds within 2 mIoU points of the best (coarse 0.525-0.975, fine 0.925-0.975 there).
+DEFAULT_THRESHOLDS = {"coarse": 0.75, "fine": 0.95}
 BLUR = 0.3  # gsplat's eps2d: added to the 2D covariance's diagonal
 ALPHA_MIN, ALPHA_MAX, TRANSMITTANCE_MIN, NEAR = 1.0 / 255.0, 0.999, 1e-4, 0.01  # as gsplat 1.5 (and render.py)
 

@@ -35,6 +35,7 @@ class TrainConfig:
     iterations: int = 3000
     learning_rate: float = 0.01
     pixels: int = 10_000  # sampled per step from one random view
+    mask_balance: float = 0.5  # share of those pixels drawn evenly over the view's masks, the rest uniformly (mask_shares)
     negative_anchors: int = 512  # columns of the negative-pair similarity matrix per step; >= pixels: all pairs
     tau_coarse: float = 0.5  # negative margins per level
     tau_fine: float = 0.75
@@ -56,6 +57,10 @@ class TrainConfig:
     use_granularity_prior: bool = True
     seed: int = 0
 
+    def __post_init__(self):
+        if not 0.0 <= self.mask_balance <= 1.0:
+            raise UserError(f"--mask-balance {self.mask_balance:g}: a share of the pixels, it must lie in [0, 1]")
+
     @property
     def gfl_first_iteration(self) -> int:
         return self.gfl_start if self.gfl_start >= 0 else 2 * self.iterations // 3
@@ -70,6 +75,7 @@ class View:
     coarse: torch.Tensor  # (H*W,) int64 mask label per pixel, -1 = no mask
     fine: torch.Tensor  # (H*W,) int64
     labelled: torch.Tensor  # (L,) pixel ids with a label at either level
+    mask_shares: torch.Tensor  # (L,) float64 1 / (masks x pixels of the pixel's own mask): each mask sums to 1 / masks
 
 
 @dataclass
@@ -309,6 +315,24 @@ def cluster_centers(mask_vectors: np.ndarray, epsilon: float, view_count: int) -
     return (centers / np.linalg.norm(centers, axis=1, keepdims=True)).astype(np.float32)
 
 
+def mask_shares(coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
+    """(L,) pixel weights that give every fine mask (the coarse one where a pixel has no fine) the same total.
+
+    Drawn uniformly, a step's pixels follow area: a handle or a table's legs get few of them, so the
+    views whose masks split the part from its body make few pairs that push them apart, and a
+    minority of views that merge the two (SAM missed the part) merges their features. Drawn per
+    mask, the part gets as many pixels as its body where it has its own mask. Drawn per mask alone,
+    the ground gets so few that an object's boundary pixels, which blend in the ground behind them,
+    carry the object's feature onto the ground at its foot: `TrainConfig.mask_balance` mixes the
+    two (docs/accuracy.md measures all three).
+    """
+    if len(fine) == 0:
+        return torch.zeros(0, dtype=torch.float64)
+    mask = torch.where(fine >= 0, fine, fine.max() + 1 + coarse)  # coarse ids shifted past the fine ones
+    _, inverse, sizes = torch.unique(mask, return_inverse=True, return_counts=True)
+    return 1.0 / (len(sizes) * sizes[inverse].double())
+
+
 def precompute_views(splat: Splat, cameras, labels, device) -> list[View]:
     """The weights W_v of every view, with its coarse/fine label maps flattened to match its rows."""
     tensors = splat_tensors(splat, device)
@@ -317,7 +341,8 @@ def precompute_views(splat: Splat, cameras, labels, device) -> list[View]:
         weights = camera_weights(splat, camera, device, tensors)
         coarse = torch.from_numpy(coarse.reshape(-1).astype(np.int64))
         fine = torch.from_numpy(fine.reshape(-1).astype(np.int64))
-        views.append(View(weights, coarse, fine, torch.nonzero((coarse >= 0) | (fine >= 0)).squeeze(1)))
+        labelled = torch.nonzero((coarse >= 0) | (fine >= 0)).squeeze(1)
+        views.append(View(weights, coarse, fine, labelled, mask_shares(coarse[labelled], fine[labelled])))
     return views
 
 
@@ -368,7 +393,11 @@ def train_features(
             seconds["clustering"] += time.perf_counter() - clustering_started
 
         view = views[int(torch.randint(len(views), (1,), generator=generator))]
-        take = torch.randperm(len(view.labelled), generator=generator)[: config.pixels]
+        if config.mask_balance > 0 and len(view.labelled) > config.pixels:
+            odds = view.mask_shares * config.mask_balance + (1.0 - config.mask_balance) / len(view.labelled)
+            take = torch.multinomial(odds, config.pixels, generator=generator)
+        else:
+            take = torch.randperm(len(view.labelled), generator=generator)[: config.pixels]
         pixels = view.labelled[take]
         rows, gaussians, weights = row_fragments(view.weights, pixels)
         gaussians, by_index = torch.sort(gaussians)  # gathers in index order stream through memory

@@ -101,6 +101,7 @@ def test_mistakes_get_one_clear_message(trained_scene, tmp_path):
     (masks / "view_000.npz").write_bytes(b"garbage")
     assert_user_error(backend(*train, *good_images, "--mask-dir", masks), "view_000.npz")
     assert_user_error(backend(*train, *good_images, "--masks", "sam"), "--sam-checkpoint")
+    assert_user_error(backend(*train, *good_images, *good_masks, "--mask-balance", 2), "--mask-balance 2")
     assert not (tmp_path / "f.npz").exists()
 
     other = tmp_path / "other.ply"

@@ -165,12 +165,40 @@ def test_features_belong_to_their_splat(tmp_path, trained_scene):
 
 
 def test_a_mask_over_empty_pixels_does_not_poison_the_global_clusters():
-    from backend.train import View, mask_features
+    from backend.train import View, mask_features, mask_shares
 
     # pixels 0-1 see Gaussians 0 and 1; mask 1 covers pixels 2-3, where nothing is drawn
     weights = torch.sparse_csr_tensor(torch.tensor([0, 1, 2, 2, 2]), torch.tensor([0, 1], dtype=torch.int32),
                                       torch.tensor([1.0, 1.0]), size=(4, 3))
     labels = torch.tensor([0, 0, 1, 1])
     features = torch.nn.functional.normalize(torch.randn(3, 24), dim=1)
-    vectors = mask_features([View(weights, labels, labels, torch.arange(4))], features, "coarse", True)
+    view = View(weights, labels, labels, torch.arange(4), mask_shares(labels, labels))
+    vectors = mask_features([view], features, "coarse", True)
     assert vectors.shape == (1, 12) and np.isfinite(vectors).all()
+
+
+@pytest.mark.parametrize("mask_balance", [TrainConfig.mask_balance, pytest.param(0.0, marks=pytest.mark.xfail(strict=True))])
+def test_a_handle_whose_masks_miss_it_in_4_of_10_views_is_still_clicked_on_its_own(mask_balance):
+    """SAM often returns no handle mask: here 4 views of 10 label the handle as body. Drawing pixels
+    uniformly (mask_balance 0, xfail), that minority merges the two; drawing them per mask, it does not."""
+    from backend.click import DEFAULT_THRESHOLDS
+    from backend.evaluate import GroundTruth, evaluate, summary
+    from backend.synthetic import DEFAULT_PARTS, orbit_cameras, render_views
+
+    scene = make_scene(3000, seed=0, parts=DEFAULT_PARTS[:3])  # ground, mug body, mug handle
+    cameras = orbit_cameras(10, 128, 96, radius=3.5)
+    views = render_views(scene, cameras)
+    labels = []
+    for index, (_, objects, parts) in enumerate(views):
+        fine = parts.copy()
+        if index in (1, 4, 6, 9):
+            fine[fine == 2] = 1  # no handle mask: the body's covers it
+        labels.append((objects, fine))
+    config = TrainConfig(iterations=300, pixels=1024, use_gfl=False, mask_balance=mask_balance)
+    features = train_features(scene.splat, cameras, labels, config).field.features
+    truth = GroundTruth({"coarse": [v[1] for v in views], "fine": [v[2] for v in views]},
+                        {"coarse": {0: "ground", 1: "mug"}, "fine": {0: "ground", 1: "mug/body", 2: "mug/handle"}},
+                        {"ground"})
+    thresholds = {level: [value] for level, value in DEFAULT_THRESHOLDS.items()}
+    parts = summary(evaluate(scene.splat, cameras, truth, features, thresholds, 3, 0))["labels"]["fine"]
+    assert parts["mug/handle"] > 70 and parts["mug/body"] > 70, parts
