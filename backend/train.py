@@ -75,7 +75,7 @@ class View:
     coarse: torch.Tensor  # (H*W,) int64 mask label per pixel, -1 = no mask
     fine: torch.Tensor  # (H*W,) int64
     labelled: torch.Tensor  # (L,) pixel ids with a label at either level
-    mask_shares: torch.Tensor  # (L,) float64 1 / (masks x pixels of the pixel's own mask): each mask sums to 1 / masks
+    odds: torch.Tensor | None  # (L,) float64 weights of drawing each labelled pixel (mask_balance); None: uniform
 
 
 @dataclass
@@ -333,8 +333,8 @@ def mask_shares(coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
     return 1.0 / (len(sizes) * sizes[inverse].double())
 
 
-def precompute_views(splat: Splat, cameras, labels, device) -> list[View]:
-    """The weights W_v of every view, with its coarse/fine label maps flattened to match its rows."""
+def precompute_views(splat: Splat, cameras, labels, device, mask_balance: float = 0.0) -> list[View]:
+    """The weights W_v of every view, its coarse/fine label maps flattened to match its rows, its pixels' odds."""
     tensors = splat_tensors(splat, device)
     views = []
     for camera, (coarse, fine) in zip(cameras, labels):
@@ -342,7 +342,10 @@ def precompute_views(splat: Splat, cameras, labels, device) -> list[View]:
         coarse = torch.from_numpy(coarse.reshape(-1).astype(np.int64))
         fine = torch.from_numpy(fine.reshape(-1).astype(np.int64))
         labelled = torch.nonzero((coarse >= 0) | (fine >= 0)).squeeze(1)
-        views.append(View(weights, coarse, fine, labelled, mask_shares(coarse[labelled], fine[labelled])))
+        odds = None
+        if mask_balance > 0 and len(labelled):
+            odds = mask_shares(coarse[labelled], fine[labelled]) * mask_balance + (1.0 - mask_balance) / len(labelled)
+        views.append(View(weights, coarse, fine, labelled, odds))
     return views
 
 
@@ -368,7 +371,7 @@ def train_features(
     fingerprint = geometry_fingerprint(splat)
     order = morton_order(splat.positions)
     splat = splat.subset(order)  # renumbered for memory locality; the result is put back in file order
-    views = precompute_views(splat, cameras, labels, device)
+    views = precompute_views(splat, cameras, labels, device, config.mask_balance)
     groups = SubsetGroups.draw(splat.positions, config.gaussian_subset, config.spatial_neighbours, config.seed)
     seconds["precompute"] = time.perf_counter() - started
 
@@ -393,9 +396,8 @@ def train_features(
             seconds["clustering"] += time.perf_counter() - clustering_started
 
         view = views[int(torch.randint(len(views), (1,), generator=generator))]
-        if config.mask_balance > 0 and len(view.labelled) > config.pixels:
-            odds = view.mask_shares * config.mask_balance + (1.0 - config.mask_balance) / len(view.labelled)
-            take = torch.multinomial(odds, config.pixels, generator=generator)
+        if view.odds is not None and len(view.labelled) > config.pixels:
+            take = torch.multinomial(view.odds, config.pixels, generator=generator)
         else:
             take = torch.randperm(len(view.labelled), generator=generator)[: config.pixels]
         pixels = view.labelled[take]

@@ -165,15 +165,14 @@ def test_features_belong_to_their_splat(tmp_path, trained_scene):
 
 
 def test_a_mask_over_empty_pixels_does_not_poison_the_global_clusters():
-    from backend.train import View, mask_features, mask_shares
+    from backend.train import View, mask_features
 
     # pixels 0-1 see Gaussians 0 and 1; mask 1 covers pixels 2-3, where nothing is drawn
     weights = torch.sparse_csr_tensor(torch.tensor([0, 1, 2, 2, 2]), torch.tensor([0, 1], dtype=torch.int32),
                                       torch.tensor([1.0, 1.0]), size=(4, 3))
     labels = torch.tensor([0, 0, 1, 1])
     features = torch.nn.functional.normalize(torch.randn(3, 24), dim=1)
-    view = View(weights, labels, labels, torch.arange(4), mask_shares(labels, labels))
-    vectors = mask_features([view], features, "coarse", True)
+    vectors = mask_features([View(weights, labels, labels, torch.arange(4), None)], features, "coarse", True)
     assert vectors.shape == (1, 12) and np.isfinite(vectors).all()
 
 
