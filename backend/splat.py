@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SH_C0 = 0.28209479177387814  # the degree-0 spherical-harmonic constant: colour = 0.5 + SH_C0 * f_dc
+from .sh import SH_C0  # colour = 0.5 + SH_C0 * f_dc
 
 POSITION_COLUMNS = ("x", "y", "z")
 NORMAL_COLUMNS = ("nx", "ny", "nz")
