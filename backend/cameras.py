@@ -134,6 +134,19 @@ def matrix_to_quaternion(rotation: np.ndarray) -> np.ndarray:
     return q if q[0] >= 0 else -q
 
 
+def look_at(name: str, eye, target, width: int, height: int, focal: float, up=(0.0, -1.0, 0.0)) -> Camera:
+    """A pinhole camera at `eye` looking at `target`, the image's up along the world vector `up` (default -y)."""
+    eye, target = np.asarray(eye, np.float64), np.asarray(target, np.float64)
+    forward = (target - eye) / np.linalg.norm(target - eye)
+    right = np.cross(forward, np.asarray(up, np.float64))
+    if np.linalg.norm(right) < 1e-9:  # looking straight along up: any image up will do
+        right = np.cross(forward, np.eye(3)[int(np.argmin(np.abs(forward)))])
+    right /= np.linalg.norm(right)
+    down = np.cross(forward, right)
+    rotation = np.stack([right, down, forward])
+    return Camera(name, width, height, focal, focal, width / 2, height / 2, pose_matrix(rotation, -rotation @ eye))
+
+
 def pose_matrix(rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
     """(4, 4) from a (3, 3) rotation and a (3,) translation."""
     matrix = np.eye(4)

@@ -20,14 +20,26 @@ from .errors import UserError
 MASK_SOURCES = ("auto", "sam", "folder", "felzenszwalb")
 
 
-def add_scene_arguments(parser, images_required: bool) -> None:
+def add_scene_arguments(parser, images_required: bool, cameras_help: str = "") -> None:
+    """The splat, its cameras and photos; `cameras_help` set: the cameras are optional and it says what happens without."""
     parser.add_argument("--splat", required=True, type=Path, help="the trained splat (.ply, compressed .ply or .spz)")
-    parser.add_argument("--cameras", required=True, type=Path,
-                        help="COLMAP model folder (text or binary), transforms.json, or LLFF poses_bounds.npy")
+    parser.add_argument("--cameras", required=not cameras_help, type=Path,
+                        help="COLMAP model folder (text or binary), transforms.json, or LLFF poses_bounds.npy" + cameras_help)
     parser.add_argument("--images", required=images_required, type=Path,
                         help="the folder of photos the splat was trained from" + ("" if images_required else
                                                                                   " (LLFF cameras need it for the names)"))
     parser.add_argument("--downscale", type=int, default=1, help="divide the image size by this (default 1)")
+
+
+def add_view_arguments(parser) -> None:
+    """Views rendered from the splat itself (backend/view_planning.py, backend/rendered_views.py)."""
+    from .view_planning import LAYOUTS
+
+    parser.add_argument("--views", type=int, default=24, help="views to plan when there are no cameras (default 24)")
+    parser.add_argument("--view-size", type=int, default=512, help="width of planned views in pixels, 4:3 (default 512)")
+    parser.add_argument("--view-layout", choices=LAYOUTS, default="auto",
+                        help="planned views around the scene (object), from inside it (inside), or decided from "
+                             "the splat (auto)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="learn 24 features per Gaussian from the photos and 2D masks",
                                 description="Learn the Click-Gaussian feature field (../shared/METHOD.md).")
-    add_scene_arguments(train, images_required=True)
+    add_scene_arguments(train, images_required=False, cameras_help=(
+        "; with no --images, these cameras' views are rendered from the splat, and with neither, views are planned "
+        "and rendered from the splat alone (docs/views_from_splat.md)"))
+    add_view_arguments(train)
     train.add_argument("--out", required=True, type=Path, help="features file to write (.npz), atomically")
     train.add_argument("--masks", choices=MASK_SOURCES, default="auto",
                        help="mask source: SAM with --sam-checkpoint, a folder with --mask-dir, or the weight-free "
@@ -79,8 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     render = commands.add_parser("render", help="write a view's colours and its coarse/fine features as pictures",
                                  description="Render a view's RGB and a false-colour (PCA) picture of each feature level.")
-    add_scene_arguments(render, images_required=False)
-    render.add_argument("--view", required=True, help="the image (camera) name to render")
+    add_scene_arguments(render, images_required=False, cameras_help=(
+        "; without it, the views training would plan from the splat alone are all written, with their cameras "
+        "(sparse/0)"))
+    add_view_arguments(render)
+    render.add_argument("--view", help="the image (camera) name to render (needed with --cameras)")
     render.add_argument("--features", type=Path, help="features from 'train' (without them only RGB is written)")
     render.add_argument("--out", required=True, type=Path, help="folder for the PNG files")
     from .evaluate import add_eval_command
@@ -110,7 +128,8 @@ def progress_printer(mode: str):
 
     def as_bar(event):
         if event["phase"] != "iterations":
-            detail = f": {event['source']}" if "source" in event else ""
+            detail = (f": {event['source']}" if "source" in event else
+                      f" {event['view']}/{event['of']}" if "view" in event else "")
             print(f"{event['phase']}{detail}", file=sys.stderr, flush=True)
             return
         done = event["iteration"] / event["of"]
@@ -166,6 +185,22 @@ def load_scene(options, need_images: bool):
     return splat, cameras, images
 
 
+def rendered_scene(options, progress, stop):
+    """The splat, and views rendered from it: from --cameras where given, else planned (cached in <out>.views/)."""
+    from .cameras import load_cameras
+    from .formats import read_splat
+    from .rendered_views import views_for_training
+
+    splat = read_splat(options.splat)
+    cameras = None
+    if options.cameras:
+        cameras = [camera.scaled(1.0 / options.downscale) for camera in load_cameras(options.cameras)]
+    cameras, images = views_for_training(splat, cameras, options.views, options.view_size, options.view_layout,
+                                         options.out.with_name(options.out.name + ".views"), progress, stop,
+                                         str(options.splat))
+    return splat, cameras, images
+
+
 def find_view(cameras, name: str):
     for camera in cameras:
         if name in (camera.name, Path(camera.name).name, Path(camera.name).stem):
@@ -187,7 +222,14 @@ def run_train(options) -> int:
     device = pick_device(options.device)
     source, settings = mask_settings(options)
     description = mask_source_description(source, **settings)
-    splat, cameras, images = load_scene(options, need_images=True)
+    started = time.perf_counter()
+    if options.images is None:
+        splat, cameras, images = rendered_scene(options, progress, stop)
+        if stop():
+            return cancelled(stop)
+    else:
+        splat, cameras, images = load_scene(options, need_images=True)
+    render_seconds = time.perf_counter() - started
     started = time.perf_counter()
     progress({"phase": "masks", "source": description, "views": len(cameras)})
     labels = []
@@ -204,6 +246,8 @@ def run_train(options) -> int:
         raise
     save_features(options.out, result.field)
     seconds = {"masks": round(mask_seconds, 2), **{k: round(v, 2) for k, v in result.seconds.items()}}
+    if options.images is None:
+        seconds = {"views": round(render_seconds, 2), **seconds}
     progress({"phase": "done", "out": str(options.out), "seconds": seconds})
     if options.progress == "bar":
         print(f"wrote {options.out} ({splat.count:,} Gaussians); seconds per phase: "
@@ -292,6 +336,10 @@ def run_render(options) -> int:
     from .render import apply_weights
     from .views import camera_weights
 
+    if options.cameras is None:
+        return write_planned_views(options)
+    if options.view is None:
+        raise UserError("--view: name the image (camera) to render from --cameras")
     splat, cameras, _ = load_scene(options, need_images=False)
     field = load_features(options.features, splat) if options.features else None
     camera = find_view(cameras, options.view)
@@ -312,6 +360,25 @@ def run_render(options) -> int:
     for name, picture in pictures.items():
         write_atomic(options.out / name, [io_png(Image.fromarray(picture))])
         print(f"wrote {options.out / name}", file=sys.stderr)
+    return 0
+
+
+def write_planned_views(options) -> int:
+    """`render` without --cameras: the views training would plan and render, as PNGs and a COLMAP model."""
+    from .cameras import write_colmap_text
+    from .formats import read_splat
+    from .rendered_views import render_views, write_png
+    from .view_planning import plan_splat_views
+
+    splat = read_splat(options.splat)
+    cameras = plan_splat_views(splat, options.views, options.view_size, layout=options.view_layout,
+                               name=str(options.splat)).cameras
+    images = render_views(splat, cameras, None)
+    for camera, image in zip(cameras, images):
+        write_png(options.out / camera.name, image)
+    write_colmap_text(options.out / "sparse" / "0", cameras)
+    print(f"wrote {len(cameras)} planned views of {cameras[0].width}x{cameras[0].height} and their cameras "
+          f"({options.out / 'sparse' / '0'}) to {options.out}", file=sys.stderr)
     return 0
 
 

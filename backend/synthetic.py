@@ -173,17 +173,9 @@ def make_scene(count: int = 20_000, sh_degree: int = 0, seed: int = 0, parts=Non
 
 def look_at(name: str, eye, target, width: int, height: int, focal: float):
     """An OpenCV camera at `eye` looking at `target`, with the world's up being -y."""
-    from .cameras import Camera
+    from .cameras import look_at
 
-    eye, target = np.asarray(eye, np.float64), np.asarray(target, np.float64)
-    forward = (target - eye) / np.linalg.norm(target - eye)
-    right = np.cross(forward, [0.0, -1.0, 0.0])
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    world_to_camera = np.eye(4)
-    world_to_camera[:3, :3] = np.stack([right, down, forward])
-    world_to_camera[:3, 3] = -world_to_camera[:3, :3] @ eye
-    return Camera(name, width, height, focal, focal, width / 2, height / 2, world_to_camera)
+    return look_at(name, eye, target, width, height, focal)
 
 
 def orbit_cameras(count: int, width: int = 160, height: int = 120, radius: float = 5.0, elevation: float = 0.6):
