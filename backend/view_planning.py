@@ -1,18 +1,22 @@
 """Cameras planned from a splat alone, for training when the photos it came from are not at hand.
 
-The rule (docs/views_from_splat.md explains it with figures):
-  1. The scene's extent from where its opacity is dense: an opacity-weighted density grid over the
-     0.5-99.5 % box of the positions; the densest cells holding 70 % of the opacity are the core.
-     Floaters and the sparse, blurry outside of a capture hold little opacity per cell and drop out.
-  2. Up: the principal axis along which the core is flattest, signed so that the floor (where the
-     mass piles up) is below. A caller that knows up (the add-on: Blender's +Z) passes it.
-  3. Layout: "inside" when the core surrounds its own centre (at least 80 % of the rays from the
-     centre meet a core cell: a room, a street), else "object" (something to walk around).
-     object: rings of cameras around the core at three elevations and two distances, looking at
-     its centre; inside: cameras near the centre looking outwards at several headings and tilts.
-  4. Never from inside floaters: each camera's near field (depth under a third of its distance to
-     what it looks at) is checked; if opaque Gaussians there would cover more than a tenth of the
-     frame, the camera moves towards its target, and is dropped if that does not clear it.
+The rule (docs/views_from_splat.md explains it):
+  1. Extent: an opacity-weighted density grid (64 cells a side) over the 0.5-99.5 % box of the positions;
+     the densest cells holding half of all opacity are the core. Floaters and the sparse, blurry outside
+     of a capture hold little opacity per cell and drop out. Centre: the core's median; radius: 80 % of
+     its opacity lies within it, the floor (its lowest 5 %) left out so that a large floor does not make
+     the things on it small.
+  2. Up: the principal axis along which the core is flattest (snapped to a coordinate axis within 30
+     degrees), signed so that the median of all points sits near the floor. The add-on passes Blender's +Z.
+  3. Layout: "inside" when the core surrounds its centre (80 % of 64 rays from it meet a core cell: a
+     room, a street), else "object". Object: half the views on rings around the whole core (elevations
+     15, 35, 60 degrees, at the distance where the core fills the shorter side of the frame), half as
+     close-ups of its parts (k-means of the core's opacity off the floor, each part filling the frame,
+     from 25 and 50 degrees); views of a group are picked far apart in direction. Inside: cameras near
+     the centre looking outwards at several headings, level and tilted 25 degrees up and down.
+  4. Never from inside floaters: where Gaussians nearer than a third of the distance to the target would
+     hide more than a tenth of the frame (their 2-sigma discs composited on a coarse grid), the camera
+     moves towards its target, up to three times 15 %, and is dropped if that does not clear it.
 numpy only: the add-on plans inside Blender and shows the cameras before training.
 """
 
@@ -235,6 +239,8 @@ def near_cover(camera: Camera, points: np.ndarray, alphas: np.ndarray, sizes: np
 
 def spread_pick(eyes: list, targets: list, count: int) -> list[int]:
     """`count` indices of (eye, target) pairs whose viewing directions are far apart (farthest-point sampling)."""
+    if count <= 0:
+        return []
     if count >= len(eyes):
         return list(range(len(eyes)))
     directions = np.array([(e - t) / np.linalg.norm(e - t) for e, t in zip(eyes, targets)])
@@ -281,9 +287,10 @@ def plan_views(positions: np.ndarray, alphas: np.ndarray, sizes: np.ndarray, cou
         for center, radius in parts:
             eyes = ring(center, extent.up, max(radius / np.sin(half_fov), 0.35 * distance), np.radians([25, 50]), 8)
             groups.append((eyes, [center] * len(eyes), 0.5 / len(parts)))
-    cameras, dropped = [], 0
+    cameras, dropped, short = [], 0, 0
     shares = ring_counts(count, [group[2] for group in groups])
     for (eyes, targets, _), wanted in zip(groups, shares):
+        wanted += short  # what an earlier group could not place
         clear_eyes, clear_targets = [], []
         for eye, target in zip(eyes, targets):
             eye = clear_view(eye, target, width, height, focal, extent.up, points, point_alphas, point_sizes)
@@ -292,6 +299,7 @@ def plan_views(positions: np.ndarray, alphas: np.ndarray, sizes: np.ndarray, cou
                 continue
             clear_eyes.append(eye)
             clear_targets.append(target)
+        short = max(0, wanted - len(clear_eyes))
         for index in spread_pick(clear_eyes, clear_targets, wanted):
             cameras.append(look_at(f"view_{len(cameras):03d}.png", clear_eyes[index], clear_targets[index],
                                    width, height, focal, up=extent.up))

@@ -37,8 +37,10 @@ MISSED_PART_MASKS = [0.1, 0.0]  # merge_parts below REALISTIC's 0.25: how much t
 PLATEAU = 2.0  # mIoU points, about the noise of 3 clicks per label: pick the middle of the thresholds this close to the best
 
 
-def make_benchmark(folder, seed: int, args, flaws):
-    """Generate, write (the real-data layout) and load back a scene: splat, cameras, label maps, ground truth, weights."""
+def make_benchmark(folder, seed: int, args, flaws, rendered_views: bool = False):
+    """Generate, write (the real-data layout) and load back a scene: splat, cameras, label maps, ground truth, weights,
+    and the cameras and label maps to train on: the photos' own, or with `rendered_views` views planned from the
+    splat alone (backend/view_planning.py: as many, as large), each with the same kind of simulated masks."""
     from backend.evaluate import load_ground_truth
     from backend.synthetic import make_scene, orbit_cameras, random_layout
     from backend.views import camera_weights, splat_tensors
@@ -48,16 +50,36 @@ def make_benchmark(folder, seed: int, args, flaws):
     labels = write_generated_scene(folder, scene, cameras, flaws, seed)
     tensors = splat_tensors(scene.splat)
     weights = [camera_weights(scene.splat, camera, tensors=tensors) for camera in cameras]
-    return scene, cameras, labels, load_ground_truth(folder / "gt", cameras), weights
+    train_cameras, train_labels = cameras, labels
+    if rendered_views:
+        train_cameras, train_labels = planned_views(scene, args, flaws, seed)
+    return scene, cameras, labels, load_ground_truth(folder / "gt", cameras), weights, train_cameras, train_labels
+
+
+def planned_views(scene, args, flaws, seed: int):
+    """Views planned from the splat alone and their two-level labels from simulated masks of their ground truth."""
+    import numpy as np
+
+    from backend.mask_simulator import PERFECT, simulate_masks
+    from backend.masks import two_level_labels
+    from backend.synthetic import render_views
+    from backend.view_planning import plan_splat_views
+
+    cameras = plan_splat_views(scene.splat, args.views, args.width).cameras
+    part_objects = np.array([scene.object_names.index(p.object_name) for p in scene.parts])
+    labels = [two_level_labels(simulate_masks(objects, parts, part_objects, flaws or PERFECT,
+                                              np.random.default_rng([seed, index])))
+              for index, (_, objects, parts) in enumerate(render_views(scene, cameras))]
+    return cameras, labels
 
 
 def train_and_score(bench, config, thresholds, clicks_seed: int, negative_clicks: int = 0):
     from backend.evaluate import evaluate
     from backend.train import train_features
 
-    scene, cameras, labels, truth, weights = bench
+    scene, cameras, _, truth, weights, train_cameras, train_labels = bench
     started = time.perf_counter()
-    field = train_features(scene.splat, cameras, labels, config, "simulated SAM-like masks").field
+    field = train_features(scene.splat, train_cameras, train_labels, config, "simulated SAM-like masks").field
     seconds = time.perf_counter() - started
     results = evaluate(scene.splat, cameras, truth, field.features, thresholds, 3, clicks_seed, weights,
                        config.use_granularity_prior, negative_clicks)
@@ -89,6 +111,9 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--pixels", type=int, default=2048)
     parser.add_argument("--out", default=str(ROOT / "out" / "accuracy"))
+    parser.add_argument("--only-views", action="store_true",
+                        help="only the full method trained from the photos and from views rendered from the splat, "
+                             "at the product's default thresholds (no sweep)")
     args = parser.parse_args()
 
     from pathlib import Path
@@ -111,29 +136,16 @@ def main() -> None:
     started = time.perf_counter()
     report = {"settings": vars(args), "flaws": vars(REALISTIC), "config": vars(config)}
 
-    def run(seeds, flaws, switches, thresholds, tag, negative_clicks=0):
+    def run(seeds, flaws, switches, thresholds, tag, negative_clicks=0, rendered_views=False):
         """Train and score one variant on every scene: (per-scene results, mean training seconds)."""
         per_scene, seconds = [], []
         for seed in seeds:
-            bench = make_benchmark(out / f"{tag}{seed}", seed, args, flaws)
+            bench = make_benchmark(out / f"{tag}{seed}", seed, args, flaws, rendered_views)
             results, took = train_and_score(bench, replace(config, **switches), thresholds, seed, negative_clicks)
             per_scene.append(results)
             seconds.append(took)
         return per_scene, sum(seconds) / len(seconds)
 
-    tuned, seconds = run(tune_seeds, REALISTIC, {}, {"coarse": SWEEP, "fine": SWEEP}, "tune")
-    curves = {level: [scene_miou(tuned, i)[level] for i in range(len(SWEEP))] for level in ("coarse", "fine")}
-    picked = {level: chosen(curve) for level, curve in curves.items()}
-    report["sweep"] = {"thresholds": SWEEP, "tuning": curves, "picked": picked}
-    print(f"\nthreshold sweep on the tuning scenes, full method, {seconds:.0f} s of training per scene:")
-    print("| threshold | " + " | ".join(f"{t:g}" for t in SWEEP) + " |")
-    for level, curve in curves.items():
-        print(f"| {level} mIoU | " + " | ".join(f"{score:.1f}" for score in curve) + " |")
-    print(f"picked (middle of the thresholds within {PLATEAU} mIoU of the best): {picked}")
-    if picked != DEFAULT_THRESHOLDS:
-        print(f"NOTE: the product's defaults (backend/click.py) are {DEFAULT_THRESHOLDS}, not these")
-
-    thresholds = {level: [value] + SWEEP for level, value in picked.items()}  # the picked one, then the sweep
     rows = {}
 
     def table_row(name, per_scene, seconds):
@@ -146,34 +158,61 @@ def main() -> None:
         print(f"| {name} | {scores['coarse']:.1f} | {scores['fine']:.1f} | {scores['all']:.1f} | "
               f"{rows[name]['click_ms_median']:.1f} ms | {seconds:.0f} s |", flush=True)
 
-    print(f"\nablation on the test scenes at the picked thresholds {picked}:")
-    print("| variant | coarse mIoU | fine mIoU | all mIoU | median click | training per scene |")
+    if args.only_views:
+        thresholds = {level: [value] + SWEEP for level, value in DEFAULT_THRESHOLDS.items()}
+        print(f"\nat the product's default thresholds {DEFAULT_THRESHOLDS}:")
+        print("| variant | coarse mIoU | fine mIoU | all mIoU | median click | training per scene |")
+        print("|---|---|---|---|---|---|")
+        table_row("full", *run(test_seeds, REALISTIC, {}, thresholds, "test"))
+    else:
+        tuned, seconds = run(tune_seeds, REALISTIC, {}, {"coarse": SWEEP, "fine": SWEEP}, "tune")
+        curves = {level: [scene_miou(tuned, i)[level] for i in range(len(SWEEP))] for level in ("coarse", "fine")}
+        picked = {level: chosen(curve) for level, curve in curves.items()}
+        report["sweep"] = {"thresholds": SWEEP, "tuning": curves, "picked": picked}
+        print(f"\nthreshold sweep on the tuning scenes, full method, {seconds:.0f} s of training per scene:")
+        print("| threshold | " + " | ".join(f"{t:g}" for t in SWEEP) + " |")
+        for level, curve in curves.items():
+            print(f"| {level} mIoU | " + " | ".join(f"{score:.1f}" for score in curve) + " |")
+        print(f"picked (middle of the thresholds within {PLATEAU} mIoU of the best): {picked}")
+        if picked != DEFAULT_THRESHOLDS:
+            print(f"NOTE: the product's defaults (backend/click.py) are {DEFAULT_THRESHOLDS}, not these")
+
+        thresholds = {level: [value] + SWEEP for level, value in picked.items()}  # the picked one, then the sweep
+        print(f"\nablation on the test scenes at the picked thresholds {picked}:")
+        print("| variant | coarse mIoU | fine mIoU | all mIoU | median click | training per scene |")
+        print("|---|---|---|---|---|---|")
+        for name, switches in VARIANTS.items():
+            table_row(name, *run(test_seeds, REALISTIC, switches, thresholds, "test"))
+        print(f"\nthe full method on the same test scenes with each step's pixels drawn otherwise (default: mask_balance "
+              f"{config.mask_balance:g}):")
+        print("| variant | coarse mIoU | fine mIoU | all mIoU | median click | training per scene |")
+        print("|---|---|---|---|---|---|")
+        for name, switches in PIXEL_DRAWS.items():
+            table_row(name, *run(test_seeds, REALISTIC, switches, thresholds, "test"))
+        print("\nthe full method on the same test scenes with fewer mask flaws:")
+        print("| masks | coarse mIoU | fine mIoU | all mIoU | median click | training per scene |")
+        print("|---|---|---|---|---|---|")
+        for merge in MISSED_PART_MASKS:
+            flaws = replace(REALISTIC, merge_parts=merge)
+            table_row(f"realistic, merge_parts {merge:g}", *run(test_seeds, flaws, {}, thresholds, f"test_merge{merge:g}_"))
+        table_row("exact", *run(test_seeds, None, {}, thresholds, "test_exact"))
+        print("\nthe full method on the test scenes with one more click per object and part, outside it: on the label it "
+              "touches most in the reference view, removing what it selects (METHOD.md: 'and optionally outside'):")
+        print("| clicks | coarse mIoU | fine mIoU | all mIoU | median click | training per scene |")
+        print("|---|---|---|---|---|---|")
+        table_row("3 inside + 1 outside", *run(test_seeds, REALISTIC, {}, thresholds, "test", negative_clicks=1))
+    print("\nthe full method on the same test scenes trained from views rendered from the splat alone instead of the "
+          "photos (planned by backend/view_planning.py, as many and as large, the same kind of simulated masks), "
+          "clicked and scored in the photos:")
+    print("| training views | coarse mIoU | fine mIoU | all mIoU | median click | training per scene |")
     print("|---|---|---|---|---|---|")
-    for name, switches in VARIANTS.items():
-        table_row(name, *run(test_seeds, REALISTIC, switches, thresholds, "test"))
-    print(f"\nthe full method on the same test scenes with each step's pixels drawn otherwise (default: mask_balance "
-          f"{config.mask_balance:g}):")
-    print("| variant | coarse mIoU | fine mIoU | all mIoU | median click | training per scene |")
-    print("|---|---|---|---|---|---|")
-    for name, switches in PIXEL_DRAWS.items():
-        table_row(name, *run(test_seeds, REALISTIC, switches, thresholds, "test"))
-    print("\nthe full method on the same test scenes with fewer mask flaws:")
-    print("| masks | coarse mIoU | fine mIoU | all mIoU | median click | training per scene |")
-    print("|---|---|---|---|---|---|")
-    for merge in MISSED_PART_MASKS:
-        flaws = replace(REALISTIC, merge_parts=merge)
-        table_row(f"realistic, merge_parts {merge:g}", *run(test_seeds, flaws, {}, thresholds, f"test_merge{merge:g}_"))
-    table_row("exact", *run(test_seeds, None, {}, thresholds, "test_exact"))
-    print("\nthe full method on the test scenes with one more click per object and part, outside it: on the label it "
-          "touches most in the reference view, removing what it selects (METHOD.md: 'and optionally outside'):")
-    print("| clicks | coarse mIoU | fine mIoU | all mIoU | median click | training per scene |")
-    print("|---|---|---|---|---|---|")
-    table_row("3 inside + 1 outside", *run(test_seeds, REALISTIC, {}, thresholds, "test", negative_clicks=1))
+    table_row("rendered from the splat", *run(test_seeds, REALISTIC, {}, thresholds, "test_views", rendered_views=True))
     report["ablation"] = rows
-    full = rows["full"]["sweep"]
-    print("\nfor reference, the full method's sweep on the test scenes (not used to choose anything):")
-    for level in ("coarse", "fine"):
-        print(f"| {level} mIoU | " + " | ".join(f"{score:.1f}" for score in full[level]) + " |")
+    if not args.only_views:
+        full = rows["full"]["sweep"]
+        print("\nfor reference, the full method's sweep on the test scenes (not used to choose anything):")
+        for level in ("coarse", "fine"):
+            print(f"| {level} mIoU | " + " | ".join(f"{score:.1f}" for score in full[level]) + " |")
     out.mkdir(parents=True, exist_ok=True)
     (out / "accuracy.json").write_text(json.dumps(report, indent=1, default=str))
     print(f"\nwrote {out / 'accuracy.json'}; {time.perf_counter() - started:.0f} s in all")

@@ -3,10 +3,10 @@
 import bpy
 
 from . import (click_engine, click_operators, edit_operators, io_operators, overlay, panel, preferences, settings,
-               training)
+               training, view_cameras)
 
 classes = (settings.classes + preferences.classes + io_operators.classes + click_operators.classes
-           + edit_operators.classes + training.classes + panel.classes)
+           + edit_operators.classes + training.classes + view_cameras.classes + panel.classes)
 keymaps = []
 
 

@@ -2,7 +2,7 @@
 
 import bpy
 
-from . import click_engine
+from . import click_engine, view_cameras
 from .splat_object import is_splat
 
 
@@ -47,12 +47,23 @@ class CLICKGAUSS_PT_train(SidebarPanel, bpy.types.Panel):
         layout.use_property_split = True
         settings = context.scene.clickgauss
         layout.prop(settings, "images_dir")
-        layout.prop(settings, "cameras_path")
+        if settings.images_dir:
+            layout.prop(settings, "cameras_path")
+        else:  # no photos: the backend renders views of the splat from the scene's cameras
+            box = layout.box()
+            box.label(text="No photos: render views from the splat", icon="RENDER_STILL")
+            box.prop(settings, "view_count")
+            box.prop(settings, "view_size")
+            box.prop(settings, "use_viewport")
+            box.operator("clickgauss.plan_views", icon="OUTLINER_OB_CAMERA")
+            count = len(view_cameras.scene_cameras(context))
+            box.label(text=f"Train renders the {count} cameras of the scene" if count else "Train plans views first")
         layout.prop(settings, "mask_source")
         if settings.mask_source in {"FOLDER", "AUTO"}:
             layout.prop(settings, "mask_dir")
         layout.prop(settings, "iterations")
-        layout.prop(settings, "downscale")
+        if settings.images_dir:
+            layout.prop(settings, "downscale")
         if settings.training:
             layout.progress(factor=settings.progress / 100, text=settings.status)
             layout.operator("clickgauss.cancel_training", icon="CANCEL")

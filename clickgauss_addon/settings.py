@@ -48,6 +48,11 @@ class ClickGaussSettings(bpy.types.PropertyGroup):
     iterations: IntProperty(name="Iterations", description="Training steps (the paper uses 3000)", default=3000, min=1)
     downscale: IntProperty(name="Downscale", description="Train on photos this many times smaller (faster)",
                            default=2, min=1, max=16)
+    view_count: IntProperty(name="Views", description="How many views Plan Views places around (or inside) the scene",
+                            default=24, min=1, max=500)
+    view_size: IntProperty(name="Resolution", description="Width in pixels of each view rendered from the splat "
+                           "(the height follows the scene's render aspect)", default=512, min=16, max=8192)
+    use_viewport: BoolProperty(name="Include Viewport", description="Also render the 3D viewport's current view")
     training: BoolProperty(options={"SKIP_SAVE"})
     progress: FloatProperty(name="Progress", subtype="PERCENTAGE", min=0, max=100, options={"SKIP_SAVE"})
     status: StringProperty(options={"SKIP_SAVE"})

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import bpy
 
-from . import click_engine
+from . import click_engine, view_cameras
+from .backend.cameras import write_colmap_text
 from .backend.errors import UserError
 from .backend.features import load_features
 from .backend.ply import write_ply
@@ -27,21 +28,28 @@ from .splat_object import is_splat, object_to_splat
 class TrainingJob(ChildProcess):
     """One backend `train` process for one object; `poll()` from a timer, then `features()` or `error()`."""
 
-    def __init__(self, obj, settings, prefs):
+    def __init__(self, obj, settings, prefs, views=None):
+        """`views`: backend cameras to render from the splat instead of reading photos (view_cameras.training_views)."""
         self.object_name = obj.name
         self.python = backend_python(prefs)
-        images, cameras = bpy.path.abspath(settings.images_dir), bpy.path.abspath(settings.cameras_path)
-        if not images or not Path(images).is_dir():
-            raise UserError(f"Photos: choose the folder of photos the splat was trained from (now {images or 'empty'})")
-        if not cameras or not Path(cameras).exists():
-            raise UserError(f"Cameras: choose a COLMAP folder, transforms.json or poses_bounds.npy (now {cameras or 'empty'})")
+        if views is None:
+            images, cameras = bpy.path.abspath(settings.images_dir), bpy.path.abspath(settings.cameras_path)
+            if not images or not Path(images).is_dir():
+                raise UserError(f"Photos: choose the folder of photos the splat was trained from (now {images or 'empty'})")
+            if not cameras or not Path(cameras).exists():
+                raise UserError(f"Cameras: choose a COLMAP folder, transforms.json or poses_bounds.npy (now {cameras or 'empty'})")
+            scene = ["--images", images, "--cameras", cameras, "--downscale", str(settings.downscale)]
+        elif not views:
+            raise UserError("no cameras to render views from: press Plan Views, or add a camera")
         self.splat = object_to_splat(obj)
         self.folder = Path(tempfile.mkdtemp(prefix="clickgauss-train-"))
         write_ply(self.folder / "splat.ply", self.splat)
-        command = [self.python, "-m", "backend", "train", "--splat", str(self.folder / "splat.ply"),
-                   "--images", images, "--cameras", cameras, "--out", str(self.folder / "features.npz"),
-                   "--progress", "json", "--device", prefs.device, "--iterations", str(settings.iterations),
-                   "--downscale", str(settings.downscale), *mask_arguments(settings, prefs)]
+        if views is not None:  # rendered by the backend from the splat, cached in features.npz.views/
+            write_colmap_text(self.folder / "views", views)
+            scene = ["--cameras", str(self.folder / "views")]
+        command = [self.python, "-m", "backend", "train", "--splat", str(self.folder / "splat.ply"), *scene,
+                   "--out", str(self.folder / "features.npz"), "--progress", "json", "--device", prefs.device,
+                   "--iterations", str(settings.iterations), *mask_arguments(settings, prefs)]
         environment = dict(os.environ, PYTHONPATH=str(ADDON_DIR), PYTHONUNBUFFERED="1")
         try:
             super().__init__(command, env=environment, cwd=self.folder)
@@ -99,7 +107,7 @@ class CLICKGAUSS_OT_train(bpy.types.Operator):
     def execute(self, context):
         settings = context.scene.clickgauss
         try:
-            self.job = TrainingJob(context.active_object, settings, preferences(context))
+            self.job = TrainingJob(context.active_object, settings, preferences(context), rendered_views(context))
         except UserError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
@@ -147,12 +155,25 @@ class CLICKGAUSS_OT_train(bpy.types.Operator):
         return result
 
 
+def rendered_views(context):
+    """None when there are photos to train from; else the cameras whose views the backend renders from the splat:
+    the scene's camera objects (planned first, and shown, when there are none) and the viewport if asked."""
+    settings = context.scene.clickgauss
+    if settings.images_dir:
+        return None
+    if not view_cameras.scene_cameras(context):
+        view_cameras.show_planned_views(context, context.active_object, settings.view_count, settings.view_size)
+    return view_cameras.training_views(context, context.active_object, settings.view_size, settings.use_viewport)
+
+
 def describe(settings, progress: dict) -> None:
     """A progress event as the panel's bar and status line."""
     if progress.get("phase") == "iterations":
         settings.progress = 100.0 * progress["iteration"] / progress["of"]
         settings.status = (f"{progress['iteration']}/{progress['of']} · loss {progress['loss']:.3f} · "
                            f"{progress['remaining_s']:.0f} s left")
+    elif progress.get("phase") == "rendering":
+        settings.status = f"rendering view {progress['view']}/{progress['of']}"
     else:
         settings.status = progress.get("phase", "") + (f": {progress['source']}" if "source" in progress else "")
 

@@ -69,3 +69,14 @@ def trained_scene(tmp_path_factory):
     result = train_features(scene.splat, cameras, labels, config, "ground-truth masks")
     save_features(folder / "features.npz", result.field)
     return {"folder": folder, "scene": scene, "cameras": cameras, "labels": labels, "result": result}
+
+
+def finished_job_events(job) -> list[dict]:
+    """Every progress event of the add-on's training job (training.TrainingJob), once its process has ended."""
+    import time
+
+    events = []
+    while job.running:
+        events += job.poll()
+        time.sleep(0.1)
+    return events + job.poll()

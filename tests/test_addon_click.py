@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from backend.ply import read_ply
+from conftest import finished_job_events
 from test_cli import inner_pixel
 
 pytestmark = pytest.mark.blender
@@ -250,11 +251,7 @@ def test_training_runs_the_backend_process_and_stores_features(bpy, addon, train
     prefs = addon.preferences.preferences()
     prefs.python_path = sys.executable
     job = addon.training.TrainingJob(obj, training_settings(bpy, trained_scene, 40), prefs)
-    events = []
-    while job.running:
-        events += job.poll()
-        time.sleep(0.1)
-    events += job.poll()
+    events = finished_job_events(job)
     assert job.process.returncode == 0, job.error()
     assert [e["phase"] for e in events][0] == "masks" and any(e.get("iteration") == 40 for e in events)
     field = job.features()

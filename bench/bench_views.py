@@ -1,0 +1,132 @@
+"""Views from the splat alone on the real statue: planning and rendering time, and with --train one click's selection.
+
+Run: python3 build.py bench views   (or .venv/bin/python bench/bench_views.py [--train] [--compare])
+
+Plans --views cameras from ../shared/data/statue/splat.ply alone (the photos and their cameras unused) and renders
+them in colour: the seconds for each are the issue's "adds <= 60 s". With --train it segments the renders (the
+weight-free fallback, or SAM with --sam-checkpoint), trains on them, clicks the statue once in a real photo's
+camera and writes the selection's rendered mask over a few real photos to --pictures; --compare trains from the
+photos the same way and says how far the two selections agree in every photo (IoU of their rendered masks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from common import ROOT, STATUE, machine, peak_rss_gb, statue_or_skip
+
+CLICK_VIEW, CLICK = "IMG_2714.jpg", (520, 300)  # full-resolution pixel on the statue's body
+SHOWN = ("IMG_2707.jpg", "IMG_2714.jpg", "IMG_2722.jpg", "IMG_2736.jpg")
+
+
+def labels_of(images, cameras, args):
+    from backend.masks import view_labels
+
+    if args.sam_checkpoint:
+        return [view_labels(i, c.name, "sam", checkpoint=args.sam_checkpoint, cache_dir=args.cache / "masks")
+                for i, c in zip(images, cameras)]
+    return [view_labels(i, c.name, "felzenszwalb", cache_dir=args.cache / "masks") for i, c in zip(images, cameras)]
+
+
+def selection(splat, field, camera, pixel):
+    """The Gaussians one coarse click at `pixel` of `camera` selects, at the default threshold."""
+    from backend.click import DEFAULT_THRESHOLDS, Geometry, Projection, click_feature, pixel_weights, select, unit_features
+
+    unit = unit_features(field.features, "coarse")
+    geometry = Geometry.of(splat)
+    weights = pixel_weights(geometry, camera, pixel[0] + 0.5, pixel[1] + 0.5, Projection.of(geometry, camera))
+    return select(unit, click_feature(unit, *weights), DEFAULT_THRESHOLDS["coarse"])
+
+
+def masks_in(splat, cameras, selected):
+    """(H, W) bool per camera: where more than half of a pixel's colour comes from the selection."""
+    import numpy as np
+    import torch
+
+    from backend.render import apply_weights
+    from backend.views import camera_weights, splat_tensors
+
+    tensors = splat_tensors(splat)
+    share = torch.from_numpy(selected.astype(np.float32))[:, None]
+    return [(apply_weights(camera_weights(splat, c, tensors=tensors), share) > 0.5).reshape(c.height, c.width).numpy()
+            for c in cameras]
+
+
+def overlay(image, mask):
+    """The photo, dimmed outside the mask and tinted red inside it."""
+    import numpy as np
+
+    out = image.astype(np.float32) * 0.35
+    out[mask] = image[mask] * 0.55 + np.array([255, 40, 40]) * 0.45
+    return out.astype(np.uint8)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--views", type=int, default=24)
+    parser.add_argument("--view-size", type=int, default=512)
+    parser.add_argument("--train", action="store_true", help="also train on the renders and click the statue")
+    parser.add_argument("--compare", action="store_true", help="with --train: also train from the photos")
+    parser.add_argument("--iterations", type=int, default=3000)
+    parser.add_argument("--sam-checkpoint", type=Path)
+    parser.add_argument("--cache", type=Path, default=ROOT / "out" / "views")
+    parser.add_argument("--pictures", type=Path, default=ROOT / "out" / "views" / "pictures")
+    args = parser.parse_args()
+    print(machine())
+    splat, photo_cameras = statue_or_skip()
+
+    from backend.rendered_views import render_views
+    from backend.view_planning import plan_splat_views
+
+    started, cpu = time.perf_counter(), time.process_time()
+    plan = plan_splat_views(splat, args.views, args.view_size)
+    planning, planning_cpu = time.perf_counter() - started, time.process_time() - cpu
+    started, cpu = time.perf_counter(), time.process_time()
+    images = render_views(splat, plan.cameras, None)
+    rendering, rendering_cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(f"statue, {splat.count:,} Gaussians: {len(plan.cameras)} views of {plan.cameras[0].width}x"
+          f"{plan.cameras[0].height} planned in {planning:.1f} s (layout {plan.extent.layout}, {plan.dropped} candidates "
+          f"dropped), rendered in {rendering:.1f} s ({rendering / len(plan.cameras):.2f} s per view): "
+          f"{planning + rendering:.1f} s in all (target 60 s); CPU time {planning_cpu:.1f} + {rendering_cpu:.1f} s "
+          f"(over all threads: under other load, wall time can exceed it); peak memory {peak_rss_gb():.1f} GB", flush=True)
+    if not args.train:
+        return
+
+    import numpy as np
+    from PIL import Image
+
+    from backend.cameras import load_images
+    from backend.train import TrainConfig, train_features
+
+    config = TrainConfig(iterations=args.iterations)
+    args.pictures.mkdir(parents=True, exist_ok=True)
+    photo_cameras, photos = load_images(STATUE / "images", photo_cameras, downscale=2)
+    click_camera = next(c for c in photo_cameras if c.name == CLICK_VIEW)
+    click = (CLICK[0] // 2, CLICK[1] // 2)
+    runs = {"rendered views": (plan.cameras, images)}
+    if args.compare:
+        runs["photos"] = (photo_cameras, photos)
+    masks = {}
+    for name, (cameras, pictures) in runs.items():
+        started = time.perf_counter()
+        labels = labels_of(pictures, cameras, args)
+        field = train_features(splat, cameras, labels, config, "felzenszwalb").field
+        selected = selection(splat, field, click_camera, click)
+        masks[name] = masks_in(splat, photo_cameras, selected)
+        print(f"trained from the {name} in {time.perf_counter() - started:.0f} s; one click on the statue in "
+              f"{CLICK_VIEW} selects {int(selected.sum()):,} Gaussians", flush=True)
+        tag = name.replace(" ", "_")
+        for camera, photo, mask in zip(photo_cameras, photos, masks[name]):
+            if camera.name in SHOWN:
+                Image.fromarray(overlay(photo, mask)).save(args.pictures / f"{tag}_{Path(camera.name).stem}.png")
+    if args.compare:
+        ious = [(a & b).sum() / max((a | b).sum(), 1) for a, b in zip(masks["rendered views"], masks["photos"])]
+        print(f"agreement of the two selections' masks in the {len(ious)} photos: IoU median {np.median(ious):.3f}, "
+              f"min {min(ious):.3f}")
+    print(f"pictures in {args.pictures}")
+
+
+if __name__ == "__main__":
+    main()
