@@ -70,6 +70,7 @@ def main() -> None:
     parser.add_argument("--train", action="store_true", help="also train on the renders and click the statue")
     parser.add_argument("--compare", action="store_true", help="with --train: also train from the photos")
     parser.add_argument("--iterations", type=int, default=3000)
+    parser.add_argument("--photo-downscale", type=int, default=2, help="with --compare: train on the photos this much smaller")
     parser.add_argument("--sam-checkpoint", type=Path)
     parser.add_argument("--cache", type=Path, default=ROOT / "out" / "views")
     parser.add_argument("--pictures", type=Path, default=ROOT / "out" / "views" / "pictures")
@@ -80,6 +81,14 @@ def main() -> None:
     from backend.rendered_views import render_views
     from backend.view_planning import plan_splat_views
 
+    from backend.views import camera_weights, splat_tensors
+
+    photo_view = next(c for c in photo_cameras if c.name == CLICK_VIEW).scaled(0.5)
+    started = time.perf_counter()
+    camera_weights(splat, photo_view, tensors=splat_tensors(splat))
+    baseline = time.perf_counter() - started
+    print(f"baseline: a photo's view at half resolution ({photo_view.width}x{photo_view.height}) takes {baseline:.1f} s "
+          f"to composite (README, quiet machine: 1.25 s)", flush=True)
     started, cpu = time.perf_counter(), time.process_time()
     plan = plan_splat_views(splat, args.views, args.view_size)
     planning, planning_cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -91,6 +100,9 @@ def main() -> None:
           f"dropped), rendered in {rendering:.1f} s ({rendering / len(plan.cameras):.2f} s per view): "
           f"{planning + rendering:.1f} s in all (target 60 s); CPU time {planning_cpu:.1f} + {rendering_cpu:.1f} s "
           f"(over all threads: under other load, wall time can exceed it); peak memory {peak_rss_gb():.1f} GB", flush=True)
+    print(f"a planned view costs {rendering / len(plan.cameras) / baseline:.2f}x a photo's view at half resolution "
+          f"(same run): at the README's quiet 1.25 s, planning and rendering would take about "
+          f"{planning + 1.25 * rendering / baseline:.0f} s", flush=True)
     if not args.train:
         return
 
@@ -102,12 +114,13 @@ def main() -> None:
 
     config = TrainConfig(iterations=args.iterations)
     args.pictures.mkdir(parents=True, exist_ok=True)
-    photo_cameras, photos = load_images(STATUE / "images", photo_cameras, downscale=2)
+    original_cameras = photo_cameras
+    photo_cameras, photos = load_images(STATUE / "images", original_cameras, downscale=2)  # clicked and shown at half size
     click_camera = next(c for c in photo_cameras if c.name == CLICK_VIEW)
     click = (CLICK[0] // 2, CLICK[1] // 2)
     runs = {"rendered views": (plan.cameras, images)}
     if args.compare:
-        runs["photos"] = (photo_cameras, photos)
+        runs["photos"] = load_images(STATUE / "images", original_cameras, downscale=args.photo_downscale)
     masks = {}
     for name, (cameras, pictures) in runs.items():
         started = time.perf_counter()

@@ -17,9 +17,9 @@ from backend.ply import read_ply
 from conftest import ROOT
 
 
-def backend(*args, **kwargs) -> subprocess.CompletedProcess:
+def backend(*args, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "backend", *map(str, args)]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, **kwargs)
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
 def scene_args(folder):

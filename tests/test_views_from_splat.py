@@ -109,7 +109,7 @@ def trained_from_ply(tmp_path_factory):
         np.savez_compressed(folder / "masks" / camera.name.replace(".png", ".npz"), masks=masks)
     result = backend("train", "--splat", folder / "splat.ply", "--out", folder / "features.npz", "--views", views,
                      "--view-size", size, "--mask-dir", folder / "masks", "--iterations", 600, "--pixels", 2000,
-                     "--gfl-start", 400, "--gfl-refresh", 100, "--progress", "json")
+                     "--gfl-start", 400, "--gfl-refresh", 100, "--progress", "json", timeout=1800)
     assert result.returncode == 0, result.stderr
     write_cameras = folder / "sparse"
     from backend.cameras import write_colmap_text
