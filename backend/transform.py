@@ -55,15 +55,15 @@ def rotate_sh_columns(columns: dict[str, np.ndarray], rotation: np.ndarray, degr
     """The f_rest columns (channel-major: all red coefficients, then green, then blue) turned by `rotation`."""
     names = rest_columns(degree)
     per_channel = len(names) // 3
-    turned = {}
+    block = np.zeros((per_channel, per_channel))  # every band's matrix on the diagonal
     for band, matrix in enumerate(sh_rotation(rotation, degree), start=1):
-        lo, hi = band * band - 1, (band + 1) * (band + 1) - 1  # this band's slots in f_rest
-        for channel in range(3):
-            band_names = names[channel * per_channel + lo:channel * per_channel + hi]
-            old = np.stack([columns[name] for name in band_names], axis=1).astype(np.float64)  # (N, 2l+1)
-            new = old @ matrix.T
-            for i, name in enumerate(band_names):
-                turned[name] = new[:, i].astype(columns[name].dtype)
+        block[band * band - 1:(band + 1) ** 2 - 1, band * band - 1:(band + 1) ** 2 - 1] = matrix
+    turned = {}
+    for channel in range(3):
+        channel_names = names[channel * per_channel:(channel + 1) * per_channel]
+        old = np.stack([columns[name] for name in channel_names])  # (K-1, N): each row one column, contiguous
+        new = block.astype(old.dtype) @ old
+        turned.update((name, new[i].astype(columns[name].dtype, copy=False)) for i, name in enumerate(channel_names))
     return turned
 
 
@@ -102,11 +102,10 @@ def matrices_to_quaternions(matrices: np.ndarray) -> np.ndarray:  # (N, 3, 3) pr
     return q * np.where(q[:, :1] < 0, -1.0, 1.0)
 
 
-def quaternion_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # (4,) or (N, 4) w x y z, Hamilton a * b
-    aw, ax, ay, az = np.moveaxis(a, -1, 0)
-    bw, bx, by, bz = np.moveaxis(b, -1, 0)
-    return np.stack([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw], axis=-1)
+def left_product_matrix(q: np.ndarray) -> np.ndarray:
+    """(4, 4) L with L @ p = q * p (Hamilton product, w x y z): turning by q is a linear map of p."""
+    w, x, y, z = q
+    return np.array([[w, -x, -y, -z], [x, w, -z, y], [y, z, w, -x], [z, -y, x, w]])
 
 
 def polar_rotation(linear: np.ndarray) -> np.ndarray:
@@ -125,19 +124,18 @@ def similarity_scale(linear: np.ndarray) -> float | None:
 
 
 def transformed_shapes(rotations: np.ndarray, log_scales: np.ndarray, linear: np.ndarray):
-    """(N, 4) w x y z and (N, 3) log scales of the Gaussians (N, 4), (N, 3) after the linear map (3, 3)."""
+    """(4, N) w x y z and (3, N) log scales of the Gaussians (4, N), (3, N) after the linear map (3, 3)."""
     scale = similarity_scale(linear)
-    if scale is not None:  # turn and grow: no decomposition needed
+    if scale is not None:  # turn and grow: no decomposition needed; each quaternion keeps its length
         turn = matrices_to_quaternions((linear / scale)[None])[0]
-        norms = np.maximum(np.linalg.norm(rotations, axis=1, keepdims=True), 1e-30)
-        return quaternion_product(turn, rotations / norms), log_scales + np.log(scale)
+        return left_product_matrix(turn) @ rotations, log_scales + np.log(scale)
     # A R S (A R S)^T = A Sigma A^T; its eigenvectors are the new axes, sqrt(eigenvalues) the new scales.
-    factor = linear @ quaternions_to_matrices(rotations) * np.exp(log_scales)[:, None, :]  # (N, 3, 3) = A R S
+    factor = linear @ quaternions_to_matrices(rotations.T) * np.exp(log_scales.T)[:, None, :]  # (N, 3, 3) = A R S
     covariance = factor @ factor.transpose(0, 2, 1)
     variances, axes = np.linalg.eigh(covariance)
     axes[:, :, 2] *= np.sign(np.linalg.det(axes))[:, None]  # a proper rotation: det +1
     tiny = np.finfo(np.float32).tiny
-    return matrices_to_quaternions(axes), 0.5 * np.log(np.maximum(variances, tiny))
+    return matrices_to_quaternions(axes).T, 0.5 * np.log(np.maximum(variances, tiny)).T
 
 
 def transform_splat(splat: Splat, matrix) -> Splat:
@@ -156,19 +154,22 @@ def transform_splat(splat: Splat, matrix) -> Splat:
         raise ValueError("the transform flattens space (its 3x3 part has no inverse); a splat cannot be mapped by it")
     columns = dict(splat.columns)
 
-    def put(names, values):
-        for i, name in enumerate(names):
-            columns[name] = np.ascontiguousarray(values[:, i]).astype(splat.columns[name].dtype)
+    def rows(names) -> np.ndarray:  # (len(names), N) float64
+        return np.stack([splat.columns[name] for name in names]).astype(np.float64)
 
-    put(POSITION_COLUMNS, splat.positions.astype(np.float64) @ linear.T + offset)
-    rotations, log_scales = transformed_shapes(splat.rotations.astype(np.float64), splat.scales.astype(np.float64), linear)
+    def put(names, values):  # values (len(names), N)
+        for name, row in zip(names, values):
+            columns[name] = row.astype(splat.columns[name].dtype)
+
+    put(POSITION_COLUMNS, linear @ rows(POSITION_COLUMNS) + offset[:, None])
+    rotations, log_scales = transformed_shapes(rows(ROTATION_COLUMNS), rows(SCALE_COLUMNS), linear)
     put(ROTATION_COLUMNS, rotations)
     put(SCALE_COLUMNS, log_scales)
     if splat.sh_degree:
         columns.update(rotate_sh_columns(splat.columns, polar_rotation(linear), splat.sh_degree))
     if all(name in columns for name in NORMAL_COLUMNS):
-        normals = splat.stack(NORMAL_COLUMNS).astype(np.float64)
-        turned = normals @ np.linalg.inv(linear)  # (A^-T n)^T = n^T A^-1
-        length = np.linalg.norm(normals, axis=1, keepdims=True)
-        put(NORMAL_COLUMNS, turned * (length / np.maximum(np.linalg.norm(turned, axis=1, keepdims=True), 1e-30)))
+        normals = rows(NORMAL_COLUMNS)
+        turned = np.linalg.inv(linear).T @ normals
+        length = np.linalg.norm(normals, axis=0)
+        put(NORMAL_COLUMNS, turned * (length / np.maximum(np.linalg.norm(turned, axis=0), 1e-30)))
     return Splat(columns, list(splat.comments))
