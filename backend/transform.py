@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import UserError
 from .sh import sh_basis
 from .splat import NORMAL_COLUMNS, POSITION_COLUMNS, ROTATION_COLUMNS, SCALE_COLUMNS, Splat, rest_columns
 
@@ -151,7 +152,7 @@ def transform_splat(splat: Splat, matrix) -> Splat:
         return splat
     linear, offset = matrix[:3, :3], matrix[:3, 3]
     if abs(np.linalg.det(linear)) < 1e-12:
-        raise ValueError("the transform flattens space (its 3x3 part has no inverse); a splat cannot be mapped by it")
+        raise UserError("its transform scales an axis to zero, which flattens the Gaussians; give every axis a scale")
     columns = dict(splat.columns)
 
     def rows(names) -> np.ndarray:  # (len(names), N) float64

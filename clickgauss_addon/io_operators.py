@@ -15,6 +15,7 @@ from .backend.errors import UserError
 from .backend.formats import SPLAT_EXTENSIONS, read_splat
 from .backend.ply import write_ply
 from .backend.splat import Splat
+from .backend.transform import transform_splat
 from .splat_object import is_splat, merge, object_to_splat, splat_to_object
 
 def axis_matrix(operator):
@@ -93,8 +94,9 @@ def remember_training_inputs(settings, splat_path: Path) -> None:
                 settings.cameras_path = str(folder / name)
 
 
+@orientation_helper(axis_forward="Z", axis_up="-Y")
 class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
-    """Export splat objects as a 3D Gaussian Splatting .ply file that any splat viewer opens"""
+    """Export splat objects as a 3D Gaussian Splatting file that any splat viewer opens, each placed, turned and scaled as it stands in the scene"""
 
     bl_idname = "clickgauss.export_splat"
     bl_label = "Export Gaussian Splat"
@@ -126,7 +128,9 @@ class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
             return {"CANCELLED"}
         started = time.perf_counter()
         try:
-            splat = merge([splat_for_export(obj, self.include_features) for obj in objects], [obj.name for obj in objects])
+            to_file = axis_matrix(self).inverted()  # Blender's axes back to the file's, as the import turned them
+            parts = [splat_for_export(obj, self.include_features, to_file @ obj.matrix_world) for obj in objects]
+            splat = merge(parts, [obj.name for obj in objects])
             write_ply(self.filepath, splat)
         except UserError as error:
             self.report({"ERROR"}, str(error))
@@ -138,14 +142,18 @@ class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
         return {"FINISHED"}
 
 
-def splat_for_export(obj, include_features: bool) -> Splat:
-    """The object's splat, with its features as extra float columns when asked for and present."""
+def splat_for_export(obj, include_features: bool, matrix) -> Splat:
+    """The object's splat mapped by `matrix` (4x4), with its features as extra float columns when asked
+    for and present. An identity matrix leaves every value as imported."""
     splat = object_to_splat(obj)
     if include_features and click_engine.has_features(obj):
         features = click_engine.read_features(obj)
         for i, name in enumerate(click_engine.FEATURE_ATTRIBUTES):
             splat.columns.setdefault(name, np.ascontiguousarray(features[:, i]))
-    return splat
+    try:
+        return transform_splat(splat, np.array(matrix))
+    except UserError as error:
+        raise UserError(f"'{obj.name}': {error}") from None
 
 
 class CLICKGAUSS_FH_splat(bpy.types.FileHandler):
