@@ -14,9 +14,10 @@ from . import click_engine
 from .backend.errors import UserError
 from .backend.formats import SPLAT_EXTENSIONS, read_splat
 from .backend.ply import write_ply
-from .backend.splat import Splat
+from .backend.splat import Splat, join_splats
 from .backend.transform import transform_splat
-from .splat_object import is_splat, merge, object_to_splat, splat_to_object
+from .splat_object import is_splat, object_to_splat, splat_to_object
+from .transform_operators import guard
 
 def axis_matrix(operator):
     return axis_conversion(from_forward=operator.axis_forward, from_up=operator.axis_up).to_4x4()
@@ -130,14 +131,15 @@ class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
         try:
             to_file = axis_matrix(self).inverted()  # Blender's axes back to the file's, as the import turned them
             parts = [splat_for_export(obj, self.include_features, to_file @ obj.matrix_world) for obj in objects]
-            splat = merge(parts, [obj.name for obj in objects])
+            splat, dropped = join_splats(parts)
             write_ply(self.filepath, splat)
         except UserError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
         self.report(
-            {"INFO"},
-            f"Exported {splat.count:,} Gaussians to {Path(self.filepath).name} in {time.perf_counter() - started:.2f} s",
+            {"WARNING" if dropped else "INFO"},
+            f"Exported {splat.count:,} Gaussians to {Path(self.filepath).name} in {time.perf_counter() - started:.2f} s"
+            + (f"; column(s) {', '.join(dropped)} left out: not every object has them" if dropped else ""),
         )
         return {"FINISHED"}
 
@@ -145,6 +147,7 @@ class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
 def splat_for_export(obj, include_features: bool, matrix) -> Splat:
     """The object's splat mapped by `matrix` (4x4), with its features as extra float columns when asked
     for and present. An identity matrix leaves every value as imported."""
+    guard(obj)  # a Blender Apply Transform the depsgraph handler has not seen yet
     splat = object_to_splat(obj)
     if include_features and click_engine.has_features(obj):
         features = click_engine.read_features(obj)
