@@ -220,16 +220,21 @@ def write_atomic(path, chunks) -> None:
         raise
 
 
+def write_file(path: Path, chunks) -> None:
+    """Write a splat file's byte chunks atomically; a missing folder or a failed write is a SplatFileError."""
+    if not path.parent.is_dir():
+        raise SplatFileError(path, "the folder to write into does not exist")
+    try:
+        write_atomic(path, chunks)
+    except OSError as error:
+        raise SplatFileError(path, f"cannot be written ({error.strerror})") from None
+
+
 def write_ply(path, splat: Splat) -> None:
     """Write `splat` as binary little-endian PLY, its columns in their order, atomically."""
     path = Path(path)
-    if not path.parent.is_dir():
-        raise SplatFileError(path, "the folder to write into does not exist")
     record = np.dtype([(name, "<" + values.dtype.str[1:]) for name, values in splat.columns.items()])
     rows = np.empty(splat.count, dtype=record)
     for name, values in splat.columns.items():
         rows[name] = values
-    try:
-        write_atomic(path, [ply_header(splat), rows.tobytes()])
-    except OSError as error:
-        raise SplatFileError(path, f"cannot be written ({error.strerror})") from None
+    write_file(path, [ply_header(splat), rows.tobytes()])

@@ -8,12 +8,11 @@ from pathlib import Path
 import bpy
 import numpy as np
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, StringProperty
-from bpy_extras.io_utils import ExportHelper, ImportHelper, axis_conversion, orientation_helper
+from bpy_extras.io_utils import ExportHelper, ImportHelper, _check_axis_conversion, axis_conversion, orientation_helper
 
 from . import click_engine
 from .backend.errors import UserError
-from .backend.formats import SPLAT_EXTENSIONS, read_splat
-from .backend.ply import write_ply
+from .backend.formats import SPLAT_EXTENSIONS, WRITE_FORMATS, left_out, read_splat, write_splat
 from .backend.splat import Splat, join_splats
 from .backend.transform import transform_splat
 from .splat_object import is_splat, object_to_splat, splat_to_object
@@ -26,14 +25,14 @@ def axis_matrix(operator):
 # Captures are usually in the OpenCV frame (y down, z into the scene): up is -Y, forward is Z.
 @orientation_helper(axis_forward="Z", axis_up="-Y")
 class CLICKGAUSS_OT_import_splat(bpy.types.Operator, ImportHelper):
-    """Import a 3D Gaussian Splatting file (.ply, compressed .ply, .spz) as a point-cloud object, every column an attribute"""
+    """Import a 3D Gaussian Splatting file (.ply, compressed .ply, .spz, .splat) as a point-cloud object, every column an attribute"""
 
     bl_idname = "clickgauss.import_splat"
     bl_label = "Import Gaussian Splat"
     bl_options = {"REGISTER", "UNDO", "PRESET"}
 
     filename_ext = ".ply"
-    filter_glob: StringProperty(default="*.ply;*.spz", options={"HIDDEN"})
+    filter_glob: StringProperty(default=";".join(f"*{ending}" for ending in SPLAT_EXTENSIONS), options={"HIDDEN"})
     files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})
     directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})
     drop_invalid: BoolProperty(
@@ -97,14 +96,14 @@ def remember_training_inputs(settings, splat_path: Path) -> None:
 
 @orientation_helper(axis_forward="Z", axis_up="-Y")
 class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
-    """Export splat objects as a 3D Gaussian Splatting file that any splat viewer opens, each placed, turned and scaled as it stands in the scene"""
+    """Export splat objects as a Gaussian splat file that any splat viewer opens, each placed, turned and scaled as it stands in the scene. The name's ending picks the format: .ply, .compressed.ply (PlayCanvas), .spz (Niantic), .splat (antimatter15)"""
 
     bl_idname = "clickgauss.export_splat"
     bl_label = "Export Gaussian Splat"
     bl_options = {"REGISTER", "UNDO"}
 
     filename_ext = ".ply"
-    filter_glob: StringProperty(default="*.ply", options={"HIDDEN"})
+    filter_glob: StringProperty(default=";".join(f"*{ending}" for ending in SPLAT_EXTENSIONS), options={"HIDDEN"})
     use_selection: BoolProperty(
         name="Selected Objects",
         description="Write every selected splat object into the one file; otherwise only the active object",
@@ -116,6 +115,15 @@ class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
                     "the file brings them back. Other splat viewers ignore extra columns",
         default=False,
     )
+
+    def check(self, context):
+        """Keep whichever format's ending the name has (ExportHelper would force .ply); add .ply to a name with none."""
+        changed = _check_axis_conversion(self)
+        path = Path(self.filepath)
+        if path.name and not path.name.lower().endswith(tuple(WRITE_FORMATS)):
+            self.filepath = str(path.with_name(path.name + self.filename_ext))
+            changed = True
+        return changed
 
     def objects(self, context):
         if self.use_selection:
@@ -132,14 +140,16 @@ class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
             to_file = axis_matrix(self).inverted()  # Blender's axes back to the file's, as the import turned them
             parts = [splat_for_export(obj, self.include_features, to_file @ obj.matrix_world) for obj in objects]
             splat, dropped = join_splats(parts)
-            write_ply(self.filepath, splat)
+            lost = left_out(splat, self.filepath)
+            write_splat(self.filepath, splat)
         except UserError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
         self.report(
-            {"WARNING" if dropped else "INFO"},
+            {"WARNING" if dropped or lost else "INFO"},
             f"Exported {splat.count:,} Gaussians to {Path(self.filepath).name} in {time.perf_counter() - started:.2f} s"
-            + (f"; column(s) {', '.join(dropped)} left out: not every object has them" if dropped else ""),
+            + (f"; column(s) {', '.join(dropped)} left out: not every object has them" if dropped else "")
+            + (f"; the format holds no {' nor '.join(lost)}" if lost else ""),
         )
         return {"FINISHED"}
 
@@ -171,11 +181,11 @@ class CLICKGAUSS_FH_splat(bpy.types.FileHandler):
 
 
 def menu_import(self, context):
-    self.layout.operator(CLICKGAUSS_OT_import_splat.bl_idname, text="Gaussian Splat (.ply, .spz)")
+    self.layout.operator(CLICKGAUSS_OT_import_splat.bl_idname, text="Gaussian Splat (.ply, .spz, .splat)")
 
 
 def menu_export(self, context):
-    self.layout.operator(CLICKGAUSS_OT_export_splat.bl_idname, text="Gaussian Splat (.ply)")
+    self.layout.operator(CLICKGAUSS_OT_export_splat.bl_idname, text="Gaussian Splat (.ply, .spz, .splat)")
 
 
 classes = (CLICKGAUSS_OT_import_splat, CLICKGAUSS_OT_export_splat, CLICKGAUSS_FH_splat)

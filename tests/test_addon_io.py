@@ -176,3 +176,17 @@ def test_export_of_an_object_scaled_to_zero_names_it(bpy, tmp_path):
     with pytest.raises(RuntimeError, match="'flat': its transform scales an axis to zero"):
         bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "out.ply"))
     assert not (tmp_path / "out.ply").exists()
+
+
+@pytest.mark.parametrize("ending", [".spz", ".compressed.ply", ".splat"])
+def test_the_name_picks_the_export_format_and_the_file_imports_back(bpy, tmp_path, ending):
+    from backend.formats import read_splat
+
+    write_ply(tmp_path / "s.ply", make_scene(600, sh_degree=1, seed=4).splat)
+    source = import_splat(bpy, tmp_path / "s.ply")
+    assert bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / f"out{ending}")) == {"FINISHED"}
+    written = read_splat(tmp_path / f"out{ending}")
+    assert written.count == 600 and written.sh_degree == (0 if ending == ".splat" else 1)
+    again = import_splat(bpy, tmp_path / f"out{ending}")
+    assert len(again.data.points) == 600 and np.allclose(np.array(again.matrix_world), np.array(source.matrix_world))
+
