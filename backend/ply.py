@@ -7,6 +7,7 @@ byte for byte. Every problem with a file is a SplatFileError naming the file.
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 from dataclasses import dataclass
@@ -230,11 +231,18 @@ def write_file(path: Path, chunks) -> None:
         raise SplatFileError(path, f"cannot be written ({error.strerror})") from None
 
 
+def ply_rows(splat: Splat, block_rows: int = 1 << 15):
+    """The binary rows in blocks of `block_rows` points, one reused buffer: no copy of the whole file is
+    ever made (a fresh 236 MB buffer costs more in page faults than the interleaving itself)."""
+    record = np.dtype([(name, "<" + values.dtype.str[1:]) for name, values in splat.columns.items()])
+    buffer = np.empty(min(block_rows, splat.count), dtype=record)
+    for start in range(0, splat.count, block_rows):
+        rows = buffer[:min(block_rows, splat.count - start)]
+        for name, values in splat.columns.items():
+            rows[name] = values[start:start + len(rows)]
+        yield rows.view(np.uint8)
+
+
 def write_ply(path, splat: Splat) -> None:
     """Write `splat` as binary little-endian PLY, its columns in their order, atomically."""
-    path = Path(path)
-    record = np.dtype([(name, "<" + values.dtype.str[1:]) for name, values in splat.columns.items()])
-    rows = np.empty(splat.count, dtype=record)
-    for name, values in splat.columns.items():
-        rows[name] = values
-    write_file(path, [ply_header(splat), rows.tobytes()])
+    write_file(Path(path), itertools.chain([ply_header(splat)], ply_rows(splat)))

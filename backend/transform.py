@@ -129,8 +129,9 @@ def transformed_shapes(rotations: np.ndarray, log_scales: np.ndarray, linear: np
     scale = similarity_scale(linear)
     if scale is not None:  # turn and grow: no decomposition needed; each quaternion keeps its length
         turn = matrices_to_quaternions((linear / scale)[None])[0]
-        return left_product_matrix(turn) @ rotations, log_scales + np.log(scale)
+        return left_product_matrix(turn).astype(rotations.dtype) @ rotations, log_scales + rotations.dtype.type(np.log(scale))
     # A R S (A R S)^T = A Sigma A^T; its eigenvectors are the new axes, sqrt(eigenvalues) the new scales.
+    rotations, log_scales = rotations.astype(np.float64), log_scales.astype(np.float64)
     factor = linear @ quaternions_to_matrices(rotations.T) * np.exp(log_scales.T)[:, None, :]  # (N, 3, 3) = A R S
     covariance = factor @ factor.transpose(0, 2, 1)
     variances, axes = np.linalg.eigh(covariance)
@@ -155,15 +156,16 @@ def transform_splat(splat: Splat, matrix) -> Splat:
         raise UserError("its transform scales an axis to zero, which flattens the Gaussians; give every axis a scale")
     columns = dict(splat.columns)
 
-    def rows(names) -> np.ndarray:  # (len(names), N) float64
-        return np.stack([splat.columns[name] for name in names]).astype(np.float64)
+    def rows(names, dtype=np.float64) -> np.ndarray:  # (len(names), N)
+        return np.stack([splat.columns[name].astype(dtype, copy=False) for name in names])
 
     def put(names, values):  # values (len(names), N)
         for name, row in zip(names, values):
             columns[name] = row.astype(splat.columns[name].dtype)
 
     put(POSITION_COLUMNS, linear @ rows(POSITION_COLUMNS) + offset[:, None])
-    rotations, log_scales = transformed_shapes(rows(ROTATION_COLUMNS), rows(SCALE_COLUMNS), linear)
+    # float32 is enough for orientation and log-scale (a few ulps); the decomposition path widens them itself
+    rotations, log_scales = transformed_shapes(rows(ROTATION_COLUMNS, np.float32), rows(SCALE_COLUMNS, np.float32), linear)
     put(ROTATION_COLUMNS, rotations)
     put(SCALE_COLUMNS, log_scales)
     if splat.sh_degree:
