@@ -9,10 +9,11 @@ from .antimatter_splat import read_antimatter_splat, write_antimatter_splat
 from .compressed_ply import is_compressed_ply, read_compressed_ply, write_compressed_ply
 from .errors import SplatFileError
 from .ply import parse_header, read_ply, write_ply
+from .sog import read_sog
 from .splat import REQUIRED_COLUMNS, Splat
 from .spz import read_spz, write_spz
 
-SPLAT_EXTENSIONS = (".ply", ".spz", ".splat")
+SPLAT_EXTENSIONS = (".ply", ".spz", ".splat", ".sog")  # read; SOG is not written
 # What a written file's name ends with -> (format, whether it loses precision). Longest first.
 WRITE_FORMATS = {
     ".compressed.ply": ("PlayCanvas compressed PLY", True),
@@ -32,7 +33,8 @@ def peek(path: Path, size: int = 1 << 16) -> bytes:
 
 
 def read_splat(path, drop_invalid: bool = False) -> Splat:
-    """3DGS .ply (any layout), PlayCanvas compressed .ply, Niantic .spz, or antimatter15 .splat."""
+    """3DGS .ply (any layout), PlayCanvas compressed .ply or SOG (.sog, or its meta.json), Niantic .spz, or
+    antimatter15 .splat."""
     path = Path(path)
     head = peek(path)
     if head.startswith(b"ply") and b"end_header" in head and is_compressed_ply(parse_header(path, head)):
@@ -41,6 +43,8 @@ def read_splat(path, drop_invalid: bool = False) -> Splat:
         return read_spz(path)
     if path.suffix.lower() == ".splat":
         return read_antimatter_splat(path)
+    if path.suffix.lower() == ".sog" or path.name.lower() == "meta.json":
+        return read_sog(path)
     return read_ply(path, drop_invalid=drop_invalid)
 
 

@@ -25,7 +25,7 @@ def axis_matrix(operator):
 # Captures are usually in the OpenCV frame (y down, z into the scene): up is -Y, forward is Z.
 @orientation_helper(axis_forward="Z", axis_up="-Y")
 class CLICKGAUSS_OT_import_splat(bpy.types.Operator, ImportHelper):
-    """Import a 3D Gaussian Splatting file (.ply, compressed .ply, .spz, .splat) as a point-cloud object, every column an attribute"""
+    """Import a 3D Gaussian Splatting file (.ply, compressed .ply, .spz, .splat, .sog) as a point-cloud object, every column an attribute"""
 
     bl_idname = "clickgauss.import_splat"
     bl_label = "Import Gaussian Splat"
@@ -103,7 +103,8 @@ class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
     bl_options = {"REGISTER", "UNDO"}
 
     filename_ext = ".ply"
-    filter_glob: StringProperty(default=";".join(f"*{ending}" for ending in SPLAT_EXTENSIONS), options={"HIDDEN"})
+    filter_glob: StringProperty(default=";".join(sorted({"*." + e.rsplit(".", 1)[1] for e in WRITE_FORMATS})),
+                                options={"HIDDEN"})
     use_selection: BoolProperty(
         name="Selected Objects",
         description="Write every selected splat object into the one file; otherwise only the active object",
@@ -181,7 +182,7 @@ class CLICKGAUSS_FH_splat(bpy.types.FileHandler):
 
 
 def menu_import(self, context):
-    self.layout.operator(CLICKGAUSS_OT_import_splat.bl_idname, text="Gaussian Splat (.ply, .spz, .splat)")
+    self.layout.operator(CLICKGAUSS_OT_import_splat.bl_idname, text="Gaussian Splat (.ply, .spz, .splat, .sog)")
 
 
 def menu_export(self, context):
