@@ -24,7 +24,7 @@ from .backend.transform import transform_splat
 from .splat_object import (SHOWN_RADIUS_ATTRIBUTE, attribute_name, get_attribute, is_splat, object_to_splat,
                            set_attribute, splat_to_object, storage)
 
-FINGERPRINT_KEY = "cg_transform_fingerprint"  # point count, matrix_world (16, row by row), SAMPLES positions
+FINGERPRINT_KEY = "_cg_transform_fingerprint"  # count, matrix_world (16, by rows), SAMPLES positions; "_": not shown
 SAMPLES = 8
 
 
