@@ -8,7 +8,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, StringProperty
-from bpy_extras.io_utils import ExportHelper, ImportHelper, _check_axis_conversion, axis_conversion, orientation_helper
+from bpy_extras.io_utils import ExportHelper, ImportHelper, axis_conversion, orientation_helper
 
 from . import click_engine
 from .backend.errors import UserError
@@ -118,13 +118,11 @@ class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
     )
 
     def check(self, context):
-        """Keep whichever format's ending the name has (ExportHelper would force .ply); add .ply to a name with none."""
-        changed = _check_axis_conversion(self)
-        path = Path(self.filepath)
-        if path.name and not path.name.lower().endswith(tuple(WRITE_FORMATS)):
-            self.filepath = str(path.with_name(path.name + self.filename_ext))
-            changed = True
-        return changed
+        """Keep whichever format's ending the name has (ExportHelper would force .ply on it); any other name
+        gets .ply as before. (The Forward / Up options fix their own conflicts as they change.)"""
+        if Path(self.filepath).name.lower().endswith(tuple(WRITE_FORMATS)):
+            return False
+        return super().check(context)
 
     def objects(self, context):
         if self.use_selection:
