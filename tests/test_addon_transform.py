@@ -92,3 +92,17 @@ def test_join_needs_two_splats(bpy, tmp_path):
     posed_splat(bpy, tmp_path)
     with pytest.raises(RuntimeError, match="poll"):
         bpy.ops.clickgauss.join()
+
+
+def test_join_keeps_features_when_every_part_has_them(bpy, tmp_path):
+    engine = addon().click_engine
+    parts = [posed_splat(bpy, tmp_path, name, degree=0, seed=seed) for name, seed in (("a", 1), ("b", 2))]
+    for value, obj in enumerate(parts):
+        engine.store_features(obj, np.full((500, 24), value, np.float32))
+        obj.select_set(True)
+    bpy.context.view_layer.objects.active = parts[0]
+    assert bpy.ops.clickgauss.join() == {"FINISHED"}
+    joined = bpy.context.view_layer.objects.active
+    features = engine.read_features(joined)
+    assert features.shape == (1000, 24) and sorted(np.unique(features)) == [0.0, 1.0]
+    assert (features[:, 0] == 0).sum() == 500
