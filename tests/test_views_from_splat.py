@@ -99,7 +99,7 @@ def trained_from_ply(tmp_path_factory):
     folder = tmp_path_factory.mktemp("from-ply")
     scene = make_scene(6000, sh_degree=1, seed=3)
     write_ply(folder / "splat.ply", scene.splat)
-    views, size = 12, 192
+    views, size = 12, 160
     cameras = plan_splat_views(read_ply(folder / "splat.ply"), views, size).cameras  # as train will plan them
     part_objects = np.array([scene.object_names.index(p.object_name) for p in scene.parts])
     (folder / "masks").mkdir()
@@ -108,8 +108,8 @@ def trained_from_ply(tmp_path_factory):
         masks = simulate_masks(objects, parts, part_objects, PERFECT, np.random.default_rng(index))
         np.savez_compressed(folder / "masks" / camera.name.replace(".png", ".npz"), masks=masks)
     result = backend("train", "--splat", folder / "splat.ply", "--out", folder / "features.npz", "--views", views,
-                     "--view-size", size, "--mask-dir", folder / "masks", "--iterations", 600, "--pixels", 2000,
-                     "--gfl-start", 400, "--gfl-refresh", 100, "--progress", "json", timeout=1800)
+                     "--view-size", size, "--mask-dir", folder / "masks", "--iterations", 400, "--pixels", 2000,
+                     "--gfl-start", 260, "--gfl-refresh", 70, "--progress", "json", timeout=3600)
     assert result.returncode == 0, result.stderr
     write_cameras = folder / "sparse"
     from backend.cameras import write_colmap_text
