@@ -7,14 +7,13 @@ byte for byte. Every problem with a file is a SplatFileError naming the file.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import SplatFileError
+from .files import input_size, read_file_bytes, write_atomic  # noqa: F401 (write_atomic: the writers' import)
 from .splat import REQUIRED_COLUMNS, Splat, sh_degree_for_rest_count
 
 # PLY type name -> numpy type code; the first name of each code is the one we write.
@@ -107,7 +106,8 @@ def check_vertex_columns(path: Path, vertex: Element) -> None:
         )
 
 
-def read_binary(path, data, header, vertex, endian) -> dict[str, np.ndarray]:
+def read_binary(path, header, vertex, endian) -> dict[str, np.ndarray]:
+    """The vertex columns, reading only the bytes up to their end, once the file is known to hold them."""
     offset = header.size
     for element in header.elements:
         if element is vertex:
@@ -117,10 +117,12 @@ def read_binary(path, data, header, vertex, endian) -> dict[str, np.ndarray]:
         offset += element.count * np.dtype([(n, endian + c) for n, c in element.properties]).itemsize
     record = np.dtype([(name, endian + code) for name, code in vertex.properties])
     expected = vertex.count * record.itemsize
-    if len(data) - offset < expected:
+    size = input_size(path)
+    if size - offset < expected:
         raise SplatFileError(
-            path, f"truncated: {vertex.count} points need {expected} bytes of data, the file has {max(len(data) - offset, 0)}"
+            path, f"truncated: {vertex.count} points need {expected} bytes of data, the file has {max(size - offset, 0)}"
         )
+    data = read_file_bytes(path, offset + expected)
     rows = np.frombuffer(data, dtype=record, count=vertex.count, offset=offset)
     return {name: rows[name].astype(code, copy=True) for name, code in vertex.properties}
 
@@ -146,22 +148,10 @@ def read_ascii(path, data, header, vertex) -> dict[str, np.ndarray]:
     return {name: values[:, i].astype(code) for i, (name, code) in enumerate(vertex.properties)}
 
 
-def read_file_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise SplatFileError(path, "no such file") from None
-    except IsADirectoryError:
-        raise SplatFileError(path, "is a folder, not a splat file") from None
-    except OSError as error:
-        raise SplatFileError(path, f"cannot be read ({error.strerror})") from None
-
-
 def read_ply(path, drop_invalid: bool = False) -> Splat:
     """The splat in `path`. Points with NaN or infinite values are an error unless `drop_invalid`."""
     path = Path(path)
-    data = read_file_bytes(path)
-    header = parse_header(path, data[:MAX_HEADER_BYTES])
+    header = parse_header(path, read_file_bytes(path, MAX_HEADER_BYTES))
     vertex = next((element for element in header.elements if element.name == "vertex"), None)
     if vertex is None:
         raise SplatFileError(path, "the PLY file has no 'vertex' element, so it holds no points")
@@ -170,9 +160,9 @@ def read_ply(path, drop_invalid: bool = False) -> Splat:
     check_vertex_columns(path, vertex)
     endian = FORMATS[header.format]
     if endian is None:
-        columns = read_ascii(path, data, header, vertex)
+        columns = read_ascii(path, read_file_bytes(path), header, vertex)
     else:
-        columns = read_binary(path, data, header, vertex, endian)
+        columns = read_binary(path, header, vertex, endian)
 
     invalid = np.zeros(vertex.count, dtype=bool)
     bad_columns = []
@@ -206,18 +196,13 @@ def ply_header(splat: Splat) -> bytes:
     return ("\n".join(lines) + "\n").encode("ascii")
 
 
-def write_atomic(path, chunks) -> None:
-    """Write the byte chunks to `path` through a temporary file and a rename, so no reader sees half a file."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+def ply_chunks(splat: Splat) -> list[bytes]:
+    """The file's bytes: the header, then the rows, binary little-endian, columns in their order."""
+    record = np.dtype([(name, "<" + values.dtype.str[1:]) for name, values in splat.columns.items()])
+    rows = np.empty(splat.count, dtype=record)
+    for name, values in splat.columns.items():
+        rows[name] = values
+    return [ply_header(splat), rows.tobytes()]
 
 
 def write_ply(path, splat: Splat) -> None:
@@ -225,11 +210,7 @@ def write_ply(path, splat: Splat) -> None:
     path = Path(path)
     if not path.parent.is_dir():
         raise SplatFileError(path, "the folder to write into does not exist")
-    record = np.dtype([(name, "<" + values.dtype.str[1:]) for name, values in splat.columns.items()])
-    rows = np.empty(splat.count, dtype=record)
-    for name, values in splat.columns.items():
-        rows[name] = values
     try:
-        write_atomic(path, [ply_header(splat), rows.tobytes()])
+        write_atomic(path, ply_chunks(splat))
     except OSError as error:
         raise SplatFileError(path, f"cannot be written ({error.strerror})") from None
