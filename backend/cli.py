@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     train.add_argument("--progress", default="bar", choices=("bar", "json", "none"),
                        help="progress on stderr as a bar, or one JSON object per line on stdout")
+    train.add_argument("--parent-link", type=Path, metavar="FOLDER",
+                       help="run as a program's child (the add-on's): when standard input closes, because that "
+                            "program ended or crashed, stop at once and remove FOLDER, the run's scratch folder")
     from .train import SETTING_RANGES, TrainConfig, setting_option
 
     defaults = TrainConfig()
@@ -103,6 +106,25 @@ class StopRequested:
 
     def __call__(self) -> bool:
         return self.signal is not None
+
+
+def follow_parent(scratch: Path) -> None:
+    """End this process, and remove its scratch folder, when standard input closes.
+
+    The parent holds the other end of the pipe; whichever way it ends (quit, crash, kill) its
+    operating system closes it, so this works wherever pipes do (Linux, macOS, Windows).
+    """
+    import os
+    import shutil
+    import threading
+
+    def watch():
+        while sys.stdin.buffer.read(1 << 16):
+            pass
+        shutil.rmtree(scratch, ignore_errors=True)
+        os._exit(128 + 15)  # as SIGTERM would; nothing is left to report to
+
+    threading.Thread(target=watch, daemon=True, name="parent-link").start()
 
 
 def progress_printer(mode: str):
@@ -182,6 +204,8 @@ def run_train(options) -> int:
     from .train import TrainConfig, train_features
 
     stop = StopRequested()
+    if options.parent_link:
+        follow_parent(options.parent_link)
     progress = progress_printer(options.progress)
     config = TrainConfig(**{name: getattr(options, name) for name in vars(TrainConfig())})
     device = pick_device(options.device)

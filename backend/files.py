@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import signal
 import stat
@@ -137,8 +138,26 @@ def read_npz_array(path, archive: zipfile.ZipFile, name: str, limit: int) -> np.
     if info.file_size > limit:
         raise InputFileError(path, f"its '{name}' array holds {info.file_size:,} bytes; at most {limit:,} are expected")
     with archive.open(info) as member:  # reads at most info.file_size bytes, whatever the stream holds
-        raw = member.read(limit + 1)
-    return np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
+        return npy_array(path, member.read(limit + 1), f"'{name}' array")
+
+
+def npy_array(path, raw: bytes, what: str = "array") -> np.ndarray:
+    """The array in the bytes of a .npy file, allocated only once they hold every byte its header promises."""
+    stream = io.BytesIO(raw)
+    try:
+        version = np.lib.format.read_magic(stream)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(stream)
+    except (ValueError, SyntaxError, TypeError) as error:
+        raise InputFileError(path, f"its {what} is not a .npy array ({error})") from None
+    if dtype.hasobject:
+        raise InputFileError(path, f"its {what} holds Python objects, which are never loaded")
+    promised = math.prod(shape) * dtype.itemsize
+    if promised != len(raw) - stream.tell() or dtype.itemsize == 0:
+        raise InputFileError(path, f"its {what} holds {len(raw) - stream.tell():,} bytes of data; its header "
+                                   f"promises {promised:,} ({dtype} of shape {shape})")
+    flat = np.frombuffer(raw, dtype=dtype, count=math.prod(shape), offset=stream.tell())
+    return flat.reshape(shape, order="F" if fortran else "C").copy()
 
 
 # ---------------------------------------------------------------------------------------------
