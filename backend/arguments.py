@@ -58,7 +58,7 @@ class Range:
         try:
             value = self.kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r}: must be {self.describe()}") from None
+            raise argparse.ArgumentTypeError(f"{text}: must be {self.describe()}") from None
         problem = self.problem(value)
         if problem:
             raise argparse.ArgumentTypeError(f"{text}: {problem}")

@@ -282,6 +282,7 @@ def write_selection_masks(splat, cameras, selected: np.ndarray, folder: Path, st
     from .render import apply_weights
     from .views import camera_weights
 
+    staged.make_folder(folder)
     share = torch.from_numpy(selected.astype(np.float32))[:, None]
     for camera in cameras:
         mask = apply_weights(camera_weights(splat, camera), share).reshape(camera.height, camera.width) > 0.5
@@ -333,6 +334,7 @@ def run_render(options) -> int:
             colors[covered] = pca_colors(rendered[covered])
             pictures[f"{stem}_{level}.png"] = (colors.reshape(*shape, 3) * 255).astype(np.uint8)
     with StagedOutputs() as staged:
+        staged.make_folder(options.out)
         for name, picture in pictures.items():
             staged.write(options.out / name, [io_png(Image.fromarray(picture))])
     for name in pictures:

@@ -81,7 +81,8 @@ def load_features(path, splat: Splat | None = None) -> FeatureField:
             features = read_npz_array(path, archive, "features", count * FEATURE_DIM * 2 + NPY_HEADER_BYTES)
             centers = {name[8:-4]: read_npz_array(path, archive, name[:-4], count * FEATURE_DIM * 4 + NPY_HEADER_BYTES)
                        for name in archive.namelist() if name.startswith("centers_") and name.endswith(".npy")}
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as error:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as error:
+        # RuntimeError: zipfile's word for an encrypted member
         raise InputFileError(path, f"not a features file written by 'python -m backend train' ({error})") from None
     if features.dtype.kind != "f" or features.shape != (count, FEATURE_DIM):
         raise InputFileError(path, f"features are {features.dtype} of shape {features.shape}; "

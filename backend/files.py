@@ -181,10 +181,12 @@ def _inside(path: Path, folder: Path) -> bool:
 def _probe_writable(folder: Path, option: str, target: Path) -> None:
     try:
         handle, probe = tempfile.mkstemp(prefix=".clickgauss-probe-", dir=folder)
-        os.close(handle)
-        os.unlink(probe)
     except OSError as error:
         raise UserError(f"{option} {target}: cannot write into the folder {folder} ({error.strerror})") from None
+    try:
+        os.close(handle)
+    finally:  # also when Ctrl+C or SIGTERM lands here
+        os.unlink(probe)
 
 
 def check_outputs(inputs: dict, outputs: dict, folders: Iterable[str] = ()) -> None:
@@ -220,11 +222,17 @@ def _check_output_file(option: str, path: Path, inputs: list) -> None:
     _probe_writable(path.parent, option, path)
     if not path.exists():
         return
+    linked = os.stat(path).st_nlink > 1  # a hard link may share its bytes with a file in an input folder
     for input_option, source in inputs:
         if _same_file(path, source):
             raise UserError(f"{option} {path}: is the input {input_option} {source}; writing it would destroy that input")
-        if source.is_dir() and _inside(path, source):
+        if source.is_dir() and (_inside(path, source) or (linked and _links_into(path, source))):
             raise UserError(f"{option} {path}: would replace a file inside the input folder {input_option} {source}")
+
+
+def _links_into(path: Path, folder: Path) -> bool:
+    """Whether `path` is a hard link of a file somewhere under `folder`."""
+    return any(_same_file(path, Path(root) / name) for root, _, names in os.walk(folder) for name in names)
 
 
 def _check_output_folder(option: str, path: Path, inputs: list) -> None:
@@ -271,13 +279,16 @@ class StagedOutputs:
         self.staged: list[tuple[str, Path]] = []  # (temporary file, target)
         self.made: list[Path] = []  # folders made for the outputs, outermost first
 
+    def make_folder(self, folder) -> None:
+        """Make `folder` and any missing parents for the outputs; removed again if the block fails."""
+        folder = Path(folder)
+        for missing in reversed([f for f in (folder, *folder.parents) if not f.exists()]):
+            missing.mkdir()
+            self.made.append(missing)
+
     def write(self, path, chunks) -> None:
-        """Stage `chunks` as the file `path`, making its folder (removed again if the block fails)."""
+        """Stage `chunks` as the file `path`, in a folder that exists."""
         path = Path(path)
-        missing = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
-        for folder in reversed(missing):
-            folder.mkdir()
-            self.made.append(folder)
         self.staged.append((_stage(path, chunks), path))
 
     def __enter__(self):
