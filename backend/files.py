@@ -272,7 +272,8 @@ class StagedOutputs:
     """Outputs staged beside their targets and renamed into place together when the block ends well.
 
     An error, Ctrl+C or SIGTERM before the end removes every staged file, so a command leaves all
-    its outputs or none; the renames themselves hold off those signals until they are done.
+    its outputs or none; a stop that arrives during the renames is too late: they complete, and the
+    command ends as done.
     """
 
     def __init__(self):
@@ -307,17 +308,14 @@ class StagedOutputs:
         return False
 
     def commit(self) -> None:
-        caught = []
         in_main = threading.current_thread() is threading.main_thread()  # only it may set handlers
-        handlers = {n: signal.signal(n, lambda number, frame: caught.append(number)) for n in STOP_SIGNALS} if in_main else {}
+        handlers = {number: signal.signal(number, signal.SIG_IGN) for number in STOP_SIGNALS} if in_main else {}
         try:
             for temporary, path in self.staged:
                 os.replace(temporary, path)
         finally:
             for number, handler in handlers.items():
                 signal.signal(number, handler)
-        for number in caught:  # delivered now, to whatever handled it before
-            signal.raise_signal(number)
 
 
 def write_keeping(path, data: bytes, what: str) -> None:
