@@ -9,6 +9,7 @@ numpy only; Pillow is imported where images are read, so the add-on can use the 
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 import warnings
@@ -608,9 +609,9 @@ def image_size(path: Path, why: str = "") -> tuple[int, int]:
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(read_file_bytes(path))) as image:  # a regular file, read once: no pipe waits
             return image.size
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
         because = f" ({why})" if why else ""
         raise UserError(f"{path}: cannot read the image size{because}: {error}") from error
 
@@ -645,9 +646,9 @@ def load_images(images_dir, cameras: list[Camera], downscale: int = 1) -> tuple[
     for camera, file in zip(cameras, match_images(images_dir, cameras)):
         path = images_dir / file
         try:
-            with Image.open(path) as image:
+            with Image.open(io.BytesIO(read_file_bytes(path))) as image:
                 image = image.convert("RGB")
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, Image.DecompressionBombError) as error:
             raise UserError(f"{path}: cannot read the image ({error})") from error
         camera = fit_camera_to_image(camera, image.width, image.height, path)
         if downscale > 1:

@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import UserError
-from .files import write_atomic
+from .files import read_file_bytes, write_atomic
 
 NO_MASK = -1  # label of pixels that no mask covers; the losses skip them
 
@@ -290,7 +290,7 @@ def _read_label_png(path: Path) -> np.ndarray:
     from PIL import Image
 
     try:
-        with Image.open(path) as png:
+        with Image.open(io.BytesIO(read_file_bytes(path))) as png:
             mode = png.mode
             labels = np.array(png)
     except Exception as error:  # PIL raises many kinds for broken files
