@@ -30,6 +30,7 @@ from .errors import InputFileError, UserError
 # Decompressed bytes per stored byte above which a file is refused as a decompression bomb: splat
 # and feature data compress 1.1-3x; only crafted (or constant) data reaches gzip's 1000x.
 MAX_INFLATION = 100
+INFLATION_FLOOR = 16 << 20  # what any header may promise: little memory, and room for small constant test files
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
 
 
@@ -72,8 +73,8 @@ def read_file_bytes(path, length: int | None = None) -> bytes:
 
 
 def check_inflation(path, stored: int, promised: int, what: str) -> None:
-    """Refuse a header that promises more than MAX_INFLATION times the bytes that hold it."""
-    if promised > max(stored, 1) * MAX_INFLATION:
+    """Refuse a header that promises more than MAX_INFLATION times the bytes that hold it (and over 16 MB)."""
+    if promised > max(stored * MAX_INFLATION, INFLATION_FLOOR):
         raise InputFileError(
             path, f"its header promises {promised:,} bytes of {what} from {stored:,} stored bytes, more than "
             f"{MAX_INFLATION}x: refused as a corrupt header or a decompression bomb"

@@ -134,10 +134,10 @@ def test_unmutated_seeds_are_read(seeds, tmp_path):
 
 def test_a_features_file_claiming_a_huge_count_is_refused_before_inflating(tmp_path):
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, features=np.zeros((2_000_000, 24), np.float16),
-                        meta=json.dumps({"count": 2_000_000, "fingerprint": "x"}))
+    np.savez_compressed(buffer, features=np.zeros((4_000_000, 24), np.float16),
+                        meta=json.dumps({"count": 4_000_000, "fingerprint": "x"}))
     path = tmp_path / "bomb.npz"
-    path.write_bytes(buffer.getvalue())  # 0.2 MB that inflates to 96 MB
+    path.write_bytes(buffer.getvalue())  # 0.2 MB that inflates to 192 MB
     outcome_within_bounds(path, load_features)
     with pytest.raises(UserError, match="decompression bomb"):
         load_features(path)
