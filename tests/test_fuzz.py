@@ -17,11 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from backend.antimatter_splat import read_antimatter_splat, write_antimatter_splat
 from backend.compressed_ply import read_compressed_ply
 from backend.errors import UserError
 from backend.features import FeatureField, features_file_bytes, load_features
 from backend.formats import read_splat
-from backend.ply import ply_chunks, read_ply
+from backend.ply import ply_header, read_ply, write_ply
 from backend.spz import read_spz
 from backend.synthetic import make_scene
 from test_compressed_formats import pack_spz, random_splat, write_compressed_ply
@@ -36,22 +37,25 @@ def small_files(folder: Path) -> dict[str, bytes]:
     """One real file of each format the readers take, a few kB each."""
     splat = make_scene(40, seed=5).splat
     ascii_rows = "\n".join(" ".join(f"{v:g}" for v in row) for row in np.stack(list(splat.columns.values()), axis=1))
-    ascii_header = ply_chunks(splat)[0].decode().replace("binary_little_endian", "ascii")
+    ascii_header = ply_header(splat).decode().replace("binary_little_endian", "ascii")
+    write_ply(folder / "s.ply", splat)
     write_compressed_ply(folder / "c.ply", random_splat(300, 1), sh_degree=1)
+    write_antimatter_splat(folder / "a.splat", splat)
     features = FeatureField(np.random.default_rng(0).normal(size=(40, 24)).astype(np.float16), "0123456789abcdef",
                             {"iterations": 1}, "test", {"coarse": np.ones((2, 12), np.float32)})
     return {
-        "ply": b"".join(ply_chunks(splat)),
+        "ply": (folder / "s.ply").read_bytes(),
         "ascii.ply": (ascii_header + ascii_rows + "\n").encode(),
         "compressed.ply": (folder / "c.ply").read_bytes(),
         "v3.spz": pack_spz(random_splat(30, 1), 3, "gzip"),
         "v4.spz": pack_spz(random_splat(30, 1), 4, "ngsp"),
+        "antimatter.splat": (folder / "a.splat").read_bytes(),
         "features.npz": features_file_bytes(features),
     }
 
 
 READERS = {"ply": read_ply, "ascii.ply": read_ply, "compressed.ply": read_compressed_ply, "v3.spz": read_spz,
-           "v4.spz": read_spz, "features.npz": load_features}
+           "v4.spz": read_spz, "antimatter.splat": read_antimatter_splat, "features.npz": load_features}
 
 
 class Seeds(dict):
@@ -118,7 +122,7 @@ def test_mutated_real_files_are_read_or_refused_in_bounded_memory(seeds, tmp_pat
 @FUZZ
 @given(data=st.binary(max_size=4096), start=st.sampled_from([b"", b"ply\n", b"NGSP", b"\x1f\x8b\x08\x00", b"PK\x03\x04"]))
 def test_arbitrary_bytes_are_read_or_refused_in_bounded_memory(tmp_path, data, start):
-    for name, reader in (("a.ply", read_splat), ("a.spz", read_splat), ("a.npz", load_features)):
+    for name, reader in (("a.ply", read_splat), ("a.spz", read_splat), ("a.splat", read_splat), ("a.npz", load_features)):
         path = tmp_path / name
         path.write_bytes(start + data)
         outcome_within_bounds(path, reader)
