@@ -216,7 +216,7 @@ def test_a_training_whose_output_folder_vanishes_keeps_its_result(scene, tmp_pat
     out_folder = tmp_path / "out"
     out_folder.mkdir()
     command = [sys.executable, "-m", "backend", "train", *map(str, scene_args(scene)), "--images", str(scene / "images"),
-               "--mask-dir", str(scene / "masks"), "--out", str(out_folder / "f.npz"), "--iterations", "40",
+               "--mask-dir", str(scene / "masks"), "--out", str(out_folder / "f.npz"), "--iterations", "5",
                "--pixels", "300", "--no-gfl", "--progress", "json"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert json.loads(process.stdout.readline())["phase"] == "masks"  # checked and started: now the folder goes
