@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -49,10 +50,12 @@ class TrainingJob(ChildProcess):
             scene = ["--cameras", str(self.folder / "views")]
         command = [self.python, "-m", "backend", "train", "--splat", str(self.folder / "splat.ply"), *scene,
                    "--out", str(self.folder / "features.npz"), "--progress", "json", "--device", prefs.device,
-                   "--iterations", str(settings.iterations), *mask_arguments(settings, prefs)]
+                   "--iterations", str(settings.iterations), "--parent-link", str(self.folder),
+                   *mask_arguments(settings, prefs)]
         environment = dict(os.environ, PYTHONPATH=str(ADDON_DIR), PYTHONUNBUFFERED="1")
         try:
-            super().__init__(command, env=environment, cwd=self.folder)
+            # stdin stays open while Blender runs: the child ends, and removes the folder, when it closes
+            super().__init__(command, env=environment, cwd=self.folder, stdin=subprocess.PIPE)
         except OSError as error:
             self.cleanup()
             raise UserError(f"the backend Python {self.python} cannot run ({error.strerror})") from None
