@@ -3,7 +3,7 @@
 
     python3 build.py demo            set up, build the zip, run the demo into out/
     python3 build.py test [ARGS]     set up, build the zip, run pytest (ARGS go to pytest)
-    python3 build.py matrix [V] [ARGS]  the add-on's tests (-m blender) in Blender 4.2, 4.5 and 5.2 (or V)
+    python3 build.py matrix [V] [ARGS]  the add-on's tests (tests/test_addon_*.py) in Blender 4.2, 4.5, 5.2 (or V)
     python3 build.py bench [NAME]    set up, build the zip, run bench/NAME.py (all when no NAME)
     python3 build.py zip             set up and build dist/<id>-<version>.zip, validated by Blender
     python3 build.py setup           create .venv from requirements.txt (Python 3.11, as bpy 5.0 needs)
@@ -98,7 +98,8 @@ def matrix(versions: list[str], pytest_args: list[str], environment: dict) -> No
             started = time.perf_counter()
             venv = install_venv(MATRIX_VENVS / f"blender-{version}", python_version, MATRIX_REQUIREMENTS, bpy_requirement)
             set_up = time.perf_counter() - started
-            code = subprocess.run([str(venv), "-m", "pytest", "-m", "blender", *pytest_args], env=environment, cwd=ROOT).returncode
+            addon_tests = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "tests").glob("test_addon_*.py"))
+            code = subprocess.run([str(venv), "-m", "pytest", "-m", "blender", *addon_tests, *pytest_args], env=environment, cwd=ROOT).returncode
             results.append((version, "passed" if code == 0 else f"FAILED (pytest exit {code})", set_up, time.perf_counter() - started - set_up))
     print("\nBlender version matrix (the main version, 5.0, runs the whole suite in build.py test):")
     for version, outcome, set_up, tests in results:

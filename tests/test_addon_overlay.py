@@ -16,6 +16,8 @@ def gpu_module(blender):
     """The gpu module, usable: background Blender starts its GPU context (EGL) on its first render."""
     import gpu
 
+    if hasattr(gpu, "init"):  # Blender 5.2+: background mode starts the GPU module on request
+        gpu.init()
     try:
         gpu.types.GPUOffScreen(4, 4)
         return gpu
