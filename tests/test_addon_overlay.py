@@ -71,7 +71,7 @@ def test_the_highlight_draws_the_selected_gaussians_where_they_are_seen(splat_wi
 def test_the_highlight_batch_is_rebuilt_only_when_the_selection_changes(splat_with_features, addon, trained_scene,
                                                                         gpu_module):
     obj, overlay = splat_with_features, addon.overlay
-    shader = gpu_module.shader.from_builtin("POINT_UNIFORM_COLOR")
+    shader = addon.compat.point_shader()
     click_on(addon, obj, trained_scene, "coarse", "mug")
     batch = overlay.highlight_batch(obj, shader)
     assert batch is not None and overlay.highlight_batch(obj, shader) is batch
