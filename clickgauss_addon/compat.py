@@ -2,6 +2,8 @@
 
 Each function does one thing the same way on every supported version, so the rest of the add-on
 never asks which Blender it runs in. Tested on 4.2, 4.5, 5.0 and 5.2 (`python3 build.py matrix`).
+The same in all four, so not here: FileHandler (drag and drop), bpy.utils.extension_path_user,
+and numpy (1.x up to 4.5, 2.x in 5.2: the add-on and its backend run on both).
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ ATTRIBUTE_ARRAYS = {  # point attribute type: (numpy type, values per point, the
 def new_point_cloud(name: str, count: int, collection):
     """A new point-cloud object of `count` points (positions 0), linked into `collection`; returns the object.
 
-    Blender 5.1+ resizes a point cloud directly. Before that, a point cloud's size is set only by
-    geometry: a Geometry Nodes "Points" modifier, applied (mesh-to-point-cloud conversion needs an
+    Blender 5.2 resizes a point cloud directly (5.0 cannot). Before, a point cloud's size is set only
+    by geometry: a Geometry Nodes "Points" modifier, applied (mesh-to-point-cloud conversion needs an
     experimental option on 4.2 and a full UI context).
     """
     cloud = bpy.data.pointclouds.new(name)
