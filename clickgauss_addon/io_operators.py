@@ -53,6 +53,11 @@ class CLICKGAUSS_OT_import_splat(bpy.types.Operator, ImportHelper):
         return [Path(self.filepath)]
 
     def execute(self, context):
+        if click_mode_running(context):
+            self.report({"ERROR"}, "Leave Click Select first (Enter keeps the selection, Esc leaves), then import")
+            return {"CANCELLED"}
+        if context.mode != "OBJECT":  # a splat (or anything) in edit mode: new objects are added in object mode
+            bpy.ops.object.mode_set(mode="OBJECT")
         imported = []
         for path in self.paths():
             started = time.perf_counter()
@@ -91,6 +96,12 @@ def failure_message(error: Exception, path: Path) -> str:
         return str(error)
     traceback.print_exc()  # the details for a bug report go to the console, not into the user's message
     return f"importing {path.name} failed inside Blender {bpy.app.version_string}: {type(error).__name__}: {error}"
+
+
+def click_mode_running(context) -> bool:
+    """Whether a Click Select session runs in any window (its modal handler owns the edit-mode selection)."""
+    return any(operator.bl_idname == "CLICKGAUSS_OT_click_mode"
+               for window in context.window_manager.windows for operator in window.modal_operators)
 
 
 def remember_training_inputs(settings, splat_path: Path) -> None:

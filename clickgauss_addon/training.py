@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -41,10 +42,12 @@ class TrainingJob(ChildProcess):
         command = [self.python, "-m", "backend", "train", "--splat", str(self.folder / "splat.ply"),
                    "--images", images, "--cameras", cameras, "--out", str(self.folder / "features.npz"),
                    "--progress", "json", "--device", prefs.device, "--iterations", str(settings.iterations),
-                   "--downscale", str(settings.downscale), *mask_arguments(settings, prefs)]
+                   "--downscale", str(settings.downscale), "--parent-link", str(self.folder),
+                   *mask_arguments(settings, prefs)]
         environment = dict(os.environ, PYTHONPATH=str(ADDON_DIR), PYTHONUNBUFFERED="1")
         try:
-            super().__init__(command, env=environment, cwd=self.folder)
+            # stdin stays open while Blender runs: the child ends, and removes the folder, when it closes
+            super().__init__(command, env=environment, cwd=self.folder, stdin=subprocess.PIPE)
         except OSError as error:
             self.cleanup()
             raise UserError(f"the backend Python {self.python} cannot run ({error.strerror})") from None
