@@ -3,6 +3,7 @@
 
     python3 build.py demo            set up, build the zip, run the demo into out/
     python3 build.py test [ARGS]     set up, build the zip, run pytest (ARGS go to pytest)
+    python3 build.py matrix [V] [ARGS]  the add-on's tests (tests/test_addon_*.py) in Blender 4.2, 4.5, 5.2 (or V)
     python3 build.py bench [NAME]    set up, build the zip, run bench/NAME.py (all when no NAME)
     python3 build.py zip             set up and build dist/<id>-<version>.zip, validated by Blender
     python3 build.py setup           create .venv from requirements.txt (Python 3.11, as bpy 5.0 needs)
@@ -18,6 +19,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 import tomllib
 import zipfile
 from pathlib import Path
@@ -28,10 +31,14 @@ DIST = ROOT / "dist"
 REQUIREMENTS = ROOT / "requirements.txt"
 PYTHON_VERSION = (3, 11)  # bpy 5.0.1 is built for CPython 3.11 only
 EXTENSION_VALIDATOR = "bpy/5.0/scripts/addons_core/bl_pkg/cli/blender_ext.py"
+# The other Blender versions the add-on is tested in: bpy from PyPI and the one Python each is built for.
+MATRIX = {"4.2": ("bpy==4.2.23", (3, 11)), "4.5": ("bpy==4.5.15", (3, 11)), "5.2": ("bpy==5.2.3", (3, 13))}
+MATRIX_VENVS = ROOT / ".venvs"
+MATRIX_REQUIREMENTS = ROOT / "requirements-matrix.txt"
 
 
-def venv_python() -> Path:
-    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+def venv_python(venv: Path = VENV) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
 def run(*command, **kwargs) -> None:
@@ -41,26 +48,64 @@ def run(*command, **kwargs) -> None:
         sys.exit(result.returncode)
 
 
-def find_python311() -> str:
-    if sys.version_info[:2] == PYTHON_VERSION:
+def find_python(version: tuple[int, int]) -> str | None:
+    """A working interpreter of `version`: this one, pythonX.Y on the PATH, or one of pyenv's; None if none."""
+    if sys.version_info[:2] == version:
         return sys.executable
-    found = shutil.which("python3.11")
-    if not found:
-        sys.exit("build.py: Python 3.11 is needed (bpy 5.0.1 supports no other); install it and run again")
-    return found
+    name = "python%d.%d" % version
+    found = [shutil.which(name)] + sorted(Path.home().glob(f".pyenv/versions/{version[0]}.{version[1]}.*/bin/{name}"))[::-1]
+    for candidate in filter(None, found):  # a pyenv shim is on the PATH even where that version is not selected
+        if subprocess.run([str(candidate), "-c", "import venv"], capture_output=True).returncode == 0:
+            return str(candidate)
+    return None
+
+
+def install_venv(venv: Path, python_version: tuple[int, int], requirements: Path, *packages: str) -> Path:
+    """Create or update `venv` with `requirements` and `packages`; skipped when they are unchanged since the last set-up."""
+    stamp = venv / ".requirements-sha256"
+    wanted = hashlib.sha256(requirements.read_bytes() + " ".join(packages).encode()).hexdigest()
+    if venv_python(venv).exists() and stamp.exists() and stamp.read_text() == wanted:
+        return venv_python(venv)
+    if not venv_python(venv).exists():
+        python = find_python(python_version)
+        if python is None:
+            sys.exit("build.py: Python %d.%d is needed for %s; install it and run again" % (*python_version, venv.name))
+        run(python, "-m", "venv", venv)
+    run(venv_python(venv), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", requirements, *packages)
+    stamp.write_text(wanted)
+    return venv_python(venv)
 
 
 def setup() -> Path:
-    """Create or update .venv; skipped when requirements.txt is unchanged since the last set-up."""
-    stamp = VENV / ".requirements-sha256"
-    wanted = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
-    if venv_python().exists() and stamp.exists() and stamp.read_text() == wanted:
-        return venv_python()
-    if not venv_python().exists():
-        run(find_python311(), "-m", "venv", VENV)
-    run(venv_python(), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", REQUIREMENTS)
-    stamp.write_text(wanted)
-    return venv_python()
+    """Create or update .venv from requirements.txt (Python 3.11: bpy 5.0.1 supports no other)."""
+    return install_venv(VENV, PYTHON_VERSION, REQUIREMENTS)
+
+
+def matrix(versions: list[str], pytest_args: list[str], environment: dict) -> None:
+    """The add-on's tests in each Blender of MATRIX, each in its own venv; the backend trains in .venv's Python.
+
+    A version whose Python is not on this machine is skipped with a message; any failure fails the whole run.
+    """
+    results = []
+    with tempfile.TemporaryDirectory(prefix="clickgauss-matrix-") as scene:
+        environment = dict(environment, CLICKGAUSS_BACKEND_PYTHON=str(venv_python()), CLICKGAUSS_TRAINED_SCENE=scene)
+        for version in versions:
+            bpy_requirement, python_version = MATRIX[version]
+            if find_python(python_version) is None:
+                print(f"matrix: Blender {version} SKIPPED: Python %d.%d, which {bpy_requirement} needs, is not installed" % python_version)
+                results.append((version, "skipped (no Python %d.%d)" % python_version, 0.0, 0.0))
+                continue
+            started = time.perf_counter()
+            venv = install_venv(MATRIX_VENVS / f"blender-{version}", python_version, MATRIX_REQUIREMENTS, bpy_requirement)
+            set_up = time.perf_counter() - started
+            addon_tests = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "tests").glob("test_addon_*.py"))
+            code = subprocess.run([str(venv), "-m", "pytest", "-m", "blender", *addon_tests, *pytest_args], env=environment, cwd=ROOT).returncode
+            results.append((version, "passed" if code == 0 else f"FAILED (pytest exit {code})", set_up, time.perf_counter() - started - set_up))
+    print("\nBlender version matrix (the main version, 5.0, runs the whole suite in build.py test):")
+    for version, outcome, set_up, tests in results:
+        print(f"  Blender {version}: {outcome}; set-up {set_up:.0f} s, tests {tests:.0f} s")
+    if any(outcome.startswith("FAILED") for _, outcome, _, _ in results):
+        sys.exit(1)
 
 
 def manifest() -> dict:
@@ -101,8 +146,8 @@ def site_packages(python: Path) -> Path:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", nargs="?", default="zip", choices=["setup", "zip", "demo", "test", "bench"])
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="passed on to pytest (test) or the benchmark name (bench)")
+    parser.add_argument("command", nargs="?", default="zip", choices=["setup", "zip", "demo", "test", "matrix", "bench"])
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="passed on to pytest (test, matrix) or the benchmark name (bench); matrix takes versions first")
     options = parser.parse_args(argv)
     python = setup()
     if options.command == "setup":
@@ -113,6 +158,9 @@ def main(argv=None) -> None:
         run(python, ROOT / "tools" / "demo.py", *options.args, env=environment, cwd=ROOT)
     elif options.command == "test":
         run(python, "-m", "pytest", *options.args, env=environment, cwd=ROOT)
+    elif options.command == "matrix":
+        versions = [a for a in options.args if a in MATRIX] or list(MATRIX)
+        matrix(versions, [a for a in options.args if a not in MATRIX], environment)
     elif options.command == "bench":
         names = options.args or sorted(p.stem for p in (ROOT / "bench").glob("bench_*.py"))
         for name in names:

@@ -11,6 +11,7 @@ from bpy_extras.io_utils import ImportHelper
 from . import click_engine
 from .backend.errors import UserError
 from .backend.features import load_features
+from .compat import enter_point_edit_mode
 from .edit_operators import select_only
 from .splat_object import GEOMETRY_COLUMNS, is_splat, object_to_splat
 
@@ -40,8 +41,7 @@ class CLICKGAUSS_OT_click_mode(bpy.types.Operator):
             self.report({"ERROR"}, f"'{obj.name}' has no features yet: train them or load a features file first")
             return {"CANCELLED"}
         select_only(obj)
-        if obj.mode != "EDIT":
-            bpy.ops.object.mode_set(mode="EDIT")  # edit mode draws the point selection
+        enter_point_edit_mode(obj)
         click_engine.end_session(obj, keep=True)
         self.info = {"selected": click_engine.read_selection(obj).sum(), "ms": 0.0}
         self.show(context)

@@ -19,6 +19,7 @@ from bpy.props import BoolProperty
 from . import click_engine
 from .backend.click import DEFAULT_THRESHOLDS
 from .backend.errors import UserError
+from .compat import edit_selected_points
 from .splat_object import HIDDEN_ATTRIBUTE, SHOWN_RADIUS_ATTRIBUTE, get_attribute, is_splat, set_attribute
 
 CARRIED_KEYS = ("cg_ply_columns", "cg_ply_comments", click_engine.CENTERS_KEY)
@@ -33,15 +34,10 @@ def select_only(obj) -> None:
     view_layer.objects.active = obj
 
 
-def run_in_edit_mode(obj, operator) -> None:
-    """Run a point-cloud edit operator on `obj` alone, coming back to the mode we were in."""
+def run_in_edit_mode(obj, operation: str) -> None:
+    """Blender's point-cloud `operation` ("separate" or "delete") on `obj` alone, coming back to the mode we were in."""
     select_only(obj)
-    was_editing = obj.mode == "EDIT"
-    if not was_editing:
-        bpy.ops.object.mode_set(mode="EDIT")
-    operator()
-    if not was_editing:
-        bpy.ops.object.mode_set(mode="OBJECT")
+    edit_selected_points(obj, operation, click_engine.read_selection(obj))
     click_engine.forget(obj)
 
 
@@ -62,7 +58,7 @@ def split_selection(obj, name: str | None = None):
     if selected_count(obj) == len(obj.data.points):
         raise UserError(f"every Gaussian of '{obj.name}' is selected: there is nothing to split it from")
     before = set(bpy.data.objects)
-    run_in_edit_mode(obj, bpy.ops.pointcloud.separate)
+    run_in_edit_mode(obj, "separate")
     (part,) = set(bpy.data.objects) - before
     part.name = part.data.name = name or f"{obj.name} part"
     for key in CARRIED_KEYS:
@@ -78,7 +74,7 @@ def delete_selection(obj) -> int:
     count = require_selection(obj)
     if count == len(obj.data.points):
         raise UserError(f"every Gaussian of '{obj.name}' is selected: delete the object instead")
-    run_in_edit_mode(obj, bpy.ops.pointcloud.delete)
+    run_in_edit_mode(obj, "delete")
     return count
 
 

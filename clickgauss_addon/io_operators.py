@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import traceback
 from pathlib import Path
 
 import bpy
@@ -63,8 +64,8 @@ class CLICKGAUSS_OT_import_splat(bpy.types.Operator, ImportHelper):
             try:
                 splat = read_splat(path, drop_invalid=self.drop_invalid)
                 obj = splat_to_object(splat, path.stem, context.collection, axis_matrix(self), self.point_size)
-            except UserError as error:
-                self.report({"ERROR"}, str(error))
+            except Exception as error:  # an internal failure too: one message, the scene as it was
+                self.report({"ERROR"}, failure_message(error, path))
                 return {"FINISHED"} if imported else {"CANCELLED"}
             imported.append(obj)
             self.report(
@@ -87,6 +88,14 @@ class CLICKGAUSS_OT_import_splat(bpy.types.Operator, ImportHelper):
         layout.prop(self, "axis_up")
         layout.prop(self, "point_size")
         layout.prop(self, "drop_invalid")
+
+
+def failure_message(error: Exception, path: Path) -> str:
+    """A user mistake's own message; for an internal failure, which file and what failed, in one line."""
+    if isinstance(error, UserError):
+        return str(error)
+    traceback.print_exc()  # the details for a bug report go to the console, not into the user's message
+    return f"importing {path.name} failed inside Blender {bpy.app.version_string}: {type(error).__name__}: {error}"
 
 
 def click_mode_running(context) -> bool:

@@ -12,6 +12,7 @@ import gpu
 from gpu_extras.batch import batch_for_shader
 
 from . import click_engine
+from .compat import point_shader, shows_point_selection
 from .splat_object import is_splat, read_positions
 
 HIGHLIGHT_COLOR = (1.0, 0.55, 0.0, 1.0)  # Blender's selection orange
@@ -36,7 +37,7 @@ def highlight_batch(obj, shader):
 
 def draw_selection(obj) -> None:
     """Draw `obj`'s selected Gaussians into the bound framebuffer, through its current view and projection."""
-    shader = gpu.shader.from_builtin("POINT_UNIFORM_COLOR")
+    shader = point_shader()
     batch = highlight_batch(obj, shader)
     if batch is None:
         return
@@ -53,7 +54,7 @@ def draw_selection(obj) -> None:
 
 def draw_handler() -> None:
     obj = bpy.context.active_object
-    if is_splat(obj) and obj.mode == "EDIT":
+    if is_splat(obj) and shows_point_selection(obj):
         draw_selection(obj)
 
 

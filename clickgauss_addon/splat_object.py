@@ -17,6 +17,7 @@ import numpy as np
 
 from .backend.errors import UserError
 from .backend.splat import POSITION_COLUMNS, REQUIRED_COLUMNS, ROTATION_COLUMNS, SCALE_COLUMNS, Splat
+from .compat import new_point_cloud, shader_node_tree
 
 LAYOUT_KEY = "cg_ply_columns"  # JSON [column, type code, attribute] per column, in file order (older: "name:code,...")
 COMMENTS_KEY = "cg_ply_comments"
@@ -92,11 +93,11 @@ def display_colors(splat: Splat) -> np.ndarray:  # (N, 4) linear RGB and alpha
     return np.concatenate([srgb_to_linear(splat.colors), splat.alphas[:, None]], axis=1).astype(np.float32)
 
 
-def splat_material(name: str, mean_color) -> bpy.types.Material:
+def fill_splat_material(material, mean_color) -> None:
     """Unlit colour from the SH DC term, transparent by opacity: splats carry baked lighting."""
-    material = bpy.data.materials.new(name)
     material.diffuse_color = (*mean_color, 1.0)  # what Solid mode shows: Workbench ignores point attributes
-    nodes, links = material.node_tree.nodes, material.node_tree.links
+    tree = shader_node_tree(material)
+    nodes, links = tree.nodes, tree.links
     nodes.clear()
     attribute = nodes.new("ShaderNodeAttribute")
     attribute.attribute_name = COLOR_ATTRIBUTE
@@ -111,7 +112,6 @@ def splat_material(name: str, mean_color) -> bpy.types.Material:
     links.new(mix.outputs[0], output.inputs["Surface"])
     for i, node in enumerate((attribute, transparent, emission, mix, output)):
         node.location = (220 * i - 600, 0)
-    return material
 
 
 def set_attribute(data, name: str, kind: str, values: np.ndarray, key: str = "value"):
@@ -137,42 +137,29 @@ def read_positions(cloud) -> np.ndarray:  # (N, 3) float32
 
 def splat_to_object(splat: Splat, name: str, collection, matrix=None, point_size: float = 1.0):
     """A new point-cloud object holding `splat`, linked into `collection`. Nothing is left behind on failure."""
-    mesh = bpy.data.meshes.new(name)
-    created = [(bpy.data.meshes, mesh)]  # what to remove again if anything fails
+    obj = new_point_cloud(name, splat.count, collection)
+    cloud, material = obj.data, None
     try:
-        mesh.vertices.add(splat.count)
-        mesh.attributes["position"].data.foreach_set("vector", splat.positions.ravel())
-        stored_as = {column: store_column(mesh, column, values)
+        cloud.attributes["position"].data.foreach_set("vector", splat.positions.ravel())
+        stored_as = {column: store_column(cloud, column, values)
                      for column, values in splat.columns.items() if column not in POSITION_COLUMNS}
-        set_attribute(mesh, "radius", "FLOAT", display_radius(splat, point_size))
-        set_attribute(mesh, COLOR_ATTRIBUTE, "FLOAT_COLOR", display_colors(splat), "color")
-
-        obj = bpy.data.objects.new(name, mesh)
-        created.append((bpy.data.objects, obj))
-        collection.objects.link(obj)
-        with bpy.context.temp_override(
-            active_object=obj, object=obj, selected_objects=[obj], selected_editable_objects=[obj]
-        ):
-            bpy.ops.object.convert(target="POINTCLOUD")
-        created.append((bpy.data.pointclouds, obj.data))
-        created.remove((bpy.data.meshes, mesh))
-        bpy.data.meshes.remove(mesh)
-        cloud = obj.data
-        cloud.name = name
-        if ".select_vert" in cloud.attributes:
-            cloud.attributes.remove(cloud.attributes[".select_vert"])
+        set_attribute(cloud, "radius", "FLOAT", display_radius(splat, point_size))
+        set_attribute(cloud, COLOR_ATTRIBUTE, "FLOAT_COLOR", display_colors(splat), "color")
         cloud[LAYOUT_KEY] = json.dumps([[column, values.dtype.str[1:], stored_as.get(column, column)]
                                         for column, values in splat.columns.items()])
         cloud[COMMENTS_KEY] = json.dumps(splat.comments)
         mean = srgb_to_linear(np.median(splat.colors, axis=0))
-        cloud.materials.append(splat_material(name, [float(c) for c in mean]))
-        created.append((bpy.data.materials, cloud.materials[0]))
+        material = bpy.data.materials.new(name)
+        fill_splat_material(material, [float(c) for c in mean])
+        cloud.materials.append(material)
         if matrix is not None:
             obj.matrix_world = matrix
         return obj
     except BaseException:
-        for data, block in reversed(created):
-            data.remove(block)
+        bpy.data.objects.remove(obj)  # users first, so removing the data it used cannot free it twice
+        bpy.data.pointclouds.remove(cloud)
+        if material is not None:
+            bpy.data.materials.remove(material)
         raise
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+# The Python with torch that runs the backend: this one, except in another Blender's Python (build.py matrix)
+BACKEND_PYTHON = os.environ.get("CLICKGAUSS_BACKEND_PYTHON") or sys.executable
 
 
 def shared_file(relative: str) -> Path:
@@ -49,17 +53,14 @@ def bpy(blender):
     clear_scene(blender)
 
 
-@pytest.fixture(scope="session")
-def trained_scene(tmp_path_factory):
-    """A small generated scene on disk (real-data layout) and a feature field trained on its masks."""
+def trained_scene_on_disk(folder: Path):
+    """Write the small generated scene to `folder` and train its feature field there (needs torch)."""
     from backend.features import save_features
     from backend.masks import view_labels
-    from backend.synthetic import make_scene, orbit_cameras, write_scene
+    from backend.synthetic import write_scene
     from backend.train import TrainConfig, train_features
 
-    folder = tmp_path_factory.mktemp("scene")
-    scene = make_scene(6000, seed=3)
-    cameras = orbit_cameras(6, width=160, height=120)
+    scene, cameras = small_scene()
     write_scene(folder, scene, cameras)
     from backend.cameras import load_images
 
@@ -68,9 +69,39 @@ def trained_scene(tmp_path_factory):
     config = TrainConfig(iterations=600, pixels=2000, gfl_start=400, gfl_refresh=100, seed=1)
     result = train_features(scene.splat, cameras, labels, config, "ground-truth masks")
     save_features(folder / "features.npz", result.field)
+    return labels, result
+
+
+def small_scene():
+    from backend.synthetic import make_scene, orbit_cameras
+
+    return make_scene(6000, seed=3), orbit_cameras(6, width=160, height=120)
+
+
+@pytest.fixture(scope="session")
+def trained_scene(tmp_path_factory):
+    """A small generated scene on disk (real-data layout) and a feature field trained on its masks.
+
+    Made by the backend's Python: this one, or where it has no torch (another Blender's Python in
+    the version matrix) BACKEND_PYTHON in a child process, as the add-on trains.
+    """
+    if BACKEND_PYTHON == sys.executable:
+        folder = tmp_path_factory.mktemp("scene")
+        labels, result = trained_scene_on_disk(folder)
+    else:  # made once for all the matrix's versions in CLICKGAUSS_TRAINED_SCENE (build.py matrix sets it)
+        folder = Path(os.environ.get("CLICKGAUSS_TRAINED_SCENE") or tmp_path_factory.mktemp("scene"))
+        if not (folder / "features.npz").exists():  # written last, atomically
+            code = "import sys, pathlib; sys.path[:0] = sys.argv[1:3]; import conftest; conftest.trained_scene_on_disk(pathlib.Path(sys.argv[3]))"
+            subprocess.run([BACKEND_PYTHON, "-c", code, str(ROOT), str(ROOT / "tests"), str(folder)], check=True)
+        labels, result = None, None  # only the backend's own tests read them, and they run in the backend's Python
+    scene, cameras = small_scene()
+    from backend.ply import read_ply
+
+    assert np.array_equal(read_ply(folder / "splat.ply").positions, scene.splat.positions), "numpy made another scene"
     return {"folder": folder, "scene": scene, "cameras": cameras, "labels": labels, "result": result}
 
 
+<<<<<<< HEAD
 def finished_job_events(job) -> list[dict]:
     """Every progress event of the add-on's training job (training.TrainingJob), once its process has ended."""
     import time
@@ -80,3 +111,18 @@ def finished_job_events(job) -> list[dict]:
         events += job.poll()
         time.sleep(0.1)
     return events + job.poll()
+=======
+def pytest_sessionfinish(session, exitstatus):
+    global EXIT_STATUS
+    EXIT_STATUS = int(exitstatus)
+
+
+def pytest_unconfigure(config):
+    """bpy before 5.0, as a Python module, crashes in its own teardown at interpreter exit once an add-on
+    has registered classes (Blender itself does not): end with pytest's status, its report printed."""
+    bpy = sys.modules.get("bpy")
+    if bpy is not None and bpy.app.version < (5, 0, 0) and "EXIT_STATUS" in globals():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_STATUS)
+>>>>>>> blender-versions

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from backend.ply import read_ply
-from conftest import finished_job_events
+from conftest import BACKEND_PYTHON, finished_job_events
 from test_cli import inner_pixel
 
 pytestmark = pytest.mark.blender
@@ -249,7 +249,7 @@ def test_training_runs_the_backend_process_and_stores_features(bpy, addon, train
     bpy.ops.clickgauss.import_splat(filepath=str(trained_scene["folder"] / "splat.ply"))
     obj = bpy.context.view_layer.objects.active
     prefs = addon.preferences.preferences()
-    prefs.python_path = sys.executable
+    prefs.python_path = BACKEND_PYTHON
     job = addon.training.TrainingJob(obj, training_settings(bpy, trained_scene, 40), prefs)
     events = finished_job_events(job)
     assert job.process.returncode == 0, job.error()
@@ -265,7 +265,7 @@ def test_cancel_leaves_the_object_as_it_was(bpy, addon, trained_scene):
     obj = bpy.context.view_layer.objects.active
     attributes = sorted(a.name for a in obj.data.attributes)
     prefs = addon.preferences.preferences()
-    prefs.python_path = sys.executable
+    prefs.python_path = BACKEND_PYTHON
     job = addon.training.TrainingJob(obj, training_settings(bpy, trained_scene, 100000), prefs)
     deadline = time.time() + 120
     while not any(e.get("phase") == "iterations" for e in job.poll()) and time.time() < deadline:
@@ -292,7 +292,7 @@ def test_a_missing_or_broken_python_gives_a_clear_message(bpy, addon, trained_sc
     broken.chmod(0o755)
     with pytest.raises(addon.backend.errors.UserError, match="failed: ModuleNotFoundError: No module named torch"):
         addon.preferences.check_python(str(broken))
-    report = addon.preferences.check_python(sys.executable)
+    report = addon.preferences.check_python(BACKEND_PYTHON)
     assert report["torch"] and report["device"] == "cpu"
     shutil.rmtree(tmp_path, ignore_errors=True)
 

@@ -90,6 +90,31 @@ def test_a_bad_file_reports_why_and_leaves_the_scene_untouched(bpy, tmp_path):
     assert counts == (len(bpy.data.objects), len(bpy.data.pointclouds), len(bpy.data.meshes), len(bpy.data.materials))
 
 
+def test_a_failing_material_step_leaves_the_scene_as_it_was_with_one_message(bpy, tmp_path, monkeypatch):
+    """The clean-up after a failure midway through making the object removes what it made, and only that."""
+    import sys
+
+    write_ply(tmp_path / "kept.ply", make_scene(300, seed=1).splat)
+    write_ply(tmp_path / "new.ply", make_scene(300, seed=2).splat)
+    kept = import_splat(bpy, tmp_path / "kept.ply")
+    blocks = ("objects", "pointclouds", "meshes", "materials", "node_groups")
+    before = {kind: sorted(block.name for block in getattr(bpy.data, kind)) for kind in blocks}
+
+    def failing_material(material, mean_color):
+        raise RuntimeError("the material step failed")
+
+    monkeypatch.setattr(sys.modules["bl_ext.user_default.clickgauss"].splat_object, "fill_splat_material", failing_material)
+    with pytest.raises(RuntimeError) as raised:
+        bpy.ops.clickgauss.import_splat(filepath=str(tmp_path / "new.ply"))
+    message = str(raised.value).strip()
+    assert "new.ply" in message and "the material step failed" in message
+    assert "Traceback" not in message and "\n" not in message
+    assert {kind: sorted(block.name for block in getattr(bpy.data, kind)) for kind in blocks} == before
+    bpy.context.view_layer.objects.active = kept
+    assert bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "out.ply")) == {"FINISHED"}
+    assert (tmp_path / "out.ply").read_bytes() == (tmp_path / "kept.ply").read_bytes()
+
+
 def test_export_without_a_splat_says_what_to_do(bpy, tmp_path):
     with pytest.raises(RuntimeError, match="Select a splat object to export"):
         bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "out.ply"))

@@ -16,6 +16,8 @@ def gpu_module(blender):
     """The gpu module, usable: background Blender starts its GPU context (EGL) on its first render."""
     import gpu
 
+    if hasattr(gpu, "init"):  # Blender 5.2+: background mode starts the GPU module on request
+        gpu.init()
     try:
         gpu.types.GPUOffScreen(4, 4)
         return gpu
@@ -69,7 +71,7 @@ def test_the_highlight_draws_the_selected_gaussians_where_they_are_seen(splat_wi
 def test_the_highlight_batch_is_rebuilt_only_when_the_selection_changes(splat_with_features, addon, trained_scene,
                                                                         gpu_module):
     obj, overlay = splat_with_features, addon.overlay
-    shader = gpu_module.shader.from_builtin("POINT_UNIFORM_COLOR")
+    shader = addon.compat.point_shader()
     click_on(addon, obj, trained_scene, "coarse", "mug")
     batch = overlay.highlight_batch(obj, shader)
     assert batch is not None and overlay.highlight_batch(obj, shader) is batch

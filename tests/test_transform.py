@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from backend.render import render
 from backend.sh import sh_basis, sh_colors
 from backend.splat import Splat
 from backend.synthetic import look_at, make_scene
@@ -42,6 +40,10 @@ def rich_scene(count=3000, degree=3, seed=4) -> Splat:
 
 def render_image(splat: Splat, world_to_camera: np.ndarray, K: np.ndarray, width=96, height=72) -> np.ndarray:
     """(H, W, 3): the splat seen from the camera, each Gaussian's colour from its SH along the view ray."""
+    import torch  # here, not at the top: the add-on tests borrow this module's numpy helpers in Blenders without torch
+
+    from backend.render import render
+
     centre = -world_to_camera[:3, :3].T @ world_to_camera[:3, 3]
     means = splat.positions.astype(np.float64)
     directions = means - centre
