@@ -17,7 +17,7 @@ import pytest
 from backend.ply import read_ply, write_ply
 from backend.splat import Splat
 from backend.synthetic import make_scene, orbit_cameras, write_scene
-from conftest import ROOT
+from conftest import BACKEND_PYTHON, ROOT
 from test_compressed_formats import pack_spz, random_splat
 
 pytestmark = pytest.mark.blender
@@ -99,7 +99,7 @@ ORPHAN = textwrap.dedent("""
     settings.images_dir, settings.cameras_path = folder + "/images", folder + "/sparse/0"
     settings.mask_source, settings.mask_dir, settings.iterations = "FOLDER", folder + "/masks", 100000
     prefs = addon.preferences.preferences()
-    prefs.python_path = sys.executable
+    prefs.python_path = {backend_python!r}
     job = addon.training.TrainingJob(bpy.context.view_layer.objects.active, settings, prefs)
     print(job.process.pid, job.folder, flush=True)
     os.kill(os.getpid(), 9)  # Blender crashes (or is killed) while its training runs
@@ -117,7 +117,7 @@ def alive(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
 def test_the_training_child_ends_with_blender_and_takes_its_folder(tmp_path, addon_zip):
     write_scene(tmp_path, make_scene(800, seed=2), orbit_cameras(3, width=48, height=36))
-    script = ORPHAN.format(root=str(ROOT), folder=str(tmp_path))
+    script = ORPHAN.format(root=str(ROOT), folder=str(tmp_path), backend_python=BACKEND_PYTHON)
     blender = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
                              env=dict(os.environ, CLICKGAUSS_ZIP=str(addon_zip)))
     pid, folder = blender.stdout.split()[-2:]

@@ -10,7 +10,7 @@ import pytest
 from backend.ply import write_ply
 from backend.synthetic import make_scene
 from backend.view_planning import plan_splat_views
-from conftest import finished_job_events
+from conftest import BACKEND_PYTHON, finished_job_events
 
 pytestmark = pytest.mark.blender
 
@@ -51,7 +51,7 @@ def test_with_no_photos_the_planned_cameras_are_shown_edited_and_rendered_for_tr
     assert len(views) == 8 and sum("My_View" in view.name for view in views) == 1
 
     prefs = addon.preferences.preferences()
-    prefs.python_path = sys.executable
+    prefs.python_path = BACKEND_PYTHON
     settings.mask_source, settings.iterations = "FELZENSZWALB", 20
     job = addon.training.TrainingJob(obj, settings, prefs, views)
     events = finished_job_events(job)
