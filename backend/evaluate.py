@@ -58,6 +58,7 @@ class QueryResult:
     click_ms: list  # per click
     projection_ms: float  # projecting every centre into the reference view, once per view: 0 where reused
     single_ious: np.ndarray  # (R, T) each single click's mean IoU over the views it is scored in
+    ignored_share: np.ndarray  # (T,) share of the selection's pixels in the scored views on unscored labels (the floor)
 
 
 def load_ground_truth(folder, cameras) -> GroundTruth:
@@ -182,10 +183,11 @@ def evaluate(splat, cameras, truth: GroundTruth, features: np.ndarray, threshold
         feature = click_feature(level_unit, *pixel_weights(geometry, cameras[view], x + 0.5, y + 0.5, projection(view)[0]))
         return None if feature is None else select(level_unit, feature, levels)
 
-    def scored(selected: np.ndarray, query: Query, view: int) -> tuple[list, list]:
-        """The names of the views other than `view` where the label shows, and the selection's (T,) IoU in each."""
+    def scored(selected: np.ndarray, query: Query, view: int) -> tuple[list, list, np.ndarray]:
+        """The names of the views other than `view` where the label shows, the selection's (T,) IoU in each,
+        and the (T,) share of its pixels there that lie on unscored labels."""
         share = torch.from_numpy(selected.T.astype(np.float32))  # (N, T)
-        names, ious = [], []
+        names, ious, on_ignored, drawn = [], [], 0, 0
         for index, (view_weights, labels) in enumerate(zip(weights, truth.maps[query.level])):
             if index == view:
                 continue
@@ -195,7 +197,11 @@ def evaluate(splat, cameras, truth: GroundTruth, features: np.ndarray, threshold
             predicted = (apply_weights(view_weights, share) > 0.5).numpy()  # (H*W, T)
             names.append(cameras[index].name)
             ious.append((predicted & actual).sum(0) / (predicted | actual).sum(0))
-        return names, ious
+            on_ignored = on_ignored + (predicted & np.isin(labels.reshape(-1), ignored[query.level])[:, None]).sum(0)
+            drawn = drawn + predicted.sum(0)
+        return names, ious, on_ignored / np.maximum(drawn, 1)
+
+    ignored = {level: [label for label, name in truth.names[level].items() if name in truth.ignore] for level in truth.maps}
 
     for query in make_queries(truth, clicks, seed, negative_clicks, random_clicks):
         levels = np.asarray(thresholds[query.level], np.float32)[:, None]  # (T, 1)
@@ -211,15 +217,15 @@ def evaluate(splat, cameras, truth: GroundTruth, features: np.ndarray, threshold
                 into |= hit
             click_ms.append((time.perf_counter() - started) * 1e3)
         selected &= ~removed
-        names, ious = scored(selected, query, query.view)
+        names, ious, ignored_share = scored(selected, query, query.view)
         singles = []
         for view, x, y in query.singles:
             hit = click(level_unit, int(view), x, y, levels)
-            _, single = scored(np.zeros_like(selected) if hit is None else hit, query, int(view))
+            _, single, _ = scored(np.zeros_like(selected) if hit is None else hit, query, int(view))
             singles.append(np.mean(single, axis=0) if single else np.full(len(levels), np.nan))
         if ious:
             single_ious = np.stack(singles) if singles else np.zeros((0, len(levels)))
-            results.append(QueryResult(query, names, np.stack(ious), click_ms, projection_ms, single_ious))
+            results.append(QueryResult(query, names, np.stack(ious), click_ms, projection_ms, single_ious, ignored_share))
     return results
 
 
@@ -240,6 +246,9 @@ def summary(results: list[QueryResult], threshold_index: int = 0) -> dict:
     projections = [result.projection_ms for result in results if result.projection_ms > 0]
     return {
         "miou": {**levels, "all": float(np.mean(everything)) if everything else float("nan")},
+        "floor_share": {level: {"mean": 100 * float(np.mean(shares)), "max": 100 * float(np.max(shares))}
+                        for level in LEVEL_LABELS
+                        if (shares := [r.ignored_share[threshold_index] for r in results if r.query.level == level])},
         "single_clicks": {level: {"mean": float(np.mean([m for m, _ in scores])), "p10": float(np.mean([p for _, p in scores]))}
                           for level, scores in singles.items() if scores},
         "labels": per_label,
