@@ -197,8 +197,7 @@ def main() -> None:
               "share of floor pixels in each object's selection (mean / largest):")
         print("| masks | coarse mIoU | fine mIoU | coarse single clicks | fine single clicks | floor in selections | "
               "training per scene |\n|---|---|---|---|---|---|---|")
-        sources = {"SAM-like (realistic)": (REALISTIC, {}, False),
-                   "geometric (Auto without SAM)": (REALISTIC, {}, True),
+        sources = {"geometric (Auto without SAM)": (REALISTIC, {}, True),
                    "SAM-like, ground unlabelled": (GROUND_UNLABELLED, {}, False),
                    "SAM-like, ground unlabelled, unlabelled pixels not negatives": (
                        GROUND_UNLABELLED, {"use_unlabelled_negatives": False}, False)}
