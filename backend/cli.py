@@ -18,7 +18,7 @@ import numpy as np
 from .arguments import COSINE, FINITE, POSITIVE, Parser, check_paths, path_argument
 from .errors import UserError
 
-MASK_SOURCES = ("auto", "sam", "folder", "felzenszwalb")
+MASK_SOURCES = ("auto", "sam", "folder", "geometric", "felzenszwalb")
 
 
 def add_scene_arguments(parser, images_required: bool, cameras_help: str = "") -> None:
@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     path_argument(train, "--out", "output", required=True, help="features file to write (.npz), atomically")
     train.add_argument("--masks", choices=MASK_SOURCES, default="auto",
                        help="mask source: SAM with --sam-checkpoint, a folder with --mask-dir, or the weight-free "
-                            "felzenszwalb fallback (lower quality); auto picks in that order")
+                            "geometric masks (3D groups of the splat rendered into every view); auto picks in that "
+                            "order. felzenszwalb: colour segments of each photo (lower quality)")
     path_argument(train, "--mask-dir", "input", help="precomputed masks, one label PNG or .npz per image")
     path_argument(train, "--sam-checkpoint", "input", help="a segment-anything checkpoint (.pth)")
     train.add_argument("--sam-model", default="vit_h", help="SAM model type of the checkpoint (default vit_h)")
@@ -168,12 +169,13 @@ def mask_settings(options) -> tuple[str, dict]:
     """The mask source and its settings, `auto` resolved; each source's own function checks the rest."""
     source = options.masks
     if source == "auto":
-        source = "sam" if options.sam_checkpoint else "folder" if options.mask_dir else "felzenszwalb"
+        source = "sam" if options.sam_checkpoint else "folder" if options.mask_dir else "geometric"
     cache = options.mask_cache or options.out.with_name(options.out.name + ".masks")
     settings = {
         "sam": lambda: {"checkpoint": options.sam_checkpoint, "model_type": options.sam_model, "cache_dir": cache},
         "folder": lambda: {"mask_dir": options.mask_dir},
         "felzenszwalb": lambda: {"cache_dir": cache},
+        "geometric": lambda: {},
     }[source]()
     if source == "sam" and not options.sam_checkpoint:
         raise UserError("--masks sam needs --sam-checkpoint (a segment-anything .pth file)")
@@ -235,6 +237,7 @@ def find_view(cameras, name: str):
 def run_train(options) -> int:
     from .features import features_file_bytes
     from .files import write_keeping
+    from .geometric_masks import GEOMETRIC_SOURCE, geometric_labels
     from .masks import mask_source_description, view_labels
     from .train import TrainConfig, train_features
 
@@ -245,7 +248,7 @@ def run_train(options) -> int:
     config = TrainConfig(**{name: getattr(options, name) for name in vars(TrainConfig())})
     device = pick_device(options.device)
     source, settings = mask_settings(options)
-    description = mask_source_description(source, **settings)
+    description = GEOMETRIC_SOURCE if source == "geometric" else mask_source_description(source, **settings)
     started = time.perf_counter()
     if options.images is None:
         splat, cameras, images = rendered_scene(options, progress, stop)
@@ -256,11 +259,16 @@ def run_train(options) -> int:
     render_seconds = time.perf_counter() - started
     started = time.perf_counter()
     progress({"phase": "masks", "source": description, "views": len(cameras)})
-    labels = []
-    for camera, image in zip(cameras, images):
-        if stop():
-            return cancelled(stop)
-        labels.append(view_labels(image, camera.name, source, **settings))
+    if source == "geometric":
+        labels = geometric_labels(splat, cameras, stop)
+    else:
+        labels = []
+        for camera, image in zip(cameras, images):
+            if stop():
+                break
+            labels.append(view_labels(image, camera.name, source, **settings))
+    if stop():
+        return cancelled(stop)
     mask_seconds = time.perf_counter() - started
     try:
         result = train_features(splat, cameras, labels, config, description, device, progress, stop)

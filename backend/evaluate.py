@@ -8,6 +8,11 @@ the ground truth there. Scored are the views where the label is visible (as in S
 objects are in every view). mIoU: per label over its views, per level over its labels, overall over all labels.
 The clicks run the product's own numpy path (click.py), each timed; as in the add-on, the centres are
 projected once per reference view (timed apart) and the clicks there reuse that projection.
+
+A person does not click a label's median pixel: with `random_clicks` R, each label is also clicked
+R times alone, at random pixels well inside it in random views where it is clickable, each click's
+selection scored like the protocol's (mean IoU over the other views); the summary gives, per level,
+the mean over those clicks and their 10th percentile (how bad an unlucky click is).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class Query:
     view: int  # the reference view's index
     points: np.ndarray  # (K, 2) pixel x, y
     negatives: np.ndarray  # (J, 2) pixel x, y of clicks that remove what they select (J may be 0)
+    singles: np.ndarray  # (R, 3) view index, pixel x, y of clicks scored one by one (R may be 0)
 
 
 @dataclass
@@ -51,6 +57,8 @@ class QueryResult:
     ious: np.ndarray  # (V, T) IoU per scored view and threshold
     click_ms: list  # per click
     projection_ms: float  # projecting every centre into the reference view, once per view: 0 where reused
+    single_ious: np.ndarray  # (R, T) each single click's mean IoU over the views it is scored in
+    ignored_share: np.ndarray  # (T,) share of the selection's pixels in the scored views on unscored labels (the floor)
 
 
 def load_ground_truth(folder, cameras) -> GroundTruth:
@@ -97,14 +105,17 @@ def click_points(region: np.ndarray, count: int, rng) -> np.ndarray:
     return np.stack([xs[pick], ys[pick]], 1)
 
 
-def make_queries(truth: GroundTruth, clicks: int, seed: int, negative_clicks: int = 0) -> list[Query]:
+def make_queries(truth: GroundTruth, clicks: int, seed: int, negative_clicks: int = 0,
+                 random_clicks: int = 0) -> list[Query]:
     """Per scored label: its reference view, `clicks` seeded pixels well inside it there, and `negative_clicks`
     inside the label it touches most there (a neighbouring part, object or the floor), as a person clicks
-    what leaked into a selection (METHOD.md's protocol: points inside "and optionally outside")."""
+    what leaked into a selection (METHOD.md's protocol: points inside "and optionally outside");
+    `random_clicks` single clicks well inside it in random views where it covers MIN_REFERENCE_PIXELS."""
     from scipy.ndimage import binary_dilation
 
     rng = np.random.default_rng(seed)
     negative_rng = np.random.default_rng([seed, 1])  # its own stream: the positive clicks stay as without negatives
+    single_rng = np.random.default_rng([seed, 2])
     queries = []
     for level, views in truth.maps.items():
         for label, name in truth.names[level].items():
@@ -122,13 +133,18 @@ def make_queries(truth: GroundTruth, clicks: int, seed: int, negative_clicks: in
                 touching = labels[binary_dilation(region, iterations=NEIGHBOUR_RING) & ~region & (labels >= 0)]
                 if touching.size:
                     negatives = click_points(labels == np.bincount(touching).argmax(), negative_clicks, negative_rng)
-            queries.append(Query(level, int(label), name, view, points, negatives))
+            singles = np.zeros((0, 3), np.int64)
+            if random_clicks:
+                clickable = np.flatnonzero(np.array(areas) >= MIN_REFERENCE_PIXELS)
+                drawn = single_rng.choice(clickable, size=random_clicks)
+                singles = np.array([[v, *click_points(views[v] == label, 1, single_rng)[0]] for v in drawn], np.int64)
+            queries.append(Query(level, int(label), name, view, points, negatives, singles))
     return queries
 
 
 def evaluate(splat, cameras, truth: GroundTruth, features: np.ndarray, thresholds: dict, clicks: int = 3,
              seed: int = 0, weights: list | None = None, granularity_prior: bool = True,
-             negative_clicks: int = 0) -> list[QueryResult]:
+             negative_clicks: int = 0, random_clicks: int = 0) -> list[QueryResult]:
     """Every query's IoU in every other view, at each of the thresholds per level (a list each: a sweep costs one pass).
 
     features (N, 24); thresholds {"coarse": [..], "fine": [..]}; `weights`: the views' compositing
@@ -143,6 +159,8 @@ def evaluate(splat, cameras, truth: GroundTruth, features: np.ndarray, threshold
 
     if clicks < 1:
         raise UserError(f"clicks = {clicks}: at least one click per object is needed")
+    if random_clicks < 0:
+        raise UserError(f"random clicks = {random_clicks}: the count cannot be negative")
     if negative_clicks < 0:
         raise UserError(f"negative clicks = {negative_clicks}: the count cannot be negative")
     if weights is None:
@@ -150,29 +168,28 @@ def evaluate(splat, cameras, truth: GroundTruth, features: np.ndarray, threshold
         weights = [camera_weights(splat, camera, tensors=tensors) for camera in cameras]
     geometry = Geometry.of(splat)
     unit = {level: unit_features(features, level, granularity_prior) for level in truth.maps}
-    results, projections = [], {}  # per reference view, as the add-on keeps one per viewport view
-    for query in make_queries(truth, clicks, seed, negative_clicks):
-        levels = np.asarray(thresholds[query.level], np.float32)[:, None]  # (T, 1)
-        camera, level_unit = cameras[query.view], unit[query.level]
-        projection_ms = 0.0
-        if query.view not in projections:
-            started = time.perf_counter()
-            projections[query.view] = Projection.of(geometry, camera)
-            projection_ms = (time.perf_counter() - started) * 1e3
-        selected = np.zeros((len(levels), splat.count), bool)  # (T, N)
-        removed = np.zeros_like(selected)
-        click_ms = []
-        for (x, y), into in [(point, selected) for point in query.points] + [(point, removed) for point in query.negatives]:
-            started = time.perf_counter()
-            feature = click_feature(level_unit, *pixel_weights(geometry, camera, x + 0.5, y + 0.5, projections[query.view]))
-            if feature is not None:
-                into |= select(level_unit, feature, levels)
-            click_ms.append((time.perf_counter() - started) * 1e3)
-        selected &= ~removed
+    results, projections = [], {}  # per view, as the add-on keeps one per viewport view
+
+    def projection(view: int) -> tuple[Projection, float]:
+        """The view's projected centres, and the ms it took to project them (0 when reused)."""
+        if view in projections:
+            return projections[view], 0.0
+        started = time.perf_counter()
+        projections[view] = Projection.of(geometry, cameras[view])
+        return projections[view], (time.perf_counter() - started) * 1e3
+
+    def click(level_unit, view: int, x, y, levels) -> np.ndarray | None:
+        """(T, N) what one click selects at each threshold, None where it hits nothing."""
+        feature = click_feature(level_unit, *pixel_weights(geometry, cameras[view], x + 0.5, y + 0.5, projection(view)[0]))
+        return None if feature is None else select(level_unit, feature, levels)
+
+    def scored(selected: np.ndarray, query: Query, view: int) -> tuple[list, list, np.ndarray]:
+        """The names of the views other than `view` where the label shows, the selection's (T,) IoU in each,
+        and the (T,) share of its pixels there that lie on unscored labels."""
         share = torch.from_numpy(selected.T.astype(np.float32))  # (N, T)
-        names, ious = [], []
+        names, ious, on_ignored, drawn = [], [], 0, 0
         for index, (view_weights, labels) in enumerate(zip(weights, truth.maps[query.level])):
-            if index == query.view:
+            if index == view:
                 continue
             actual = (labels.reshape(-1) == query.label)[:, None]  # (H*W, 1)
             if not actual.any():
@@ -180,8 +197,35 @@ def evaluate(splat, cameras, truth: GroundTruth, features: np.ndarray, threshold
             predicted = (apply_weights(view_weights, share) > 0.5).numpy()  # (H*W, T)
             names.append(cameras[index].name)
             ious.append((predicted & actual).sum(0) / (predicted | actual).sum(0))
+            on_ignored = on_ignored + (predicted & np.isin(labels.reshape(-1), ignored[query.level])[:, None]).sum(0)
+            drawn = drawn + predicted.sum(0)
+        return names, ious, on_ignored / np.maximum(drawn, 1)
+
+    ignored = {level: [label for label, name in truth.names[level].items() if name in truth.ignore] for level in truth.maps}
+
+    for query in make_queries(truth, clicks, seed, negative_clicks, random_clicks):
+        levels = np.asarray(thresholds[query.level], np.float32)[:, None]  # (T, 1)
+        level_unit = unit[query.level]
+        projection_ms = projection(query.view)[1]
+        selected = np.zeros((len(levels), splat.count), bool)  # (T, N)
+        removed = np.zeros_like(selected)
+        click_ms = []
+        for (x, y), into in [(point, selected) for point in query.points] + [(point, removed) for point in query.negatives]:
+            started = time.perf_counter()
+            hit = click(level_unit, query.view, x, y, levels)
+            if hit is not None:
+                into |= hit
+            click_ms.append((time.perf_counter() - started) * 1e3)
+        selected &= ~removed
+        names, ious, ignored_share = scored(selected, query, query.view)
+        singles = []
+        for view, x, y in query.singles:
+            hit = click(level_unit, int(view), x, y, levels)
+            _, single, _ = scored(np.zeros_like(selected) if hit is None else hit, query, int(view))
+            singles.append(np.mean(single, axis=0) if single else np.full(len(levels), np.nan))
         if ious:
-            results.append(QueryResult(query, names, np.stack(ious), click_ms, projection_ms))
+            single_ious = np.stack(singles) if singles else np.zeros((0, len(levels)))
+            results.append(QueryResult(query, names, np.stack(ious), click_ms, projection_ms, single_ious, ignored_share))
     return results
 
 
@@ -192,10 +236,21 @@ def summary(results: list[QueryResult], threshold_index: int = 0) -> dict:
         per_label[result.query.level][result.query.name] = 100 * float(result.ious[:, threshold_index].mean())
     levels = {level: float(np.mean(list(scores.values()))) for level, scores in per_label.items() if scores}
     everything = [score for scores in per_label.values() for score in scores.values()]
+    singles = {level: [] for level in LEVEL_LABELS}  # per label: (mean, 10th percentile) over its single clicks
+    for result in results:
+        ious = result.single_ious[:, threshold_index]
+        ious = ious[np.isfinite(ious)]
+        if len(ious):
+            singles[result.query.level].append((100 * float(ious.mean()), 100 * float(np.percentile(ious, 10))))
     times = [ms for result in results for ms in result.click_ms]
     projections = [result.projection_ms for result in results if result.projection_ms > 0]
     return {
         "miou": {**levels, "all": float(np.mean(everything)) if everything else float("nan")},
+        "floor_share": {level: {"mean": 100 * float(np.mean(shares)), "max": 100 * float(np.max(shares))}
+                        for level in LEVEL_LABELS
+                        if (shares := [r.ignored_share[threshold_index] for r in results if r.query.level == level])},
+        "single_clicks": {level: {"mean": float(np.mean([m for m, _ in scores])), "p10": float(np.mean([p for _, p in scores]))}
+                          for level, scores in singles.items() if scores},
         "labels": per_label,
         "click_ms": {"median": float(np.median(times)) if times else float("nan"),
                      "max": float(np.max(times)) if times else float("nan"), "clicks": len(times),
@@ -220,6 +275,9 @@ def add_eval_command(commands) -> None:
     parser.add_argument("--negative-clicks", type=NON_NEGATIVE, default=0,
                         help="clicks per object or part on the label it touches most in the reference view, which "
                              "remove what they select (METHOD.md: points inside 'and optionally outside'; default 0)")
+    parser.add_argument("--random-clicks", type=NON_NEGATIVE, default=0,
+                        help="also score this many single clicks per object or part, at random pixels inside it in "
+                             "random views: the mean and 10th percentile of their IoU (default 0)")
     parser.add_argument("--seed", type=NON_NEGATIVE, default=0, help="seed of the click positions (default 0)")
     parser.add_argument("--threshold-coarse", type=COSINE, help="similarity threshold for objects (default: the product's)")
     parser.add_argument("--threshold-fine", type=COSINE, help="similarity threshold for parts (default: the product's)")
@@ -241,7 +299,8 @@ def run_eval(options) -> int:
     thresholds = {level: [DEFAULT_THRESHOLDS[level] if value is None else value] for level, value in given.items()}
     prior = field.config.get("use_granularity_prior", True)
     results = evaluate(splat, cameras, truth, field.features, thresholds, options.clicks, options.seed,
-                       granularity_prior=prior, negative_clicks=options.negative_clicks)
+                       granularity_prior=prior, negative_clicks=options.negative_clicks,
+                       random_clicks=options.random_clicks)
     if not results:
         raise UserError(f"{options.gt}: no object or part covers {MIN_REFERENCE_PIXELS} pixels in any view; nothing to score")
     report = summary(results)
@@ -263,6 +322,9 @@ def format_table(report: dict, thresholds: dict) -> str:
         if scores:
             lines.append(f"{level} (threshold {thresholds[level][0]:g}): mIoU {report['miou'][level]:.1f}")
             lines += [f"  {name:<24} {score:6.1f}" for name, score in scores.items()]
+            single = report["single_clicks"].get(level)
+            if single:
+                lines.append(f"  single random clicks: mean {single['mean']:.1f}, 10th percentile {single['p10']:.1f}")
     clicks = report["click_ms"]
     lines.append(f"all: mIoU {report['miou']['all']:.1f}; {clicks['clicks']} clicks, "
                  f"median {clicks['median']:.1f} ms, max {clicks['max']:.1f} ms per click "

@@ -24,6 +24,7 @@ class MaskFlaws:
     drop: float = 0.0  # a mask is missing
     roughen: float = 0.0  # boundaries move by a smooth random offset of this many pixels (standard deviation)
     spurious: float = 0.0  # mean number of masks per view that follow no object (random blobs over the scene)
+    unlabelled_ground: bool = False  # no mask covers the ground (SAM often leaves textured floors, lawns uncovered)
 
     def __post_init__(self):
         from .errors import UserError
@@ -39,6 +40,8 @@ class MaskFlaws:
 PERFECT = MaskFlaws()
 # Roughly what SAM's automatic masks do on LERF-like scenes: most masks right, a few in every view wrong.
 REALISTIC = MaskFlaws(merge_objects=0.15, merge_parts=0.25, split=0.1, drop=0.1, roughen=1.0, spurious=1.0)
+# The same, and the ground (object 0) left to no mask, as SAM's automatic masks leave 10-30 % of a photo.
+GROUND_UNLABELLED = MaskFlaws(**{**vars(REALISTIC), "unlabelled_ground": True})
 ROUGHNESS_SCALE = 3.0  # px: the smoothing length of the boundary noise, so boundaries wiggle rather than fray
 
 
@@ -48,16 +51,22 @@ def simulate_masks(objects: np.ndarray, parts: np.ndarray, part_objects: np.ndar
 
     objects, parts: (H, W) int32 exact label maps (-1 = nothing); part_objects: (P,) the object of
     each part id. One mask per visible object and one per visible part (a one-part object's part
-    mask equals its object mask), each then damaged as `flaws` says.
+    mask equals its object mask), each then damaged as `flaws` says. With `unlabelled_ground` the
+    ground (object 0) and its parts get no mask and merge with nothing.
     """
+    drawn = objects >= 0  # where the scene is drawn
+    if flaws.unlabelled_ground:
+        ground_parts = np.flatnonzero(part_objects == 0)
+        objects = np.where(objects == 0, -1, objects)
+        parts = np.where(np.isin(parts, ground_parts), -1, parts)
     object_groups = merged_groups(objects, flaws.merge_objects, rng, lambda a, b: True)
     part_groups = merged_groups(parts, flaws.merge_parts, rng, lambda a, b: part_objects[a] == part_objects[b])
     masks = [np.isin(objects, group) for group in object_groups] + [np.isin(parts, group) for group in part_groups]
     masks = [piece for mask in masks for piece in (split_mask(mask, rng) if rng.random() < flaws.split else [mask])]
     masks = [mask for mask in masks if rng.random() >= flaws.drop]
-    masks += [random_blob(objects >= 0, rng) for _ in range(rng.poisson(flaws.spurious))]
+    masks += [random_blob(drawn, rng) for _ in range(rng.poisson(flaws.spurious))]
     if flaws.roughen > 0:  # kept to where the scene is drawn: SAM masks things, not the void around a synthetic scene
-        masks = [roughen_mask(mask, flaws.roughen, rng) & (objects >= 0) for mask in masks]
+        masks = [roughen_mask(mask, flaws.roughen, rng) & drawn for mask in masks]
     masks = [mask for mask in masks if mask.any()]
     return np.stack(masks) if masks else np.zeros((0, *objects.shape), bool)
 

@@ -198,24 +198,18 @@ def render_views(scene: SyntheticScene, cameras):
     import torch
 
     from .render import apply_weights
-    from .views import camera_weights, splat_tensors
+    from .views import camera_weights, majority_labels, splat_tensors
 
     splat = scene.splat
     tensors = splat_tensors(splat)
     colors = torch.from_numpy(splat.colors.astype(np.float32))
-    object_onehot = torch.nn.functional.one_hot(torch.from_numpy(scene.object_ids).long()).float()
-    part_onehot = torch.nn.functional.one_hot(torch.from_numpy(scene.part_ids).long()).float()
+    ids = [torch.from_numpy(level.astype(np.int64)) for level in (scene.object_ids, scene.part_ids)]
     views = []
     for camera in cameras:
         weights = camera_weights(splat, camera, tensors=tensors)
         shape = (camera.height, camera.width)
         rgb = apply_weights(weights, colors).reshape(*shape, 3)
-        labels = []
-        for onehot in (object_onehot, part_onehot):
-            votes = apply_weights(weights, onehot)
-            best, label = votes.max(dim=1)
-            label[best <= 0.5] = -1
-            labels.append(label.reshape(shape).numpy().astype(np.int32))
+        labels = [majority_labels(weights, level).reshape(shape).numpy().astype(np.int32) for level in ids]
         image = (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
         views.append((image, labels[0], labels[1]))
     return views

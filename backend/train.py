@@ -56,6 +56,7 @@ class TrainConfig:
     use_norm2d: bool = True
     use_spatial: bool = True
     use_granularity_prior: bool = True
+    use_unlabelled_negatives: bool = True  # pixels no mask covers are pushed away from the view's masks (never pulled)
     seed: int = 0
 
     def __post_init__(self):  # the one check of every setting, from the command line, the add-on or a script
@@ -93,6 +94,7 @@ class View:
     fine: torch.Tensor  # (H*W,) int64
     labelled: torch.Tensor  # (L,) pixel ids with a label at either level
     odds: torch.Tensor | None  # (L,) float64 weights of drawing each labelled pixel (mask_balance); None: uniform
+    unlabelled: torch.Tensor  # (U,) pixel ids with no label where the splat draws (alpha > 0.5)
 
 
 @dataclass
@@ -133,7 +135,10 @@ def contrastive_loss(rendered, labels, tau: float, anchors: torch.Tensor | None 
     Every pair weighs the same, so a minority of views that merge two parts (SAM missing a part) pulls
     them together less than the majority that tells them apart pushes (separate positive and negative
     means would weigh each of the few positive pairs several times each negative one: the parts merge).
-    rendered (P, D) level features of labelled pixels; labels (P,). The positive sum over all
+    Pixels labelled -1 (no mask covers them) only take part in negative pairs, with every labelled
+    pixel: what no mask covers is no part of any mask it shares a view with, though it may be one
+    thing or many (so no pairs among them).
+    rendered (P, D) level features of the pixels; labels (P,). The positive sum over all
     same-label pairs is exact, from per-label sums (sum of 1 - u_i.u_j over a label's pairs is
     n^2 - |sum u|^2), so it costs O(P D). The negative sum is estimated from the columns `anchors`
     (indices into P; None = all pairs): unbiased at O(P x anchors) instead of O(P^2).
@@ -147,12 +152,14 @@ def contrastive_loss(rendered, labels, tau: float, anchors: torch.Tensor | None 
     ids, inverse = torch.unique(labels, return_inverse=True)
     sums = torch.zeros(len(ids), unit.shape[1], dtype=unit.dtype).index_add(0, inverse, unit)
     sizes = torch.bincount(inverse, minlength=len(ids)).to(unit.dtype)
+    masked = (ids >= 0).to(unit.dtype)[:, None]  # (K, 1): the unlabelled have no positive pairs
+    sums, sizes = sums * masked, sizes * masked[:, 0]
     # with no same-label pair the sum is 0 but rounding would still send a gradient through it
     positive = (sizes**2).sum() - (sums**2).sum() if bool((sizes > 1).any()) else rendered.sum() * 0.0
 
     negative_unit = unit if negative_view is None else F.normalize(negative_view, dim=1)
     columns = slice(None) if anchors is None else anchors
-    different = (labels[:, None] != labels[None, columns]).to(unit.dtype)
+    different = ((labels[:, None] != labels[None, columns]) & ((labels[:, None] >= 0) | (labels[None, columns] >= 0))).to(unit.dtype)
     similarity = negative_unit @ negative_unit[columns].T
     negative = (torch.relu(similarity - tau) * different).sum() * (count / similarity.shape[1])
     return (positive + negative) / (count * (count - 1))
@@ -362,7 +369,9 @@ def precompute_views(splat: Splat, cameras, labels, device, mask_balance: float 
         odds = None
         if mask_balance > 0 and len(labelled):
             odds = mask_shares(coarse[labelled], fine[labelled]) * mask_balance + (1.0 - mask_balance) / len(labelled)
-        views.append(View(weights, coarse, fine, labelled, odds))
+        alpha = apply_weights(weights, torch.ones(weights.shape[1], 1, device=weights.device)).reshape(-1).cpu()
+        unlabelled = torch.nonzero((coarse < 0) & (fine < 0) & (alpha > 0.5)).squeeze(1)
+        views.append(View(weights, coarse, fine, labelled, odds, unlabelled))
     return views
 
 
@@ -413,11 +422,18 @@ def train_features(
             seconds["clustering"] += time.perf_counter() - clustering_started
 
         view = views[int(torch.randint(len(views), (1,), generator=generator))]
-        if view.odds is not None and len(view.labelled) > config.pixels:
-            take = torch.multinomial(view.odds, config.pixels, generator=generator)
+        # The unlabelled pixels' share of the step is their share of the drawn pixels (as if drawn uniformly).
+        unlabelled = len(view.unlabelled) if config.use_unlabelled_negatives else 0
+        negatives = round(config.pixels * unlabelled / max(unlabelled + len(view.labelled), 1))
+        positives = config.pixels - negatives  # drawn among the labelled pixels
+        if view.odds is not None and len(view.labelled) > positives:
+            take = torch.multinomial(view.odds, positives, generator=generator)
         else:
-            take = torch.randperm(len(view.labelled), generator=generator)[: config.pixels]
+            take = torch.randperm(len(view.labelled), generator=generator)[:positives]
         pixels = view.labelled[take]
+        first_negative = len(pixels)
+        if negatives:
+            pixels = torch.cat([pixels, view.unlabelled[torch.randint(unlabelled, (negatives,), generator=generator)]])
         rows, gaussians, weights = row_fragments(view.weights, pixels)
         gaussians, by_index = torch.sort(gaussians)  # gathers in index order stream through memory
         rows, weights = rows[by_index], weights[by_index]
@@ -432,6 +448,8 @@ def train_features(
         for level in LEVELS:
             level_labels = getattr(view, level)[pixels]
             keep = level_labels >= 0
+            if negatives:  # the unlabelled pixels (-1) stay, as negatives only
+                keep[first_negative:] = True
             level_rendered = level_features(rendered[keep], level, prior)
             negative_view = None
             if level == "fine" and prior:  # parts of different objects must not push their objects apart

@@ -8,7 +8,11 @@ the thresholds the tuning sweep picked (the product's defaults in backend/click.
 the table was tuned on the scenes or clicks it reports. mIoU is averaged per scene, then over scenes
 (METHOD.md). More tables train the full method on the test scenes with each step's pixels drawn
 otherwise (all uniformly, all evenly per mask), with exact masks and with fewer missed part masks
-(what the masks' flaws cost), and score it with one negative click per label as well. Writes out/accuracy/accuracy.json.
+(what the masks' flaws cost), and score it with one negative click per label as well. A last table trains on
+other mask sources: the geometric masks (backend/geometric_masks.py, what Auto uses without SAM) and SAM-like
+masks that leave the ground unlabelled (with and without unlabelled pixels as negatives), each label also
+scored by RANDOM_CLICKS single clicks at random pixels (mean, 10th percentile) and by the share of floor in
+its selection. `--tables` picks tables; `--skip-tuning` uses the product's thresholds. Writes out/accuracy/accuracy.json.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ PIXEL_DRAWS = {  # METHOD.md does not say how a step's pixels are drawn: the two
 }
 SWEEP = [round(0.5 + 0.025 * i, 3) for i in range(20)]  # 0.5 .. 0.975
 MISSED_PART_MASKS = [0.1, 0.0]  # merge_parts below REALISTIC's 0.25: how much the fine level owes to missed part masks
+RANDOM_CLICKS = 8  # single clicks per label at random pixels in random views, in the mask-source table
+TABLES = ("ablation", "pixels", "flaws", "outside", "views", "sources")
 PLATEAU = 2.0  # mIoU points, about the noise of 3 clicks per label: pick the middle of the thresholds this close to the best
 
 
@@ -73,7 +79,7 @@ def planned_views(scene, args, flaws, seed: int):
     return cameras, labels
 
 
-def train_and_score(bench, config, thresholds, clicks_seed: int, negative_clicks: int = 0):
+def train_and_score(bench, config, thresholds, clicks_seed: int, negative_clicks: int = 0, random_clicks: int = 0):
     from backend.evaluate import evaluate
     from backend.train import train_features
 
@@ -82,8 +88,18 @@ def train_and_score(bench, config, thresholds, clicks_seed: int, negative_clicks
     field = train_features(scene.splat, train_cameras, train_labels, config, "simulated SAM-like masks").field
     seconds = time.perf_counter() - started
     results = evaluate(scene.splat, cameras, truth, field.features, thresholds, 3, clicks_seed, weights,
-                       config.use_granularity_prior, negative_clicks)
+                       config.use_granularity_prior, negative_clicks, random_clicks)
     return results, seconds
+
+
+def geometric_benchmark(bench):
+    """The same scene with the geometric masks in place of the simulated ones, and their generation time."""
+    from backend.geometric_masks import geometric_labels
+
+    scene, cameras, _, truth, weights = bench
+    started = time.perf_counter()
+    labels = geometric_labels(scene.splat, cameras)
+    return (scene, cameras, labels, truth, weights), time.perf_counter() - started
 
 
 def scene_miou(results_per_scene, threshold_index: int = 0) -> dict:
@@ -111,16 +127,15 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--pixels", type=int, default=2048)
     parser.add_argument("--out", default=str(ROOT / "out" / "accuracy"))
-    parser.add_argument("--only-views", action="store_true",
-                        help="only the full method trained from the photos and from views rendered from the splat, "
-                             "at the product's default thresholds (no sweep)")
+    parser.add_argument("--tables", nargs="+", choices=TABLES, default=list(TABLES), help="which tables to measure")
+    parser.add_argument("--skip-tuning", action="store_true", help="score at the product's thresholds, no sweep")
     args = parser.parse_args()
 
     from pathlib import Path
 
     from backend.click import DEFAULT_THRESHOLDS
     from backend.evaluate import summary
-    from backend.mask_simulator import REALISTIC
+    from backend.mask_simulator import GROUND_UNLABELLED, REALISTIC
     from backend.train import TrainConfig
 
     print(machine())
@@ -136,34 +151,23 @@ def main() -> None:
     started = time.perf_counter()
     report = {"settings": vars(args), "flaws": vars(REALISTIC), "config": vars(config)}
 
-    def run(seeds, flaws, switches, thresholds, tag, negative_clicks=0, rendered_views=False):
+    def run(seeds, flaws, switches, thresholds, tag, negative_clicks=0, random_clicks=0, geometric=False,
+            rendered_views=False):
         """Train and score one variant on every scene: (per-scene results, mean training seconds)."""
         per_scene, seconds = [], []
         for seed in seeds:
             bench = make_benchmark(out / f"{tag}{seed}", seed, args, flaws, rendered_views)
-            results, took = train_and_score(bench, replace(config, **switches), thresholds, seed, negative_clicks)
+            if geometric:
+                bench, mask_seconds = geometric_benchmark(bench)
+                print(f"  scene {seed}: geometric masks of {args.views} views in {mask_seconds:.1f} s", flush=True)
+            results, took = train_and_score(bench, replace(config, **switches), thresholds, seed, negative_clicks,
+                                            random_clicks)
             per_scene.append(results)
             seconds.append(took)
         return per_scene, sum(seconds) / len(seconds)
 
-    rows = {}
-
-    def table_row(name, per_scene, seconds):
-        scores = scene_miou(per_scene)
-        times = [ms for results in per_scene for result in results for ms in result.click_ms]
-        rows[name] = {"miou": scores, "train_s": seconds, "click_ms_median": sorted(times)[len(times) // 2],
-                      "per_scene": [summary(results)["labels"] for results in per_scene],
-                      "sweep": {level: [scene_miou(per_scene, 1 + i)[level] for i in range(len(SWEEP))]
-                                for level in ("coarse", "fine")}}
-        print(f"| {name} | {scores['coarse']:.1f} | {scores['fine']:.1f} | {scores['all']:.1f} | "
-              f"{rows[name]['click_ms_median']:.1f} ms | {seconds:.0f} s |", flush=True)
-
-    if args.only_views:
-        thresholds = {level: [value] + SWEEP for level, value in DEFAULT_THRESHOLDS.items()}
-        print(f"\nat the product's default thresholds {DEFAULT_THRESHOLDS}:")
-        print("| variant | coarse mIoU | fine mIoU | all mIoU | median click | training per scene |")
-        print("|---|---|---|---|---|---|")
-        table_row("full", *run(test_seeds, REALISTIC, {}, thresholds, "test"))
+    if args.skip_tuning:
+        picked = dict(DEFAULT_THRESHOLDS)
     else:
         tuned, seconds = run(tune_seeds, REALISTIC, {}, {"coarse": SWEEP, "fine": SWEEP}, "tune")
         curves = {level: [scene_miou(tuned, i)[level] for i in range(len(SWEEP))] for level in ("coarse", "fine")}
@@ -177,42 +181,76 @@ def main() -> None:
         if picked != DEFAULT_THRESHOLDS:
             print(f"NOTE: the product's defaults (backend/click.py) are {DEFAULT_THRESHOLDS}, not these")
 
-        thresholds = {level: [value] + SWEEP for level, value in picked.items()}  # the picked one, then the sweep
-        print(f"\nablation on the test scenes at the picked thresholds {picked}:")
-        print("| variant | coarse mIoU | fine mIoU | all mIoU | median click | training per scene |")
-        print("|---|---|---|---|---|---|")
+    thresholds = {level: [value] + SWEEP for level, value in picked.items()}  # the picked one, then the sweep
+    rows = {}
+
+    def table_row(name, per_scene, seconds):
+        scores = scene_miou(per_scene)
+        times = [ms for results in per_scene for result in results for ms in result.click_ms]
+        rows[name] = {"miou": scores, "train_s": seconds, "click_ms_median": sorted(times)[len(times) // 2],
+                      "per_scene": [summary(results)["labels"] for results in per_scene],
+                      "sweep": {level: [scene_miou(per_scene, 1 + i)[level] for i in range(len(SWEEP))]
+                                for level in ("coarse", "fine")}}
+        print(f"| {name} | {scores['coarse']:.1f} | {scores['fine']:.1f} | {scores['all']:.1f} | "
+              f"{rows[name]['click_ms_median']:.1f} ms | {seconds:.0f} s |", flush=True)
+
+    heading = "| variant | coarse mIoU | fine mIoU | all mIoU | median click | training per scene |\n|---|---|---|---|---|---|"
+    if "ablation" in args.tables:
+        print(f"\nablation on the test scenes at the picked thresholds {picked}:\n{heading}")
         for name, switches in VARIANTS.items():
             table_row(name, *run(test_seeds, REALISTIC, switches, thresholds, "test"))
+    if "pixels" in args.tables:
         print(f"\nthe full method on the same test scenes with each step's pixels drawn otherwise (default: mask_balance "
-              f"{config.mask_balance:g}):")
-        print("| variant | coarse mIoU | fine mIoU | all mIoU | median click | training per scene |")
-        print("|---|---|---|---|---|---|")
+              f"{config.mask_balance:g}):\n{heading}")
         for name, switches in PIXEL_DRAWS.items():
             table_row(name, *run(test_seeds, REALISTIC, switches, thresholds, "test"))
-        print("\nthe full method on the same test scenes with fewer mask flaws:")
-        print("| masks | coarse mIoU | fine mIoU | all mIoU | median click | training per scene |")
-        print("|---|---|---|---|---|---|")
+    if "flaws" in args.tables:
+        print(f"\nthe full method on the same test scenes with fewer mask flaws:\n{heading}")
         for merge in MISSED_PART_MASKS:
             flaws = replace(REALISTIC, merge_parts=merge)
             table_row(f"realistic, merge_parts {merge:g}", *run(test_seeds, flaws, {}, thresholds, f"test_merge{merge:g}_"))
         table_row("exact", *run(test_seeds, None, {}, thresholds, "test_exact"))
+    if "outside" in args.tables:
         print("\nthe full method on the test scenes with one more click per object and part, outside it: on the label it "
-              "touches most in the reference view, removing what it selects (METHOD.md: 'and optionally outside'):")
-        print("| clicks | coarse mIoU | fine mIoU | all mIoU | median click | training per scene |")
-        print("|---|---|---|---|---|---|")
+              f"touches most in the reference view, removing what it selects (METHOD.md: 'and optionally outside'):\n{heading}")
         table_row("3 inside + 1 outside", *run(test_seeds, REALISTIC, {}, thresholds, "test", negative_clicks=1))
-    print("\nthe full method on the same test scenes trained from views rendered from the splat alone instead of the "
-          "photos (planned by backend/view_planning.py, as many and as large, the same kind of simulated masks), "
-          "clicked and scored in the photos:")
-    print("| training views | coarse mIoU | fine mIoU | all mIoU | median click | training per scene |")
-    print("|---|---|---|---|---|---|")
-    table_row("rendered from the splat", *run(test_seeds, REALISTIC, {}, thresholds, "test_views", rendered_views=True))
+    if "views" in args.tables:
+        print("\nthe full method on the same test scenes trained from views rendered from the splat alone instead of the "
+              "photos (planned by backend/view_planning.py, as many and as large, the same kind of simulated masks), "
+              f"clicked and scored in the photos:\n{heading}")
+        if "full" not in rows:
+            table_row("full", *run(test_seeds, REALISTIC, {}, thresholds, "test"))
+        table_row("rendered from the splat", *run(test_seeds, REALISTIC, {}, thresholds, "test_views", rendered_views=True))
+    if "sources" in args.tables:
+        print(f"\nthe full method on the test scenes with other mask sources; besides the protocol's 3 clicks, {RANDOM_CLICKS} "
+              "single clicks per label at random pixels in random views (mean / 10th percentile of their IoU), and the "
+              "share of floor pixels in each object's selection (mean / largest):")
+        print("| masks | coarse mIoU | fine mIoU | coarse single clicks | fine single clicks | floor in selections | "
+              "training per scene |\n|---|---|---|---|---|---|---|")
+        sources = {"geometric (Auto without SAM)": (REALISTIC, {}, True),
+                   "SAM-like, ground unlabelled": (GROUND_UNLABELLED, {}, False),
+                   "SAM-like, ground unlabelled, unlabelled pixels not negatives": (
+                       GROUND_UNLABELLED, {"use_unlabelled_negatives": False}, False)}
+        for name, (flaws, switches, geometric) in sources.items():
+            tag = "test_unlabelled" if flaws is GROUND_UNLABELLED else "test"
+            per_scene, seconds = run(test_seeds, flaws, switches, thresholds, tag, random_clicks=RANDOM_CLICKS,
+                                     geometric=geometric)
+            scores = scene_miou(per_scene)
+            summaries = [summary(results) for results in per_scene]
+            single = {level: {key: sum(s["single_clicks"][level][key] for s in summaries) / len(summaries)
+                              for key in ("mean", "p10")} for level in ("coarse", "fine")}
+            floor = {"mean": sum(s["floor_share"]["coarse"]["mean"] for s in summaries) / len(summaries),
+                     "max": max(s["floor_share"]["coarse"]["max"] for s in summaries)}
+            rows[name] = {"miou": scores, "single_clicks": single, "floor_share": floor, "train_s": seconds,
+                          "per_scene": [s["labels"] for s in summaries]}
+            print(f"| {name} | {scores['coarse']:.1f} | {scores['fine']:.1f} | {single['coarse']['mean']:.1f} / "
+                  f"{single['coarse']['p10']:.1f} | {single['fine']['mean']:.1f} / {single['fine']['p10']:.1f} | "
+                  f"{floor['mean']:.1f} % / {floor['max']:.1f} % | {seconds:.0f} s |", flush=True)
     report["ablation"] = rows
-    if not args.only_views:
-        full = rows["full"]["sweep"]
+    if "full" in rows:
         print("\nfor reference, the full method's sweep on the test scenes (not used to choose anything):")
         for level in ("coarse", "fine"):
-            print(f"| {level} mIoU | " + " | ".join(f"{score:.1f}" for score in full[level]) + " |")
+            print(f"| {level} mIoU | " + " | ".join(f"{score:.1f}" for score in rows["full"]["sweep"][level]) + " |")
     out.mkdir(parents=True, exist_ok=True)
     (out / "accuracy.json").write_text(json.dumps(report, indent=1, default=str))
     print(f"\nwrote {out / 'accuracy.json'}; {time.perf_counter() - started:.0f} s in all")

@@ -38,10 +38,13 @@ class ClickGaussSettings(bpy.types.PropertyGroup):
     mask_source: EnumProperty(
         name="Masks",
         items=[("AUTO", "Automatic", "SAM when a checkpoint is set in the preferences, else precomputed masks "
-                                     "when a folder is set, else the weight-free fallback"),
+                                     "when a folder is set, else geometric masks from the splat itself"),
                ("SAM", "SAM", "Segment Anything's automatic masks (checkpoint in the preferences)"),
                ("FOLDER", "Folder", "Precomputed masks: a label PNG or .npz per photo"),
-               ("FELZENSZWALB", "Fallback", "Graph-based segmentation, no model weights needed (lower quality)")],
+               ("GEOMETRIC", "Geometric", "The splat's ground and its 3D-connected groups, drawn into every photo; "
+                                          "no model weights needed"),
+               ("FELZENSZWALB", "Colour Segments", "Graph-based segmentation of each photo by colour, no model "
+                                                   "weights needed (lower quality)")],
         default="AUTO",
     )
     mask_dir: StringProperty(name="Mask Folder", description="Precomputed masks, one file per photo", subtype="DIR_PATH")

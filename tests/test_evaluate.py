@@ -82,6 +82,25 @@ def test_negative_clicks_land_on_a_touching_label_and_remove_only_what_they_sele
     assert scores["miou"]["all"] == 100.0 and scores["click_ms"]["clicks"] == 27 + 9
 
 
+def test_random_single_clicks_land_inside_their_label_and_score_each_click_alone(bench):
+    folder, scene, cameras, weights = bench
+    truth = load_ground_truth(folder / "gt", cameras)
+    for query in make_queries(truth, 3, 0, random_clicks=5):
+        assert len(query.singles) == 5
+        for view, x, y in query.singles:
+            assert truth.maps[query.level][view][y, x] == query.label
+    thresholds = {"coarse": [0.75], "fine": [0.875]}
+    perfect = summary(evaluate(scene.splat, cameras, truth, perfect_features(scene), thresholds, weights=weights,
+                               random_clicks=5))
+    assert perfect["single_clicks"] == {level: {"mean": 100.0, "p10": 100.0} for level in ("coarse", "fine")}
+    # Half the object features swapped to another object's: clicks there select the wrong object.
+    features = perfect_features(scene)
+    mug = np.flatnonzero(scene.object_ids == 1)
+    features[mug[: len(mug) // 2], :12] = features[np.flatnonzero(scene.object_ids == 2)[0], :12]
+    mixed = summary(evaluate(scene.splat, cameras, truth, features, thresholds, weights=weights, random_clicks=8))
+    assert mixed["single_clicks"]["coarse"]["p10"] < mixed["single_clicks"]["coarse"]["mean"] < 100
+
+
 def test_a_threshold_sweep_scores_every_threshold_in_one_pass(bench):
     folder, scene, cameras, weights = bench
     truth = load_ground_truth(folder / "gt", cameras)

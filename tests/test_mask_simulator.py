@@ -90,3 +90,12 @@ def test_views_are_seeded_and_independent_and_bad_knobs_are_refused(view):
         MaskFlaws(drop=1.5)
     with pytest.raises(UserError, match="roughen = -1 must not be negative"):
         MaskFlaws(roughen=-1)
+
+
+def test_unlabelled_ground_leaves_the_ground_to_no_mask_and_the_objects_as_they_were(view):
+    objects, parts, _ = view
+    coarse, fine = two_level_labels(simulate(view, unlabelled_ground=True))
+    assert (coarse[objects == 0] == -1).all() and (fine[objects == 0] == -1).all()
+    exact_coarse, exact_fine = two_level_labels(simulate(view))
+    assert (coarse[objects > 0] >= 0).all() and (fine[objects > 0] >= 0).all()
+    assert len(np.unique(coarse[objects > 0])) == len(np.unique(exact_coarse[objects > 0]))

@@ -1,0 +1,74 @@
+"""Geometric masks: the splat's own 3D groups, drawn into every view, find the objects of a generated scene."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def scene_and_masks():
+    from backend.geometric_masks import geometric_labels
+    from backend.synthetic import make_scene, orbit_cameras, random_layout, render_views
+
+    scene = make_scene(12000, seed=0, parts=random_layout(6, seed=0))
+    cameras = orbit_cameras(6, width=160, height=120, radius=4.2)
+    return scene, cameras, render_views(scene, cameras), geometric_labels(scene.splat, cameras)
+
+
+def matched_label(truth: np.ndarray, predicted: np.ndarray, label: int) -> tuple[int, float]:
+    """The predicted label covering most of `truth == label`, and its IoU with it."""
+    region = truth == label
+    values, counts = np.unique(predicted[region], return_counts=True)
+    best = int(values[counts.argmax()])
+    if best < 0:
+        return best, 0.0
+    chosen = predicted == best
+    return best, float((region & chosen).sum() / (region | chosen).sum())
+
+
+@pytest.mark.parametrize("level, bound", [(0, 0.85), (1, 0.7)])
+def test_each_object_and_part_gets_its_own_mask_the_same_in_every_view(scene_and_masks, level, bound):
+    scene, cameras, views, labels = scene_and_masks
+    ious, ids = [], {}
+    for (_, objects, parts), maps in zip(views, labels):
+        truth = (objects, parts)[level]
+        assert maps[level].shape == truth.shape and maps[level].dtype == np.int32
+        for label in np.unique(truth[truth > 0]):  # 0 is the ground, which is not scored
+            if (truth == label).sum() < 25:
+                continue
+            best, iou = matched_label(truth, maps[level], label)
+            ious.append(iou)
+            ids.setdefault(int(label), set()).add(best)
+    assert np.mean(np.array(ious) > bound) >= 0.8, sorted(ious)
+    # Masks agree across views by construction: an object has one id everywhere (bar a view that misses it).
+    assert sum(len(found) == 1 for found in ids.values()) >= len(ids) - 1, ids
+
+
+def test_the_ground_is_one_mask_apart_from_the_objects(scene_and_masks):
+    scene, cameras, views, labels = scene_and_masks
+    for (_, objects, _), (coarse, _) in zip(views, labels):
+        ground_id, iou = matched_label(objects, coarse, 0)
+        assert iou > 0.9
+        assert (coarse[objects > 0] == ground_id).mean() < 0.05  # little of any object is called ground
+
+
+def test_train_without_sam_or_a_mask_folder_uses_geometric_masks(tmp_path):
+    from backend.synthetic import make_scene, orbit_cameras, write_scene
+
+    write_scene(tmp_path, make_scene(3000, seed=1), orbit_cameras(4, width=96, height=72))
+    result = subprocess.run(
+        [sys.executable, "-m", "backend", "train", "--splat", tmp_path / "splat.ply", "--cameras",
+         tmp_path / "sparse" / "0", "--images", tmp_path / "images", "--out", tmp_path / "f.npz",
+         "--iterations", "5", "--pixels", "200", "--no-gfl", "--progress", "json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    first = json.loads(result.stdout.splitlines()[0])
+    assert first["phase"] == "masks" and first["source"].startswith("geometric masks")
+    assert (tmp_path / "f.npz").is_file()
