@@ -6,8 +6,8 @@ Gaussians they select, the selection's rendered mask in every other view (a pixe
 where more than half of its compositing weight comes from selected Gaussians), and the IoU with
 the ground truth there. Scored are the views where the label is visible (as in SPIn-NeRF, whose
 objects are in every view). mIoU: per label over its views, per level over its labels, overall over all labels.
-The clicks run the product's own numpy path (click.py), each timed; as in the add-on, the centres are
-projected once per reference view (timed apart) and the clicks there reuse that projection.
+The clicks run the product's own numpy path (click.compose), each timed; as in the add-on, the click
+index (the centres' grid, each level's feature groups) is built once per splat and level, timed apart.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class QueryResult:
     views: list  # names of the scored views
     ious: np.ndarray  # (V, T) IoU per scored view and threshold
     click_ms: list  # per click
-    projection_ms: float  # projecting every centre into the reference view, once per view: 0 where reused
+    index_ms: float  # building what its level's clicks reuse (click.ClickIndex), once per level: 0 where reused
 
 
 def load_ground_truth(folder, cameras) -> GroundTruth:
@@ -137,7 +137,7 @@ def evaluate(splat, cameras, truth: GroundTruth, features: np.ndarray, threshold
     """
     import torch
 
-    from .click import Geometry, Projection, click_feature, pixel_weights, select, unit_features
+    from .click import Click, ClickIndex, Geometry, compose, unit_features
     from .render import apply_weights
     from .views import camera_weights, splat_tensors
 
@@ -148,27 +148,24 @@ def evaluate(splat, cameras, truth: GroundTruth, features: np.ndarray, threshold
     if weights is None:
         tensors = splat_tensors(splat)
         weights = [camera_weights(splat, camera, tensors=tensors) for camera in cameras]
-    geometry = Geometry.of(splat)
-    unit = {level: unit_features(features, level, granularity_prior) for level in truth.maps}
-    results, projections = [], {}  # per reference view, as the add-on keeps one per viewport view
+    started = time.perf_counter()
+    click_index = ClickIndex(Geometry.of(splat), lambda level: unit_features(features, level, granularity_prior))
+    grid_ms = (time.perf_counter() - started) * 1e3
+    results = []
     for query in make_queries(truth, clicks, seed, negative_clicks):
-        levels = np.asarray(thresholds[query.level], np.float32)[:, None]  # (T, 1)
-        camera, level_unit = cameras[query.view], unit[query.level]
-        projection_ms = 0.0
-        if query.view not in projections:
+        levels = np.asarray(thresholds[query.level], np.float32)  # (T,)
+        camera = cameras[query.view]
+        index_ms, grid_ms = grid_ms, 0.0
+        if query.level not in click_index.groups:
             started = time.perf_counter()
-            projections[query.view] = Projection.of(geometry, camera)
-            projection_ms = (time.perf_counter() - started) * 1e3
+            click_index.level(query.level)
+            index_ms += (time.perf_counter() - started) * 1e3
         selected = np.zeros((len(levels), splat.count), bool)  # (T, N)
-        removed = np.zeros_like(selected)
         click_ms = []
-        for (x, y), into in [(point, selected) for point in query.points] + [(point, removed) for point in query.negatives]:
+        for (x, y), mode in [(point, "ADD") for point in query.points] + [(point, "SUBTRACT") for point in query.negatives]:
             started = time.perf_counter()
-            feature = click_feature(level_unit, *pixel_weights(geometry, camera, x + 0.5, y + 0.5, projections[query.view]))
-            if feature is not None:
-                into |= select(level_unit, feature, levels)
+            selected, _ = compose(click_index, [Click(camera, x + 0.5, y + 0.5, mode)], query.level, levels, selected)
             click_ms.append((time.perf_counter() - started) * 1e3)
-        selected &= ~removed
         share = torch.from_numpy(selected.T.astype(np.float32))  # (N, T)
         names, ious = [], []
         for index, (view_weights, labels) in enumerate(zip(weights, truth.maps[query.level])):
@@ -181,7 +178,7 @@ def evaluate(splat, cameras, truth: GroundTruth, features: np.ndarray, threshold
             names.append(cameras[index].name)
             ious.append((predicted & actual).sum(0) / (predicted | actual).sum(0))
         if ious:
-            results.append(QueryResult(query, names, np.stack(ious), click_ms, projection_ms))
+            results.append(QueryResult(query, names, np.stack(ious), click_ms, index_ms))
     return results
 
 
@@ -193,13 +190,13 @@ def summary(results: list[QueryResult], threshold_index: int = 0) -> dict:
     levels = {level: float(np.mean(list(scores.values()))) for level, scores in per_label.items() if scores}
     everything = [score for scores in per_label.values() for score in scores.values()]
     times = [ms for result in results for ms in result.click_ms]
-    projections = [result.projection_ms for result in results if result.projection_ms > 0]
+    index_ms = sum(result.index_ms for result in results)
     return {
         "miou": {**levels, "all": float(np.mean(everything)) if everything else float("nan")},
         "labels": per_label,
         "click_ms": {"median": float(np.median(times)) if times else float("nan"),
                      "max": float(np.max(times)) if times else float("nan"), "clicks": len(times),
-                     "projection_per_view": float(np.median(projections)) if projections else float("nan")},
+                     "index_ms": index_ms},
     }
 
 
@@ -267,5 +264,5 @@ def format_table(report: dict, thresholds: dict) -> str:
     clicks = report["click_ms"]
     lines.append(f"all: mIoU {report['miou']['all']:.1f}; {clicks['clicks']} clicks, "
                  f"median {clicks['median']:.1f} ms, max {clicks['max']:.1f} ms per click "
-                 f"(plus {clicks['projection_per_view']:.1f} ms per reference view to project the centres, once)")
+                 f"(plus {clicks['index_ms']:.0f} ms, once, to build the click index)")
     return "\n".join(lines)
