@@ -53,7 +53,7 @@ def object_features(object_ids: np.ndarray, seed: int = 0) -> np.ndarray:
 def test_the_indexed_click_selects_exactly_what_one_pass_over_every_gaussian_selects():
     """The grid of centres and the feature groups only skip work: clicks in any view, any level and threshold,
     with hidden Gaussians, select the same Gaussians as the plain path that projects and compares them all."""
-    scene = make_scene(60_000, seed=3)
+    scene = make_scene(40_000, seed=3)
     features = object_features(scene.object_ids)
     hidden = np.random.default_rng(1).random(scene.splat.count) < 0.05
     unit = {level: unit_features(features, level) for level in ("coarse", "fine")}
@@ -62,7 +62,7 @@ def test_the_indexed_click_selects_exactly_what_one_pass_over_every_gaussian_sel
     rng = np.random.default_rng(2)
     selected = 0
     for camera in orbit_cameras(6, width=320, height=240):
-        for x, y in rng.uniform([0, 0], [camera.width, camera.height], size=(6, 2)):
+        for x, y in rng.uniform([0, 0], [camera.width, camera.height], size=(4, 2)):
             assert_same_weights(fast, plain, camera, x, y)
             for level, thresholds in (("coarse", [0.3, 0.75, 0.9]), ("fine", [0.5, 0.95])):
                 start = rng.random(scene.splat.count) < 0.3
