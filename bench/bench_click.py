@@ -6,7 +6,8 @@ the click caches <= 1 GB. Split or delete of 1M Gaussians <= 0.5 s. Baselines, m
 run: one pass over the coarse unit features (N x 12 float32), which a click that reads every
 feature cannot beat, and the plain click (click.ClickIndex(indexed=False): every centre projected,
 every feature compared), which the indexed click must match exactly (the differing Gaussians are counted).
-Run: python3 build.py bench click (all three sizes, about N minutes), or after it, one size:
+Run: python3 build.py bench click (all three sizes: 16 min with the 2 cores heavily loaded, peak memory 5 GB),
+or after it, one size:
 .venv/bin/python bench/bench_click.py --sizes 1000000
 """
 
