@@ -130,7 +130,8 @@ class CentreGrid:
         f_min, f_max = min(camera.fx, camera.fy), max(camera.fx, camera.fy)
         deepest = np.maximum(centres[:, 2] + self.radii, 0.0)
         allowed = np.sqrt(2) * (self.extents * f_max / f_min + 2 * deepest / f_min) + self.radii
-        near = np.flatnonzero((distance <= allowed * (1 + 1e-6) + 1e-9) & (centres[:, 2] + self.radii > NEAR))
+        # 0.1 % slack covers float32 rounding of the projected centres (1e-7 relative, under 1e-3 px)
+        near = np.flatnonzero((distance <= allowed * 1.001 + 1e-9) & (centres[:, 2] + self.radii * 1.001 + 1e-6 > NEAR))
         if len(near) == 0:
             return np.zeros(0, np.int32)
         return np.concatenate([self.order[self.starts[i]:self.starts[i + 1]] for i in near])
@@ -247,11 +248,11 @@ class FeatureGroups:
         """Groups of `unit` (N, D) float32 unit features, in Gaussian order."""
         centres = spherical_kmeans(unit, cls.CENTRES, cls.SAMPLE, cls.ITERATIONS, seed)
         nearest, cosine = np.empty(len(unit), np.uint16), np.empty(len(unit), np.float32)
-        rows = np.arange(1 << 15)
+        chunk_rows = np.arange(1 << 15)
         for start in range(0, len(unit), 1 << 15):  # (chunk, K) similarities stay in cache
             similarity = unit[start:start + (1 << 15)] @ centres.T.astype(np.float32)
             best = similarity.argmax(axis=1, out=nearest[start:start + len(similarity)])
-            cosine[start:start + len(similarity)] = similarity[rows[:len(similarity)], best]
+            cosine[start:start + len(similarity)] = similarity[chunk_rows[:len(similarity)], best]
         keys = nearest * 2 + (cosine < cls.CORE)
         order = np.argsort(keys, kind="stable").astype(np.int32)
         counts = np.bincount(keys, minlength=2 * len(centres))
