@@ -46,6 +46,8 @@ def store_features(obj, features: np.ndarray, centers: np.ndarray | None = None)
     if centers is not None:
         cloud[CENTERS_KEY] = json.dumps(np.asarray(centers, dtype=float).round(6).tolist())
     forget(obj)
+    if len(features) == 0:
+        return
     uid = cloud.session_uid  # build the caches now, from the features at hand: the first click is then instant
     index = ClickIndex(geometry_of(obj), None, read_hidden(obj))
     index.groups["coarse"] = FeatureGroups.of(unit_features(features, "coarse"))

@@ -32,6 +32,9 @@ class CLICKGAUSS_PT_main(SidebarPanel, bpy.types.Panel):
         degree = {0: 0, 9: 1, 24: 2, 45: 3}.get(rest, "?")
         box.label(text=f"{len(cloud.points):,} Gaussians, SH degree {degree}")
         box.label(text="Features: " + ("trained" if click_engine.has_features(obj) else "none yet"))
+        row = layout.row(align=True)
+        row.operator("clickgauss.apply_transform", text="Apply Transform", icon="OBJECT_ORIGIN")
+        row.operator("clickgauss.join", text="Join", icon="SELECT_EXTEND")
 
 
 class CLICKGAUSS_PT_train(SidebarPanel, bpy.types.Panel):
