@@ -293,7 +293,7 @@ def cancelled(stop) -> int:
 
 
 def run_segment(options) -> int:
-    from .click import DEFAULT_THRESHOLDS, Geometry, Projection, click_feature, pixel_weights, select, unit_features
+    from .click import DEFAULT_THRESHOLDS, Click, ClickIndex, Geometry, compose, unit_features
     from .features import load_features
     from .files import StagedOutputs
     from .ply import ply_chunks
@@ -302,19 +302,20 @@ def run_segment(options) -> int:
     field = load_features(options.features, splat)
     camera = find_view(cameras, options.view)
     threshold = DEFAULT_THRESHOLDS[options.level] if options.threshold is None else options.threshold
-    unit = unit_features(field.features, options.level, field.config.get("use_granularity_prior", True))
-    geometry = Geometry.of(splat)
-    projection = Projection.of(geometry, camera)  # every click is in this one view
-    selected = np.zeros(splat.count, dtype=bool)
-    for clicks, include in ((options.click, True), (options.exclude, False)):
-        for x, y in clicks:
-            if not (0 <= x < camera.width and 0 <= y < camera.height):
-                raise UserError(f"click ({x:g}, {y:g}) is outside view {camera.name} ({camera.width}x{camera.height})")
-            query = click_feature(unit, *pixel_weights(geometry, camera, x + 0.5, y + 0.5, projection))
-            if query is None:
-                raise UserError(f"click ({x:g}, {y:g}) in {camera.name} hits no Gaussian")
-            hit = select(unit, query, threshold)
-            selected = selected | hit if include else selected & ~hit
+    prior = field.config.get("use_granularity_prior", True)
+    index = ClickIndex(Geometry.of(splat), lambda level: unit_features(field.features, level, prior), indexed=False)
+    points = [(x, y, mode) for chosen, mode in ((options.click, "ADD"), (options.exclude, "SUBTRACT")) for x, y in chosen]
+    for x, y, _ in points:
+        if not (0 <= x < camera.width and 0 <= y < camera.height):
+            raise UserError(f"click ({x:g}, {y:g}) is outside view {camera.name} ({camera.width}x{camera.height})")
+    clicks = [Click(camera, x + 0.5, y + 0.5, mode) for x, y, mode in points]  # pixel centres
+    selected, missed = compose(index, clicks, options.level, threshold, np.zeros(splat.count, dtype=bool))
+    if missed:
+        x, y = missed[0].x - 0.5, missed[0].y - 0.5
+        raise UserError(f"click ({x:g}, {y:g}) in {camera.name} hits no Gaussian")
+    if not selected.any():
+        raise UserError(f"the clicks select no Gaussian at the {options.level} level (threshold {threshold:g}): "
+                        f"lower --threshold or click elsewhere; nothing was written")
     with StagedOutputs() as staged:  # all of them or, after an error or a stop, none
         staged.write(options.out, ply_chunks(splat.subset(selected)))
         if options.rest:

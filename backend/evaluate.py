@@ -6,8 +6,8 @@ Gaussians they select, the selection's rendered mask in every other view (a pixe
 where more than half of its compositing weight comes from selected Gaussians), and the IoU with
 the ground truth there. Scored are the views where the label is visible (as in SPIn-NeRF, whose
 objects are in every view). mIoU: per label over its views, per level over its labels, overall over all labels.
-The clicks run the product's own numpy path (click.py), each timed; as in the add-on, the centres are
-projected once per reference view (timed apart) and the clicks there reuse that projection.
+The clicks run the product's own numpy path (click.compose), each timed; as in the add-on, the click
+index (the centres' grid, each level's feature groups) is built once per splat and level, timed apart.
 
 A person does not click a label's median pixel: with `random_clicks` R, each label is also clicked
 R times alone, at random pixels well inside it in random views where it is clickable, each click's
@@ -56,7 +56,7 @@ class QueryResult:
     views: list  # names of the scored views
     ious: np.ndarray  # (V, T) IoU per scored view and threshold
     click_ms: list  # per click
-    projection_ms: float  # projecting every centre into the reference view, once per view: 0 where reused
+    index_ms: float  # building what its level's clicks reuse (click.ClickIndex), once per level: 0 where reused
     single_ious: np.ndarray  # (R, T) each single click's mean IoU over the views it is scored in
     ignored_share: np.ndarray  # (T,) share of the selection's pixels in the scored views on unscored labels (the floor)
 
@@ -153,7 +153,7 @@ def evaluate(splat, cameras, truth: GroundTruth, features: np.ndarray, threshold
     """
     import torch
 
-    from .click import Geometry, Projection, click_feature, pixel_weights, select, unit_features
+    from .click import Click, ClickIndex, Geometry, compose, unit_features
     from .render import apply_weights
     from .views import camera_weights, splat_tensors
 
@@ -166,22 +166,15 @@ def evaluate(splat, cameras, truth: GroundTruth, features: np.ndarray, threshold
     if weights is None:
         tensors = splat_tensors(splat)
         weights = [camera_weights(splat, camera, tensors=tensors) for camera in cameras]
-    geometry = Geometry.of(splat)
-    unit = {level: unit_features(features, level, granularity_prior) for level in truth.maps}
-    results, projections = [], {}  # per view, as the add-on keeps one per viewport view
+    started = time.perf_counter()
+    click_index = ClickIndex(Geometry.of(splat), lambda level: unit_features(features, level, granularity_prior))
+    grid_ms = (time.perf_counter() - started) * 1e3
+    results = []
 
-    def projection(view: int) -> tuple[Projection, float]:
-        """The view's projected centres, and the ms it took to project them (0 when reused)."""
-        if view in projections:
-            return projections[view], 0.0
-        started = time.perf_counter()
-        projections[view] = Projection.of(geometry, cameras[view])
-        return projections[view], (time.perf_counter() - started) * 1e3
-
-    def click(level_unit, view: int, x, y, levels) -> np.ndarray | None:
-        """(T, N) what one click selects at each threshold, None where it hits nothing."""
-        feature = click_feature(level_unit, *pixel_weights(geometry, cameras[view], x + 0.5, y + 0.5, projection(view)[0]))
-        return None if feature is None else select(level_unit, feature, levels)
+    def click(level: str, view: int, x, y, levels, mode="ADD", start=None) -> np.ndarray:
+        """(T, N) the selection after one click at pixel (x, y) of a view, from `start` (none: empty)."""
+        start = np.zeros((len(levels), splat.count), bool) if start is None else start
+        return compose(click_index, [Click(cameras[view], x + 0.5, y + 0.5, mode)], level, levels, start)[0]
 
     def scored(selected: np.ndarray, query: Query, view: int) -> tuple[list, list, np.ndarray]:
         """The names of the views other than `view` where the label shows, the selection's (T,) IoU in each,
@@ -204,28 +197,26 @@ def evaluate(splat, cameras, truth: GroundTruth, features: np.ndarray, threshold
     ignored = {level: [label for label, name in truth.names[level].items() if name in truth.ignore] for level in truth.maps}
 
     for query in make_queries(truth, clicks, seed, negative_clicks, random_clicks):
-        levels = np.asarray(thresholds[query.level], np.float32)[:, None]  # (T, 1)
-        level_unit = unit[query.level]
-        projection_ms = projection(query.view)[1]
-        selected = np.zeros((len(levels), splat.count), bool)  # (T, N)
-        removed = np.zeros_like(selected)
-        click_ms = []
-        for (x, y), into in [(point, selected) for point in query.points] + [(point, removed) for point in query.negatives]:
+        levels = np.asarray(thresholds[query.level], np.float32)  # (T,)
+        index_ms, grid_ms = grid_ms, 0.0
+        if query.level not in click_index.groups:
             started = time.perf_counter()
-            hit = click(level_unit, query.view, x, y, levels)
-            if hit is not None:
-                into |= hit
+            click_index.level(query.level)
+            index_ms += (time.perf_counter() - started) * 1e3
+        selected = np.zeros((len(levels), splat.count), bool)  # (T, N)
+        click_ms = []
+        for (x, y), mode in [(point, "ADD") for point in query.points] + [(point, "SUBTRACT") for point in query.negatives]:
+            started = time.perf_counter()
+            selected = click(query.level, query.view, x, y, levels, mode, selected)
             click_ms.append((time.perf_counter() - started) * 1e3)
-        selected &= ~removed
         names, ious, ignored_share = scored(selected, query, query.view)
         singles = []
         for view, x, y in query.singles:
-            hit = click(level_unit, int(view), x, y, levels)
-            _, single, _ = scored(np.zeros_like(selected) if hit is None else hit, query, int(view))
+            _, single, _ = scored(click(query.level, int(view), x, y, levels), query, int(view))
             singles.append(np.mean(single, axis=0) if single else np.full(len(levels), np.nan))
         if ious:
             single_ious = np.stack(singles) if singles else np.zeros((0, len(levels)))
-            results.append(QueryResult(query, names, np.stack(ious), click_ms, projection_ms, single_ious, ignored_share))
+            results.append(QueryResult(query, names, np.stack(ious), click_ms, index_ms, single_ious, ignored_share))
     return results
 
 
@@ -243,7 +234,7 @@ def summary(results: list[QueryResult], threshold_index: int = 0) -> dict:
         if len(ious):
             singles[result.query.level].append((100 * float(ious.mean()), 100 * float(np.percentile(ious, 10))))
     times = [ms for result in results for ms in result.click_ms]
-    projections = [result.projection_ms for result in results if result.projection_ms > 0]
+    index_ms = sum(result.index_ms for result in results)
     return {
         "miou": {**levels, "all": float(np.mean(everything)) if everything else float("nan")},
         "floor_share": {level: {"mean": 100 * float(np.mean(shares)), "max": 100 * float(np.max(shares))}
@@ -254,7 +245,7 @@ def summary(results: list[QueryResult], threshold_index: int = 0) -> dict:
         "labels": per_label,
         "click_ms": {"median": float(np.median(times)) if times else float("nan"),
                      "max": float(np.max(times)) if times else float("nan"), "clicks": len(times),
-                     "projection_per_view": float(np.median(projections)) if projections else float("nan")},
+                     "index_ms": index_ms},
     }
 
 
@@ -328,5 +319,5 @@ def format_table(report: dict, thresholds: dict) -> str:
     clicks = report["click_ms"]
     lines.append(f"all: mIoU {report['miou']['all']:.1f}; {clicks['clicks']} clicks, "
                  f"median {clicks['median']:.1f} ms, max {clicks['max']:.1f} ms per click "
-                 f"(plus {clicks['projection_per_view']:.1f} ms per reference view to project the centres, once)")
+                 f"(plus {clicks['index_ms']:.0f} ms, once, to build the click index)")
     return "\n".join(lines)

@@ -59,8 +59,8 @@ def run(folder: Path, args) -> None:
 
     baseline = feature_pass_ms(np.random.default_rng(0).normal(size=(args.gaussians, 12)).astype(np.float32))
     print(f"\neval: {seconds:.0f} s; {clicks['clicks']} clicks: median {clicks['median']:.2f} ms, "
-          f"max {clicks['max']:.2f} ms per click (target: median <= 10 ms); projecting the centres "
-          f"{clicks['projection_per_view']:.1f} ms once per reference view")
+          f"max {clicks['max']:.2f} ms per click (target: median <= 10 ms); building the click index "
+          f"{clicks['index_ms']:.0f} ms once")
     print(f"baseline, one pass over the coarse unit features: {baseline:.2f} ms; "
           f"median click / baseline = {clicks['median'] / baseline:.1f}")
 

@@ -32,12 +32,13 @@ def labels_of(images, cameras, args):
 
 def selection(splat, field, camera, pixel):
     """The Gaussians one coarse click at `pixel` of `camera` selects, at the default threshold."""
-    from backend.click import DEFAULT_THRESHOLDS, Geometry, Projection, click_feature, pixel_weights, select, unit_features
+    import numpy as np
 
-    unit = unit_features(field.features, "coarse")
-    geometry = Geometry.of(splat)
-    weights = pixel_weights(geometry, camera, pixel[0] + 0.5, pixel[1] + 0.5, Projection.of(geometry, camera))
-    return select(unit, click_feature(unit, *weights), DEFAULT_THRESHOLDS["coarse"])
+    from backend.click import DEFAULT_THRESHOLDS, Click, ClickIndex, Geometry, compose, unit_features
+
+    index = ClickIndex(Geometry.of(splat), lambda level: unit_features(field.features, level), indexed=False)
+    click = Click(camera, pixel[0] + 0.5, pixel[1] + 0.5)
+    return compose(index, [click], "coarse", DEFAULT_THRESHOLDS["coarse"], np.zeros(splat.count, bool))[0]
 
 
 def masks_in(splat, cameras, selected):

@@ -4,8 +4,10 @@ The modal operator, the tests and the demo all drive these plain functions, so t
 path is the one a user's clicks take. The selection is Blender's own point-cloud selection
 (`.selection`), so edit mode draws it and Blender's separate / delete act on it.
 
-What clicks on an object reuse (geometry, features, the view's projection) is cached per point
-cloud and kept up to date without a per-click read of its million positions: a depsgraph handler
+What clicks on an object reuse (its backend ClickIndex: geometry, the centres' grid, the grouped
+unit features per level, and the last selection written) is built once per point cloud, when its
+features are stored or at its first click, and kept across click sessions and view changes. It is
+kept up to date without a per-click read of its million positions: a depsgraph handler
 notes every geometry update that is not the engine's own selection write (points moved in edit
 mode, undo, Blender's select tools), and the next click then compares the positions once. A
 script that moves points right after an engine write, with no depsgraph evaluation between
@@ -23,9 +25,10 @@ import numpy as np
 from bpy.app.handlers import persistent
 
 from .backend.cameras import Camera
-from .backend.click import DEFAULT_THRESHOLDS, Geometry, Projection, click_feature, pixel_weights, select, unit_features
+from .backend.click import (DEFAULT_THRESHOLDS, Click, ClickIndex, FeatureGroups, Geometry, compose,
+                            unit_features)
 from .backend.errors import UserError
-from .backend.features import FEATURE_DIM
+from .backend.features import FEATURE_DIM, LEVEL_DIMS
 from .splat_object import (GEOMETRY_COLUMNS, HIDDEN_ATTRIBUTE, get_attribute, object_to_splat, read_positions,
                            set_attribute)
 
@@ -43,16 +46,23 @@ def store_features(obj, features: np.ndarray, centers: np.ndarray | None = None)
     if centers is not None:
         cloud[CENTERS_KEY] = json.dumps(np.asarray(centers, dtype=float).round(6).tolist())
     forget(obj)
+    if len(features) == 0:
+        return
+    uid = cloud.session_uid  # build the caches now, from the features at hand: the first click is then instant
+    index = ClickIndex(geometry_of(obj), None, read_hidden(obj))
+    index.groups["coarse"] = FeatureGroups.of(unit_features(features, "coarse"))
+    _states[uid] = ObjectState(len(features), index)
+    _changed.discard(uid)
 
 
 def has_features(obj) -> bool:
     return obj is not None and obj.type == "POINTCLOUD" and all(n in obj.data.attributes for n in FEATURE_ATTRIBUTES)
 
 
-def read_features(obj) -> np.ndarray:  # (N, 24) float32
+def read_features(obj, channels: int = FEATURE_DIM) -> np.ndarray:  # (N, channels) float32: the first `channels`
     count = len(obj.data.points)
-    features = np.empty((FEATURE_DIM, count), dtype=np.float32)
-    for i, name in enumerate(FEATURE_ATTRIBUTES):
+    features = np.empty((channels, count), dtype=np.float32)
+    for i, name in enumerate(FEATURE_ATTRIBUTES[:channels]):
         obj.data.attributes[name].data.foreach_get("value", features[i])
     return features.T
 
@@ -63,15 +73,18 @@ def read_selection(obj) -> np.ndarray:  # (N,) bool
 
 def write_selection(obj, selection: np.ndarray) -> None:
     """Blender's point selection; the depsgraph update it causes is known not to move points."""
-    set_attribute(obj.data, SELECTION, "BOOLEAN", np.asarray(selection, dtype=bool))
+    selection = np.asarray(selection, dtype=bool)
+    set_attribute(obj.data, SELECTION, "BOOLEAN", selection)
     uid = obj.data.session_uid
+    if uid in _states:
+        _states[uid].selection = selection  # the next click starts from it without reading it back
     _own_writes.add(uid)
     _bump_generation(uid)
     obj.data.update_tag()
 
 
-def hidden_ids(obj) -> np.ndarray:  # indices of the hidden Gaussians
-    return np.flatnonzero(get_attribute(obj.data, HIDDEN_ATTRIBUTE, bool))
+def read_hidden(obj) -> np.ndarray:  # (N,) bool: the hidden Gaussians
+    return get_attribute(obj.data, HIDDEN_ATTRIBUTE, bool)
 
 
 def geometry_of(obj) -> Geometry:
@@ -79,46 +92,25 @@ def geometry_of(obj) -> Geometry:
 
 
 @dataclass
-class Click:
-    camera: Camera
-    x: float
-    y: float
-    mode: str  # "SET", "ADD" or "SUBTRACT"
-
-
-@dataclass
 class ObjectState:
-    """What clicks on one object reuse: its geometry, unit features per level, the last view's projection."""
+    """What clicks on one object reuse: its click index, this session's clicks, the selection last written."""
 
     count: int
-    geometry: Geometry
-    features: np.ndarray  # (N, 24) float32
-    hidden: np.ndarray  # indices of hidden Gaussians: no pixel composites them and no click selects them
-    units: dict = field(default_factory=dict)  # level -> (N, D) unit features
-    projection: Projection | None = None
-    projection_key: tuple = ()
+    index: ClickIndex
     clicks: list = field(default_factory=list)  # this click session's clicks, replayed when level or threshold change
     base: np.ndarray | None = None  # the selection before the session's first click
+    selection: np.ndarray | None = None  # (N,) bool what the engine last wrote, while nothing else changed it
 
-    def unit(self, level: str) -> np.ndarray:
-        if level not in self.units:
-            self.units[level] = unit_features(self.features, level)
-        return self.units[level]
-
-    def projection_for(self, camera: Camera) -> Projection:
-        key = (camera.world_to_camera.tobytes(), camera.fx, camera.fy, camera.cx, camera.cy)
-        if self.projection is None or self.projection_key != key:
-            self.projection, self.projection_key = Projection.of(self.geometry, camera), key
-            self.projection.reach[self.hidden] = -1.0  # never near any pixel
-        return self.projection
+    @property
+    def geometry(self) -> Geometry:
+        return self.index.geometry
 
     def refresh(self, obj) -> None:
-        """Catch up with an update of the points: moved ones change the geometry, hidden ones the projection."""
-        hidden = hidden_ids(obj)
-        if not np.array_equal(read_positions(obj.data), self.geometry.positions):
-            self.geometry, self.projection = geometry_of(obj), None
-        if not np.array_equal(hidden, self.hidden):
-            self.hidden, self.projection = hidden, None
+        """Catch up with an update of the points: moved ones change the geometry, hidden ones the index's mask."""
+        self.selection = None  # Blender's select tools may have changed it
+        if not np.array_equal(read_positions(obj.data), self.index.geometry.positions):
+            self.index.move(geometry_of(obj))
+        self.index.hidden = read_hidden(obj)
 
 
 _states: dict[int, ObjectState] = {}  # by the point cloud's session_uid
@@ -174,10 +166,12 @@ def state_of(obj) -> ObjectState:
     uid, count = obj.data.session_uid, len(obj.data.points)
     state = _states.get(uid)
     if state is None or state.count != count:
-        state = _states[uid] = ObjectState(count, geometry_of(obj), read_features(obj), hidden_ids(obj))
+        state = _states[uid] = ObjectState(count, ClickIndex(geometry_of(obj), None, read_hidden(obj)))
     elif uid in _changed:
         state.refresh(obj)
     _changed.discard(uid)
+    # a level not clicked yet reads only its own channels, from this object (the index outlives no undo)
+    state.index.level_unit = lambda level: unit_features(read_features(obj, LEVEL_DIMS[level]), level)
     return state
 
 
@@ -243,24 +237,21 @@ def region_pixel(height: int, mouse_x: int, mouse_y: int) -> tuple[float, float]
     return mouse_x + 0.5, height - mouse_y - 0.5
 
 
-def evaluate(state: ObjectState, clicks: list[Click], level: str, threshold: float, start: np.ndarray) -> np.ndarray:
-    """The selection that `clicks` make from the selection `start`."""
-    selection = start.copy()
-    unit = state.unit(level)
-    for click in clicks:
-        projection = state.projection_for(click.camera)
-        query = click_feature(unit, *pixel_weights(state.geometry, click.camera, click.x, click.y, projection))
-        if query is None:  # nothing drawn under the pointer
-            continue
-        hit = select(unit, query, threshold)
-        if click.mode == "SET":
-            selection = hit
-        elif click.mode == "ADD":
-            selection |= hit
-        else:
-            selection &= ~hit
-    selection[state.hidden] = False  # also when the start or a replayed session held them
-    return selection
+def selection_info(state: ObjectState, selection: np.ndarray, level: str, threshold: float, started: float,
+                   missed: list) -> dict:
+    """What the header shows after a click or a replay; `missed` tells apart a click on nothing."""
+    return {"selected": int(np.count_nonzero(selection)), "ms": (time.perf_counter() - started) * 1e3,
+            "level": level, "threshold": threshold, "clicks": len(state.clicks), "missed": len(missed)}
+
+
+def empty_reason(info: dict) -> str | None:
+    """Why a click or replay left nothing selected, for the header and a report; None when something is."""
+    if info["missed"]:
+        return "Nothing under the pointer: click on the splat"
+    if info["selected"] == 0:
+        return (f"Nothing selected at the {info['level']} level, threshold {info['threshold']:.2f}: "
+                "lower the threshold (− key) or click another place")
+    return None
 
 
 def apply_click(obj, camera: Camera, x: float, y: float, mode: str = "SET", level: str = "coarse",
@@ -268,16 +259,15 @@ def apply_click(obj, camera: Camera, x: float, y: float, mode: str = "SET", leve
     """Select by a click at image point (x, y) of `camera`; returns what the header shows."""
     started = time.perf_counter()
     state = state_of(obj)
-    current = read_selection(obj)
+    current = state.selection if state.selection is not None else read_selection(obj)
     if not state.clicks:
         state.base = current
     click = Click(camera, x, y, mode)
     state.clicks.append(click)
     threshold = DEFAULT_THRESHOLDS[level] if threshold is None else threshold
-    selection = evaluate(state, [click], level, threshold, current)
+    selection, missed = compose(state.index, [click], level, threshold, current)
     write_selection(obj, selection)
-    return {"selected": int(selection.sum()), "ms": (time.perf_counter() - started) * 1e3,
-            "level": level, "threshold": threshold, "clicks": len(state.clicks)}
+    return selection_info(state, selection, level, threshold, started, missed)
 
 
 def reapply(obj, level: str, threshold: float) -> dict:
@@ -285,10 +275,9 @@ def reapply(obj, level: str, threshold: float) -> dict:
     started = time.perf_counter()
     state = state_of(obj)
     start = state.base if state.base is not None else read_selection(obj)
-    selection = evaluate(state, state.clicks, level, threshold, start)
+    selection, missed = compose(state.index, state.clicks, level, threshold, start)
     write_selection(obj, selection)
-    return {"selected": int(selection.sum()), "ms": (time.perf_counter() - started) * 1e3,
-            "level": level, "threshold": threshold, "clicks": len(state.clicks)}
+    return selection_info(state, selection, level, threshold, started, missed)
 
 
 def end_session(obj, keep: bool) -> None:
@@ -297,8 +286,7 @@ def end_session(obj, keep: bool) -> None:
     if state is None:
         return
     if not keep and state.base is not None:
-        base = state.base.copy()
-        base[hidden_ids(obj)] = False  # what was hidden during the session stays unselected, as Blender's hide does
+        base = state.base & ~read_hidden(obj)  # what was hidden during the session stays unselected, as Blender's hide does
         write_selection(obj, base)
     state.clicks, state.base = [], None
 
@@ -309,8 +297,9 @@ def cluster_labels(obj, threshold: float) -> np.ndarray:
     centers = np.array(json.loads(obj.data.get(CENTERS_KEY, "[]")), dtype=np.float32)
     if centers.size == 0:
         raise UserError(f"'{obj.name}' has no global clusters: train with GFL on, or load a features file that has them")
-    similarity = state.unit("coarse") @ centers.T  # (N, K)
-    labels = similarity.argmax(axis=1)
-    labels[similarity.max(axis=1) <= threshold] = -1
-    labels[state.hidden] = -1  # hidden Gaussians stay where they are
+    groups = state.index.level("coarse")
+    similarity = groups.unit @ centers.T  # (N, K), rows in the groups' order
+    labels = np.empty(len(similarity), np.int64)
+    labels[groups.order] = np.where(similarity.max(axis=1) > threshold, similarity.argmax(axis=1), -1)
+    labels[state.index.hidden] = -1  # hidden Gaussians stay where they are
     return labels

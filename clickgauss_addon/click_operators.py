@@ -43,16 +43,17 @@ class CLICKGAUSS_OT_click_mode(bpy.types.Operator):
         select_only(obj)
         enter_point_edit_mode(obj)
         click_engine.end_session(obj, keep=True)
-        self.info = {"selected": click_engine.read_selection(obj).sum(), "ms": 0.0}
+        self.info = {"selected": click_engine.read_selection(obj).sum(), "ms": 0.0, "missed": 0}
         self.show(context)
         context.window_manager.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
     def show(self, context):
         settings = context.scene.clickgauss
+        empty = click_engine.empty_reason(self.info) if "level" in self.info else None  # none before the first click
+        status = empty or f"{int(self.info['selected']):,} selected · {self.info['ms']:.1f} ms per click"
         context.area.header_text_set(
-            f"Click-Gaussian · {settings.level.lower()} · threshold {settings.threshold:.2f} · "
-            f"{int(self.info['selected']):,} selected · {self.info['ms']:.1f} ms per click   |   {HINTS}"
+            f"Click-Gaussian · {settings.level.lower()} · threshold {settings.threshold:.2f} · {status}   |   {HINTS}"
         )
         context.area.tag_redraw()
 
@@ -80,6 +81,8 @@ class CLICKGAUSS_OT_click_mode(bpy.types.Operator):
                 x, y = click_engine.region_pixel(region.height, event.mouse_x - region.x, event.mouse_y - region.y)
                 mode = "ADD" if event.shift else "SUBTRACT" if event.ctrl else "SET"
                 self.info = click_engine.apply_click(obj, camera, x, y, mode, settings.level.lower(), settings.threshold)
+                if click_engine.empty_reason(self.info):
+                    self.report({"WARNING"}, click_engine.empty_reason(self.info))
             else:
                 return {"PASS_THROUGH"} if event.type in NAVIGATION or not inside else {"RUNNING_MODAL"}
         except UserError as error:

@@ -101,7 +101,6 @@ def trained_scene(tmp_path_factory):
     return {"folder": folder, "scene": scene, "cameras": cameras, "labels": labels, "result": result}
 
 
-<<<<<<< HEAD
 def finished_job_events(job) -> list[dict]:
     """Every progress event of the add-on's training job (training.TrainingJob), once its process has ended."""
     import time
@@ -111,7 +110,8 @@ def finished_job_events(job) -> list[dict]:
         events += job.poll()
         time.sleep(0.1)
     return events + job.poll()
-=======
+
+
 def pytest_sessionfinish(session, exitstatus):
     global EXIT_STATUS
     EXIT_STATUS = int(exitstatus)
@@ -125,4 +125,3 @@ def pytest_unconfigure(config):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(EXIT_STATUS)
->>>>>>> blender-versions

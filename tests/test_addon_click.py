@@ -69,6 +69,16 @@ def test_shift_click_adds_and_ctrl_click_subtracts(splat_with_features, addon, t
     assert precision > 0.9 and recall > 0.9
 
 
+def test_a_click_that_selects_nothing_says_why(splat_with_features, addon, trained_scene):
+    obj, engine, camera = splat_with_features, addon.click_engine, trained_scene["cameras"][1]
+    info = click_on(addon, obj, trained_scene, "coarse", "mug")
+    assert info["selected"] > 0 and engine.empty_reason(info) is None
+    info = click_on(addon, obj, trained_scene, "coarse", "mug", mode="SUBTRACT")  # takes it all back
+    assert info["selected"] == 0 and "Nothing selected" in engine.empty_reason(info)
+    info = engine.apply_click(obj, camera, 0.5, 0.5)  # the sky in the top left corner
+    assert info["selected"] == 0 and "Nothing under the pointer" in engine.empty_reason(info)
+
+
 def test_the_threshold_slider_replays_the_clicks_and_esc_restores(splat_with_features, addon, trained_scene):
     obj = splat_with_features
     engine = addon.click_engine

@@ -79,6 +79,15 @@ def test_a_click_selects_the_object_or_part_under_it(trained_scene, tmp_path, le
     assert len(list((tmp_path / "masks").glob("*.png"))) == len(trained_scene["cameras"])
 
 
+def test_a_selection_of_nothing_is_an_error_and_writes_nothing(trained_scene, tmp_path):
+    folder, camera = trained_scene["folder"], trained_scene["cameras"][1]
+    x, y = inner_pixel(np.load(folder / "gt" / "view_001.npz")["objects"], trained_scene["scene"].object_names.index("mug"))
+    result = backend("segment", *scene_args(folder), "--features", folder / "features.npz", "--view", camera.name,
+                     "--click", x, y, "--exclude", x, y, "--out", tmp_path / "sel.ply")  # the exclusion takes it all back
+    assert_user_error(result, "select no Gaussian", "--threshold")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_render_writes_rgb_and_feature_pictures(trained_scene, tmp_path):
     folder = trained_scene["folder"]
     result = backend("render", *scene_args(folder), "--features", folder / "features.npz", "--view", "view_002",

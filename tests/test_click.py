@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from backend.click import Geometry, click_feature, pixel_weights, select, unit_features
+from backend.click import (Click, ClickIndex, Geometry, click_feature, compose, pixel_weights, select,
+                           unit_features)
 from backend.render import apply_weights
 from backend.synthetic import make_scene, orbit_cameras
 from backend.views import camera_weights
@@ -40,3 +41,46 @@ def test_the_clicked_feature_is_the_rendered_feature_and_selects_by_similarity(v
     np.testing.assert_allclose(query, rendered / np.linalg.norm(rendered), atol=1e-5)
     assert select(unit, unit[7], 0.999)[7] and select(unit, unit[7], 0.999).sum() == 1
     assert click_feature(unit, np.array([], dtype=np.int64), np.array([], dtype=np.float32)) is None
+
+
+def object_features(object_ids: np.ndarray, seed: int = 0) -> np.ndarray:
+    """(N, 24) noisy features, one direction per object, as a trained field has: selections of realistic size."""
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(object_ids.max() + 1, 24))[object_ids] + rng.normal(scale=0.2, size=(len(object_ids), 24))
+    return features.astype(np.float16)
+
+
+def test_the_indexed_click_selects_exactly_what_one_pass_over_every_gaussian_selects():
+    """The grid of centres and the feature groups only skip work: clicks in any view, any level and threshold,
+    with hidden Gaussians, select the same Gaussians as the plain path that projects and compares them all."""
+    scene = make_scene(40_000, seed=3)
+    features = object_features(scene.object_ids)
+    hidden = np.random.default_rng(1).random(scene.splat.count) < 0.05
+    unit = {level: unit_features(features, level) for level in ("coarse", "fine")}
+    fast = ClickIndex(Geometry.of(scene.splat), unit.get, hidden)
+    plain = ClickIndex(Geometry.of(scene.splat), unit.get, hidden, indexed=False)
+    rng = np.random.default_rng(2)
+    selected = 0
+    for camera in orbit_cameras(6, width=320, height=240):
+        for x, y in rng.uniform([0, 0], [camera.width, camera.height], size=(4, 2)):
+            assert_same_weights(fast, plain, camera, x, y)
+            for level, thresholds in (("coarse", [0.3, 0.75, 0.9]), ("fine", [0.5, 0.95])):
+                start = rng.random(scene.splat.count) < 0.3
+                clicks = [Click(camera, x, y, "SET"), Click(camera, x + 5, y, "ADD"), Click(camera, x, y + 5, "SUBTRACT")]
+                for threshold in thresholds:
+                    got, got_missed = compose(fast, clicks, level, threshold, start)
+                    expected, expected_missed = compose(plain, clicks, level, threshold, start)
+                    np.testing.assert_array_equal(got, expected)
+                    assert len(got_missed) == len(expected_missed)
+                    selected += int(expected.sum())
+                sweep, _ = compose(fast, clicks, level, np.array(thresholds, np.float32), np.stack([start] * len(thresholds)))
+                assert [int(row.sum()) for row in sweep] == [int(compose(plain, clicks, level, t, start)[0].sum()) for t in thresholds]
+    assert selected > 0
+
+
+def assert_same_weights(fast: ClickIndex, plain: ClickIndex, camera, x: float, y: float) -> None:
+    got = pixel_weights(fast.geometry, camera, x, y, fast.grid, fast.hidden)
+    expected = pixel_weights(plain.geometry, camera, x, y, None, plain.hidden)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+    assert len(fast.grid.near_ray(camera, x, y)) < 0.2 * len(fast.geometry.positions)  # the grid leaves most out

@@ -38,7 +38,7 @@ def main() -> None:
     from scipy.ndimage import binary_erosion
 
     from backend.cameras import load_cameras, load_images
-    from backend.click import DEFAULT_THRESHOLDS, Geometry, Projection, click_feature, pixel_weights, select, unit_features
+    from backend.click import DEFAULT_THRESHOLDS, Click, ClickIndex, Geometry, compose, unit_features
     from backend.features import load_features
     from backend.geometric_masks import gaussian_groups
     from backend.ply import read_ply
@@ -50,9 +50,10 @@ def main() -> None:
                                   downscale=args.downscale)
     picked = [next(i for i, c in enumerate(cameras) if c.name == name) for name in args.views]
     field = load_features(args.features, splat)
-    unit = unit_features(field.features, args.level, field.config.get("use_granularity_prior", True))
+    prior = field.config.get("use_granularity_prior", True)
     groups = torch.from_numpy(gaussian_groups(splat, cameras).coarse.astype(np.int64))
-    geometry, tensors = Geometry.of(splat), splat_tensors(splat)
+    index = ClickIndex(Geometry.of(splat), lambda level: unit_features(field.features, level, prior), indexed=False)
+    tensors = splat_tensors(splat)
     rng = np.random.default_rng(0)
     statue, rows = None, []
     for index in picked:
@@ -63,12 +64,11 @@ def main() -> None:
             statue = labels[int(args.statue_pixel[1] * camera.height), int(args.statue_pixel[0] * camera.width)]
         inside = binary_erosion(labels == statue, iterations=3)
         ys, xs = np.nonzero(inside)
-        projection = Projection.of(geometry, camera)
         pictures = []
         for pick in rng.choice(len(xs), size=min(args.clicks, len(xs)), replace=False):
             x, y = int(xs[pick]), int(ys[pick])
-            query = click_feature(unit, *pixel_weights(geometry, camera, x + 0.5, y + 0.5, projection))
-            selected = np.zeros(splat.count, bool) if query is None else select(unit, query, DEFAULT_THRESHOLDS[args.level])
+            selected, _ = compose(index, [Click(camera, x + 0.5, y + 0.5)], args.level, DEFAULT_THRESHOLDS[args.level],
+                                  np.zeros(splat.count, bool))
             share = torch.from_numpy(selected.astype(np.float32))[:, None]
             mask = (apply_weights(weights, share).reshape(camera.height, camera.width) > 0.5).numpy()
             picture = photo.copy()
