@@ -15,19 +15,21 @@ from pathlib import Path
 
 import numpy as np
 
+from .device import DEVICE_DEFAULTS, DEVICES, resolve_device, sam_device
 from .errors import UserError
 
 MASK_SOURCES = ("auto", "sam", "folder", "felzenszwalb")
 
 
-def add_scene_arguments(parser, images_required: bool) -> None:
+def add_scene_arguments(parser, images_required: bool, downscale_help: str = "default 1") -> None:
     parser.add_argument("--splat", required=True, type=Path, help="the trained splat (.ply, compressed .ply or .spz)")
     parser.add_argument("--cameras", required=True, type=Path,
                         help="COLMAP model folder (text or binary), transforms.json, or LLFF poses_bounds.npy")
     parser.add_argument("--images", required=images_required, type=Path,
                         help="the folder of photos the splat was trained from" + ("" if images_required else
                                                                                   " (LLFF cameras need it for the names)"))
-    parser.add_argument("--downscale", type=int, default=1, help="divide the image size by this (default 1)")
+    parser.add_argument("--downscale", type=int, default=None if "device" in downscale_help else 1,
+                        help=f"divide the image size by this ({downscale_help})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="learn 24 features per Gaussian from the photos and 2D masks",
                                 description="Learn the Click-Gaussian feature field (../shared/METHOD.md).")
-    add_scene_arguments(train, images_required=True)
+    per_device = ", ".join(f"{name} {d.downscale}" for name, d in DEVICE_DEFAULTS.items())
+    add_scene_arguments(train, images_required=True, downscale_help=f"default per device: {per_device}")
     train.add_argument("--out", required=True, type=Path, help="features file to write (.npz), atomically")
     train.add_argument("--masks", choices=MASK_SOURCES, default="auto",
                        help="mask source: SAM with --sam-checkpoint, a folder with --mask-dir, or the weight-free "
@@ -45,9 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--sam-checkpoint", type=Path, help="a segment-anything checkpoint (.pth)")
     train.add_argument("--sam-model", default="vit_h", help="SAM model type of the checkpoint (default vit_h)")
     train.add_argument("--mask-cache", type=Path, help="folder caching computed masks (default: <out>.masks/)")
-    train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    train.add_argument("--device", default="auto", choices=DEVICES,
+                       help="auto: an NVIDIA GPU (cuda), else an Apple GPU (mps), else the CPU")
     train.add_argument("--progress", default="bar", choices=("bar", "json", "none"),
                        help="progress on stderr as a bar, or one JSON object per line on stdout")
+    train.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+                       help="write the features so far to <out>.checkpoint.npz every STEPS steps (0: never; default "
+                            "per device: " + ", ".join(f"{n} {d.checkpoint_every}" for n, d in DEVICE_DEFAULTS.items())
+                            + "); it is removed when the run ends")
     from .train import TrainConfig
 
     defaults = TrainConfig()
@@ -55,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
         if isinstance(value, bool):
             train.add_argument(f"--no-{name[4:].replace('_', '-')}", dest=name, action="store_false",
                                help=f"switch off the {name[4:].replace('_', ' ')} term (ablation)")
+        elif hasattr(DEVICE_DEFAULTS["cpu"], name):
+            per_device = ", ".join(f"{n} {getattr(d, name)}" for n, d in DEVICE_DEFAULTS.items())
+            train.add_argument(f"--{name.replace('_', '-')}", type=type(value), help=f"default per device: {per_device}")
         else:
             special = {"gfl_start": "the step GFL starts at (default -1: two thirds of the iterations, as the paper's 2000 of 3000)",
                        "mask_balance": f"share of a step's pixels drawn evenly over the view's masks, the rest uniformly "
@@ -109,6 +120,8 @@ def progress_printer(mode: str):
         print(json.dumps(event), flush=True)
 
     def as_bar(event):
+        if event["phase"] == "checkpoint":
+            return  # the bar goes on; the file is there for whoever polls it
         if event["phase"] != "iterations":
             detail = f": {event['source']}" if "source" in event else ""
             print(f"{event['phase']}{detail}", file=sys.stderr, flush=True)
@@ -122,14 +135,15 @@ def progress_printer(mode: str):
     return {"json": as_json, "bar": as_bar, "none": lambda event: None}[mode]
 
 
-def mask_settings(options) -> tuple[str, dict]:
+def mask_settings(options, device: str = "cpu") -> tuple[str, dict]:
     """The mask source and its settings, `auto` resolved; each source's own function checks the rest."""
     source = options.masks
     if source == "auto":
         source = "sam" if options.sam_checkpoint else "folder" if options.mask_dir else "felzenszwalb"
     cache = options.mask_cache or options.out.with_name(options.out.name + ".masks")
     settings = {
-        "sam": lambda: {"checkpoint": options.sam_checkpoint, "model_type": options.sam_model, "cache_dir": cache},
+        "sam": lambda: {"checkpoint": options.sam_checkpoint, "model_type": options.sam_model, "cache_dir": cache,
+                        "device": sam_device(device)},
         "folder": lambda: {"mask_dir": options.mask_dir},
         "felzenszwalb": lambda: {"cache_dir": cache},
     }[source]()
@@ -138,18 +152,6 @@ def mask_settings(options) -> tuple[str, dict]:
     if source == "folder" and not options.mask_dir:
         raise UserError("--masks folder needs --mask-dir")
     return source, settings
-
-
-def pick_device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: this machine's torch sees no CUDA GPU")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise UserError("--device mps: this machine's torch has no Apple MPS device")
-    return name
 
 
 def load_scene(options, need_images: bool):
@@ -183,9 +185,12 @@ def run_train(options) -> int:
     progress = progress_printer(options.progress)
     if not options.out.parent.is_dir():
         raise UserError(f"--out {options.out}: the folder does not exist")
+    device = resolve_device(options.device)
+    for name, value in vars(DEVICE_DEFAULTS[device]).items():  # the settings not given take the device's defaults
+        if getattr(options, name) is None:
+            setattr(options, name, value)
     config = TrainConfig(**{name: getattr(options, name) for name in vars(TrainConfig())})
-    device = pick_device(options.device)
-    source, settings = mask_settings(options)
+    source, settings = mask_settings(options, device)
     description = mask_source_description(source, **settings)
     splat, cameras, images = load_scene(options, need_images=True)
     started = time.perf_counter()
@@ -196,12 +201,21 @@ def run_train(options) -> int:
             return cancelled(stop)
         labels.append(view_labels(image, camera.name, source, **settings))
     mask_seconds = time.perf_counter() - started
+    checkpoint_path = options.out.with_name(options.out.stem + ".checkpoint.npz")
+
+    def write_checkpoint(field) -> None:
+        save_features(checkpoint_path, field, compress=False)  # a second, not the minute zlib takes on the statue
+        progress({"phase": "checkpoint", "iteration": field.step, "path": str(checkpoint_path)})
+
     try:
-        result = train_features(splat, cameras, labels, config, description, device, progress, stop)
+        result = train_features(splat, cameras, labels, config, description, device, progress, stop,
+                                options.checkpoint_every, write_checkpoint)
     except UserError:
         if stop():
             return cancelled(stop)
         raise
+    finally:
+        checkpoint_path.unlink(missing_ok=True)
     save_features(options.out, result.field)
     seconds = {"masks": round(mask_seconds, 2), **{k: round(v, 2) for k, v in result.seconds.items()}}
     progress({"phase": "done", "out": str(options.out), "seconds": seconds})

@@ -39,17 +39,21 @@ class FeatureField:
     config: dict = field(default_factory=dict)  # the training settings
     mask_source: str = ""
     centers: dict = field(default_factory=dict)  # level -> (K, dim) float32 unit global cluster centres
+    step: int | None = None  # a checkpoint of a run still training: the steps done; None: the finished field
 
     @property
     def count(self) -> int:
         return len(self.features)
 
 
-def save_features(path, field_: FeatureField) -> None:
+def save_features(path, field_: FeatureField, compress: bool = True) -> None:
+    """Written atomically; `compress` False for checkpoints, written often while training runs."""
     buffer = io.BytesIO()
     arrays = {f"centers_{level}": c.astype(np.float32) for level, c in field_.centers.items()}
     meta = {"count": field_.count, "fingerprint": field_.fingerprint, "config": field_.config, "mask_source": field_.mask_source}
-    np.savez_compressed(buffer, features=field_.features.astype(np.float16), meta=json.dumps(meta), **arrays)
+    if field_.step is not None:
+        meta["step"] = field_.step
+    (np.savez_compressed if compress else np.savez)(buffer, features=field_.features.astype(np.float16), meta=json.dumps(meta), **arrays)
     write_atomic(path, [buffer.getvalue()])
 
 
@@ -67,7 +71,8 @@ def load_features(path, splat: Splat | None = None) -> FeatureField:
         raise UserError(f"{path}: not a features file written by 'python -m backend train' ({error})") from None
     if features.ndim != 2 or features.shape[1] != FEATURE_DIM:
         raise UserError(f"{path}: features have shape {features.shape}, expected (N, {FEATURE_DIM})")
-    loaded = FeatureField(features, meta["fingerprint"], meta.get("config", {}), meta.get("mask_source", ""), centers)
+    loaded = FeatureField(features, meta["fingerprint"], meta.get("config", {}), meta.get("mask_source", ""), centers,
+                          meta.get("step"))
     if splat is not None:
         fingerprint = geometry_fingerprint(splat)
         if loaded.count != splat.count or loaded.fingerprint != fingerprint:

@@ -27,6 +27,7 @@ from typing import Callable
 
 import numpy as np
 
+from .device import resolve_device, sam_device
 from .errors import UserError
 
 NO_MASK = -1  # label of pixels that no mask covers; the losses skip them
@@ -167,7 +168,7 @@ def sam_masks(image: np.ndarray, checkpoint: str | os.PathLike, model_type: str 
     source = _sam_description(**settings)
 
     def compute() -> MaskSet:
-        generator = _sam_generator(**settings, device=device or _default_device())
+        generator = _sam_generator(**settings, device=device or sam_device(resolve_device()))
         records = generator.generate(image)  # list of dicts, 'segmentation': (H, W) bool
         h, w = image.shape[:2]
         masks = np.array([r["segmentation"] for r in records], bool).reshape(-1, h, w)
@@ -241,12 +242,6 @@ def _import_segment_anything():
                         f"imported ({error}); install it into the backend's Python "
                         "(segment-anything needs torch and torchvision)") from error
     return sam_model_registry, SamAutomaticMaskGenerator
-
-
-def _default_device() -> str:
-    import torch  # SAM's float64 ops fail on Apple MPS, so that gets the CPU
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ def unregister():
     bpy.types.TOPBAR_MT_file_export.remove(io_operators.menu_export)
     bpy.types.TOPBAR_MT_file_import.remove(io_operators.menu_import)
     preferences.cancel_running_install()
+    preferences.sam_download.stop()
     overlay.unregister()
     click_engine.unregister()
     settings.unregister()

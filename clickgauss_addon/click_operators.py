@@ -50,8 +50,10 @@ class CLICKGAUSS_OT_click_mode(bpy.types.Operator):
 
     def show(self, context):
         settings = context.scene.clickgauss
+        step = click_engine.features_step(context.active_object)
+        field = "" if step is None else f"field of step {step} (training) · "
         context.area.header_text_set(
-            f"Click-Gaussian · {settings.level.lower()} · threshold {settings.threshold:.2f} · "
+            f"Click-Gaussian · {field}{settings.level.lower()} · threshold {settings.threshold:.2f} · "
             f"{int(self.info['selected']):,} selected · {self.info['ms']:.1f} ms per click   |   {HINTS}"
         )
         context.area.tag_redraw()

@@ -320,3 +320,31 @@ def test_moving_the_panel_slider_updates_the_selection_live(splat_with_features,
     assert addon.click_engine.read_selection(obj).all()
     settings.threshold_coarse = 0.725
     assert not addon.click_engine.read_selection(obj).all()
+
+
+def test_clicks_use_each_checkpoint_while_training_runs_and_cancel_puts_the_features_back(
+        splat_with_features, bpy, addon, trained_scene):
+    obj, scene, engine = splat_with_features, trained_scene["scene"], addon.click_engine
+    loaded = engine.read_features(obj).copy()
+    prefs = addon.preferences.preferences()
+    prefs.python_path = sys.executable
+    settings = training_settings(bpy, trained_scene, 100000)
+    job = addon.training.TrainingJob(obj, settings, prefs)
+    try:
+        deadline = time.time() + 240
+        while engine.features_step(obj) is None and job.running and time.time() < deadline:
+            job.follow(settings)  # what the Train operator's timer does
+            time.sleep(0.1)
+        first = addon.backend.device.DEVICE_DEFAULTS["cpu"].checkpoint_every
+        assert engine.features_step(obj) == settings.checkpoint_step == first, job.error()
+        assert not np.array_equal(engine.read_features(obj), loaded)  # the checkpoint's, not the loaded ones
+        click_on(addon, obj, trained_scene, "coarse", "mug")
+        precision, recall = selection_quality(addon, obj, scene.object_ids == scene.object_names.index("mug"))
+        assert precision > 0.8 and recall > 0.8, (precision, recall)
+        np.testing.assert_array_equal(engine.state_of(obj).features, engine.read_features(obj))
+    finally:
+        job.cancel()
+        restored = job.restore()
+        job.cleanup()
+    assert restored and engine.features_step(obj) is None
+    np.testing.assert_array_equal(engine.read_features(obj), loaded)
