@@ -21,15 +21,17 @@ from .errors import UserError
 MASK_SOURCES = ("auto", "sam", "folder", "felzenszwalb")
 
 
-def add_scene_arguments(parser, images_required: bool, downscale_help: str = "default 1") -> None:
+def add_scene_arguments(parser, images_required: bool, downscale_per_device: bool = False) -> None:
     parser.add_argument("--splat", required=True, type=Path, help="the trained splat (.ply, compressed .ply or .spz)")
     parser.add_argument("--cameras", required=True, type=Path,
                         help="COLMAP model folder (text or binary), transforms.json, or LLFF poses_bounds.npy")
     parser.add_argument("--images", required=images_required, type=Path,
                         help="the folder of photos the splat was trained from" + ("" if images_required else
                                                                                   " (LLFF cameras need it for the names)"))
-    parser.add_argument("--downscale", type=int, default=None if "device" in downscale_help else 1,
-                        help=f"divide the image size by this ({downscale_help})")
+    per_device = ", ".join(f"{name} {d.downscale}" for name, d in DEVICE_DEFAULTS.items())
+    parser.add_argument("--downscale", type=int, default=None if downscale_per_device else 1,
+                        help="divide the image size by this (default " + (f"per device: {per_device})" if
+                                                                          downscale_per_device else "1)"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,8 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="learn 24 features per Gaussian from the photos and 2D masks",
                                 description="Learn the Click-Gaussian feature field (../shared/METHOD.md).")
-    per_device = ", ".join(f"{name} {d.downscale}" for name, d in DEVICE_DEFAULTS.items())
-    add_scene_arguments(train, images_required=True, downscale_help=f"default per device: {per_device}")
+    add_scene_arguments(train, images_required=True, downscale_per_device=True)
     train.add_argument("--out", required=True, type=Path, help="features file to write (.npz), atomically")
     train.add_argument("--masks", choices=MASK_SOURCES, default="auto",
                        help="mask source: SAM with --sam-checkpoint, a folder with --mask-dir, or the weight-free "

@@ -45,8 +45,9 @@ class DeviceDefaults:
     checkpoint_every: int  # steps between intermediate fields the add-on can click with
 
 
-# A GPU gets the paper's full settings; the CPU (2 cores, the statue: bench/bench_train.py) half resolution and
-# fewer pixels, so that a field is clickable in about a minute and done in a few (README, Benchmarks).
+# A GPU gets the paper's full settings (all negative pairs); the CPU half resolution, 512 negative anchors (an
+# unbiased estimate: README, Training) and a checkpoint every 250 steps: on the 2-core CPU and the statue about
+# 40 s of precompute and 150 ms a step (bench/bench_train.py), so the first clickable field comes ~80 s after Train.
 DEVICE_DEFAULTS = {
     "cuda": DeviceDefaults(downscale=1, pixels=10_000, negative_anchors=10_000, checkpoint_every=500),
     "mps": DeviceDefaults(downscale=1, pixels=10_000, negative_anchors=2048, checkpoint_every=500),

@@ -331,7 +331,7 @@ def test_clicks_use_each_checkpoint_while_training_runs_and_cancel_puts_the_feat
     settings = training_settings(bpy, trained_scene, 100000)
     job = addon.training.TrainingJob(obj, settings, prefs)
     try:
-        deadline = time.time() + 240
+        deadline = time.time() + 600  # the first checkpoint: 250 steps after the start (seconds on a quiet CI machine)
         while engine.features_step(obj) is None and job.running and time.time() < deadline:
             job.follow(settings)  # what the Train operator's timer does
             time.sleep(0.1)

@@ -201,3 +201,14 @@ def test_a_handle_whose_masks_miss_it_in_4_of_10_views_is_still_clicked_on_its_o
     thresholds = {level: [value] for level, value in DEFAULT_THRESHOLDS.items()}
     parts = summary(evaluate(scene.splat, cameras, truth, features, thresholds, 3, 0))["labels"]["fine"]
     assert parts["mug/handle"] > 70 and parts["mug/body"] > 70, parts
+
+
+def test_checkpoints_come_every_n_steps_and_carry_their_step(trained_scene, tmp_path):
+    scene, cameras, labels = (trained_scene[k] for k in ("scene", "cameras", "labels"))
+    fields = []
+    config = TrainConfig(iterations=12, pixels=500, use_gfl=False)
+    final = train_features(scene.splat, cameras, labels, config, checkpoint_every=5, checkpoint=fields.append).field
+    assert [field.step for field in fields] == [5, 10] and final.step is None
+    assert not np.array_equal(fields[0].features, final.features)
+    save_features(tmp_path / "checkpoint.npz", fields[1], compress=False)
+    assert load_features(tmp_path / "checkpoint.npz", scene.splat).step == 10
