@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
+from .transform import matrices_to_quaternions, quaternions_to_matrices
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -103,35 +104,12 @@ def rigid_inverse(matrix: np.ndarray) -> np.ndarray:
 
 def quaternion_to_matrix(qw, qx, qy, qz) -> np.ndarray:
     """(3, 3) rotation of a w x y z quaternion (normalised here: files round their digits)."""
-    q = np.array([qw, qx, qy, qz], dtype=np.float64)
-    w, x, y, z = q / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])
+    return quaternions_to_matrices(np.array([[qw, qx, qy, qz]], dtype=np.float64))[0]
 
 
 def matrix_to_quaternion(rotation: np.ndarray) -> np.ndarray:
     """(4,) w x y z unit quaternion of a (3, 3) rotation, w >= 0 (Shepperd's method: stable everywhere)."""
-    m = rotation
-    trace = np.trace(m)
-    candidates = [trace, m[0, 0], m[1, 1], m[2, 2]]
-    i = int(np.argmax(candidates))
-    if i == 0:
-        r = np.sqrt(1 + trace) * 2
-        q = [r / 4, (m[2, 1] - m[1, 2]) / r, (m[0, 2] - m[2, 0]) / r, (m[1, 0] - m[0, 1]) / r]
-    elif i == 1:
-        r = np.sqrt(1 + m[0, 0] - m[1, 1] - m[2, 2]) * 2
-        q = [(m[2, 1] - m[1, 2]) / r, r / 4, (m[0, 1] + m[1, 0]) / r, (m[0, 2] + m[2, 0]) / r]
-    elif i == 2:
-        r = np.sqrt(1 + m[1, 1] - m[0, 0] - m[2, 2]) * 2
-        q = [(m[0, 2] - m[2, 0]) / r, (m[0, 1] + m[1, 0]) / r, r / 4, (m[1, 2] + m[2, 1]) / r]
-    else:
-        r = np.sqrt(1 + m[2, 2] - m[0, 0] - m[1, 1]) * 2
-        q = [(m[1, 0] - m[0, 1]) / r, (m[0, 2] + m[2, 0]) / r, (m[1, 2] + m[2, 1]) / r, r / 4]
-    q = np.array(q)
-    return q if q[0] >= 0 else -q
+    return matrices_to_quaternions(np.asarray(rotation, dtype=np.float64)[None])[0]
 
 
 def pose_matrix(rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SplatFileError
-from .ply import FORMATS, MAX_HEADER_BYTES, Element, Header, parse_header, read_file_bytes
-from .splat import SH_C0, Splat, sh_degree_for_rest_count
+from .ply import FORMATS, MAX_HEADER_BYTES, Element, Header, parse_header, read_file_bytes, write_file
+from .splat import SH_C0, Splat, rest_columns, sh_degree_for_rest_count
 
 CHUNK_SIZE = 256
 CHUNK_COLUMNS = (
@@ -194,3 +194,114 @@ def read_compressed_ply(path) -> Splat:
         rest = (unit - 0.5) * 8.0  # (N, 3 * (K - 1)), channel-major like the uncompressed file
         sh_rest = rest.reshape(vertex.count, 3, -1).transpose(0, 2, 1)
     return Splat.from_arrays(positions, sh_dc, opacities, scales, rotations, sh_rest)
+
+
+# --- writing -------------------------------------------------------------------------------------
+SCALE_LIMIT = 20.0  # chunk log-scale bounds are clamped here (as splat-transform): some files hold infinities
+FLAT_RANGE = 1e-5  # a chunk range narrower than this stores every value at its minimum
+
+
+def _spread_bits(values: np.ndarray) -> np.ndarray:
+    """(N,) 10-bit integers with two zero bits after each bit, for a 30-bit Morton code."""
+    v = values.astype(np.uint32)
+    for shift, mask in ((16, 0x030000FF), (8, 0x0300F00F), (4, 0x030C30C3), (2, 0x09249249)):
+        v = (v | (v << np.uint32(shift))) & np.uint32(mask)
+    return v
+
+
+def morton_order(positions: np.ndarray) -> np.ndarray:
+    """(N,) indices sorting (N, 3) positions along a Z-order curve over their bounding box, 10 bits an
+    axis, as splat-transform sorts: each chunk of 256 then holds neighbours and its ranges stay small.
+    A run of more than 256 points sharing one code is sorted again within its own bounding box."""
+    order = np.arange(len(positions))
+    pending = [order]
+    while pending:
+        indices = pending.pop()
+        points = positions[indices].astype(np.float64)
+        low, length = points.min(axis=0), np.ptp(points, axis=0)
+        if not np.isfinite(length).all() or not length.any():
+            continue  # every point the same (or not finite): any order
+        scale = np.where(length == 0, 0.0, 1024.0 / np.where(length == 0, 1.0, length))
+        cells = np.minimum(1023.0, (points - low) * scale).astype(np.uint32)
+        code = _spread_bits(cells[:, 0]) | _spread_bits(cells[:, 1]) << np.uint32(1) | _spread_bits(cells[:, 2]) << np.uint32(2)
+        sort = np.argsort(code, kind="stable")
+        indices[:] = indices[sort]
+        starts = np.flatnonzero(np.diff(code[sort], prepend=np.int64(-1)))
+        ends = np.append(starts[1:], len(indices))
+        pending += [indices[start:end] for start, end in zip(starts, ends) if end - start > CHUNK_SIZE]
+    return order
+
+
+def _chunk_ranges(values: np.ndarray, limit: float | None = None):
+    """Per chunk min and max (chunks, 3) of (chunks, 256, 3) values, and the values as 0..1 within them."""
+    low, high = values.min(axis=1), values.max(axis=1)
+    if limit is not None:
+        low, high = np.clip(low, -limit, limit), np.clip(high, -limit, limit)
+    span = high - low
+    t = np.where(span[:, None] < FLAT_RANGE, 0.0, (values - low[:, None]) / np.where(span < FLAT_RANGE, 1.0, span)[:, None])
+    return low, high, np.clip(t, 0.0, 1.0)
+
+
+def _pack_unorm(t: np.ndarray, bits: int) -> np.ndarray:
+    top = (1 << bits) - 1
+    return np.clip(np.floor(t * top + 0.5), 0, top).astype(np.uint32)
+
+
+def _pack_111011(t: np.ndarray) -> np.ndarray:  # (..., 3) in 0..1 -> (...,) uint32
+    return _pack_unorm(t[..., 0], 11) << np.uint32(21) | _pack_unorm(t[..., 1], 10) << np.uint32(11) | _pack_unorm(t[..., 2], 11)
+
+
+def pack_rotations(wxyz: np.ndarray) -> np.ndarray:
+    """(N, 4) quaternions w x y z (any length) -> (N,) uint32 smallest-three words, the inverse of `unpack_rotations`."""
+    rows = np.arange(len(wxyz))
+    q = wxyz / np.maximum(np.linalg.norm(wxyz, axis=1, keepdims=True), 1e-30)
+    largest = np.argmax(np.abs(q), axis=1)
+    q = q * np.where(q[rows, largest] < 0, -1.0, 1.0)[:, None]
+    others = _OTHERS[largest]
+    word = largest.astype(np.uint32)
+    for slot in range(3):
+        word = word << np.uint32(10) | _pack_unorm(q[rows, others[:, slot]] * (np.sqrt(2.0) / 2.0) + 0.5, 10)
+    return word
+
+
+def compressed_ply_bytes(splat: Splat) -> list[bytes]:
+    """A PlayCanvas compressed .ply of `splat` (header, chunk table, packed points, SH), in Morton order.
+
+    Steps, per chunk of 256 neighbours: positions 1/2047 (x, z) and 1/1023 (y) of the chunk's extent,
+    log scales the same of their extent, base colour 1/255 of the chunk's colour extent, alpha 1/255,
+    rotation components 1/1023 * sqrt(2); SH coefficients 1/32 (8 bits over -4..4), everywhere.
+    """
+    order = morton_order(splat.positions)
+    count, degree = splat.count, splat.sh_degree
+    chunks = -(-count // CHUNK_SIZE)
+    padded = np.concatenate([order, np.full(chunks * CHUNK_SIZE - count, order[-1])])  # the last repeats
+
+    def per_chunk(values: np.ndarray) -> np.ndarray:  # (N, 3) -> (chunks, 256, 3), sorted and padded
+        return values.astype(np.float64)[padded].reshape(chunks, CHUNK_SIZE, -1)
+
+    position_low, position_high, position_t = _chunk_ranges(per_chunk(splat.positions))
+    scale_low, scale_high, scale_t = _chunk_ranges(per_chunk(splat.scales), SCALE_LIMIT)
+    colour_low, colour_high, colour_t = _chunk_ranges(per_chunk(0.5 + SH_C0 * splat.sh_dc.astype(np.float64)))
+    alpha = per_chunk(1.0 / (1.0 + np.exp(-splat.opacities.astype(np.float64)))[:, None])[..., 0]
+    colour_word = (_pack_unorm(colour_t[..., 0], 8) << np.uint32(24) | _pack_unorm(colour_t[..., 1], 8) << np.uint32(16)
+                   | _pack_unorm(colour_t[..., 2], 8) << np.uint32(8) | _pack_unorm(alpha, 8))
+    table = np.concatenate([position_low, position_high, scale_low, scale_high, colour_low, colour_high], axis=1)
+    points = np.stack([_pack_111011(position_t), pack_rotations(splat.rotations.astype(np.float64)[padded]).reshape(chunks, -1),
+                       _pack_111011(scale_t), colour_word], axis=-1).reshape(-1, 4)[:count]
+
+    names = CHUNK_COLUMNS + CHUNK_COLOUR_COLUMNS
+    lines = ["ply", "format binary_little_endian 1.0", f"element chunk {chunks}"]
+    lines += [f"property float {name}" for name in names]
+    lines += [f"element vertex {count}"] + [f"property uint {name}" for name in PACKED_COLUMNS]
+    parts = [table.astype("<f4").tobytes(), points.astype("<u4").tobytes()]
+    if degree:
+        rest = splat.stack(rest_columns(degree))[order].astype(np.float64)  # channel-major, like the file
+        lines += [f"element sh {count}"] + [f"property uchar f_rest_{i}" for i in range(rest.shape[1])]
+        parts.append(np.clip(np.trunc((rest / 8.0 + 0.5) * 256.0), 0, 255).astype(np.uint8).tobytes())
+    lines.append("end_header")
+    return [("\n".join(lines) + "\n").encode("ascii")] + parts
+
+
+def write_compressed_ply(path, splat: Splat) -> None:
+    """Write `splat` as a PlayCanvas compressed .ply (see `compressed_ply_bytes`), atomically."""
+    write_file(Path(path), compressed_ply_bytes(splat))

@@ -60,6 +60,8 @@ class Splat:
 
     @property
     def sh_rest(self) -> np.ndarray:  # (N, (degree+1)^2 - 1, 3); the file is channel-major
+        if not self.sh_degree:
+            return np.zeros((self.count, 0, 3), dtype=np.float32)
         rest = self.stack(rest_columns(self.sh_degree))
         return rest.reshape(self.count, 3, -1).transpose(0, 2, 1)
 
@@ -120,3 +122,29 @@ class Splat:
         for name, values in (extra or {}).items():
             columns[name] = np.ascontiguousarray(values)
         return cls(columns)
+
+
+def join_splats(splats: list[Splat]) -> tuple[Splat, list[str]]:
+    """One splat of several, in the first one's column order, and the names of the columns dropped.
+
+    SH are padded with zeros to the highest degree among the parts; any other column that not
+    every part has is dropped (a viewer cannot read half a column). Each column keeps the first
+    part's type.
+    """
+    if len(splats) == 1:
+        return splats[0], []
+    first, degree = splats[0], max(splat.sh_degree for splat in splats)
+    names = [name for name in first.columns if not name.startswith("f_rest_")]
+    kept = [name for name in names if all(name in splat.columns for splat in splats)]
+    dropped = sorted({n for s in splats for n in s.columns if not n.startswith("f_rest_")} - set(kept))
+    columns = {}
+    for name in kept:
+        columns[name] = np.concatenate([splat.columns[name].astype(first.columns[name].dtype) for splat in splats])
+        if name == DC_COLUMNS[-1] and degree:  # the SH rest follows the DC term, channel-major
+            slots = (degree + 1) ** 2 - 1
+            rest = np.concatenate([
+                np.pad(splat.sh_rest, ((0, 0), (0, slots - splat.sh_rest.shape[1]), (0, 0)))
+                for splat in splats
+            ]).transpose(0, 2, 1).reshape(-1, 3 * slots)
+            columns.update((column, np.ascontiguousarray(rest[:, i])) for i, column in enumerate(rest_columns(degree)))
+    return Splat(columns, list(first.comments)), dropped

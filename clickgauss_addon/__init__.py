@@ -3,10 +3,10 @@
 import bpy
 
 from . import (click_engine, click_operators, edit_operators, io_operators, overlay, panel, preferences, settings,
-               training)
+               training, transform_operators)
 
 classes = (settings.classes + preferences.classes + io_operators.classes + click_operators.classes
-           + edit_operators.classes + training.classes + panel.classes)
+           + edit_operators.classes + transform_operators.classes + training.classes + panel.classes)
 keymaps = []
 
 
@@ -16,6 +16,7 @@ def register():
     settings.register()
     click_engine.register()
     overlay.register()
+    transform_operators.register()
     bpy.types.TOPBAR_MT_file_import.append(io_operators.menu_import)
     bpy.types.TOPBAR_MT_file_export.append(io_operators.menu_export)
     keyconfig = bpy.context.window_manager.keyconfigs.addon
@@ -32,6 +33,7 @@ def unregister():
     bpy.types.TOPBAR_MT_file_import.remove(io_operators.menu_import)
     preferences.cancel_running_install()
     preferences.sam_download.stop()
+    transform_operators.unregister()
     overlay.unregister()
     click_engine.unregister()
     settings.unregister()

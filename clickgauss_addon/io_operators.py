@@ -12,10 +12,11 @@ from bpy_extras.io_utils import ExportHelper, ImportHelper, axis_conversion, ori
 
 from . import click_engine
 from .backend.errors import UserError
-from .backend.formats import SPLAT_EXTENSIONS, read_splat
-from .backend.ply import write_ply
-from .backend.splat import Splat
-from .splat_object import is_splat, merge, object_to_splat, splat_to_object
+from .backend.formats import SPLAT_EXTENSIONS, WRITE_FORMATS, left_out, read_splat, write_splat
+from .backend.splat import Splat, join_splats
+from .backend.transform import transform_splat
+from .splat_object import is_splat, object_to_splat, splat_to_object
+from .transform_operators import guard
 
 def axis_matrix(operator):
     return axis_conversion(from_forward=operator.axis_forward, from_up=operator.axis_up).to_4x4()
@@ -24,14 +25,14 @@ def axis_matrix(operator):
 # Captures are usually in the OpenCV frame (y down, z into the scene): up is -Y, forward is Z.
 @orientation_helper(axis_forward="Z", axis_up="-Y")
 class CLICKGAUSS_OT_import_splat(bpy.types.Operator, ImportHelper):
-    """Import a 3D Gaussian Splatting file (.ply, compressed .ply, .spz) as a point-cloud object, every column an attribute"""
+    """Import a 3D Gaussian Splatting file (.ply, compressed .ply, .spz, .splat, .sog) as a point-cloud object, every column an attribute"""
 
     bl_idname = "clickgauss.import_splat"
     bl_label = "Import Gaussian Splat"
     bl_options = {"REGISTER", "UNDO", "PRESET"}
 
     filename_ext = ".ply"
-    filter_glob: StringProperty(default="*.ply;*.spz", options={"HIDDEN"})
+    filter_glob: StringProperty(default=";".join(f"*{ending}" for ending in SPLAT_EXTENSIONS), options={"HIDDEN"})
     files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})
     directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})
     drop_invalid: BoolProperty(
@@ -93,15 +94,17 @@ def remember_training_inputs(settings, splat_path: Path) -> None:
                 settings.cameras_path = str(folder / name)
 
 
+@orientation_helper(axis_forward="Z", axis_up="-Y")
 class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
-    """Export splat objects as a 3D Gaussian Splatting .ply file that any splat viewer opens"""
+    """Export splat objects as a Gaussian splat file that any splat viewer opens, each placed, turned and scaled as it stands in the scene. The name's ending picks the format: .ply, .compressed.ply (PlayCanvas), .spz (Niantic), .splat (antimatter15)"""
 
     bl_idname = "clickgauss.export_splat"
     bl_label = "Export Gaussian Splat"
     bl_options = {"REGISTER", "UNDO"}
 
     filename_ext = ".ply"
-    filter_glob: StringProperty(default="*.ply", options={"HIDDEN"})
+    filter_glob: StringProperty(default=";".join(sorted({"*." + e.rsplit(".", 1)[1] for e in WRITE_FORMATS})),
+                                options={"HIDDEN"})
     use_selection: BoolProperty(
         name="Selected Objects",
         description="Write every selected splat object into the one file; otherwise only the active object",
@@ -113,6 +116,13 @@ class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
                     "the file brings them back. Other splat viewers ignore extra columns",
         default=False,
     )
+
+    def check(self, context):
+        """Keep whichever format's ending the name has (ExportHelper would force .ply on it); any other name
+        gets .ply as before. (The Forward / Up options fix their own conflicts as they change.)"""
+        if Path(self.filepath).name.lower().endswith(tuple(WRITE_FORMATS)):
+            return False
+        return super().check(context)
 
     def objects(self, context):
         if self.use_selection:
@@ -126,26 +136,36 @@ class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
             return {"CANCELLED"}
         started = time.perf_counter()
         try:
-            splat = merge([splat_for_export(obj, self.include_features) for obj in objects], [obj.name for obj in objects])
-            write_ply(self.filepath, splat)
+            to_file = axis_matrix(self).inverted()  # Blender's axes back to the file's, as the import turned them
+            parts = [splat_for_export(obj, self.include_features, to_file @ obj.matrix_world) for obj in objects]
+            splat, dropped = join_splats(parts)
+            lost = left_out(splat, self.filepath)
+            write_splat(self.filepath, splat)
         except UserError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
         self.report(
-            {"INFO"},
-            f"Exported {splat.count:,} Gaussians to {Path(self.filepath).name} in {time.perf_counter() - started:.2f} s",
+            {"WARNING" if dropped or lost else "INFO"},
+            f"Exported {splat.count:,} Gaussians to {Path(self.filepath).name} in {time.perf_counter() - started:.2f} s"
+            + (f"; column(s) {', '.join(dropped)} left out: not every object has them" if dropped else "")
+            + (f"; the format holds no {' nor '.join(lost)}" if lost else ""),
         )
         return {"FINISHED"}
 
 
-def splat_for_export(obj, include_features: bool) -> Splat:
-    """The object's splat, with its features as extra float columns when asked for and present."""
+def splat_for_export(obj, include_features: bool, matrix) -> Splat:
+    """The object's splat mapped by `matrix` (4x4), with its features as extra float columns when asked
+    for and present. An identity matrix leaves every value as imported."""
+    guard(obj)  # a Blender Apply Transform the depsgraph handler has not seen yet
     splat = object_to_splat(obj)
     if include_features and click_engine.has_features(obj):
         features = click_engine.read_features(obj)
         for i, name in enumerate(click_engine.FEATURE_ATTRIBUTES):
             splat.columns.setdefault(name, np.ascontiguousarray(features[:, i]))
-    return splat
+    try:
+        return transform_splat(splat, np.array(matrix))
+    except UserError as error:
+        raise UserError(f"'{obj.name}': {error}") from None
 
 
 class CLICKGAUSS_FH_splat(bpy.types.FileHandler):
@@ -160,11 +180,11 @@ class CLICKGAUSS_FH_splat(bpy.types.FileHandler):
 
 
 def menu_import(self, context):
-    self.layout.operator(CLICKGAUSS_OT_import_splat.bl_idname, text="Gaussian Splat (.ply, .spz)")
+    self.layout.operator(CLICKGAUSS_OT_import_splat.bl_idname, text="Gaussian Splat (.ply, .spz, .splat, .sog)")
 
 
 def menu_export(self, context):
-    self.layout.operator(CLICKGAUSS_OT_export_splat.bl_idname, text="Gaussian Splat (.ply)")
+    self.layout.operator(CLICKGAUSS_OT_export_splat.bl_idname, text="Gaussian Splat (.ply, .spz, .splat)")
 
 
 classes = (CLICKGAUSS_OT_import_splat, CLICKGAUSS_OT_export_splat, CLICKGAUSS_FH_splat)

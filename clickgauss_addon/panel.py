@@ -34,6 +34,9 @@ class CLICKGAUSS_PT_main(SidebarPanel, bpy.types.Panel):
         step = click_engine.features_step(obj) if click_engine.has_features(obj) else None
         features = "none yet" if not click_engine.has_features(obj) else "trained" if step is None else f"step {step} (training)"
         box.label(text=f"Features: {features}")
+        row = layout.row(align=True)
+        row.operator("clickgauss.apply_transform", text="Apply Transform", icon="OBJECT_ORIGIN")
+        row.operator("clickgauss.join", text="Join", icon="SELECT_EXTEND")
 
 
 class CLICKGAUSS_PT_train(SidebarPanel, bpy.types.Panel):

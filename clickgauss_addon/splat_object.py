@@ -179,13 +179,3 @@ def object_to_splat(obj, columns=None) -> Splat:
     comments = json.loads(cloud.get(COMMENTS_KEY, "[]"))
     return Splat(read, comments)
 
-
-def merge(splats: list[Splat], names: list[str]) -> Splat:
-    """One splat of several objects' splats, which must have the same columns."""
-    first = list(splats[0].columns)
-    for splat, name in zip(splats[1:], names[1:]):
-        if list(splat.columns) != first:
-            raise UserError(
-                f"'{name}' and '{names[0]}' have different splat columns (SH degree or extra columns); export them one at a time"
-            )
-    return Splat({c: np.concatenate([s.columns[c] for s in splats]) for c in first}, splats[0].comments)

@@ -135,3 +135,58 @@ def test_compressed_formats_import_as_the_same_scene_and_export_as_standard_ply(
     exported, expected = read_ply(tmp_path / "out.ply"), read_ply(shared_file(f"data/splats/{reference}"))
     assert obj.name == name.rsplit(".", 1)[0] and exported.count == expected.count
     np.testing.assert_allclose(exported.positions, expected.positions, atol=2e-4)
+
+
+def file_matrix(bpy, obj) -> np.ndarray:
+    """The object's matrix in the file's axes: what export applies (import turned OpenCV's -Y up to Blender's Z)."""
+    from bpy_extras.io_utils import axis_conversion
+
+    return np.array(axis_conversion(from_forward="Z", from_up="-Y").to_4x4().inverted() @ obj.matrix_world)
+
+
+def test_export_applies_each_objects_move_turn_and_scale(bpy, tmp_path):
+    """Two selected objects, each moved, turned and scaled its own way, export as they stand into one file."""
+    from backend.transform import transform_splat
+
+    splats = {name: make_scene(400, sh_degree=3, seed=seed).splat for name, seed in (("a", 1), ("b", 2))}
+    for name, splat in splats.items():
+        write_ply(tmp_path / f"{name}.ply", splat)
+        import_splat(bpy, tmp_path / f"{name}.ply")
+    a, b = bpy.data.objects["a"], bpy.data.objects["b"]
+    a.location, a.rotation_euler, a.scale = (1.0, -2.0, 0.5), (0.3, 0.0, 1.2), (2.0, 2.0, 2.0)
+    b.location, b.scale = (0.0, 3.0, 0.0), (1.0, 0.5, 3.0)
+    for obj in (a, b):
+        obj.select_set(True)
+    bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "both.ply"), use_selection=True)
+    exported = read_ply(tmp_path / "both.ply")
+    assert exported.count == 800
+    order = [o.name for o in bpy.context.selected_objects]
+    expected = [transform_splat(splats[name], file_matrix(bpy, bpy.data.objects[name])) for name in order]
+    for column, values in exported.columns.items():
+        np.testing.assert_allclose(values, np.concatenate([e.columns[column] for e in expected]), rtol=1e-4, atol=1e-4)
+    rows_of_a = slice(0, 400) if order[0] == "a" else slice(400, 800)  # and independently: a's centres where a stands
+    in_blender = splats["a"].positions @ np.array(a.matrix_world)[:3, :3].T + np.array(a.location)
+    np.testing.assert_allclose(exported.positions[rows_of_a] @ [[1, 0, 0], [0, 0, -1], [0, 1, 0]],  # file -> Blender axes
+                               in_blender, atol=1e-4)
+
+
+def test_export_of_an_object_scaled_to_zero_names_it(bpy, tmp_path):
+    write_ply(tmp_path / "flat.ply", make_scene(300).splat)
+    import_splat(bpy, tmp_path / "flat.ply").scale = (1.0, 0.0, 1.0)
+    with pytest.raises(RuntimeError, match="'flat': its transform scales an axis to zero"):
+        bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "out.ply"))
+    assert not (tmp_path / "out.ply").exists()
+
+
+@pytest.mark.parametrize("ending", [".spz", ".compressed.ply", ".splat"])
+def test_the_name_picks_the_export_format_and_the_file_imports_back(bpy, tmp_path, ending):
+    from backend.formats import read_splat
+
+    write_ply(tmp_path / "s.ply", make_scene(600, sh_degree=1, seed=4).splat)
+    source = import_splat(bpy, tmp_path / "s.ply")
+    assert bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / f"out{ending}")) == {"FINISHED"}
+    written = read_splat(tmp_path / f"out{ending}")
+    assert written.count == 600 and written.sh_degree == (0 if ending == ".splat" else 1)
+    again = import_splat(bpy, tmp_path / f"out{ending}")
+    assert len(again.data.points) == 600 and np.allclose(np.array(again.matrix_world), np.array(source.matrix_world))
+
