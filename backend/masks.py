@@ -273,6 +273,11 @@ def read_mask_file(path: str | os.PathLike, size: tuple[int, int]) -> MaskSet:
         masks, scores = _masks_from_labels(_read_label_png(path)), None
     else:
         raise UserError(f"{path}: mask files must be .png (labels) or .npz (mask stack)")
+    factor = masks.shape[1] // max(size[0], 1)
+    if factor > 1 and (masks.shape[1] // factor, masks.shape[2] // factor) == tuple(size):
+        # masks of the full photo, training on it downscaled (--downscale, a device's default): the mask
+        # pixel at the centre of each downscaled pixel
+        masks = masks[:, factor // 2::factor, factor // 2::factor][:, : size[0], : size[1]]
     if masks.shape[1:] != tuple(size):
         raise UserError(f"{path}: the masks are {masks.shape[2]}x{masks.shape[1]} (width x height) "
                         f"but the image is {size[1]}x{size[0]}")

@@ -344,3 +344,13 @@ def test_sam_runs_for_real_with_a_random_vit_b(tmp_path):
                                  points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0,
                                  device=sam_device(resolve_device()))
     assert coarse.shape == fine.shape == (48, 64) and coarse.dtype == fine.dtype
+
+
+def test_masks_of_the_full_photo_serve_a_downscaled_one(tmp_path):
+    labels = np.zeros((120, 160), np.uint8)
+    labels[20:60, 40:100] = 1  # one mask, at full resolution
+    Image.fromarray(labels).save(tmp_path / "view.png")
+    (mask,) = M.read_mask_file(tmp_path / "view.png", (60, 80)).masks  # training at --downscale 2
+    assert mask.shape == (60, 80) and mask.sum() == 20 * 30 and mask[10:30, 20:50].all()
+    with pytest.raises(UserError, match=r"view\.png: the masks are 160x120 \(width x height\) but the image is 70x60"):
+        M.read_mask_file(tmp_path / "view.png", (60, 70))
