@@ -58,6 +58,7 @@ class CLICKGAUSS_PT_train(SidebarPanel, bpy.types.Panel):
             layout.prop(settings, "mask_dir")
         layout.prop(settings, "iterations")
         layout.prop(settings, "downscale")
+        layout.prop(settings, "checkpoint_every")
         if settings.training:
             layout.progress(factor=settings.progress / 100, text=settings.status)
             if settings.checkpoint_step:

@@ -50,6 +50,10 @@ class ClickGaussSettings(bpy.types.PropertyGroup):
     downscale: IntProperty(name="Downscale", description="Train on photos this many times smaller (faster); 0: the "
                            "device's default (" + ", ".join(f"{n} {d.downscale}" for n, d in DEVICE_DEFAULTS.items()) + ")",
                            default=0, min=0, max=16)
+    checkpoint_every: IntProperty(
+        name="Checkpoint Every", description="Steps between the intermediate fields that Click uses while training "
+        "runs; 0: the device's default (" + ", ".join(f"{n} {d.checkpoint_every}" for n, d in DEVICE_DEFAULTS.items()) + ")",
+        default=0, min=0)
     training: BoolProperty(options={"SKIP_SAVE"})
     progress: FloatProperty(name="Progress", subtype="PERCENTAGE", min=0, max=100, options={"SKIP_SAVE"})
     status: StringProperty(options={"SKIP_SAVE"})

@@ -44,6 +44,7 @@ class TrainingJob(ChildProcess):
                    "--images", images, "--cameras", cameras, "--out", str(self.folder / "features.npz"),
                    "--progress", "json", "--device", prefs.device, "--iterations", str(settings.iterations),
                    *(["--downscale", str(settings.downscale)] if settings.downscale else []),  # 0: the device's
+                   *(["--checkpoint-every", str(settings.checkpoint_every)] if settings.checkpoint_every else []),
                    *mask_arguments(settings, prefs)]
         self.before = None  # FeaturesBefore, once a checkpoint has changed the object
         environment = dict(os.environ, PYTHONPATH=str(ADDON_DIR), PYTHONUNBUFFERED="1")
