@@ -9,6 +9,7 @@ numpy only; Pillow is imported where images are read, so the add-on can use the 
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 import warnings
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
+from .files import input_size, npy_array, read_file_bytes
 from .transform import matrices_to_quaternions, quaternions_to_matrices
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -41,6 +43,9 @@ class Camera:
         matrix = np.array(self.world_to_camera, dtype=np.float64)  # a private copy, then read-only
         if matrix.shape != (4, 4):
             raise ValueError(f"camera {self.name}: world_to_camera must be 4x4, got {matrix.shape}")
+        problem = camera_problem(self.width, self.height, (self.fx, self.fy), (self.cx, self.cy), matrix)
+        if problem:
+            raise ValueError(f"camera {self.name}: {problem}")
         matrix.flags.writeable = False
         object.__setattr__(self, "world_to_camera", matrix)
 
@@ -91,6 +96,19 @@ class Camera:
         camera_to_world = self.camera_to_world
         direction = local @ camera_to_world[:3, :3].T
         return camera_to_world[:3, 3].copy(), direction / np.linalg.norm(direction, axis=-1, keepdims=True)
+
+
+def camera_problem(width, height, focal, centre, world_to_camera: np.ndarray) -> str | None:
+    """What makes these intrinsics and pose unusable, or None: every camera loader's one check."""
+    if not (isinstance(width, (int, np.integer)) and isinstance(height, (int, np.integer)) and width >= 1 and height >= 1):
+        return f"its image size {width}x{height} is not at least 1x1 pixel"
+    if not all(isinstance(f, (int, float, np.number)) and np.isfinite(f) and f > 0 for f in focal):
+        return f"its focal length {focal[0]}, {focal[1]} is not a positive number of pixels"
+    if not all(isinstance(c, (int, float, np.number)) and np.isfinite(c) for c in centre):
+        return f"its principal point {centre[0]}, {centre[1]} is not a pair of numbers"
+    if not np.isfinite(world_to_camera).all():
+        return "its pose holds NaN or infinite values"
+    return None
 
 
 def rigid_inverse(matrix: np.ndarray) -> np.ndarray:
@@ -214,7 +232,7 @@ def warn_about_distortion(cameras_file: Path, intrinsics: dict[int, _Intrinsics]
 def _data_lines(path: Path):
     """Lines of a COLMAP text file with comments dropped; blank lines kept (images.txt needs them)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_file_bytes(path).decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise UserError(f"{path}: cannot read it ({error})") from error
     return [line.strip() for line in text.splitlines() if not line.lstrip().startswith("#")]
@@ -294,7 +312,7 @@ class _BinaryReader:
     def __init__(self, path: Path):
         self.path = path
         try:
-            self.data = path.read_bytes()
+            self.data = read_file_bytes(path)
         except OSError as error:
             raise UserError(f"{path}: cannot read it ({error})") from error
         self.offset = 0
@@ -364,7 +382,7 @@ def load_transforms(path) -> list[Camera]:
     """
     path = Path(path)
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        meta = json.loads(read_file_bytes(path).decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise UserError(f"{path}: cannot read it as JSON ({error})") from error
     frames = meta.get("frames") if isinstance(meta, dict) else None
@@ -434,7 +452,7 @@ def load_llff(path, images_dir=None) -> list[Camera]:
     path = Path(path)
     images_dir = Path(images_dir) if images_dir is not None else path.parent / "images"
     try:
-        rows = np.load(path, allow_pickle=False)
+        rows = npy_array(path, read_file_bytes(path))
     except (OSError, ValueError) as error:
         raise UserError(f"{path}: cannot read it as a .npy array ({error})") from error
     if rows.ndim != 2 or rows.shape[1] not in (15, 17) or len(rows) == 0:
@@ -462,11 +480,23 @@ def load_llff(path, images_dir=None) -> list[Camera]:
 
 def load_cameras(path, images_dir=None) -> list[Camera]:
     """Cameras from whatever `path` is: a COLMAP model (file, folder, or scene folder with sparse/0),
-    a transforms.json, a poses_bounds.npy, or a folder holding one of them. Sorted by image name."""
+    a transforms.json, a poses_bounds.npy, or a folder holding one of them. Sorted by image name.
+
+    Whatever a camera file holds (a focal length that is text, a 0x0 image, a pose of the wrong
+    shape), the outcome is the cameras or one UserError naming the file.
+    """
     path = Path(path)
+    try:
+        return find_and_load_cameras(path, images_dir)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, ZeroDivisionError) as error:
+        raise UserError(f"{path}: malformed camera data ({error})") from None
+
+
+def find_and_load_cameras(path: Path, images_dir) -> list[Camera]:
     if not path.exists():
         raise UserError(f"{path}: no such file or folder")
-    if path.is_file():
+    if not path.is_dir():
+        input_size(path)  # a device or pipe is refused before anything waits on it
         if path.suffix.lower() == ".npy":
             return load_llff(path, images_dir)
         if path.suffix.lower() == ".json":
@@ -557,9 +587,9 @@ def image_size(path: Path, why: str = "") -> tuple[int, int]:
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(read_file_bytes(path))) as image:  # a regular file, read once: no pipe waits
             return image.size
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
         because = f" ({why})" if why else ""
         raise UserError(f"{path}: cannot read the image size{because}: {error}") from error
 
@@ -594,9 +624,9 @@ def load_images(images_dir, cameras: list[Camera], downscale: int = 1) -> tuple[
     for camera, file in zip(cameras, match_images(images_dir, cameras)):
         path = images_dir / file
         try:
-            with Image.open(path) as image:
+            with Image.open(io.BytesIO(read_file_bytes(path))) as image:
                 image = image.convert("RGB")
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, Image.DecompressionBombError) as error:
             raise UserError(f"{path}: cannot read the image ({error})") from error
         camera = fit_camera_to_image(camera, image.width, image.height, path)
         if downscale > 1:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .arguments import COSINE, FINITE, POSITIVE, Parser, Range, check_paths, path_argument
 from .device import DEVICE_DEFAULTS, DEVICES, resolve_device, sam_device
 from .errors import UserError
 
@@ -22,42 +23,45 @@ MASK_SOURCES = ("auto", "sam", "folder", "felzenszwalb")
 
 
 def add_scene_arguments(parser, images_required: bool, downscale_per_device: bool = False) -> None:
-    parser.add_argument("--splat", required=True, type=Path, help="the trained splat (.ply, compressed .ply or .spz)")
-    parser.add_argument("--cameras", required=True, type=Path,
-                        help="COLMAP model folder (text or binary), transforms.json, or LLFF poses_bounds.npy")
-    parser.add_argument("--images", required=images_required, type=Path,
+    path_argument(parser, "--splat", "input", required=True, help="the trained splat (.ply, compressed .ply or .spz)")
+    path_argument(parser, "--cameras", "input", required=True,
+                  help="COLMAP model folder (text or binary), transforms.json, or LLFF poses_bounds.npy")
+    path_argument(parser, "--images", "input", required=images_required,
                         help="the folder of photos the splat was trained from" + ("" if images_required else
                                                                                   " (LLFF cameras need it for the names)"))
     per_device = ", ".join(f"{name} {d.downscale}" for name, d in DEVICE_DEFAULTS.items())
-    parser.add_argument("--downscale", type=int, default=None if downscale_per_device else 1,
+    parser.add_argument("--downscale", type=POSITIVE, default=None if downscale_per_device else 1,
                         help="divide the image size by this (default " + (f"per device: {per_device})" if
                                                                           downscale_per_device else "1)"))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m backend", description="Click-Gaussian backend.")
+    parser = Parser(prog="python -m backend", description="Click-Gaussian backend.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="learn 24 features per Gaussian from the photos and 2D masks",
                                 description="Learn the Click-Gaussian feature field (../shared/METHOD.md).")
     add_scene_arguments(train, images_required=True, downscale_per_device=True)
-    train.add_argument("--out", required=True, type=Path, help="features file to write (.npz), atomically")
+    path_argument(train, "--out", "output", required=True, help="features file to write (.npz), atomically")
     train.add_argument("--masks", choices=MASK_SOURCES, default="auto",
                        help="mask source: SAM with --sam-checkpoint, a folder with --mask-dir, or the weight-free "
                             "felzenszwalb fallback (lower quality); auto picks in that order")
-    train.add_argument("--mask-dir", type=Path, help="precomputed masks, one label PNG or .npz per image")
-    train.add_argument("--sam-checkpoint", type=Path, help="a segment-anything checkpoint (.pth)")
+    path_argument(train, "--mask-dir", "input", help="precomputed masks, one label PNG or .npz per image")
+    path_argument(train, "--sam-checkpoint", "input", help="a segment-anything checkpoint (.pth)")
     train.add_argument("--sam-model", default="vit_h", help="SAM model type of the checkpoint (default vit_h)")
-    train.add_argument("--mask-cache", type=Path, help="folder caching computed masks (default: <out>.masks/)")
+    path_argument(train, "--mask-cache", "output folder", help="folder caching computed masks (default: <out>.masks/)")
     train.add_argument("--device", default="auto", choices=DEVICES,
                        help="auto: an NVIDIA GPU (cuda), else an Apple GPU (mps), else the CPU")
     train.add_argument("--progress", default="bar", choices=("bar", "json", "none"),
                        help="progress on stderr as a bar, or one JSON object per line on stdout")
-    train.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+    train.add_argument("--checkpoint-every", type=Range(int, 0), metavar="STEPS",
                        help="write the features so far to <out>.checkpoint.npz every STEPS steps (0: never; default "
                             "per device: " + ", ".join(f"{n} {d.checkpoint_every}" for n, d in DEVICE_DEFAULTS.items())
                             + "); it is removed when the run ends")
-    from .train import TrainConfig
+    train.add_argument("--parent-link", type=Path, metavar="FOLDER",
+                       help="run as a program's child (the add-on's): when standard input closes, because that "
+                            "program ended or crashed, stop at once and remove FOLDER, the run's scratch folder")
+    from .train import SETTING_RANGES, TrainConfig, setting_option
 
     defaults = TrainConfig()
     for name, value in vars(defaults).items():
@@ -66,35 +70,36 @@ def build_parser() -> argparse.ArgumentParser:
                                help=f"switch off the {name[4:].replace('_', ' ')} term (ablation)")
         elif hasattr(DEVICE_DEFAULTS["cpu"], name):
             per_device = ", ".join(f"{n} {getattr(d, name)}" for n, d in DEVICE_DEFAULTS.items())
-            train.add_argument(f"--{name.replace('_', '-')}", type=type(value), help=f"default per device: {per_device}")
+            train.add_argument(setting_option(name), type=SETTING_RANGES.get(name, type(value)),
+                               help=f"default per device: {per_device}")
         else:
             special = {"gfl_start": "the step GFL starts at (default -1: two thirds of the iterations, as the paper's 2000 of 3000)",
                        "mask_balance": f"share of a step's pixels drawn evenly over the view's masks, the rest uniformly "
                                        f"(default {value:g}; 0: uniform, where thin parts lose to big ones: docs/accuracy.md)"}
-            train.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value,
+            train.add_argument(setting_option(name), type=SETTING_RANGES.get(name, type(value)), default=value,
                                help=special.get(name, f"default {value}"))
 
     segment = commands.add_parser("segment", help="select the object under one or more clicks",
                                   description="Select Gaussians by clicking a view; write them and the rest as splats.")
     add_scene_arguments(segment, images_required=False)
-    segment.add_argument("--features", required=True, type=Path, help="features from 'train'")
+    path_argument(segment, "--features", "input", required=True, help="features from 'train'")
     segment.add_argument("--view", required=True, help="the image (camera) name the clicks are in")
-    segment.add_argument("--click", nargs=2, type=float, action="append", required=True, metavar=("X", "Y"),
+    segment.add_argument("--click", nargs=2, type=FINITE, action="append", required=True, metavar=("X", "Y"),
                          help="a pixel of the object (repeat to add more)")
-    segment.add_argument("--exclude", nargs=2, type=float, action="append", default=[], metavar=("X", "Y"),
+    segment.add_argument("--exclude", nargs=2, type=FINITE, action="append", default=[], metavar=("X", "Y"),
                          help="a pixel whose object is removed from the selection")
     segment.add_argument("--level", choices=("coarse", "fine"), default="coarse", help="whole objects or parts")
-    segment.add_argument("--threshold", type=float, help="cosine similarity to select above (default per level)")
-    segment.add_argument("--out", required=True, type=Path, help="the selected Gaussians (.ply)")
-    segment.add_argument("--rest", type=Path, help="the other Gaussians (.ply)")
-    segment.add_argument("--mask-dir", type=Path, help="write the selection's rendered mask of every view here (PNG)")
+    segment.add_argument("--threshold", type=COSINE, help="cosine similarity to select above (default per level)")
+    path_argument(segment, "--out", "output", required=True, help="the selected Gaussians (.ply)")
+    path_argument(segment, "--rest", "output", help="the other Gaussians (.ply)")
+    path_argument(segment, "--mask-dir", "output folder", help="write the selection's rendered mask of every view here (PNG)")
 
     render = commands.add_parser("render", help="write a view's colours and its coarse/fine features as pictures",
                                  description="Render a view's RGB and a false-colour (PCA) picture of each feature level.")
     add_scene_arguments(render, images_required=False)
     render.add_argument("--view", required=True, help="the image (camera) name to render")
-    render.add_argument("--features", type=Path, help="features from 'train' (without them only RGB is written)")
-    render.add_argument("--out", required=True, type=Path, help="folder for the PNG files")
+    path_argument(render, "--features", "input", help="features from 'train' (without them only RGB is written)")
+    path_argument(render, "--out", "output folder", required=True, help="folder for the PNG files")
     from .evaluate import add_eval_command
 
     add_eval_command(commands)
@@ -114,6 +119,25 @@ class StopRequested:
 
     def __call__(self) -> bool:
         return self.signal is not None
+
+
+def follow_parent(scratch: Path) -> None:
+    """End this process, and remove its scratch folder, when standard input closes.
+
+    The parent holds the other end of the pipe; whichever way it ends (quit, crash, kill) its
+    operating system closes it, so this works wherever pipes do (Linux, macOS, Windows).
+    """
+    import os
+    import shutil
+    import threading
+
+    def watch():
+        while sys.stdin.buffer.read(1 << 16):
+            pass
+        shutil.rmtree(scratch, ignore_errors=True)
+        os._exit(128 + 15)  # as SIGTERM would; nothing is left to report to
+
+    threading.Thread(target=watch, daemon=True, name="parent-link").start()
 
 
 def progress_printer(mode: str):
@@ -178,14 +202,15 @@ def find_view(cameras, name: str):
 
 
 def run_train(options) -> int:
-    from .features import save_features
+    from .features import features_file_bytes, save_features
+    from .files import write_keeping
     from .masks import mask_source_description, view_labels
     from .train import TrainConfig, train_features
 
     stop = StopRequested()
+    if options.parent_link:
+        follow_parent(options.parent_link)
     progress = progress_printer(options.progress)
-    if not options.out.parent.is_dir():
-        raise UserError(f"--out {options.out}: the folder does not exist")
     device = resolve_device(options.device)
     for name, value in vars(DEVICE_DEFAULTS[device]).items():  # the settings not given take the device's defaults
         if getattr(options, name) is None:
@@ -217,7 +242,7 @@ def run_train(options) -> int:
         raise
     finally:
         checkpoint_path.unlink(missing_ok=True)
-    save_features(options.out, result.field)
+    write_keeping(options.out, features_file_bytes(result.field), "trained features")
     seconds = {"masks": round(mask_seconds, 2), **{k: round(v, 2) for k, v in result.seconds.items()}}
     progress({"phase": "done", "out": str(options.out), "seconds": seconds})
     if options.progress == "bar":
@@ -234,7 +259,8 @@ def cancelled(stop) -> int:
 def run_segment(options) -> int:
     from .click import DEFAULT_THRESHOLDS, Geometry, Projection, click_feature, pixel_weights, select, unit_features
     from .features import load_features
-    from .ply import write_ply
+    from .files import StagedOutputs
+    from .ply import ply_chunks
 
     splat, cameras, _ = load_scene(options, need_images=False)
     field = load_features(options.features, splat)
@@ -253,31 +279,31 @@ def run_segment(options) -> int:
                 raise UserError(f"click ({x:g}, {y:g}) in {camera.name} hits no Gaussian")
             hit = select(unit, query, threshold)
             selected = selected | hit if include else selected & ~hit
-    write_ply(options.out, splat.subset(selected))
-    if options.rest:
-        write_ply(options.rest, splat.subset(~selected))
-    if options.mask_dir:
-        write_selection_masks(splat, cameras, selected, options.mask_dir)
+    with StagedOutputs() as staged:  # all of them or, after an error or a stop, none
+        staged.write(options.out, ply_chunks(splat.subset(selected)))
+        if options.rest:
+            staged.write(options.rest, ply_chunks(splat.subset(~selected)))
+        if options.mask_dir:
+            write_selection_masks(splat, cameras, selected, options.mask_dir, staged)
     print(f"selected {int(selected.sum()):,} of {splat.count:,} Gaussians ({options.level}, threshold {threshold}) "
           f"-> {options.out}", file=sys.stderr)
     return 0
 
 
-def write_selection_masks(splat, cameras, selected: np.ndarray, folder: Path) -> None:
+def write_selection_masks(splat, cameras, selected: np.ndarray, folder: Path, staged) -> None:
     """Each view's rendered selection: white where more than half of a pixel's colour comes from it."""
     import torch
     from PIL import Image
 
-    from .ply import write_atomic
     from .render import apply_weights
     from .views import camera_weights
 
-    folder.mkdir(parents=True, exist_ok=True)
+    staged.make_folder(folder)
     share = torch.from_numpy(selected.astype(np.float32))[:, None]
     for camera in cameras:
         mask = apply_weights(camera_weights(splat, camera), share).reshape(camera.height, camera.width) > 0.5
         png = io_png(Image.fromarray((mask.numpy() * 255).astype(np.uint8)))
-        write_atomic(folder / (Path(camera.name).stem + ".png"), [png])
+        staged.write(folder / (Path(camera.name).stem + ".png"), [png])
 
 
 def io_png(image) -> bytes:
@@ -303,14 +329,13 @@ def run_render(options) -> int:
 
     from .click import unit_features
     from .features import load_features
-    from .ply import write_atomic
+    from .files import StagedOutputs
     from .render import apply_weights
     from .views import camera_weights
 
     splat, cameras, _ = load_scene(options, need_images=False)
     field = load_features(options.features, splat) if options.features else None
     camera = find_view(cameras, options.view)
-    options.out.mkdir(parents=True, exist_ok=True)
     weights = camera_weights(splat, camera)
     shape = (camera.height, camera.width)
     stem = Path(camera.name).stem
@@ -324,18 +349,36 @@ def run_render(options) -> int:
             covered = alpha > 0.5
             colors[covered] = pca_colors(rendered[covered])
             pictures[f"{stem}_{level}.png"] = (colors.reshape(*shape, 3) * 255).astype(np.uint8)
-    for name, picture in pictures.items():
-        write_atomic(options.out / name, [io_png(Image.fromarray(picture))])
+    with StagedOutputs() as staged:
+        staged.make_folder(options.out)
+        for name, picture in pictures.items():
+            staged.write(options.out / name, [io_png(Image.fromarray(picture))])
+    for name in pictures:
         print(f"wrote {options.out / name}", file=sys.stderr)
     return 0
 
 
+class Stopped(BaseException):
+    """SIGTERM as an exception, like Ctrl+C's KeyboardInterrupt, so staged outputs are removed on the way out."""
+
+    def __init__(self, number: int):
+        super().__init__(number)
+        self.number = number
+
+
+def raise_stopped(number, frame):
+    raise Stopped(number)
+
+
 def main(argv=None) -> int:
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, raise_stopped)  # `train` polls a flag instead (StopRequested)
     options = build_parser().parse_args(argv)
     from .evaluate import run_eval
 
     run = {"train": run_train, "segment": run_segment, "render": run_render, "eval": run_eval}[options.command]
     try:
+        check_paths(options)  # before any work: no output may destroy an input or fail to be written at the end
         return run(options)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -343,3 +386,6 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("\ncancelled: nothing was written", file=sys.stderr)
         return 130
+    except Stopped as stop:
+        print("\ncancelled: nothing was written", file=sys.stderr)
+        return 128 + stop.number

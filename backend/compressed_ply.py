@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SplatFileError
-from .ply import FORMATS, MAX_HEADER_BYTES, Element, Header, parse_header, read_file_bytes, write_file
+from .files import input_size, read_file_bytes
+from .ply import FORMATS, MAX_HEADER_BYTES, Element, Header, parse_header, write_file
 from .splat import SH_C0, Splat, rest_columns, sh_degree_for_rest_count
 
 CHUNK_SIZE = 256
@@ -74,23 +75,26 @@ def _check_columns(path: Path, element: Element, names, codes, what: str) -> Non
         )
 
 
-def _element_rows(path: Path, data: bytes, header: Header) -> dict[str, np.ndarray]:
-    """Each element's rows as a structured array, checking the data is all there."""
+def _element_rows(path: Path, header: Header) -> dict[str, np.ndarray]:
+    """Each element's rows as a structured array, read only once the file is known to hold them all."""
     endian = FORMATS[header.format]
-    rows, offset = {}, header.size
+    records, offset = {}, header.size
     for element in header.elements:
         if element.has_list:
             raise SplatFileError(path, f"compressed PLY: element '{element.name}' has list properties")
         record = np.dtype([(name, endian + code) for name, code in element.properties])
-        needed = element.count * record.itemsize
-        if len(data) - offset < needed:
+        records[element.name] = (record, element.count, offset)
+        offset += element.count * record.itemsize
+    size = input_size(path)
+    for name, (record, count, start) in records.items():
+        if size - start < count * record.itemsize:
             raise SplatFileError(
-                path, f"truncated: element '{element.name}' needs {needed} bytes of data, "
-                f"the file has {max(len(data) - offset, 0)} left"
+                path, f"truncated: element '{name}' needs {count * record.itemsize} bytes of data, "
+                f"the file has {max(size - start, 0)} left"
             )
-        rows[element.name] = np.frombuffer(data, dtype=record, count=element.count, offset=offset)
-        offset += needed
-    return rows
+    data = read_file_bytes(path, offset)
+    return {name: np.frombuffer(data, dtype=record, count=count, offset=start)
+            for name, (record, count, start) in records.items()}
 
 
 def _unorm(values: np.ndarray, shift: int, bits: int) -> np.ndarray:
@@ -123,8 +127,7 @@ def unpack_rotations(packed: np.ndarray) -> np.ndarray:
 def read_compressed_ply(path) -> Splat:
     """The splat in a PlayCanvas/SuperSplat compressed .ply, decoded to the canonical 3DGS columns."""
     path = Path(path)
-    data = read_file_bytes(path)
-    header = parse_header(path, data[:MAX_HEADER_BYTES])
+    header = parse_header(path, read_file_bytes(path, MAX_HEADER_BYTES))
     if not is_compressed_ply(header):
         raise SplatFileError(
             path, "not a compressed splat PLY (expected a 'chunk' element and packed_position, packed_rotation, "
@@ -162,7 +165,7 @@ def read_compressed_ply(path) -> Splat:
                 path, f"compressed PLY: the 'sh' element has {sh.count} rows for {vertex.count} points"
             )
 
-    rows = _element_rows(path, data, header)
+    rows = _element_rows(path, header)
     chunks = rows["chunk"]
     chunk_names_used = CHUNK_COLUMNS + (CHUNK_COLOUR_COLUMNS if has_colour else ())
     table = np.stack([chunks[name].astype(np.float64) for name in chunk_names_used], axis=1)

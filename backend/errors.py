@@ -5,8 +5,13 @@ class UserError(Exception):
     """A mistake in an input or a setting; the message names it and says what is wrong."""
 
 
-class SplatFileError(UserError):
+class InputFileError(UserError):
+    """A file that cannot be used as given: the message starts with its path."""
+
     def __init__(self, path, problem: str):
         super().__init__(f"{path}: {problem}")
         self.path = str(path)
         self.problem = problem
+
+
+SplatFileError = InputFileError  # the name the splat readers use for it

@@ -205,24 +205,25 @@ def summary(results: list[QueryResult], threshold_index: int = 0) -> dict:
 
 def add_eval_command(commands) -> None:
     """The `eval` subcommand on the command line's subparsers."""
+    from .arguments import COSINE, NON_NEGATIVE, POSITIVE, path_argument
     from .cli import add_scene_arguments
 
     parser = commands.add_parser("eval", help="mIoU of a feature field against ground-truth label maps",
                                  description="Click every ground-truth object and part in a reference view, "
                                              "render the selection in the other views, report IoU (METHOD.md).")
     add_scene_arguments(parser, images_required=False)
-    parser.add_argument("--features", required=True, type=Path, help="features from 'train'")
-    parser.add_argument("--gt", required=True, type=Path,
+    path_argument(parser, "--features", "input", required=True, help="features from 'train'")
+    path_argument(parser, "--gt", "input", required=True,
                         help="folder of <image stem>.npz with 'objects' and/or 'parts' (H, W) label maps "
                              "(-1 = none), optional labels.json with names and those to ignore")
-    parser.add_argument("--clicks", type=int, default=3, help="clicks per object or part (default 3)")
-    parser.add_argument("--negative-clicks", type=int, default=0,
+    parser.add_argument("--clicks", type=POSITIVE, default=3, help="clicks per object or part (default 3)")
+    parser.add_argument("--negative-clicks", type=NON_NEGATIVE, default=0,
                         help="clicks per object or part on the label it touches most in the reference view, which "
                              "remove what they select (METHOD.md: points inside 'and optionally outside'; default 0)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the click positions (default 0)")
-    parser.add_argument("--threshold-coarse", type=float, help="similarity threshold for objects (default: the product's)")
-    parser.add_argument("--threshold-fine", type=float, help="similarity threshold for parts (default: the product's)")
-    parser.add_argument("--json", type=Path, help="also write every number, per view, to this JSON file")
+    parser.add_argument("--seed", type=NON_NEGATIVE, default=0, help="seed of the click positions (default 0)")
+    parser.add_argument("--threshold-coarse", type=COSINE, help="similarity threshold for objects (default: the product's)")
+    parser.add_argument("--threshold-fine", type=COSINE, help="similarity threshold for parts (default: the product's)")
+    path_argument(parser, "--json", "output", help="also write every number, per view, to this JSON file")
 
 
 def run_eval(options) -> int:
@@ -231,15 +232,13 @@ def run_eval(options) -> int:
     from .cli import load_scene
     from .click import DEFAULT_THRESHOLDS
     from .features import load_features
+    from .files import write_atomic
 
     splat, cameras, _ = load_scene(options, need_images=False)
     field = load_features(options.features, splat)
     truth = load_ground_truth(options.gt, cameras)
     given = {"coarse": options.threshold_coarse, "fine": options.threshold_fine}
     thresholds = {level: [DEFAULT_THRESHOLDS[level] if value is None else value] for level, value in given.items()}
-    for level, (value,) in thresholds.items():
-        if not -1.0 <= value <= 1.0:
-            raise UserError(f"--threshold-{level} {value}: a cosine similarity lies in [-1, 1]")
     prior = field.config.get("use_granularity_prior", True)
     results = evaluate(splat, cameras, truth, field.features, thresholds, options.clicks, options.seed,
                        granularity_prior=prior, negative_clicks=options.negative_clicks)
@@ -253,7 +252,7 @@ def run_eval(options) -> int:
                               "clicks": r.query.points.tolist(), "negative_clicks": r.query.negatives.tolist(),
                               "click_ms": r.click_ms,
                               "views": dict(zip(r.views, (100 * r.ious[:, 0]).round(2).tolist()))} for r in results]
-        options.json.write_text(json.dumps(report, indent=1))
+        write_atomic(options.json, [json.dumps(report, indent=1).encode("utf-8")])
         print(f"wrote {options.json}", file=sys.stderr)
     return 0
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from .antimatter_splat import read_antimatter_splat, write_antimatter_splat
 from .compressed_ply import is_compressed_ply, read_compressed_ply, write_compressed_ply
 from .errors import SplatFileError
+from .files import read_file_bytes
 from .ply import parse_header, read_ply, write_ply
 from .sog import read_sog
 from .splat import REQUIRED_COLUMNS, Splat
@@ -23,20 +24,11 @@ WRITE_FORMATS = {
 }
 
 
-def peek(path: Path, size: int = 1 << 16) -> bytes:
-    """The file's first bytes, or none when it cannot be opened: the reader then says why."""
-    try:
-        with open(path, "rb") as file:
-            return file.read(size)
-    except OSError:
-        return b""
-
-
 def read_splat(path, drop_invalid: bool = False) -> Splat:
     """3DGS .ply (any layout), PlayCanvas compressed .ply or SOG (.sog, or its meta.json), Niantic .spz, or
     antimatter15 .splat."""
     path = Path(path)
-    head = peek(path)
+    head = read_file_bytes(path, 1 << 16)  # refuses what is not a regular file before anything waits on it
     if head.startswith(b"ply") and b"end_header" in head and is_compressed_ply(parse_header(path, head)):
         return read_compressed_ply(path)
     if path.suffix.lower() == ".spz" or head[:4] == b"NGSP" or head[:2] == b"\x1f\x8b":

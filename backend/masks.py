@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import io
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,7 @@ import numpy as np
 
 from .device import resolve_device, sam_device
 from .errors import UserError
+from .files import read_file_bytes, write_atomic
 
 NO_MASK = -1  # label of pixels that no mask covers; the losses skip them
 
@@ -289,7 +290,7 @@ def _read_label_png(path: Path) -> np.ndarray:
     from PIL import Image
 
     try:
-        with Image.open(path) as png:
+        with Image.open(io.BytesIO(read_file_bytes(path))) as png:
             mode = png.mode
             labels = np.array(png)
     except Exception as error:  # PIL raises many kinds for broken files
@@ -433,14 +434,9 @@ def _write_cache(path: Path, key: str, result: MaskSet) -> None:
               "masks": np.packbits(result.masks.reshape(m, h * w), axis=1)}  # (M, ceil(HW/8)) uint8
     if result.scores is not None:
         arrays["scores"] = np.asarray(result.scores, np.float32)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
     try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez_compressed(file, **arrays)
-        os.replace(temporary, path)
-    except BaseException as error:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        if isinstance(error, OSError):
-            raise UserError(f"mask cache {path}: cannot be written ({error})") from error
-        raise
+        write_atomic(path, [buffer.getvalue()])
+    except OSError as error:
+        raise UserError(f"mask cache {path}: cannot be written ({error})") from error

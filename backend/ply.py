@@ -8,14 +8,13 @@ byte for byte. Every problem with a file is a SplatFileError naming the file.
 from __future__ import annotations
 
 import itertools
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import SplatFileError
+from .files import input_size, read_file_bytes, write_atomic
 from .splat import REQUIRED_COLUMNS, Splat, sh_degree_for_rest_count
 
 # PLY type name -> numpy type code; the first name of each code is the one we write.
@@ -109,7 +108,8 @@ def check_vertex_columns(path: Path, vertex: Element) -> None:
         )
 
 
-def read_binary(path, data, header, vertex, endian) -> dict[str, np.ndarray]:
+def read_binary(path, header, vertex, endian) -> dict[str, np.ndarray]:
+    """The vertex columns, reading only the bytes up to their end, once the file is known to hold them."""
     offset = header.size
     for element in header.elements:
         if element is vertex:
@@ -119,10 +119,12 @@ def read_binary(path, data, header, vertex, endian) -> dict[str, np.ndarray]:
         offset += element.count * np.dtype([(n, endian + c) for n, c in element.properties]).itemsize
     record = np.dtype([(name, endian + code) for name, code in vertex.properties])
     expected = vertex.count * record.itemsize
-    if len(data) - offset < expected:
+    size = input_size(path)
+    if size - offset < expected:
         raise SplatFileError(
-            path, f"truncated: {vertex.count} points need {expected} bytes of data, the file has {max(len(data) - offset, 0)}"
+            path, f"truncated: {vertex.count} points need {expected} bytes of data, the file has {max(size - offset, 0)}"
         )
+    data = read_file_bytes(path, offset + expected)
     rows = np.frombuffer(data, dtype=record, count=vertex.count, offset=offset)
     columns = {name: np.empty(vertex.count, dtype=code) for name, code in vertex.properties}
     for start in range(0, vertex.count, BLOCK_ROWS):  # block by block: each row's bytes are read while in cache
@@ -153,22 +155,10 @@ def read_ascii(path, data, header, vertex) -> dict[str, np.ndarray]:
     return {name: values[:, i].astype(code) for i, (name, code) in enumerate(vertex.properties)}
 
 
-def read_file_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise SplatFileError(path, "no such file") from None
-    except IsADirectoryError:
-        raise SplatFileError(path, "is a folder, not a splat file") from None
-    except OSError as error:
-        raise SplatFileError(path, f"cannot be read ({error.strerror})") from None
-
-
 def read_ply(path, drop_invalid: bool = False) -> Splat:
     """The splat in `path`. Points with NaN or infinite values are an error unless `drop_invalid`."""
     path = Path(path)
-    data = read_file_bytes(path)
-    header = parse_header(path, data[:MAX_HEADER_BYTES])
+    header = parse_header(path, read_file_bytes(path, MAX_HEADER_BYTES))
     vertex = next((element for element in header.elements if element.name == "vertex"), None)
     if vertex is None:
         raise SplatFileError(path, "the PLY file has no 'vertex' element, so it holds no points")
@@ -177,9 +167,9 @@ def read_ply(path, drop_invalid: bool = False) -> Splat:
     check_vertex_columns(path, vertex)
     endian = FORMATS[header.format]
     if endian is None:
-        columns = read_ascii(path, data, header, vertex)
+        columns = read_ascii(path, read_file_bytes(path), header, vertex)
     else:
-        columns = read_binary(path, data, header, vertex, endian)
+        columns = read_binary(path, header, vertex, endian)
 
     invalid = np.zeros(vertex.count, dtype=bool)
     bad_columns = []
@@ -213,20 +203,6 @@ def ply_header(splat: Splat) -> bytes:
     return ("\n".join(lines) + "\n").encode("ascii")
 
 
-def write_atomic(path, chunks) -> None:
-    """Write the byte chunks to `path` through a temporary file and a rename, so no reader sees half a file."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
 def write_file(path: Path, chunks) -> None:
     """Write a splat file's byte chunks atomically; a missing folder or a failed write is a SplatFileError."""
     if not path.parent.is_dir():
@@ -249,6 +225,11 @@ def ply_rows(splat: Splat):
         yield rows.view(np.uint8)
 
 
+def ply_chunks(splat: Splat):
+    """The file's bytes as chunks: the header, then the rows block by block (for write_atomic or StagedOutputs)."""
+    return itertools.chain([ply_header(splat)], ply_rows(splat))
+
+
 def write_ply(path, splat: Splat) -> None:
     """Write `splat` as binary little-endian PLY, its columns in their order, atomically."""
-    write_file(Path(path), itertools.chain([ply_header(splat)], ply_rows(splat)))
+    write_file(Path(path), ply_chunks(splat))

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SplatFileError
+from .files import check_inflation, input_size, read_file_bytes
 from .splat import Splat
 
 QUAT_SLOTS = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])  # the stored components, by the largest one
@@ -36,6 +37,7 @@ PALETTE_ROW = 64  # palette entries a row of shN_centroids holds
 
 def _files(path: Path):
     """meta.json parsed, and a function giving the bytes of a file it names."""
+    input_size(path)  # a regular file, before anything opens it
     try:
         bundled = zipfile.is_zipfile(path)
         if bundled:
@@ -45,14 +47,15 @@ def _files(path: Path):
             def load(name: str) -> bytes:
                 if name not in names:
                     raise SplatFileError(path, f"the SOG bundle lacks '{name}'")
-                return bundle.read(name)
+                check_inflation(path, input_size(path), bundle.getinfo(name).file_size, f"SOG '{name}'")
+                return bundle.read(name)  # at most the size just checked
         else:
             def load(name: str) -> bytes:
                 try:
-                    return (path.parent / name).read_bytes()
+                    return read_file_bytes(path.parent / name)  # a regular file: never a pipe or a device
                 except OSError:
                     raise SplatFileError(path, f"the SOG image '{name}' beside it cannot be read") from None
-        meta = json.loads(load("meta.json") if bundled else path.read_bytes())
+        meta = json.loads(load("meta.json") if bundled else read_file_bytes(path))
     except FileNotFoundError:
         raise SplatFileError(path, "no such file") from None
     except (OSError, zipfile.BadZipFile) as error:
@@ -70,8 +73,11 @@ def _image(path: Path, load, name: str, count: int | None) -> np.ndarray:
         raise SplatFileError(path, "reading SOG needs the Pillow package (pip install pillow)") from None
     try:
         with Image.open(io.BytesIO(load(name))) as picture:
+            if count is not None and picture.width * picture.height > 4 * count + (1 << 16):
+                raise SplatFileError(path, f"the SOG image '{name}' is {picture.width}x{picture.height} for "
+                                           f"{count} Gaussians: refused before decoding")
             texels = np.asarray(picture.convert("RGBA")).reshape(-1, 4)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise SplatFileError(path, f"the SOG image '{name}' cannot be decoded ({error})") from None
     if count is None:
         return texels

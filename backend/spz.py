@@ -32,13 +32,13 @@ extension record (0xADBE0003), when present, names the stored frame and is honou
 from __future__ import annotations
 
 import gzip
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from .errors import SplatFileError
-from .ply import read_file_bytes, write_file
+from .files import check_inflation, inflate_gzip, inflate_zstd, read_file_bytes
+from .ply import write_file
 from .splat import Splat
 
 MAGIC = 0x5053474E  # b"NGSP" read as little-endian u32
@@ -51,7 +51,7 @@ FLAG_ANTIALIASED = 0x1
 FLAG_HAS_EXTENSIONS = 0x2
 COLOUR_SCALE = 0.15  # SPZ stores f_dc * 0.15, not * SH_C0, so base colours a little out of range survive
 MAX_SH_DEGREE = 4
-MAX_COMPRESSION_RATIO = 1024  # the reference loader's sanity bound on points claimed per file byte
+EXTENSIONS_ALLOWANCE = 1 << 16  # bytes of extension records a gzip container may hold after the attributes
 EXTENSION_COORDINATE_SYSTEM = 0xADBE0003  # Adobe's record saying which axes the data is stored in
 COORDINATE_SYSTEMS = {
     1: "LDB", 2: "RDB", 3: "LUB", 4: "RUB", 5: "LDF", 6: "RDF", 7: "LUF", 8: "RUF",
@@ -61,36 +61,6 @@ SQRT1_2 = np.sqrt(0.5)
 
 def _sh_dim(degree: int) -> int:
     return (degree + 1) ** 2 - 1
-
-
-def _zstd_decompress(path: Path, payload: bytes, size: int, index: int) -> bytes:
-    try:
-        from compression import zstd  # Python 3.14+
-
-        def decompress(data):
-            return zstd.decompress(data)
-
-        errors: tuple = (zstd.ZstdError,)
-    except ImportError:
-        try:
-            import zstandard
-        except ImportError:
-            raise SplatFileError(
-                path, "is an SPZ version 4 file, whose streams are zstd-compressed; reading it needs the "
-                "'zstandard' Python package (pip install zstandard)"
-            ) from None
-
-        def decompress(data):
-            return zstandard.ZstdDecompressor().decompress(data, max_output_size=size)
-
-        errors = (zstandard.ZstdError,)
-    try:
-        out = decompress(payload)
-    except errors as error:
-        raise SplatFileError(path, f"SPZ stream {index} is corrupt (zstd: {error})") from None
-    if len(out) != size:
-        raise SplatFileError(path, f"SPZ stream {index} decompresses to {len(out)} bytes, its table says {size}")
-    return out
 
 
 def _attribute_sizes(count: int, version: int, sh_degree: int) -> list[tuple[str, int]]:
@@ -104,7 +74,8 @@ def _attribute_sizes(count: int, version: int, sh_degree: int) -> list[tuple[str
     ]
 
 
-def _check_header(path: Path, version: int, count: int, sh_degree: int, fractional_bits: int, size: int) -> None:
+def _check_header(path: Path, version: int, count: int, sh_degree: int, fractional_bits: int, size: int) -> int:
+    """The bytes of attribute data the header promises, once it is known to be sane for a `size`-byte file."""
     if not 1 <= version <= LATEST_VERSION:
         raise SplatFileError(path, f"SPZ version {version} is not supported (versions 1-{LATEST_VERSION} are)")
     if count == 0:
@@ -113,8 +84,9 @@ def _check_header(path: Path, version: int, count: int, sh_degree: int, fraction
         raise SplatFileError(path, f"SPZ header gives SH degree {sh_degree}; 0-{MAX_SH_DEGREE} are valid")
     if fractional_bits > 24:
         raise SplatFileError(path, f"SPZ header gives {fractional_bits} fractional bits for 24-bit positions")
-    if count * 9 > size * MAX_COMPRESSION_RATIO:
-        raise SplatFileError(path, f"SPZ header claims {count} points, more than a {size}-byte file can hold")
+    needed = sum(size for _, size in _attribute_sizes(count, version, sh_degree))
+    check_inflation(path, size, needed, f"SPZ data for {count:,} points")
+    return needed
 
 
 def _read_extensions(path: Path, block: bytes) -> dict[int, bytes]:
@@ -130,28 +102,30 @@ def _read_extensions(path: Path, block: bytes) -> dict[int, bytes]:
     return records
 
 
-def _unpack_legacy(path: Path, data: bytes):
-    try:
-        raw = zlib.decompress(data, 16 + zlib.MAX_WBITS)
-    except zlib.error as error:
-        problem = "truncated" if "incomplete" in str(error) or "truncated" in str(error) else "corrupt"
-        raise SplatFileError(path, f"{problem}: the gzip data cannot be decompressed ({error})") from None
-    if len(raw) < LEGACY_HEADER_SIZE:
-        raise SplatFileError(path, f"truncated: {len(raw)} bytes after gzip, shorter than the 16-byte SPZ header")
-    magic, version, count = np.frombuffer(raw, dtype="<u4", count=3)
+def _legacy_header(path: Path, head: bytes, file_size: int) -> tuple[int, int, int, int, int, int]:
+    """version, count, SH degree, fractional bits, flags and attribute bytes of a gzip container's header."""
+    if len(head) < LEGACY_HEADER_SIZE:
+        raise SplatFileError(path, f"truncated: {len(head)} bytes after gzip, shorter than the 16-byte SPZ header")
+    magic, version, count = (int(v) for v in np.frombuffer(head, dtype="<u4", count=3))
     if magic != MAGIC:
         raise SplatFileError(path, "not an SPZ file: the decompressed data does not start with 'NGSP'")
-    sh_degree, fractional_bits, flags = raw[12], raw[13], raw[14]
-    version, count = int(version), int(count)
-    _check_header(path, version, count, sh_degree, fractional_bits, len(data))
+    sh_degree, fractional_bits, flags = head[12], head[13], head[14]
+    needed = _check_header(path, version, count, sh_degree, fractional_bits, file_size)
+    return version, count, sh_degree, fractional_bits, flags, needed
+
+
+def _unpack_legacy(path: Path, data: bytes):
+    def limit(head: bytes) -> int:  # what the header promises, so no more is ever inflated
+        return LEGACY_HEADER_SIZE + _legacy_header(path, head, len(data))[-1] + EXTENSIONS_ALLOWANCE
+
+    raw = inflate_gzip(path, data, LEGACY_HEADER_SIZE, limit)
+    version, count, sh_degree, fractional_bits, flags, needed = _legacy_header(path, raw, len(data))
     buffers, offset = {}, LEGACY_HEADER_SIZE
-    sizes = _attribute_sizes(count, version, sh_degree)
-    needed = sum(size for _, size in sizes)
     if len(raw) - offset < needed:
         raise SplatFileError(
             path, f"truncated: {count} points need {needed} bytes of data, the file has {len(raw) - offset}"
         )
-    for name, size in sizes:
+    for name, size in _attribute_sizes(count, version, sh_degree):
         buffers[name] = raw[offset:offset + size]
         offset += size
     extensions = _read_extensions(path, raw[offset:]) if flags & FLAG_HAS_EXTENSIONS else {}
@@ -186,7 +160,7 @@ def _unpack_ngsp(path: Path, data: bytes):
             raise SplatFileError(
                 path, f"truncated: SPZ stream {index} ({name}) ends at byte {offset + packed}, the file has {len(data)}"
             )
-        buffers[name] = _zstd_decompress(path, data[offset:offset + packed], size, index)
+        buffers[name] = inflate_zstd(path, data[offset:offset + packed], size, f"SPZ stream {index} ({name})")
         offset += packed
     if offset != len(data):
         raise SplatFileError(path, f"corrupt: {len(data) - offset} unexpected bytes after the last SPZ stream")

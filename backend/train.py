@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .arguments import COSINE, FRACTION, NON_NEGATIVE, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, Range
 from .errors import UserError
 from .features import COARSE_DIM, FEATURE_DIM, FeatureField, geometry_fingerprint
 from .render import apply_weights, row_fragments, sparse_to
@@ -57,9 +58,9 @@ class TrainConfig:
     use_granularity_prior: bool = True
     seed: int = 0
 
-    def __post_init__(self):
-        if not 0.0 <= self.mask_balance <= 1.0:
-            raise UserError(f"--mask-balance {self.mask_balance:g}: a share of the pixels, it must lie in [0, 1]")
+    def __post_init__(self):  # the one check of every setting, from the command line, the add-on or a script
+        for name, allowed in SETTING_RANGES.items():
+            allowed.check(setting_option(name), getattr(self, name))
 
     @property
     def gfl_first_iteration(self) -> int:
@@ -67,6 +68,22 @@ class TrainConfig:
 
     def tau(self, level: str) -> float:
         return self.tau_coarse if level == "coarse" else self.tau_fine
+
+
+SETTING_RANGES = {  # every numeric TrainConfig setting: the command line's argument types and TrainConfig's check
+    "iterations": POSITIVE, "learning_rate": POSITIVE_FLOAT, "pixels": Range(int, 2), "mask_balance": FRACTION,
+    "negative_anchors": POSITIVE, "tau_coarse": COSINE, "tau_fine": COSINE, "tau_global": COSINE,
+    "gfl_start": Range(int, -1), "gfl_refresh": POSITIVE,
+    "cluster_epsilon_coarse": NON_NEGATIVE_FLOAT, "cluster_epsilon_fine": NON_NEGATIVE_FLOAT,
+    "lambda_gfl": NON_NEGATIVE_FLOAT, "lambda_norm3d": NON_NEGATIVE_FLOAT, "lambda_norm2d": NON_NEGATIVE_FLOAT,
+    "lambda_spatial": NON_NEGATIVE_FLOAT, "spatial_neighbours": POSITIVE, "gaussian_subset": Range(int, 2),
+    "seed": NON_NEGATIVE,
+}
+
+
+def setting_option(name: str) -> str:
+    """The command-line option of a TrainConfig setting: learning_rate -> --learning-rate."""
+    return "--" + name.replace("_", "-")
 
 
 @dataclass

@@ -38,7 +38,7 @@ class ChildProcess:
         for reader in self.readers:
             reader.join(timeout=5)  # a grandchild holding the pipe open must not hang Blender
         if not any(reader.is_alive() for reader in self.readers):
-            for pipe in (self.process.stdout, self.process.stderr):
+            for pipe in (self.process.stdin, self.process.stdout, self.process.stderr):
                 if pipe:
                     pipe.close()
         return False

@@ -52,6 +52,11 @@ class CLICKGAUSS_OT_import_splat(bpy.types.Operator, ImportHelper):
         return [Path(self.filepath)]
 
     def execute(self, context):
+        if click_mode_running(context):
+            self.report({"ERROR"}, "Leave Click Select first (Enter keeps the selection, Esc leaves), then import")
+            return {"CANCELLED"}
+        if context.mode != "OBJECT":  # a splat (or anything) in edit mode: new objects are added in object mode
+            bpy.ops.object.mode_set(mode="OBJECT")
         imported = []
         for path in self.paths():
             started = time.perf_counter()
@@ -82,6 +87,12 @@ class CLICKGAUSS_OT_import_splat(bpy.types.Operator, ImportHelper):
         layout.prop(self, "axis_up")
         layout.prop(self, "point_size")
         layout.prop(self, "drop_invalid")
+
+
+def click_mode_running(context) -> bool:
+    """Whether a Click Select session runs in any window (its modal handler owns the edit-mode selection)."""
+    return any(operator.bl_idname == "CLICKGAUSS_OT_click_mode"
+               for window in context.window_manager.windows for operator in window.modal_operators)
 
 
 def remember_training_inputs(settings, splat_path: Path) -> None:

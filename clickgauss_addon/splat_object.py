@@ -9,6 +9,7 @@ derived or viewport state, never exported.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import bpy
@@ -17,7 +18,7 @@ import numpy as np
 from .backend.errors import UserError
 from .backend.splat import POSITION_COLUMNS, REQUIRED_COLUMNS, ROTATION_COLUMNS, SCALE_COLUMNS, Splat
 
-LAYOUT_KEY = "cg_ply_columns"  # "name:type code" per column, in file order
+LAYOUT_KEY = "cg_ply_columns"  # JSON [column, type code, attribute] per column, in file order (older: "name:code,...")
 COMMENTS_KEY = "cg_ply_comments"
 COLOR_ATTRIBUTE = "cg_color"
 HIDDEN_ATTRIBUTE = "cg_hidden"  # BOOLEAN: hidden Gaussians, drawn at radius 0 and ignored by clicks
@@ -25,10 +26,43 @@ SHOWN_RADIUS_ATTRIBUTE = "cg_shown_radius"  # the display radii to restore when 
 DISPLAY_ATTRIBUTES = {"position", "radius", COLOR_ATTRIBUTE, HIDDEN_ATTRIBUTE, SHOWN_RADIUS_ATTRIBUTE}
 GEOMETRY_COLUMNS = POSITION_COLUMNS + ("opacity",) + SCALE_COLUMNS + ROTATION_COLUMNS  # what a footprint depends on
 RESERVED_PREFIX = "ply_"  # a file column whose name Blender or display uses is stored under this prefix
+MAX_ATTRIBUTE_BYTES = 63  # Blender's attribute names are at most 63 bytes (67 from 4.x on: the lower bound holds for all)
 
 
 def attribute_name(column: str) -> str:
-    return RESERVED_PREFIX + column if column in DISPLAY_ATTRIBUTES or column.startswith(".") else column
+    """The attribute a file column is stored in when Blender takes it: its own name, unless display uses it."""
+    return fitted(RESERVED_PREFIX + column if column in DISPLAY_ATTRIBUTES or column.startswith(".") else column)
+
+
+def fitted(name: str) -> str:
+    """`name`, or when longer than Blender allows, its start and a hash of the whole (still one name per column)."""
+    if len(name.encode()) <= MAX_ATTRIBUTE_BYTES:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    return name.encode()[:MAX_ATTRIBUTE_BYTES - 9].decode(errors="ignore") + "~" + digest
+
+
+def store_column(mesh, column: str, values: np.ndarray) -> str:
+    """Store a file column as a point attribute; the attribute's name, which the layout records for export.
+
+    A PLY allows any column name; Blender refuses some (longer than its limit, its built-in mesh
+    attributes such as material_index or sharp_face, which have their own domain and type) and
+    renames others. Such a column is stored under the reserved prefix instead, its name kept in the layout.
+    """
+    kind, stored = storage(values)
+    for name in dict.fromkeys((attribute_name(column), fitted(RESERVED_PREFIX + column))):
+        if name in mesh.attributes:
+            continue
+        try:
+            attribute = mesh.attributes.new(name, kind, "POINT")
+        except RuntimeError:
+            attribute = None
+        if attribute is not None and (attribute.name, attribute.domain, attribute.data_type) == (name, "POINT", kind):
+            attribute.data.foreach_set("value", np.ascontiguousarray(stored).ravel())
+            return name
+        if attribute is not None:
+            mesh.attributes.remove(attribute)
+    raise UserError(f"column '{column}' cannot be stored as a Blender attribute (its names are taken)")
 
 
 def is_splat(obj) -> bool:
@@ -108,9 +142,8 @@ def splat_to_object(splat: Splat, name: str, collection, matrix=None, point_size
     try:
         mesh.vertices.add(splat.count)
         mesh.attributes["position"].data.foreach_set("vector", splat.positions.ravel())
-        for column, values in splat.columns.items():
-            if column not in POSITION_COLUMNS:
-                set_attribute(mesh, attribute_name(column), *storage(values))
+        stored_as = {column: store_column(mesh, column, values)
+                     for column, values in splat.columns.items() if column not in POSITION_COLUMNS}
         set_attribute(mesh, "radius", "FLOAT", display_radius(splat, point_size))
         set_attribute(mesh, COLOR_ATTRIBUTE, "FLOAT_COLOR", display_colors(splat), "color")
 
@@ -128,7 +161,8 @@ def splat_to_object(splat: Splat, name: str, collection, matrix=None, point_size
         cloud.name = name
         if ".select_vert" in cloud.attributes:
             cloud.attributes.remove(cloud.attributes[".select_vert"])
-        cloud[LAYOUT_KEY] = ",".join(f"{column}:{values.dtype.str[1:]}" for column, values in splat.columns.items())
+        cloud[LAYOUT_KEY] = json.dumps([[column, values.dtype.str[1:], stored_as.get(column, column)]
+                                        for column, values in splat.columns.items()])
         cloud[COMMENTS_KEY] = json.dumps(splat.comments)
         mean = srgb_to_linear(np.median(splat.colors, axis=0))
         cloud.materials.append(splat_material(name, [float(c) for c in mean]))
@@ -142,12 +176,15 @@ def splat_to_object(splat: Splat, name: str, collection, matrix=None, point_size
         raise
 
 
-def column_layout(cloud) -> list[tuple[str, str]]:
-    """(column, numpy type code) in file order: as imported, or the canonical order for other point clouds."""
+def column_layout(cloud) -> list[tuple[str, str, str]]:
+    """(column, numpy type code, attribute) in file order: as imported, or the canonical order for other point clouds."""
     if LAYOUT_KEY in cloud:
-        return [tuple(item.rsplit(":", 1)) for item in cloud[LAYOUT_KEY].split(",")]
+        layout = cloud[LAYOUT_KEY]
+        if layout.startswith("["):
+            return [tuple(item) for item in json.loads(layout)]
+        return [(*item.rsplit(":", 1), attribute_name(item.rsplit(":", 1)[0])) for item in layout.split(",")]  # older files
     names = [a.name for a in cloud.attributes if a.name not in DISPLAY_ATTRIBUTES and not a.name.startswith(".")]
-    return [(column, "f4") for column in POSITION_COLUMNS] + [(name, "f4") for name in names]
+    return [(column, "f4", column) for column in POSITION_COLUMNS] + [(name, "f4", name) for name in names]
 
 
 def object_to_splat(obj, columns=None) -> Splat:
@@ -162,18 +199,18 @@ def object_to_splat(obj, columns=None) -> Splat:
     if count == 0:
         raise UserError(f"'{obj.name}' has no points left to export")
     wanted = REQUIRED_COLUMNS if columns is None else columns
-    layout = [(c, code) for c, code in column_layout(cloud) if columns is None or c in columns]
-    missing = [c for c, _ in layout if c not in POSITION_COLUMNS and attribute_name(c) not in cloud.attributes]
-    missing += [c for c in REQUIRED_COLUMNS if c in wanted and c not in POSITION_COLUMNS and c not in dict(layout)]
+    layout = [item for item in column_layout(cloud) if columns is None or item[0] in columns]
+    missing = [c for c, _, name in layout if c not in POSITION_COLUMNS and name not in cloud.attributes]
+    missing += [c for c in REQUIRED_COLUMNS if c in wanted and c not in POSITION_COLUMNS and c not in {i[0] for i in layout}]
     if missing:
         raise UserError(f"'{obj.name}' is missing the splat attribute(s) {', '.join(sorted(set(missing)))}")
     positions = read_positions(cloud)
     read = {}
-    for column, code in layout:
+    for column, code, name in layout:
         if column in POSITION_COLUMNS:
             read[column] = positions[:, POSITION_COLUMNS.index(column)].astype(code)
             continue
-        attribute = cloud.attributes[attribute_name(column)]
+        attribute = cloud.attributes[name]
         stored = get_attribute(cloud, attribute.name, np.float32 if attribute.data_type == "FLOAT" else np.int32)
         read[column] = stored.view(np.uint32) if code == "u4" else stored.astype(code)
     comments = json.loads(cloud.get(COMMENTS_KEY, "[]"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -45,11 +46,12 @@ class TrainingJob(ChildProcess):
                    "--progress", "json", "--device", prefs.device, "--iterations", str(settings.iterations),
                    *(["--downscale", str(settings.downscale)] if settings.downscale else []),  # 0: the device's
                    *(["--checkpoint-every", str(settings.checkpoint_every)] if settings.checkpoint_every else []),
-                   *mask_arguments(settings, prefs)]
+                   "--parent-link", str(self.folder), *mask_arguments(settings, prefs)]
         self.before = None  # FeaturesBefore, once a checkpoint has changed the object
         environment = dict(os.environ, PYTHONPATH=str(ADDON_DIR), PYTHONUNBUFFERED="1")
         try:
-            super().__init__(command, env=environment, cwd=self.folder)
+            # stdin stays open while Blender runs: the child ends, and removes the folder, when it closes
+            super().__init__(command, env=environment, cwd=self.folder, stdin=subprocess.PIPE)
         except OSError as error:
             self.cleanup()
             raise UserError(f"the backend Python {self.python} cannot run ({error.strerror})") from None

@@ -21,8 +21,8 @@ from . import click_engine
 from .backend.errors import UserError
 from .backend.splat import POSITION_COLUMNS, Splat, join_splats
 from .backend.transform import transform_splat
-from .splat_object import (SHOWN_RADIUS_ATTRIBUTE, attribute_name, get_attribute, is_splat, object_to_splat,
-                           set_attribute, splat_to_object, storage)
+from .splat_object import (SHOWN_RADIUS_ATTRIBUTE, attribute_name, column_layout, get_attribute, is_splat,
+                           object_to_splat, set_attribute, splat_to_object, storage)
 
 FINGERPRINT_KEY = "_cg_transform_fingerprint"  # count, matrix_world (16, by rows), SAMPLES positions; "_": not shown
 SAMPLES = 8
@@ -37,9 +37,10 @@ def write_back(obj, before: Splat, after: Splat, positions: bool = True) -> None
     """Store the columns `after` changed from `before` in obj's attributes; display radii grow with the scales."""
     cloud = obj.data
     changed = [name for name, values in after.columns.items() if values is not before.columns[name]]
+    stored_as = {column: attribute for column, _, attribute in column_layout(cloud)}
     for name in changed:
         if name not in POSITION_COLUMNS:
-            set_attribute(cloud, attribute_name(name), *storage(after.columns[name]))
+            set_attribute(cloud, stored_as.get(name, attribute_name(name)), *storage(after.columns[name]))
     if positions and any(name in POSITION_COLUMNS for name in changed):
         cloud.attributes["position"].data.foreach_set("vector", after.positions.ravel())
     growth = radius_growth(before, after)

@@ -140,7 +140,8 @@ def test_llff_poses_from_a_known_opencv_pose(tmp_path):
     camera_to_world[:3, :3], camera_to_world[:3, 3] = rotation, [0.5, -1.5, 2.0]
     # LLFF columns are (down, right, backwards) = OpenCV (y, x, -z).
     llff = np.stack([rotation[:, 1], rotation[:, 0], -rotation[:, 2], camera_to_world[:3, 3], [30, 40, 45]], axis=1)
-    rows = np.stack([np.concatenate([llff.ravel(), [0.1, 10]]), np.concatenate([np.eye(3, 5).ravel(), [0.1, 10]])])
+    row = np.concatenate([llff.ravel(), [0.1, 10]])
+    rows = np.stack([row, row])  # a second camera (b.png): every camera needs a real size and focal length
     np.save(tmp_path / "poses_bounds.npy", rows)
     write_image(tmp_path / "images" / "b.png")
     write_image(tmp_path / "images" / "a.png")
