@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .arguments import COSINE, FINITE, POSITIVE, Parser, check_paths, path_argument
+from .arguments import COSINE, FINITE, POSITIVE, Parser, Range, check_paths, path_argument
+from .device import DEVICE_DEFAULTS, DEVICES, resolve_device, sam_device
 from .errors import UserError
 
 MASK_SOURCES = ("auto", "sam", "folder", "geometric", "felzenszwalb")
 
 
-def add_scene_arguments(parser, images_required: bool, cameras_help: str = "") -> None:
+def add_scene_arguments(parser, images_required: bool, cameras_help: str = "", downscale_per_device: bool = False) -> None:
     """The splat, its cameras and photos; `cameras_help` set: the cameras are optional and it says what happens without."""
     path_argument(parser, "--splat", "input", required=True, help="the trained splat (.ply, compressed .ply or .spz)")
     path_argument(parser, "--cameras", "input", required=not cameras_help,
@@ -29,7 +30,10 @@ def add_scene_arguments(parser, images_required: bool, cameras_help: str = "") -
     path_argument(parser, "--images", "input", required=images_required,
                         help="the folder of photos the splat was trained from" + ("" if images_required else
                                                                                   " (LLFF cameras need it for the names)"))
-    parser.add_argument("--downscale", type=POSITIVE, default=1, help="divide the image size by this (default 1)")
+    per_device = ", ".join(f"{name} {d.downscale}" for name, d in DEVICE_DEFAULTS.items())
+    parser.add_argument("--downscale", type=POSITIVE, default=None if downscale_per_device else 1,
+                        help="divide the image size by this (default " + (f"per device: {per_device})" if
+                                                                          downscale_per_device else "1)"))
 
 
 def add_view_arguments(parser) -> None:
@@ -51,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Learn the Click-Gaussian feature field (../shared/METHOD.md).")
     add_scene_arguments(train, images_required=False, cameras_help=(
         "; with no --images, these cameras' views are rendered from the splat, and with neither, views are planned "
-        "and rendered from the splat alone (docs/views_from_splat.md)"))
+        "and rendered from the splat alone (docs/views_from_splat.md)"), downscale_per_device=True)
     add_view_arguments(train)
     path_argument(train, "--out", "output", required=True, help="features file to write (.npz), atomically")
     train.add_argument("--masks", choices=MASK_SOURCES, default="auto",
@@ -62,9 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     path_argument(train, "--sam-checkpoint", "input", help="a segment-anything checkpoint (.pth)")
     train.add_argument("--sam-model", default="vit_h", help="SAM model type of the checkpoint (default vit_h)")
     path_argument(train, "--mask-cache", "output folder", help="folder caching computed masks (default: <out>.masks/)")
-    train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    train.add_argument("--device", default="auto", choices=DEVICES,
+                       help="auto: an NVIDIA GPU (cuda), else an Apple GPU (mps), else the CPU")
     train.add_argument("--progress", default="bar", choices=("bar", "json", "none"),
                        help="progress on stderr as a bar, or one JSON object per line on stdout")
+    train.add_argument("--checkpoint-every", type=Range(int, 0), metavar="STEPS",
+                       help="write the features so far to <out>.checkpoint.npz every STEPS steps (0: never; default "
+                            "per device: " + ", ".join(f"{n} {d.checkpoint_every}" for n, d in DEVICE_DEFAULTS.items())
+                            + "); it is removed when the run ends")
     train.add_argument("--parent-link", type=Path, metavar="FOLDER",
                        help="run as a program's child (the add-on's): when standard input closes, because that "
                             "program ended or crashed, stop at once and remove FOLDER, the run's scratch folder")
@@ -75,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
         if isinstance(value, bool):
             train.add_argument(f"--no-{name[4:].replace('_', '-')}", dest=name, action="store_false",
                                help=f"switch off the {name[4:].replace('_', ' ')} term (ablation)")
+        elif hasattr(DEVICE_DEFAULTS["cpu"], name):
+            per_device = ", ".join(f"{n} {getattr(d, name)}" for n, d in DEVICE_DEFAULTS.items())
+            train.add_argument(setting_option(name), type=SETTING_RANGES.get(name, type(value)),
+                               help=f"default per device: {per_device}")
         else:
             special = {"gfl_start": "the step GFL starts at (default -1: two thirds of the iterations, as the paper's 2000 of 3000)",
                        "mask_balance": f"share of a step's pixels drawn evenly over the view's masks, the rest uniformly "
@@ -151,6 +164,8 @@ def progress_printer(mode: str):
         print(json.dumps(event), flush=True)
 
     def as_bar(event):
+        if event["phase"] == "checkpoint":
+            return  # the bar goes on; the file is there for whoever polls it
         if event["phase"] != "iterations":
             detail = (f": {event['source']}" if "source" in event else
                       f" {event['view']}/{event['of']}" if "view" in event else "")
@@ -165,14 +180,15 @@ def progress_printer(mode: str):
     return {"json": as_json, "bar": as_bar, "none": lambda event: None}[mode]
 
 
-def mask_settings(options) -> tuple[str, dict]:
+def mask_settings(options, device: str = "cpu") -> tuple[str, dict]:
     """The mask source and its settings, `auto` resolved; each source's own function checks the rest."""
     source = options.masks
     if source == "auto":
         source = "sam" if options.sam_checkpoint else "folder" if options.mask_dir else "geometric"
     cache = options.mask_cache or options.out.with_name(options.out.name + ".masks")
     settings = {
-        "sam": lambda: {"checkpoint": options.sam_checkpoint, "model_type": options.sam_model, "cache_dir": cache},
+        "sam": lambda: {"checkpoint": options.sam_checkpoint, "model_type": options.sam_model, "cache_dir": cache,
+                        "device": sam_device(device)},
         "folder": lambda: {"mask_dir": options.mask_dir},
         "felzenszwalb": lambda: {"cache_dir": cache},
         "geometric": lambda: {},
@@ -182,18 +198,6 @@ def mask_settings(options) -> tuple[str, dict]:
     if source == "folder" and not options.mask_dir:
         raise UserError("--masks folder needs --mask-dir")
     return source, settings
-
-
-def pick_device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: this machine's torch sees no CUDA GPU")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise UserError("--device mps: this machine's torch has no Apple MPS device")
-    return name
 
 
 def load_scene(options, need_images: bool):
@@ -235,7 +239,7 @@ def find_view(cameras, name: str):
 
 
 def run_train(options) -> int:
-    from .features import features_file_bytes
+    from .features import features_file_bytes, save_features
     from .files import write_keeping
     from .geometric_masks import GEOMETRIC_SOURCE, geometric_labels
     from .masks import mask_source_description, view_labels
@@ -245,9 +249,12 @@ def run_train(options) -> int:
     if options.parent_link:
         follow_parent(options.parent_link)
     progress = progress_printer(options.progress)
+    device = resolve_device(options.device)
+    for name, value in vars(DEVICE_DEFAULTS[device]).items():  # the settings not given take the device's defaults
+        if getattr(options, name) is None:
+            setattr(options, name, value)
     config = TrainConfig(**{name: getattr(options, name) for name in vars(TrainConfig())})
-    device = pick_device(options.device)
-    source, settings = mask_settings(options)
+    source, settings = mask_settings(options, device)
     description = GEOMETRIC_SOURCE if source == "geometric" else mask_source_description(source, **settings)
     started = time.perf_counter()
     if options.images is None:
@@ -270,12 +277,21 @@ def run_train(options) -> int:
     if stop():
         return cancelled(stop)
     mask_seconds = time.perf_counter() - started
+    checkpoint_path = options.out.with_name(options.out.stem + ".checkpoint.npz")
+
+    def write_checkpoint(field) -> None:
+        save_features(checkpoint_path, field, compress=False)  # a second, not the minute zlib takes on the statue
+        progress({"phase": "checkpoint", "iteration": field.step, "path": str(checkpoint_path)})
+
     try:
-        result = train_features(splat, cameras, labels, config, description, device, progress, stop)
+        result = train_features(splat, cameras, labels, config, description, device, progress, stop,
+                                options.checkpoint_every, write_checkpoint)
     except UserError:
         if stop():
             return cancelled(stop)
         raise
+    finally:
+        checkpoint_path.unlink(missing_ok=True)
     write_keeping(options.out, features_file_bytes(result.field), "trained features")
     seconds = {"masks": round(mask_seconds, 2), **{k: round(v, 2) for k, v in result.seconds.items()}}
     if options.images is None:

@@ -43,23 +43,27 @@ class FeatureField:
     config: dict = field(default_factory=dict)  # the training settings
     mask_source: str = ""
     centers: dict = field(default_factory=dict)  # level -> (K, dim) float32 unit global cluster centres
+    step: int | None = None  # a checkpoint of a run still training: the steps done; None: the finished field
 
     @property
     def count(self) -> int:
         return len(self.features)
 
 
-def features_file_bytes(field_: FeatureField) -> bytes:
-    """The .npz file of a field: float16 features, float32 centres, and `meta` as JSON text."""
+def features_file_bytes(field_: FeatureField, compress: bool = True) -> bytes:
+    """The .npz file of a field: float16 features, float32 centres, and `meta` as JSON text (with `step` for a
+    checkpoint); `compress` False for checkpoints, written often while training runs."""
     buffer = io.BytesIO()
     arrays = {f"centers_{level}": c.astype(np.float32) for level, c in field_.centers.items()}
     meta = {"count": field_.count, "fingerprint": field_.fingerprint, "config": field_.config, "mask_source": field_.mask_source}
-    np.savez_compressed(buffer, features=field_.features.astype(np.float16), meta=json.dumps(meta), **arrays)
+    if field_.step is not None:
+        meta["step"] = field_.step
+    (np.savez_compressed if compress else np.savez)(buffer, features=field_.features.astype(np.float16), meta=json.dumps(meta), **arrays)
     return buffer.getvalue()
 
 
-def save_features(path, field_: FeatureField) -> None:
-    write_atomic(path, [features_file_bytes(field_)])
+def save_features(path, field_: FeatureField, compress: bool = True) -> None:
+    write_atomic(path, [features_file_bytes(field_, compress)])
 
 
 def load_features(path, splat: Splat | None = None) -> FeatureField:
@@ -90,7 +94,7 @@ def load_features(path, splat: Splat | None = None) -> FeatureField:
     for level, center in centers.items():
         if level not in LEVEL_DIMS or center.dtype.kind != "f" or center.ndim != 2 or center.shape[1] != LEVEL_DIMS[level]:
             raise InputFileError(path, f"centers_{level} are {center.dtype} of shape {center.shape}, not a level's cluster centres")
-    loaded = FeatureField(features, meta["fingerprint"], meta["config"], meta["mask_source"], centers)
+    loaded = FeatureField(features, meta["fingerprint"], meta["config"], meta["mask_source"], centers, meta["step"])
     if splat is not None and loaded.fingerprint != geometry_fingerprint(splat):
         raise_other_splat(path, count, loaded.fingerprint, splat)
     return loaded
@@ -108,8 +112,9 @@ def read_meta(path: Path, stored: np.ndarray) -> dict:
     if type(count) is not int or count < 1 or not isinstance(fingerprint, str):
         raise InputFileError(path, "its 'meta' lacks a point count or a geometry fingerprint")
     config, source = meta.get("config", {}), meta.get("mask_source", "")
+    step = meta.get("step")  # a checkpoint's
     return {"count": count, "fingerprint": fingerprint, "config": config if isinstance(config, dict) else {},
-            "mask_source": source if isinstance(source, str) else ""}
+            "mask_source": source if isinstance(source, str) else "", "step": step if type(step) is int else None}
 
 
 def raise_other_splat(path: Path, count: int, fingerprint: str, splat: Splat):

@@ -27,6 +27,7 @@ from typing import Callable
 
 import numpy as np
 
+from .device import resolve_device, sam_device
 from .errors import UserError
 from .files import read_file_bytes, write_atomic
 
@@ -168,7 +169,7 @@ def sam_masks(image: np.ndarray, checkpoint: str | os.PathLike, model_type: str 
     source = _sam_description(**settings)
 
     def compute() -> MaskSet:
-        generator = _sam_generator(**settings, device=device or _default_device())
+        generator = _sam_generator(**settings, device=device or sam_device(resolve_device()))
         records = generator.generate(image)  # list of dicts, 'segmentation': (H, W) bool
         h, w = image.shape[:2]
         masks = np.array([r["segmentation"] for r in records], bool).reshape(-1, h, w)
@@ -244,12 +245,6 @@ def _import_segment_anything():
     return sam_model_registry, SamAutomaticMaskGenerator
 
 
-def _default_device() -> str:
-    import torch  # SAM's float64 ops fail on Apple MPS, so that gets the CPU
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 # ---------------------------------------------------------------------------------------------
 # Source (b): precomputed masks in a folder
 
@@ -279,6 +274,11 @@ def read_mask_file(path: str | os.PathLike, size: tuple[int, int]) -> MaskSet:
         masks, scores = _masks_from_labels(_read_label_png(path)), None
     else:
         raise UserError(f"{path}: mask files must be .png (labels) or .npz (mask stack)")
+    factor = masks.shape[1] // max(size[0], 1)
+    if factor > 1 and (masks.shape[1] // factor, masks.shape[2] // factor) == tuple(size):
+        # masks of the full photo, training on it downscaled (--downscale, a device's default): the mask
+        # pixel at the centre of each downscaled pixel
+        masks = masks[:, factor // 2::factor, factor // 2::factor][:, : size[0], : size[1]]
     if masks.shape[1:] != tuple(size):
         raise UserError(f"{path}: the masks are {masks.shape[2]}x{masks.shape[1]} (width x height) "
                         f"but the image is {size[1]}x{size[0]}")

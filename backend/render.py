@@ -217,6 +217,14 @@ def composite_weights(means, quats, scales, opacities, viewmat, K, width: int, h
             return torch.sparse_csr_tensor(crow.cpu(), cols.cpu(), vals.cpu(), size=(height * width, N))
 
 
+def sparse_to(matrix: torch.Tensor, device) -> torch.Tensor:
+    """A sparse CSR matrix on `device`, or on the CPU where the device has no sparse CSR (MPS): `apply_weights` takes both."""
+    try:
+        return matrix.to(device)
+    except (RuntimeError, NotImplementedError):
+        return matrix.cpu()
+
+
 def _bands(mx, rx, y_lo, y_hi, width, height, tile_size, budget):
     """Bands of whole tile rows, each holding about `budget` candidate pixels or less.
 

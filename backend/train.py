@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from .arguments import COSINE, FRACTION, NON_NEGATIVE, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, Range
 from .errors import UserError
 from .features import COARSE_DIM, FEATURE_DIM, FeatureField, geometry_fingerprint
-from .render import apply_weights, row_fragments
+from .render import apply_weights, row_fragments, sparse_to
 from .splat import Splat
 from .views import camera_weights, splat_tensors
 
@@ -90,11 +90,11 @@ def setting_option(name: str) -> str:
 @dataclass
 class View:
     weights: torch.Tensor  # (H*W, N) sparse CSR: rendered = weights @ features
-    coarse: torch.Tensor  # (H*W,) int64 mask label per pixel, -1 = no mask
-    fine: torch.Tensor  # (H*W,) int64
-    labelled: torch.Tensor  # (L,) pixel ids with a label at either level
-    odds: torch.Tensor | None  # (L,) float64 weights of drawing each labelled pixel (mask_balance); None: uniform
-    unlabelled: torch.Tensor  # (U,) pixel ids with no label where the splat draws (alpha > 0.5)
+    coarse: torch.Tensor  # (H*W,) int64 mask label per pixel, -1 = no mask; on the training device
+    fine: torch.Tensor  # (H*W,) int64, on the training device
+    labelled: torch.Tensor  # (L,) CPU pixel ids with a label at either level: drawn from on the CPU (seeded)
+    odds: torch.Tensor | None  # (L,) CPU float64 weights of drawing each labelled pixel (mask_balance); None: uniform
+    unlabelled: torch.Tensor  # (U,) CPU pixel ids with no label where the splat draws (alpha > 0.5)
 
 
 @dataclass
@@ -150,7 +150,7 @@ def contrastive_loss(rendered, labels, tau: float, anchors: torch.Tensor | None 
     if count < 2:
         return rendered.sum() * 0.0
     ids, inverse = torch.unique(labels, return_inverse=True)
-    sums = torch.zeros(len(ids), unit.shape[1], dtype=unit.dtype).index_add(0, inverse, unit)
+    sums = unit.new_zeros(len(ids), unit.shape[1]).index_add(0, inverse, unit)
     sizes = torch.bincount(inverse, minlength=len(ids)).to(unit.dtype)
     masked = (ids >= 0).to(unit.dtype)[:, None]  # (K, 1): the unlabelled have no positive pairs
     sums, sizes = sums * masked, sizes * masked[:, 0]
@@ -221,23 +221,23 @@ class SymmetricProduct(torch.autograd.Function):
     @staticmethod
     def forward(ctx, links: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
         ctx.links = links
-        return links @ dense
+        return apply_weights(links, dense)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        return None, ctx.links @ grad
+        return None, apply_weights(ctx.links, grad)
 
 
 @dataclass
 class NeighbourGraph:
     """A subset's K-nearest-neighbour graph as the spatial term uses it, built once per subset."""
 
-    links: torch.Tensor  # (S, S) sparse CSR A + A^T of the graph A that has a 1 for each Gaussian and each neighbour of it
+    links: torch.Tensor  # (S, S) sparse CSR A + A^T (on the CPU where the device has no sparse CSR: MPS) of the graph A that has a 1 for each Gaussian and each neighbour of it
     degrees: torch.Tensor  # (S, 1) row sums of links
     pairs: int  # Gaussian-neighbour pairs: the mean's denominator
 
 
-def neighbour_graph(neighbours: np.ndarray) -> NeighbourGraph:
+def neighbour_graph(neighbours: np.ndarray, device="cpu") -> NeighbourGraph:
     """neighbours: (S, K) indices into the subset. A pair that are each other's neighbours gets a 2 in links."""
     from scipy.sparse import coo_matrix
 
@@ -249,7 +249,8 @@ def neighbour_graph(neighbours: np.ndarray) -> NeighbourGraph:
     matrix = torch.sparse_csr_tensor(torch.from_numpy(links.indptr.astype(np.int64)),
                                      torch.from_numpy(links.indices.astype(np.int64)),
                                      torch.from_numpy(links.data), size=(count, count))
-    return NeighbourGraph(matrix, torch.from_numpy(np.asarray(links.sum(axis=1), np.float32)), len(rows))
+    degrees = torch.from_numpy(np.asarray(links.sum(axis=1), np.float32))
+    return NeighbourGraph(sparse_to(matrix, device), degrees.to(device), len(rows))
 
 
 def spatial_loss(features: torch.Tensor, graph: NeighbourGraph) -> torch.Tensor:
@@ -291,7 +292,7 @@ class SubsetGroups:
     graphs: list  # per group: the `NeighbourGraph` of each member's K nearest members
 
     @classmethod
-    def draw(cls, positions: np.ndarray, size: int, k: int, seed: int) -> SubsetGroups:
+    def draw(cls, positions: np.ndarray, size: int, k: int, seed: int, device="cpu") -> SubsetGroups:
         from scipy.spatial import cKDTree
 
         order = np.random.default_rng(seed).permutation(len(positions))
@@ -299,8 +300,8 @@ class SubsetGroups:
         for group in np.array_split(order, max(1, round(len(positions) / size))):
             group = np.sort(group)
             _, index = cKDTree(positions[group]).query(positions[group], k=min(k + 1, len(group)), workers=-1)
-            members.append(torch.from_numpy(group.astype(np.int64)))
-            graphs.append(neighbour_graph(index.reshape(len(group), -1)[:, 1:]))  # self dropped
+            members.append(torch.from_numpy(group.astype(np.int64)).to(device))
+            graphs.append(neighbour_graph(index.reshape(len(group), -1)[:, 1:], device))  # self dropped
         return cls(members, graphs)
 
 
@@ -316,9 +317,9 @@ def mask_features(views: list[View], features: torch.Tensor, level: str, prior: 
                 continue
             rendered = F.normalize(apply_weights(view.weights, level_f), dim=1)[keep]
             ids, inverse = torch.unique(labels[keep], return_inverse=True)
-            sums = torch.zeros(len(ids), rendered.shape[1]).index_add_(0, inverse, rendered)
+            sums = rendered.new_zeros(len(ids), rendered.shape[1]).index_add_(0, inverse, rendered)
             drawn = sums.norm(dim=1) > 1e-6  # a mask over pixels the splat leaves empty has no feature to cluster
-            out.append(F.normalize(sums[drawn], dim=1).numpy())
+            out.append(F.normalize(sums[drawn], dim=1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, level_f.shape[1]), np.float32)
 
 
@@ -358,7 +359,11 @@ def mask_shares(coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
 
 
 def precompute_views(splat: Splat, cameras, labels, device, mask_balance: float = 0.0) -> list[View]:
-    """The weights W_v of every view, its coarse/fine label maps flattened to match its rows, its pixels' odds."""
+    """The weights W_v of every view, its coarse/fine label maps flattened to match its rows, its pixels' odds.
+
+    The weights and label maps go to `device`; the pixels to draw from and their odds stay on the CPU, where
+    the seeded generator draws each step's pixels (the same draws on every device).
+    """
     tensors = splat_tensors(splat, device)
     views = []
     for camera, (coarse, fine) in zip(cameras, labels):
@@ -371,7 +376,7 @@ def precompute_views(splat: Splat, cameras, labels, device, mask_balance: float 
             odds = mask_shares(coarse[labelled], fine[labelled]) * mask_balance + (1.0 - mask_balance) / len(labelled)
         alpha = apply_weights(weights, torch.ones(weights.shape[1], 1, device=weights.device)).reshape(-1).cpu()
         unlabelled = torch.nonzero((coarse < 0) & (fine < 0) & (alpha > 0.5)).squeeze(1)
-        views.append(View(weights, coarse, fine, labelled, odds, unlabelled))
+        views.append(View(weights, coarse.to(device), fine.to(device), labelled, odds, unlabelled))
     return views
 
 
@@ -384,10 +389,19 @@ def train_features(
     device: str = "cpu",
     progress=lambda event: None,  # called with a dict per update
     should_stop=lambda: False,  # polled every step; True cancels without a result
+    checkpoint_every: int = 0,  # steps between intermediate fields; 0: none
+    checkpoint=lambda field: None,  # called with the FeatureField after every `checkpoint_every` steps (field.step)
 ) -> TrainResult:
+    """Features (N, 24) of the frozen splat learned from `labels`, put back in the splat's order.
+
+    Every tensor of the run lives on `device` (weights, labels, features, losses, cluster centres); the
+    seeded draws (pixels, subsets, anchors, the initial features) are made on the CPU and moved, so a
+    run gives the same features on any device up to float rounding.
+    """
     seconds = {}
     started = time.perf_counter()
-    if device == "cpu":
+    device = torch.device(device)
+    if device.type == "cpu":
         reuse_freed_memory()
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
@@ -398,13 +412,22 @@ def train_features(
     order = morton_order(splat.positions)
     splat = splat.subset(order)  # renumbered for memory locality; the result is put back in file order
     views = precompute_views(splat, cameras, labels, device, config.mask_balance)
-    groups = SubsetGroups.draw(splat.positions, config.gaussian_subset, config.spatial_neighbours, config.seed)
+    groups = SubsetGroups.draw(splat.positions, config.gaussian_subset, config.spatial_neighbours, config.seed, device)
     seconds["precompute"] = time.perf_counter() - started
 
     count = splat.count
-    features = torch.nn.Parameter(F.normalize(torch.randn(count, FEATURE_DIM, generator=generator), dim=1))
-    optimizer = torch.optim.Adam([features], lr=config.learning_rate, fused=True if device in ("cpu", "cuda") else None)
+    initial = F.normalize(torch.randn(count, FEATURE_DIM, generator=generator), dim=1)  # drawn on the CPU: seeded alike
+    features = torch.nn.Parameter(initial.to(device))
+    optimizer = torch.optim.Adam([features], lr=config.learning_rate, fused=True if device.type in ("cpu", "cuda") else None)
     centers = {}
+
+    def as_field(unit_features: torch.Tensor, step: int | None) -> FeatureField:
+        """The (N, 24) unit features in file order with the centres found so far; step None: the finished field."""
+        in_file_order = np.empty((count, FEATURE_DIM), dtype=np.float16)
+        in_file_order[order] = unit_features.cpu().numpy()
+        centers_now = {level: c.cpu().numpy() for level, c in centers.items()}
+        return FeatureField(in_file_order, fingerprint, asdict(config), mask_source, centers_now, step)
+
     seconds["clustering"] = 0.0
     loop_started = time.perf_counter()
     losses = {}
@@ -418,7 +441,7 @@ def train_features(
             for level in LEVELS:
                 epsilon = config.cluster_epsilon_coarse if level == "coarse" else config.cluster_epsilon_fine
                 found = cluster_centers(mask_features(views, features.detach(), level, prior), epsilon, len(views))
-                centers[level] = torch.from_numpy(found)
+                centers[level] = torch.from_numpy(found).to(device)
             seconds["clustering"] += time.perf_counter() - clustering_started
 
         view = views[int(torch.randint(len(views), (1,), generator=generator))]
@@ -434,7 +457,9 @@ def train_features(
         first_negative = len(pixels)
         if negatives:
             pixels = torch.cat([pixels, view.unlabelled[torch.randint(unlabelled, (negatives,), generator=generator)]])
-        rows, gaussians, weights = row_fragments(view.weights, pixels)
+        pixels = pixels.to(device)
+        # on the device of the weights: the CPU on MPS, which has no sparse CSR (composite_weights)
+        rows, gaussians, weights = (part.to(device) for part in row_fragments(view.weights, pixels))
         gaussians, by_index = torch.sort(gaussians)  # gathers in index order stream through memory
         rows, weights = rows[by_index], weights[by_index]
         group = int(torch.randint(len(groups.members), (1,), generator=generator))
@@ -442,7 +467,7 @@ def train_features(
         # Every row this step touches in one gather, so the backward pass scatters once into (N, 24).
         gathered = features.index_select(0, torch.cat([gaussians, subset]))
         fragment_f, subset_f = gathered.split([len(gaussians), len(subset)])
-        rendered = torch.zeros(len(pixels), FEATURE_DIM).index_add(0, rows, weights[:, None] * fragment_f)  # (P, 24)
+        rendered = fragment_f.new_zeros(len(pixels), FEATURE_DIM).index_add(0, rows, weights[:, None] * fragment_f)  # (P, 24)
         losses = {}
         total = 0.0
         for level in LEVELS:
@@ -456,7 +481,7 @@ def train_features(
                 negative_view = torch.cat([level_rendered[:, :COARSE_DIM].detach(), level_rendered[:, COARSE_DIM:]], 1)
             anchors = None
             if config.negative_anchors < len(level_rendered):
-                anchors = torch.randperm(len(level_rendered), generator=generator)[: config.negative_anchors]
+                anchors = torch.randperm(len(level_rendered), generator=generator)[: config.negative_anchors].to(device)
             losses[f"contrastive_{level}"] = contrastive_loss(
                 level_rendered, level_labels[keep], config.tau(level), anchors, negative_view
             )
@@ -494,21 +519,15 @@ def train_features(
                 "elapsed_s": round(elapsed, 2),
                 "remaining_s": round(elapsed / (step + 1) * (config.iterations - step - 1), 1),
             })
+        if checkpoint_every > 0 and (step + 1) % checkpoint_every == 0 and step + 1 < config.iterations:
+            checkpoint(as_field(F.normalize(features.detach(), dim=1), step + 1))
     seconds["iterations"] = time.perf_counter() - loop_started - seconds["clustering"]
     final = F.normalize(features.detach(), dim=1)  # unit features: the click compares directions
     if config.use_gfl:
         clustering_started = time.perf_counter()
         for level in LEVELS:
             epsilon = config.cluster_epsilon_coarse if level == "coarse" else config.cluster_epsilon_fine
-            centers[level] = torch.from_numpy(cluster_centers(mask_features(views, final, level, prior), epsilon, len(views)))
+            found = cluster_centers(mask_features(views, final, level, prior), epsilon, len(views))
+            centers[level] = torch.from_numpy(found)
         seconds["clustering"] += time.perf_counter() - clustering_started
-    in_file_order = np.empty((count, FEATURE_DIM), dtype=np.float16)
-    in_file_order[order] = final.numpy()
-    result = FeatureField(
-        features=in_file_order,
-        fingerprint=fingerprint,
-        config=asdict(config),
-        mask_source=mask_source,
-        centers={level: c.numpy() for level, c in centers.items()},
-    )
-    return TrainResult(result, seconds)
+    return TrainResult(as_field(final, None), seconds)

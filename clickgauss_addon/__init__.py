@@ -33,6 +33,7 @@ def unregister():
     bpy.types.TOPBAR_MT_file_export.remove(io_operators.menu_export)
     bpy.types.TOPBAR_MT_file_import.remove(io_operators.menu_import)
     preferences.cancel_running_install()
+    preferences.sam_download.stop()
     transform_operators.unregister()
     overlay.unregister()
     click_engine.unregister()

@@ -24,7 +24,12 @@ from .child_process import ChildProcess
 BACKEND_REQUIREMENTS = ("torch==2.13.0", "numpy==1.26.4", "plyfile==1.1.3", "hdbscan==0.8.44", "scikit-learn==1.9.1",
                         "scipy==1.17.1", "scikit-image==0.26.0", "pillow==13.0.0", "zstandard==0.25.0",
                         "segment-anything==1.0")
-CUDA_REQUIREMENTS = ("gsplat==1.5.3", "packaging")
+# segment-anything imports torchvision, whose build must be the one made for that torch (0.28.0 requires
+# torch==2.13.0); taken from the same index as torch. Not in requirements.txt: it cannot load on the CI machine.
+SAM_REQUIREMENTS = ("torchvision==0.28.0",)
+# No gsplat: training never rasterizes inside its loop (each view's weights are computed once, by the torch
+# rasterizer on the same device), and gsplat's PyPI package compiles its CUDA kernels on first use, which needs
+# NVIDIA's CUDA toolkit (nvcc) that most users with a GPU driver lack. Developers keep it for the parity test.
 TORCH_INDEX = "https://download.pytorch.org/whl/"
 MARKER = "clickgauss-backend.json"  # written first, completed last: the folder is ours, and usable once complete
 STEPS = ("creating the environment", "installing the packages")
@@ -52,9 +57,8 @@ def backend_requirements(build: str, platform: str = sys.platform) -> tuple[list
     PyPI's Linux torch carries gigabytes of CUDA libraries and its Windows torch none, so both take torch from
     PyTorch's own index for the build chosen; macOS has only PyPI's (CPU and MPS).
     """
-    if build == "cu128":
-        return [*BACKEND_REQUIREMENTS, *CUDA_REQUIREMENTS], ["--extra-index-url", TORCH_INDEX + build]
-    return list(BACKEND_REQUIREMENTS), [] if platform == "darwin" else ["--extra-index-url", TORCH_INDEX + build]
+    packages = [*BACKEND_REQUIREMENTS, *SAM_REQUIREMENTS]
+    return packages, [] if platform == "darwin" else ["--extra-index-url", TORCH_INDEX + build]
 
 
 def env_python(folder: Path) -> Path:

@@ -34,17 +34,45 @@ from .splat_object import (GEOMETRY_COLUMNS, HIDDEN_ATTRIBUTE, get_attribute, ob
 
 FEATURE_ATTRIBUTES = tuple(f"cg_feature_{i:02d}" for i in range(FEATURE_DIM))
 CENTERS_KEY = "cg_centers_coarse"  # the training's global coarse clusters, for Segment Everything
+STEP_KEY = "cg_features_step"  # while training runs: the step of the intermediate field the features are
 SELECTION = ".selection"
 OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])  # Blender views look down -z with y up
 
 
-def store_features(obj, features: np.ndarray, centers: np.ndarray | None = None) -> None:
-    """Features (N, 24) as point attributes, so they follow separate, duplicate, undo and .blend saves."""
+def store_features(obj, features: np.ndarray, centers: np.ndarray | None = None, step: int | None = None) -> None:
+    """Features (N, 24) as point attributes, so they follow separate, duplicate, undo and .blend saves.
+
+    `step`: an intermediate field of a run still training (None: a finished one). A click session under
+    way goes on with the new features: its next click uses them.
+    """
     cloud = obj.data
     for i, name in enumerate(FEATURE_ATTRIBUTES):
         set_attribute(cloud, name, "FLOAT", features[:, i].astype(np.float32))
     if centers is not None:
         cloud[CENTERS_KEY] = json.dumps(np.asarray(centers, dtype=float).round(6).tolist())
+    elif CENTERS_KEY in cloud:
+        del cloud[CENTERS_KEY]  # the old clusters belong to the old features
+    if step is not None:
+        cloud[STEP_KEY] = step
+    elif STEP_KEY in cloud:
+        del cloud[STEP_KEY]
+    state = _states.get(cloud.session_uid)
+    if state is not None and state.count == len(features):
+        state.features, state.units = np.asarray(features, dtype=np.float32), {}
+        note_change(cloud.session_uid)
+    else:
+        forget(obj)
+
+
+def remove_features(obj) -> None:
+    """The object as it was before it had features."""
+    cloud = obj.data
+    for name in FEATURE_ATTRIBUTES:
+        if name in cloud.attributes:
+            cloud.attributes.remove(cloud.attributes[name])
+    for key in (CENTERS_KEY, STEP_KEY):
+        if key in cloud:
+            del cloud[key]
     forget(obj)
     if len(features) == 0:
         return
@@ -53,6 +81,12 @@ def store_features(obj, features: np.ndarray, centers: np.ndarray | None = None)
     index.groups["coarse"] = FeatureGroups.of(unit_features(features, "coarse"))
     _states[uid] = ObjectState(len(features), index)
     _changed.discard(uid)
+
+
+def features_step(obj) -> int | None:
+    """The training step of the object's features while a run is still improving them; None when finished."""
+    step = obj.data.get(STEP_KEY)
+    return None if step is None else int(step)
 
 
 def has_features(obj) -> bool:

@@ -52,8 +52,10 @@ class CLICKGAUSS_OT_click_mode(bpy.types.Operator):
         settings = context.scene.clickgauss
         empty = click_engine.empty_reason(self.info) if "level" in self.info else None  # none before the first click
         status = empty or f"{int(self.info['selected']):,} selected · {self.info['ms']:.1f} ms per click"
+        step = click_engine.features_step(context.active_object)
+        field = "" if step is None else f"field of step {step} (training) · "
         context.area.header_text_set(
-            f"Click-Gaussian · {settings.level.lower()} · threshold {settings.threshold:.2f} · {status}   |   {HINTS}"
+            f"Click-Gaussian · {field}{settings.level.lower()} · threshold {settings.threshold:.2f} · {status}   |   {HINTS}"
         )
         context.area.tag_redraw()
 

@@ -31,7 +31,9 @@ class CLICKGAUSS_PT_main(SidebarPanel, bpy.types.Panel):
         rest = sum(1 for a in cloud.attributes if a.name.startswith("f_rest_"))
         degree = {0: 0, 9: 1, 24: 2, 45: 3}.get(rest, "?")
         box.label(text=f"{len(cloud.points):,} Gaussians, SH degree {degree}")
-        box.label(text="Features: " + ("trained" if click_engine.has_features(obj) else "none yet"))
+        step = click_engine.features_step(obj) if click_engine.has_features(obj) else None
+        features = "none yet" if not click_engine.has_features(obj) else "trained" if step is None else f"step {step} (training)"
+        box.label(text=f"Features: {features}")
         row = layout.row(align=True)
         row.operator("clickgauss.apply_transform", text="Apply Transform", icon="OBJECT_ORIGIN")
         row.operator("clickgauss.join", text="Join", icon="SELECT_EXTEND")
@@ -67,8 +69,11 @@ class CLICKGAUSS_PT_train(SidebarPanel, bpy.types.Panel):
         layout.prop(settings, "iterations")
         if settings.images_dir:
             layout.prop(settings, "downscale")
+        layout.prop(settings, "checkpoint_every")
         if settings.training:
             layout.progress(factor=settings.progress / 100, text=settings.status)
+            if settings.checkpoint_step:
+                layout.label(text=f"Clicks use the field of step {settings.checkpoint_step}", icon="RESTRICT_SELECT_OFF")
             layout.operator("clickgauss.cancel_training", icon="CANCEL")
         else:
             layout.operator("clickgauss.train", icon="PLAY")

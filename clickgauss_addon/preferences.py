@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
-from . import backend_install
+from . import backend_install, sam_download
 from .backend.errors import UserError
 
 ADDON_DIR = Path(__file__).resolve().parent  # holds backend/, so `python -m backend` runs with it on PYTHONPATH
@@ -24,8 +25,8 @@ for name in ("torch", "gsplat", "hdbscan", "segment_anything", "scipy", "skimage
     except Exception as error:
         report[name] = None
 try:
-    import torch
-    report["device"] = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    from backend.device import resolve_device
+    report["device"] = resolve_device("auto")
 except Exception:
     report["device"] = None
 print(json.dumps(report))
@@ -50,7 +51,8 @@ def backend_python(prefs) -> str:
 def check_python(python: str) -> dict:
     """What that Python has: versions of the backend's packages (None where missing) and its torch device."""
     try:
-        result = subprocess.run([python, "-c", CHECK_SCRIPT], capture_output=True, text=True, timeout=120)
+        result = subprocess.run([python, "-c", CHECK_SCRIPT], capture_output=True, text=True, timeout=120,
+                                env=dict(os.environ, PYTHONPATH=str(ADDON_DIR)))
     except OSError as error:
         raise UserError(f"the backend Python {python} cannot run ({error.strerror})") from None
     if result.returncode != 0:
@@ -187,7 +189,7 @@ class ClickGaussPreferences(bpy.types.AddonPreferences):
     python_path: StringProperty(
         name="Backend Python",
         description="A Python with the backend's packages (torch, hdbscan, scipy, scikit-image, pillow; "
-                    "segment-anything for SAM; gsplat on NVIDIA GPUs), e.g. a conda or venv interpreter",
+                    "segment-anything and torchvision for SAM), e.g. a conda or venv interpreter",
         subtype="FILE_PATH",
     )
     install_folder: StringProperty(
@@ -201,19 +203,25 @@ class ClickGaussPreferences(bpy.types.AddonPreferences):
         description="Which build of torch Install gets",
         items=[("AUTO", "Automatic", "CUDA 12.8 where an NVIDIA driver is installed (nvidia-smi is found), else CPU"),
                ("CUDA", "CUDA 12.8", "torch for NVIDIA GPUs from PyTorch's CUDA 12.8 index "
-                                     f"({backend_install.TORCH_INDEX}cu128), with gsplat, the GPU rasterizer; "
+                                     f"({backend_install.TORCH_INDEX}cu128); "
                                      "needs a recent NVIDIA driver"),
                ("CPU", "CPU", f"torch without CUDA from PyTorch's CPU index ({backend_install.TORCH_INDEX}cpu), "
                               "a much smaller download; on macOS PyPI's torch, which uses Apple's MPS")],
         default="AUTO",
     )
     device: EnumProperty(
-        name="Device", items=[("auto", "Automatic", "CUDA when present, else the CPU"), ("cuda", "CUDA", ""),
+        name="Device", items=[("auto", "Automatic", "An NVIDIA GPU (CUDA), else an Apple GPU (MPS), else the CPU"),
+                              ("cuda", "CUDA", ""),
                               ("mps", "Apple MPS", ""), ("cpu", "CPU", "")],
         default="auto",
     )
-    sam_checkpoint: StringProperty(name="SAM Checkpoint", description="A segment-anything .pth file", subtype="FILE_PATH")
+    sam_checkpoint: StringProperty(name="SAM Checkpoint", description="A segment-anything .pth file (Download fills "
+                                   "it in); Automatic masks use SAM when it is set", subtype="FILE_PATH")
     sam_model: EnumProperty(name="SAM Model", items=[(m, m, "") for m in ("vit_h", "vit_l", "vit_b")], default="vit_h")
+    sam_download_model: EnumProperty(
+        name="Download", description="Which of Meta's SAM checkpoints Download gets",
+        items=sam_download.MODEL_ITEMS, default="vit_b",
+    )
 
     def draw(self, context):
         layout = self.layout
@@ -224,6 +232,7 @@ class ClickGaussPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "device")
         layout.prop(self, "sam_checkpoint")
         layout.prop(self, "sam_model")
+        sam_download.draw(self, layout)
 
     def draw_install(self, box):
         box.prop(self, "install_folder")
@@ -242,4 +251,4 @@ class ClickGaussPreferences(bpy.types.AddonPreferences):
 
 
 classes = (CLICKGAUSS_OT_check_python, CLICKGAUSS_OT_install_backend, CLICKGAUSS_OT_cancel_install,
-           ClickGaussPreferences)
+           *sam_download.classes, ClickGaussPreferences)

@@ -4,6 +4,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from .backend.click import DEFAULT_THRESHOLDS
+from .backend.device import DEVICE_DEFAULTS
 
 
 def threshold_changed(settings, context):
@@ -49,8 +50,13 @@ class ClickGaussSettings(bpy.types.PropertyGroup):
     )
     mask_dir: StringProperty(name="Mask Folder", description="Precomputed masks, one file per photo", subtype="DIR_PATH")
     iterations: IntProperty(name="Iterations", description="Training steps (the paper uses 3000)", default=3000, min=1)
-    downscale: IntProperty(name="Downscale", description="Train on photos this many times smaller (faster)",
-                           default=2, min=1, max=16)
+    downscale: IntProperty(name="Downscale", description="Train on photos this many times smaller (faster); 0: the "
+                           "device's default (" + ", ".join(f"{n} {d.downscale}" for n, d in DEVICE_DEFAULTS.items()) + ")",
+                           default=0, min=0, max=16)
+    checkpoint_every: IntProperty(
+        name="Checkpoint Every", description="Steps between the intermediate fields that Click uses while training "
+        "runs; 0: the device's default (" + ", ".join(f"{n} {d.checkpoint_every}" for n, d in DEVICE_DEFAULTS.items()) + ")",
+        default=0, min=0)
     view_count: IntProperty(name="Views", description="How many views Plan Views places around (or inside) the scene",
                             default=24, min=1, max=500)
     view_size: IntProperty(name="Resolution", description="Width in pixels of each view rendered from the splat "
@@ -59,6 +65,7 @@ class ClickGaussSettings(bpy.types.PropertyGroup):
     training: BoolProperty(options={"SKIP_SAVE"})
     progress: FloatProperty(name="Progress", subtype="PERCENTAGE", min=0, max=100, options={"SKIP_SAVE"})
     status: StringProperty(options={"SKIP_SAVE"})
+    checkpoint_step: IntProperty(options={"SKIP_SAVE"})  # the step of the intermediate field the clicks use; 0: none
 
     @property
     def threshold(self) -> float:

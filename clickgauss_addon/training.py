@@ -1,8 +1,10 @@
 """Training from the panel: the backend runs as a child process, so Blender stays responsive.
 
 The child gets the object's splat as it is now (written to a temporary folder), reports progress
-as JSON lines, and writes the features there; only when it ends well are they stored on the
-object. A cancelled or failed run changes nothing in the scene.
+as JSON lines, and writes the features there. Every few hundred steps it writes the field so far
+(a checkpoint): it goes onto the object at once, so clicks work long before the run ends, and the
+panel and the click header say which step they use. A cancelled or failed run puts the object's
+features back as they were before Train.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import bpy
 from . import click_engine, view_cameras
 from .backend.cameras import write_colmap_text
 from .backend.errors import UserError
-from .backend.features import load_features
+from .backend.features import FeatureField, load_features
 from .backend.ply import write_ply
 from .child_process import ChildProcess
 from .preferences import ADDON_DIR, backend_python, preferences
@@ -39,19 +41,22 @@ class TrainingJob(ChildProcess):
                 raise UserError(f"Photos: choose the folder of photos the splat was trained from (now {images or 'empty'})")
             if not cameras or not Path(cameras).exists():
                 raise UserError(f"Cameras: choose a COLMAP folder, transforms.json or poses_bounds.npy (now {cameras or 'empty'})")
-            scene = ["--images", images, "--cameras", cameras, "--downscale", str(settings.downscale)]
+            scene = ["--images", images, "--cameras", cameras,
+                     *(["--downscale", str(settings.downscale)] if settings.downscale else [])]  # 0: the device's
         elif not views:
             raise UserError("no cameras to render views from: press Plan Views, or add a camera")
         self.splat = object_to_splat(obj)
         self.folder = Path(tempfile.mkdtemp(prefix="clickgauss-train-"))
         write_ply(self.folder / "splat.ply", self.splat)
-        if views is not None:  # rendered by the backend from the splat, cached in features.npz.views/
+        if views is not None:  # rendered by the backend from the splat at their own size, cached in features.npz.views/
             write_colmap_text(self.folder / "views", views)
-            scene = ["--cameras", str(self.folder / "views")]
+            scene = ["--cameras", str(self.folder / "views"), "--downscale", "1"]
         command = [self.python, "-m", "backend", "train", "--splat", str(self.folder / "splat.ply"), *scene,
                    "--out", str(self.folder / "features.npz"), "--progress", "json", "--device", prefs.device,
-                   "--iterations", str(settings.iterations), "--parent-link", str(self.folder),
-                   *mask_arguments(settings, prefs)]
+                   "--iterations", str(settings.iterations),
+                   *(["--checkpoint-every", str(settings.checkpoint_every)] if settings.checkpoint_every else []),
+                   "--parent-link", str(self.folder), *mask_arguments(settings, prefs)]
+        self.before = None  # FeaturesBefore, once a checkpoint has changed the object
         environment = dict(os.environ, PYTHONPATH=str(ADDON_DIR), PYTHONUNBUFFERED="1")
         try:
             # stdin stays open while Blender runs: the child ends, and removes the folder, when it closes
@@ -64,9 +69,39 @@ class TrainingJob(ChildProcess):
         """The progress events that arrived since the last call."""
         return [event for event in map(progress_event, super().poll()) if event is not None]
 
-    def features(self):
-        """The finished run's FeatureField, checked against the splat it was given."""
-        return load_features(self.folder / "features.npz", self.splat)
+    def features(self, path: str | None = None) -> FeatureField:
+        """The finished run's FeatureField, or the checkpoint at `path`, checked against the splat it was given."""
+        return load_features(path or self.folder / "features.npz", self.splat)
+
+    def follow(self, settings) -> None:
+        """What arrived since the last call: progress onto the panel, each checkpoint onto the object."""
+        for progress in self.poll():
+            if progress.get("phase") == "checkpoint":
+                self.use_checkpoint(settings, progress["path"])
+            else:
+                describe(settings, progress)
+
+    def use_checkpoint(self, settings, path: str) -> None:
+        """The field so far onto the object (its features before Train kept, for a cancel), clickable at once."""
+        obj = bpy.data.objects.get(self.object_name)
+        try:
+            field = self.features(path)
+        except UserError:
+            return  # already replaced by the next one: that one, or the result, will do
+        if obj is None or len(obj.data.points) != field.count:
+            return  # the end says what is wrong
+        if self.before is None:
+            self.before = FeaturesBefore(obj)
+        click_engine.store_features(obj, field.features, field.centers.get("coarse"), field.step)
+        settings.checkpoint_step = field.step
+
+    def restore(self) -> bool:
+        """After a cancel or failure: the object's features as before Train; whether checkpoints had changed them."""
+        obj = bpy.data.objects.get(self.object_name)
+        if self.before is None or obj is None:
+            return False
+        self.before.restore(obj)
+        return True
 
     def error(self) -> str:
         lines = [line.strip() for line in self.stderr if line.strip()]
@@ -84,6 +119,22 @@ def progress_event(line: str) -> dict | None:
         return json.loads(line)
     except json.JSONDecodeError:
         return None  # a library's stray print; progress lines are JSON
+
+
+class FeaturesBefore:
+    """The object's features as they were before Train, put back when a run that stored checkpoints fails."""
+
+    def __init__(self, obj):
+        self.features = click_engine.read_features(obj) if click_engine.has_features(obj) else None
+        self.centers = obj.data.get(click_engine.CENTERS_KEY)
+
+    def restore(self, obj) -> None:
+        if self.features is None:
+            click_engine.remove_features(obj)
+            return
+        click_engine.store_features(obj, self.features)
+        if self.centers is not None:
+            obj.data[click_engine.CENTERS_KEY] = self.centers
 
 
 def mask_arguments(settings, prefs) -> list[str]:
@@ -114,7 +165,7 @@ class CLICKGAUSS_OT_train(bpy.types.Operator):
         except UserError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        settings.training, settings.progress, settings.status = True, 0.0, "starting"
+        settings.training, settings.progress, settings.status, settings.checkpoint_step = True, 0.0, "starting", 0
         self.timer = context.window_manager.event_timer_add(0.25, window=context.window)
         context.window_manager.modal_handler_add(self)
         context.window_manager.progress_begin(0, 100)
@@ -124,11 +175,10 @@ class CLICKGAUSS_OT_train(bpy.types.Operator):
         settings = context.scene.clickgauss
         if event.type == "ESC" or not settings.training:  # Esc, or the panel's Cancel
             self.job.cancel()
-            return self.end(context, "Training cancelled: the object is unchanged", {"WARNING"}, {"CANCELLED"})
+            return self.end(context, "Training cancelled", {"WARNING"}, {"CANCELLED"})
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
-        for progress in self.job.poll():
-            describe(settings, progress)
+        self.job.follow(settings)
         context.window_manager.progress_update(settings.progress)
         for area in context.screen.areas:
             area.tag_redraw()
@@ -136,6 +186,9 @@ class CLICKGAUSS_OT_train(bpy.types.Operator):
             return {"PASS_THROUGH"}
         if self.job.process.returncode != 0:
             return self.end(context, f"Training failed: {self.job.error()}", {"ERROR"}, {"CANCELLED"})
+        return self.use_result(context)
+
+    def use_result(self, context):
         obj = bpy.data.objects.get(self.job.object_name)
         try:
             field = self.job.features()
@@ -152,7 +205,12 @@ class CLICKGAUSS_OT_train(bpy.types.Operator):
         context.window_manager.event_timer_remove(self.timer)
         context.window_manager.progress_end()
         settings = context.scene.clickgauss
-        settings.training, settings.status = False, message
+        if result != {"FINISHED"} and self.job.restore():
+            message += (f"; clicks used the intermediate field of step {settings.checkpoint_step} meanwhile, "
+                        "the object's features are back as before Train")
+        elif result != {"FINISHED"}:
+            message += ("; " if message.startswith("Training failed") else ": ") + "the object is unchanged"
+        settings.training, settings.status, settings.checkpoint_step = False, message, 0
         self.job.cleanup()
         self.report(level, message)
         return result

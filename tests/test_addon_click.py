@@ -327,3 +327,32 @@ def test_moving_the_panel_slider_updates_the_selection_live(splat_with_features,
     assert addon.click_engine.read_selection(obj).all()
     settings.threshold_coarse = 0.725
     assert not addon.click_engine.read_selection(obj).all()
+
+
+def test_clicks_use_each_checkpoint_while_training_runs_and_cancel_puts_the_features_back(
+        splat_with_features, bpy, addon, trained_scene):
+    obj, scene, engine = splat_with_features, trained_scene["scene"], addon.click_engine
+    loaded = engine.read_features(obj).copy()
+    prefs = addon.preferences.preferences()
+    prefs.python_path = sys.executable
+    settings = training_settings(bpy, trained_scene, 100000)
+    settings.checkpoint_every = 40
+    job = addon.training.TrainingJob(obj, settings, prefs)
+    try:
+        deadline = time.time() + 600
+        while engine.features_step(obj) is None and job.running and time.time() < deadline:
+            job.follow(settings)  # what the Train operator's timer does
+            time.sleep(0.1)
+        assert engine.features_step(obj) == settings.checkpoint_step == 40, job.error()
+        assert not np.array_equal(engine.read_features(obj), loaded)  # the checkpoint's, not the loaded ones
+        info = click_on(addon, obj, trained_scene, "coarse", "mug")  # the step-40 field is young: it selects, roughly
+        mug = scene.object_ids == scene.object_names.index("mug")
+        assert info["selected"] > 0 and selection_quality(addon, obj, mug)[0] > 0.5  # mostly mug (21 of them: 0.18 recall)
+        np.testing.assert_array_equal(engine.state_of(obj).features, engine.read_features(obj))
+    finally:
+        job.cancel()
+        restored = job.restore()
+        job.cleanup()
+    settings.checkpoint_every = 0
+    assert restored and engine.features_step(obj) is None
+    np.testing.assert_array_equal(engine.read_features(obj), loaded)

@@ -108,13 +108,42 @@ def test_the_real_install_asks_for_online_access_first(addon, blender, tmp_path)
 def test_the_requirements_are_the_developers_and_torch_comes_from_the_build_chosen(addon):
     install_module = addon.backend_install
     pinned = {line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
-              if line.strip() and not line.startswith("#") and line.split("==")[0] not in ("bpy", "pytest")}
+              if line.strip() and not line.startswith("#") and line.split("==")[0] not in ("bpy", "pytest", "hypothesis")}
     assert pinned == set(install_module.BACKEND_REQUIREMENTS)
     packages, options = install_module.backend_requirements("cu128", "linux")
-    assert "gsplat==1.5.3" in packages and options == ["--extra-index-url", "https://download.pytorch.org/whl/cu128"]
+    assert options == ["--extra-index-url", "https://download.pytorch.org/whl/cu128"]
+    assert not any(p.startswith("gsplat") for p in packages)  # it compiles on first use: needs the CUDA toolkit
+    torch_version = next(p for p in packages if p.startswith("torch=="))
+    assert torch_version == "torch==2.13.0" and "torchvision==0.28.0" in packages  # the torchvision built for it (SAM)
     packages, options = install_module.backend_requirements("cpu", "win32")
-    assert "gsplat==1.5.3" not in packages and options == ["--extra-index-url", "https://download.pytorch.org/whl/cpu"]
+    assert "torchvision==0.28.0" in packages and options == ["--extra-index-url", "https://download.pytorch.org/whl/cpu"]
     assert install_module.backend_requirements("cpu", "darwin")[1] == []
     assert install_module.torch_build("AUTO", "linux") == ("cu128" if shutil.which("nvidia-smi") else "cpu")
     with pytest.raises(addon.backend.errors.UserError, match="choose CPU"):
         install_module.torch_build("CUDA", "darwin")
+
+
+def test_download_sam_asks_for_online_access_then_fills_in_the_checkpoint_that_auto_masks_use(addon, blender, tmp_path):
+    from test_downloads import PAYLOAD, Server
+
+    download = addon.sam_download
+    assert not blender.app.online_access
+    with pytest.raises(addon.backend.errors.UserError, match=r"needs online access: allow it first"):
+        download.start("vit_b")
+    prefs = addon.preferences.preferences()
+    prefs.sam_checkpoint, prefs.sam_model = "", "vit_h"
+    server = Server()  # on this machine: no online access needed
+    try:
+        job = download.start("vit_l", server.checkpoint(), tmp_path)
+        job.thread.join(60)
+        download.follow(prefs)  # what the timer does
+    finally:
+        download.stop()
+        server.shutdown()
+    assert job.state == "done" and (tmp_path / "sam_vit_b_test.pth").read_bytes() == PAYLOAD
+    assert prefs.sam_checkpoint == str(tmp_path / "sam_vit_b_test.pth") and prefs.sam_model == "vit_l"
+    settings = blender.context.scene.clickgauss
+    settings.mask_source = "AUTO"
+    assert addon.training.mask_arguments(settings, prefs)[2:] == ["--sam-checkpoint", prefs.sam_checkpoint,
+                                                                 "--sam-model", "vit_l"]
+    prefs.sam_checkpoint = ""

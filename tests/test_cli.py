@@ -46,9 +46,12 @@ def test_train_writes_features_and_reports_json_progress(trained_scene, tmp_path
     folder = trained_scene["folder"]
     out = tmp_path / "features.npz"
     result = backend("train", *scene_args(folder), "--images", folder / "images", "--mask-dir", folder / "masks",
-                     "--out", out, "--iterations", 30, "--pixels", 500, "--no-gfl", "--progress", "json")
+                     "--out", out, "--iterations", 30, "--pixels", 500, "--no-gfl", "--progress", "json",
+                     "--checkpoint-every", 10)
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
+    checkpoints = [(e["iteration"], e["path"]) for e in events if e["phase"] == "checkpoint"]
+    assert checkpoints == [(10, str(tmp_path / "features.checkpoint.npz")), (20, str(tmp_path / "features.checkpoint.npz"))]
     assert events[0]["phase"] == "masks" and events[0]["source"].startswith("precomputed masks from")
     assert events[-1]["phase"] == "done" and set(events[-1]["seconds"]) >= {"masks", "precompute", "iterations"}
     assert any(e.get("iteration") == 30 for e in events)

@@ -326,3 +326,31 @@ def test_grey_and_rgba_images_are_accepted_and_others_refused(tmp_path):
         assert (coarse == 0).all()
     with pytest.raises(UserError, match="a: expected an 8-bit"):
         M.view_labels(np.zeros((H, W, 3), np.float32), "a", "folder", mask_dir=tmp_path)
+
+
+def test_sam_runs_for_real_with_a_random_vit_b(tmp_path):
+    """The whole SAM path (checkpoint file, model, automatic mask generator, labels) where torchvision loads: on a
+    lent GPU machine, not on the CI machine. Random weights: the point is that it runs, not what it finds."""
+    pytest.importorskip("torchvision")
+    segment_anything = pytest.importorskip("segment_anything")
+    import torch
+
+    from backend.device import resolve_device, sam_device
+
+    torch.manual_seed(0)
+    torch.save(segment_anything.sam_model_registry["vit_b"]().state_dict(), tmp_path / "random_vit_b.pth")
+    image = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    coarse, fine = M.view_labels(image, "random.png", "sam", checkpoint=tmp_path / "random_vit_b.pth", model_type="vit_b",
+                                 points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0,
+                                 device=sam_device(resolve_device()))
+    assert coarse.shape == fine.shape == (48, 64) and coarse.dtype == fine.dtype
+
+
+def test_masks_of_the_full_photo_serve_a_downscaled_one(tmp_path):
+    labels = np.zeros((120, 160), np.uint8)
+    labels[20:60, 40:100] = 1  # one mask, at full resolution
+    Image.fromarray(labels).save(tmp_path / "view.png")
+    (mask,) = M.read_mask_file(tmp_path / "view.png", (60, 80)).masks  # training at --downscale 2
+    assert mask.shape == (60, 80) and mask.sum() == 20 * 30 and mask[10:30, 20:50].all()
+    with pytest.raises(UserError, match=r"view\.png: the masks are 160x120 \(width x height\) but the image is 70x60"):
+        M.read_mask_file(tmp_path / "view.png", (60, 70))

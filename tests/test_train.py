@@ -228,3 +228,14 @@ def test_ground_that_no_mask_covers_stays_out_of_the_objects_selections(negative
     thresholds = {level: [value] for level, value in DEFAULT_THRESHOLDS.items()}
     scores = summary(evaluate(scene.splat, cameras, truth, features, thresholds, 3, 0))
     assert scores["floor_share"]["coarse"]["max"] < 5, scores["floor_share"]
+
+
+def test_checkpoints_come_every_n_steps_and_carry_their_step(trained_scene, tmp_path):
+    scene, cameras, labels = (trained_scene[k] for k in ("scene", "cameras", "labels"))
+    fields = []
+    config = TrainConfig(iterations=12, pixels=500, use_gfl=False)
+    final = train_features(scene.splat, cameras, labels, config, checkpoint_every=5, checkpoint=fields.append).field
+    assert [field.step for field in fields] == [5, 10] and final.step is None
+    assert not np.array_equal(fields[0].features, final.features)
+    save_features(tmp_path / "checkpoint.npz", fields[1], compress=False)
+    assert load_features(tmp_path / "checkpoint.npz", scene.splat).step == 10

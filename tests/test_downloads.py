@@ -1,0 +1,96 @@
+"""The SAM checkpoint download against a real HTTP server on 127.0.0.1: success, a wrong checksum, cancel,
+the server gone mid-way; a partial file is never taken for a whole one, and the next try resumes it."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import threading
+
+import numpy as np
+import pytest
+
+from backend.downloads import Checkpoint, DownloadCancelled, DownloadJob, download
+from backend.errors import UserError
+
+PAYLOAD = np.random.default_rng(0).bytes(3 * (1 << 20) + 12345)  # a few chunks
+
+
+class Server(http.server.ThreadingHTTPServer):
+    """Serves PAYLOAD at any path, honouring Range requests; `cut_at` bytes: it hangs up after sending that many."""
+
+    cut_at: int | None = None
+    ranges: list
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.ranges = []
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def checkpoint(self, sha256: str = hashlib.sha256(PAYLOAD).hexdigest()) -> Checkpoint:
+        return Checkpoint(f"http://127.0.0.1:{self.server_address[1]}/sam_vit_b_test.pth", sha256, len(PAYLOAD))
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        start = int(self.headers.get("Range", "bytes=0-")[6:].rstrip("-"))
+        self.server.ranges.append(start)
+        self.send_response(206 if start else 200)
+        self.send_header("Content-Length", str(len(PAYLOAD) - start))
+        self.end_headers()
+        end = len(PAYLOAD) if self.server.cut_at is None else self.server.cut_at
+        self.wfile.write(PAYLOAD[start:end])
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    server = Server()
+    yield server
+    server.shutdown()
+
+
+def test_a_download_is_checked_and_renamed_only_when_whole(server, tmp_path):
+    seen = []
+    path = download(server.checkpoint(), tmp_path / "sam.pth", progress=lambda done, total: seen.append((done, total)))
+    assert path.read_bytes() == PAYLOAD and not (tmp_path / "sam.pth.part").exists()
+    assert seen[-1] == (len(PAYLOAD), len(PAYLOAD)) and len(seen) > 1
+
+
+def test_a_wrong_checksum_leaves_no_file(server, tmp_path):
+    with pytest.raises(UserError, match=r"sam_vit_b_test\.pth: its SHA-256 .* is not the published 000000000000"):
+        download(server.checkpoint("0" * 64), tmp_path / "sam.pth")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cancel_keeps_the_part_which_the_next_try_resumes(server, tmp_path):
+    with pytest.raises(DownloadCancelled, match="cancelled"):
+        download(server.checkpoint(), tmp_path / "sam.pth", should_stop=lambda: True)
+    assert not (tmp_path / "sam.pth").exists() and 0 < (tmp_path / "sam.pth.part").stat().st_size < len(PAYLOAD)
+    kept = (tmp_path / "sam.pth.part").stat().st_size
+    assert download(server.checkpoint(), tmp_path / "sam.pth").read_bytes() == PAYLOAD
+    assert server.ranges == [0, kept]
+
+
+def test_the_server_gone_mid_way_is_a_clear_error_and_never_a_whole_file(server, tmp_path):
+    server.cut_at = len(PAYLOAD) // 2
+    with pytest.raises(UserError, match=r"sam_vit_b_test\.pth .*(stopped|ended) at .* try again, it resumes"):
+        download(server.checkpoint(), tmp_path / "sam.pth")
+    assert not (tmp_path / "sam.pth").exists()
+    server.cut_at = None
+    job = DownloadJob(server.checkpoint(), tmp_path / "sam.pth")  # as the preferences run it: in a thread
+    job.thread.join(30)
+    assert job.state == "done" and job.percent == 100.0 and (tmp_path / "sam.pth").read_bytes() == PAYLOAD
+    assert server.ranges == [0, len(PAYLOAD) // 2]
+
+
+def test_a_server_that_is_not_there(tmp_path):
+    gone = Server()
+    checkpoint = gone.checkpoint()
+    gone.shutdown()
+    gone.server_close()
+    with pytest.raises(UserError, match=r"stopped at 0 of"):
+        download(checkpoint, tmp_path / "sam.pth", timeout=5)
