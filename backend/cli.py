@@ -150,8 +150,10 @@ def follow_parent(scratch: Path) -> None:
     import shutil
     import threading
 
-    def watch():
-        while sys.stdin.buffer.read(1 << 16):
+    stdin = sys.stdin.fileno()
+
+    def watch():  # os.read, not sys.stdin: a daemon thread holding the buffered reader's lock aborts the exit
+        while os.read(stdin, 1 << 16):
             pass
         shutil.rmtree(scratch, ignore_errors=True)
         os._exit(128 + 15)  # as SIGTERM would; nothing is left to report to

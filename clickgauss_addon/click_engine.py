@@ -56,12 +56,22 @@ def store_features(obj, features: np.ndarray, centers: np.ndarray | None = None,
         cloud[STEP_KEY] = step
     elif STEP_KEY in cloud:
         del cloud[STEP_KEY]
-    state = _states.get(cloud.session_uid)
-    if state is not None and state.count == len(features):
-        state.features, state.units = np.asarray(features, dtype=np.float32), {}
-        note_change(cloud.session_uid)
-    else:
+    if len(features) == 0:
         forget(obj)
+        return
+    # the caches are built now, from the features at hand: the first click is then instant
+    groups = {"coarse": FeatureGroups.of(unit_features(features, "coarse"))}
+    state = _states.get(cloud.session_uid)
+    if state is not None and state.count == len(features):  # a click session under way goes on with them
+        state.index.groups = groups
+        _bump_generation(cloud.session_uid)
+        return
+    forget(obj)
+    uid = cloud.session_uid
+    index = ClickIndex(geometry_of(obj), None, read_hidden(obj))
+    index.groups = groups
+    _states[uid] = ObjectState(len(features), index)
+    _changed.discard(uid)
 
 
 def remove_features(obj) -> None:
@@ -74,13 +84,6 @@ def remove_features(obj) -> None:
         if key in cloud:
             del cloud[key]
     forget(obj)
-    if len(features) == 0:
-        return
-    uid = cloud.session_uid  # build the caches now, from the features at hand: the first click is then instant
-    index = ClickIndex(geometry_of(obj), None, read_hidden(obj))
-    index.groups["coarse"] = FeatureGroups.of(unit_features(features, "coarse"))
-    _states[uid] = ObjectState(len(features), index)
-    _changed.discard(uid)
 
 
 def features_step(obj) -> int | None:

@@ -143,7 +143,7 @@ def test_download_sam_asks_for_online_access_then_fills_in_the_checkpoint_that_a
     assert job.state == "done" and (tmp_path / "sam_vit_b_test.pth").read_bytes() == PAYLOAD
     assert prefs.sam_checkpoint == str(tmp_path / "sam_vit_b_test.pth") and prefs.sam_model == "vit_l"
     settings = blender.context.scene.clickgauss
-    settings.mask_source = "AUTO"
+    settings.mask_source, settings.mask_dir = "AUTO", ""  # no mask folder: Auto takes SAM
     assert addon.training.mask_arguments(settings, prefs)[2:] == ["--sam-checkpoint", prefs.sam_checkpoint,
                                                                  "--sam-model", "vit_l"]
     prefs.sam_checkpoint = ""

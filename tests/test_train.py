@@ -175,7 +175,7 @@ def test_a_mask_over_empty_pixels_does_not_poison_the_global_clusters():
                                       torch.tensor([1.0, 1.0]), size=(4, 3))
     labels = torch.tensor([0, 0, 1, 1])
     features = torch.nn.functional.normalize(torch.randn(3, 24), dim=1)
-    vectors = mask_features([View(weights, labels, labels, torch.arange(4), None)], features, "coarse", True)
+    vectors = mask_features([View(weights, labels, labels, torch.arange(4), None, torch.zeros(0, dtype=torch.long))], features, "coarse", True)
     assert vectors.shape == (1, 12) and np.isfinite(vectors).all()
 
 
