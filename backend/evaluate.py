@@ -18,6 +18,7 @@ the mean over those clicks and their 10th percentile (how bad an unlucky click i
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
+from .files import read_npz
 
 LEVEL_LABELS = {"coarse": "objects", "fine": "parts"}  # what a level's ground-truth map is called
 MIN_REFERENCE_PIXELS = 25  # a label smaller than this in every view cannot be clicked reliably: not scored
@@ -71,11 +73,8 @@ def load_ground_truth(folder, cameras) -> GroundTruth:
         path = folder / f"{Path(camera.name).stem}.npz"
         if not path.is_file():
             raise UserError(f"ground truth folder {folder}: no {path.name} for image {camera.name}")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {level: data[key] for level, key in LEVEL_LABELS.items() if key in data.files}
-        except (OSError, ValueError, EOFError) as error:
-            raise UserError(f"{path}: cannot be read as a .npz file ({error})") from error
+        stored = read_npz(path, lambda name, shape: math.prod(shape) <= camera.height * camera.width)
+        arrays = {level: stored[key] for level, key in LEVEL_LABELS.items() if key in stored}
         if not arrays:
             raise UserError(f"{path}: holds neither 'objects' nor 'parts' label maps")
         for level, labels in arrays.items():

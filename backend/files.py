@@ -30,6 +30,7 @@ from .errors import InputFileError, UserError
 # Decompressed bytes per stored byte above which a file is refused as a decompression bomb: splat
 # and feature data compress 1.1-3x; only crafted (or constant) data reaches gzip's 1000x.
 MAX_INFLATION = 100
+NPY_HEADER_LIMIT = 1 << 16  # a .npy header is at most this long (numpy writes 128 bytes, or a multiple of 64)
 INFLATION_FLOOR = 16 << 20  # what any header may promise: little memory, and room for small constant test files
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
 
@@ -142,9 +143,28 @@ def read_npz_array(path, archive: zipfile.ZipFile, name: str, limit: int) -> np.
         return npy_array(path, member.read(limit + 1), f"'{name}' array")
 
 
-def npy_array(path, raw: bytes, what: str = "array") -> np.ndarray:
-    """The array in the bytes of a .npy file, allocated only once they hold every byte its header promises."""
-    stream = io.BytesIO(raw)
+def read_npz(path, fits: Callable[[str, tuple], bool]) -> dict[str, np.ndarray]:
+    """Every array of an .npz file whose header shape `fits(name, shape)` allows, refused otherwise before
+    it is inflated: a caller that knows what shapes to expect (a view's size) bounds what is allocated."""
+    data = read_file_bytes(path)
+    arrays = {}
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            for info in archive.infolist():
+                name = info.filename.removesuffix(".npy")
+                with archive.open(info) as member:
+                    stream = io.BytesIO(member.read(NPY_HEADER_LIMIT))
+                shape, _, dtype = npy_header(path, stream, f"'{name}' array")
+                if not fits(name, shape):
+                    raise InputFileError(path, f"its '{name}' array has shape {shape}, which does not fit this use")
+                arrays[name] = read_npz_array(path, archive, name, math.prod(shape) * dtype.itemsize + stream.tell())
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as error:
+        raise InputFileError(path, f"cannot be read as a .npz file ({error})") from None
+    return arrays
+
+
+def npy_header(path, stream: io.BytesIO, what: str) -> tuple[tuple, bool, np.dtype]:
+    """The shape, Fortran order and dtype a .npy header promises, the stream left at the data."""
     try:
         version = np.lib.format.read_magic(stream)
         read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
@@ -153,6 +173,13 @@ def npy_array(path, raw: bytes, what: str = "array") -> np.ndarray:
         raise InputFileError(path, f"its {what} is not a .npy array ({error})") from None
     if dtype.hasobject:
         raise InputFileError(path, f"its {what} holds Python objects, which are never loaded")
+    return shape, fortran, dtype
+
+
+def npy_array(path, raw: bytes, what: str = "array") -> np.ndarray:
+    """The array in the bytes of a .npy file, allocated only once they hold every byte its header promises."""
+    stream = io.BytesIO(raw)
+    shape, fortran, dtype = npy_header(path, stream, what)
     promised = math.prod(shape) * dtype.itemsize
     if promised != len(raw) - stream.tell() or dtype.itemsize == 0:
         raise InputFileError(path, f"its {what} holds {len(raw) - stream.tell():,} bytes of data; its header "

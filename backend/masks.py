@@ -19,8 +19,8 @@ import hashlib
 import inspect
 import io
 import json
+import math
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -29,7 +29,7 @@ import numpy as np
 
 from .device import resolve_device, sam_device
 from .errors import UserError
-from .files import read_file_bytes, write_atomic
+from .files import read_file_bytes, read_npz, write_atomic
 
 NO_MASK = -1  # label of pixels that no mask covers; the losses skip them
 
@@ -269,7 +269,7 @@ def read_mask_file(path: str | os.PathLike, size: tuple[int, int]) -> MaskSet:
     """A label PNG or a .npz mask stack, checked against the view's (H, W) `size`."""
     path = Path(path)
     if path.suffix.lower() == ".npz":
-        masks, scores = _read_mask_npz(path)
+        masks, scores = _read_mask_npz(path, size)
     elif path.suffix.lower() == ".png":
         masks, scores = _masks_from_labels(_read_label_png(path)), None
     else:
@@ -301,6 +301,10 @@ def _read_label_png(path: Path) -> np.ndarray:
     return labels
 
 
+MAX_MASKS = 4096  # per view; SAM's automatic generator gives 100-200
+MASK_BYTES = 1 << 30  # what a mask stack may always hold: 200 full-size masks of a 2.5k x 2k photo
+
+
 def _masks_from_labels(labels: np.ndarray) -> np.ndarray:
     """(H, W) labels -> (M, H, W) bool, one mask per nonzero value, in value order."""
     values = np.unique(labels)
@@ -308,12 +312,15 @@ def _masks_from_labels(labels: np.ndarray) -> np.ndarray:
     return labels[None] == values[:, None, None]
 
 
-def _read_mask_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise UserError(f"{path}: cannot be read as a .npz file ({error})") from error
+def _read_mask_npz(path: Path, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The 'masks' stack (and 'scores') for a view of (H, W) `size`, refused before inflating more than
+    MAX_MASKS masks of the view, or MASK_BYTES, whichever is larger (full-photo masks for a smaller view)."""
+    limit = max(MAX_MASKS * size[0] * size[1], MASK_BYTES)
+
+    def fits(name, shape) -> bool:
+        return math.prod(shape) <= (limit if name == "masks" else MAX_MASKS)
+
+    arrays = read_npz(path, fits)
     if "masks" not in arrays:
         raise UserError(f"{path}: holds no array named 'masks' (it has: {', '.join(arrays) or 'nothing'})")
     masks = arrays["masks"]

@@ -209,6 +209,35 @@ def test_decompression_bombs_and_huge_files_are_refused_in_bounded_memory(tmp_pa
         assert time.perf_counter() - started < 5, name
 
 
+def test_mask_and_ground_truth_npz_bombs_are_refused_before_they_inflate(tmp_path):
+    """A mask stack whose header claims 2 GB, and a label map claiming a 100x larger view."""
+    import io
+    import zipfile
+
+    from backend.cameras import Camera
+    from backend.evaluate import load_ground_truth
+    from backend.masks import read_mask_file
+
+    def npz(path, name, header):
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(name + ".npy", header + bytes(1 << 20))  # the header's promise, not its data
+
+    def header(shape, dtype):
+        stream = io.BytesIO()
+        np.lib.format.write_array_header_1_0(stream, {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": shape})
+        return stream.getvalue()
+
+    npz(tmp_path / "view.npz", "masks", header((2048, 1024, 1024), "|b1"))
+    (tmp_path / "gt").mkdir()
+    npz(tmp_path / "gt" / "view.npz", "objects", header((1200, 1600), "<i8"))
+    camera = Camera("view.png", 160, 120, 100.0, 100.0, 80.0, 60.0, np.eye(4))
+    for read in (lambda: read_mask_file(tmp_path / "view.npz", (120, 160)),
+                 lambda: load_ground_truth(tmp_path / "gt", [camera])):
+        message, peak = bounded(lambda _: read(), None)
+        assert message is not None and "does not fit" in message and "view.npz" in message, message
+        assert peak < MEMORY_BOUND, peak / 1e6
+
+
 # ---------------------------------------------------------------------------------------------
 # 3. A finished training is never lost
 
