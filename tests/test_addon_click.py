@@ -334,7 +334,7 @@ def test_clicks_use_each_checkpoint_while_training_runs_and_cancel_puts_the_feat
     obj, scene, engine = splat_with_features, trained_scene["scene"], addon.click_engine
     loaded = engine.read_features(obj).copy()
     prefs = addon.preferences.preferences()
-    prefs.python_path = sys.executable
+    prefs.python_path = BACKEND_PYTHON
     settings = training_settings(bpy, trained_scene, 100000)
     settings.checkpoint_every = 40
     job = addon.training.TrainingJob(obj, settings, prefs)
