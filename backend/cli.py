@@ -243,7 +243,7 @@ def find_view(cameras, name: str):
 def run_train(options) -> int:
     from .features import features_file_bytes, save_features
     from .files import write_keeping
-    from .geometric_masks import GEOMETRIC_SOURCE, geometric_labels
+    from .geometric_masks import geometric_labels
     from .masks import mask_source_description, view_labels
     from .train import TrainConfig, train_features
 
@@ -257,7 +257,7 @@ def run_train(options) -> int:
             setattr(options, name, value)
     config = TrainConfig(**{name: getattr(options, name) for name in vars(TrainConfig())})
     source, settings = mask_settings(options, device)
-    description = GEOMETRIC_SOURCE if source == "geometric" else mask_source_description(source, **settings)
+    description = mask_source_description(source, **settings)
     started = time.perf_counter()
     if options.images is None:
         splat, cameras, images = rendered_scene(options, progress, stop)

@@ -111,6 +111,10 @@ def view_masks(image: np.ndarray, name: str, source: str, **options) -> MaskSet:
 
 def mask_source_description(source: str, **options) -> str:
     """One line for logs and the UI: which masks training uses, and how good they are."""
+    if source == "geometric":  # from the splat and cameras, not per photo: geometric_masks.geometric_labels
+        from .geometric_masks import GEOMETRIC_SOURCE
+
+        return GEOMETRIC_SOURCE
     function = _source_function(source)
     _check_options(source, function, options)
     if function is sam_masks:
