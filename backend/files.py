@@ -13,6 +13,7 @@ import contextlib
 import io
 import math
 import os
+import secrets
 import signal
 import stat
 import tempfile
@@ -277,19 +278,6 @@ def _check_output_folder(option: str, path: Path, inputs: list) -> None:
             raise UserError(f"{option} {path}: lies in the input folder {input_option} {source}; write outputs elsewhere")
 
 
-def _stage(path: Path, chunks) -> str:
-    """The chunks written to a temporary file beside `path`; its name."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    return temporary
-
-
 def write_atomic(path, chunks) -> None:
     """Write the byte chunks to `path` through a temporary file and a rename, so no reader sees half a file."""
     with StagedOutputs() as staged:
@@ -316,9 +304,17 @@ class StagedOutputs:
             self.made.append(missing)
 
     def write(self, path, chunks) -> None:
-        """Stage `chunks` as the file `path`, in a folder that exists."""
+        """Stage `chunks` as the file `path`, in a folder that exists.
+
+        The temporary name is recorded before the file is created, so a stop that lands at any
+        point of the write (even between creating the file and recording it) leaves nothing behind.
+        """
         path = Path(path)
-        self.staged.append((_stage(path, chunks), path))
+        temporary = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.part")
+        self.staged.append((temporary, path))
+        with open(temporary, "xb") as out:  # x: never another's file
+            for chunk in chunks:
+                out.write(chunk)
 
     def __enter__(self):
         return self
