@@ -6,7 +6,8 @@
     python3 build.py matrix [V] [ARGS]  the add-on's tests (tests/test_addon_*.py) in Blender 4.2, 4.5, 5.2 (or V)
     python3 build.py bench [NAME]    set up, build the zip, run bench/NAME.py (all when no NAME)
     python3 build.py zip             set up and build dist/<id>-<version>.zip, validated by Blender
-    python3 build.py setup           create .venv from requirements.txt (Python 3.11, as bpy 5.0 needs)
+    python3 build.py setup           create .venv from pyproject.toml's lists (Python 3.11, as bpy 5.0 needs)
+    python3 build.py check           ruff (lint, format), mypy and the import rules (.importlinter)
 
 Standard library only, so it runs before anything is installed.
 """
@@ -28,13 +29,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 DIST = ROOT / "dist"
-REQUIREMENTS = ROOT / "requirements.txt"
+PYPROJECT = ROOT / "pyproject.toml"
 PYTHON_VERSION = (3, 11)  # bpy 5.0.1 is built for CPython 3.11 only
 EXTENSION_VALIDATOR = "bpy/5.0/scripts/addons_core/bl_pkg/cli/blender_ext.py"
 # The other Blender versions the add-on is tested in: bpy from PyPI and the one Python each is built for.
 MATRIX = {"4.2": ("bpy==4.2.23", (3, 11)), "4.5": ("bpy==4.5.15", (3, 11)), "5.2": ("bpy==5.2.3", (3, 13))}
 MATRIX_VENVS = ROOT / ".venvs"
-MATRIX_REQUIREMENTS = ROOT / "requirements-matrix.txt"
+NOT_SHIPPED = Path("backend/benchmark")
 
 
 def venv_python(venv: Path = VENV) -> Path:
@@ -53,17 +54,30 @@ def find_python(version: tuple[int, int]) -> str | None:
     if sys.version_info[:2] == version:
         return sys.executable
     name = "python%d.%d" % version
-    found = [shutil.which(name)] + sorted(Path.home().glob(f".pyenv/versions/{version[0]}.{version[1]}.*/bin/{name}"))[::-1]
+    found = [shutil.which(name)] + sorted(Path.home().glob(f".pyenv/versions/{version[0]}.{version[1]}.*/bin/{name}"))[
+        ::-1
+    ]
     for candidate in filter(None, found):  # a pyenv shim is on the PATH even where that version is not selected
         if subprocess.run([str(candidate), "-c", "import venv"], capture_output=True).returncode == 0:
             return str(candidate)
     return None
 
 
-def install_venv(venv: Path, python_version: tuple[int, int], requirements: Path, *packages: str) -> Path:
-    """Create or update `venv` with `requirements` and `packages`; skipped when they are unchanged since the last set-up."""
+def requirements(*lists: str) -> list[str]:
+    """pyproject.toml's `dependencies` (the name "dependencies") or optional lists, joined: the one list of pins."""
+    with open(PYPROJECT, "rb") as file:
+        project = tomllib.load(file)["project"]
+    return [
+        p
+        for name in lists
+        for p in (project["dependencies"] if name == "dependencies" else project["optional-dependencies"][name])
+    ]
+
+
+def install_venv(venv: Path, python_version: tuple[int, int], packages: list[str]) -> Path:
+    """Create or update `venv` with `packages`; skipped when they are unchanged since the last set-up."""
     stamp = venv / ".requirements-sha256"
-    wanted = hashlib.sha256(requirements.read_bytes() + " ".join(packages).encode()).hexdigest()
+    wanted = hashlib.sha256("\n".join(packages).encode()).hexdigest()
     if venv_python(venv).exists() and stamp.exists() and stamp.read_text() == wanted:
         return venv_python(venv)
     if not venv_python(venv).exists():
@@ -71,14 +85,14 @@ def install_venv(venv: Path, python_version: tuple[int, int], requirements: Path
         if python is None:
             sys.exit("build.py: Python %d.%d is needed for %s; install it and run again" % (*python_version, venv.name))
         run(python, "-m", "venv", venv)
-    run(venv_python(venv), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", requirements, *packages)
+    run(venv_python(venv), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *packages)
     stamp.write_text(wanted)
     return venv_python(venv)
 
 
 def setup() -> Path:
-    """Create or update .venv from requirements.txt (Python 3.11: bpy 5.0.1 supports no other)."""
-    return install_venv(VENV, PYTHON_VERSION, REQUIREMENTS)
+    """Create or update .venv (Python 3.11: bpy 5.0.1 supports no other)."""
+    return install_venv(VENV, PYTHON_VERSION, requirements("dependencies", "dev"))
 
 
 def matrix(versions: list[str], pytest_args: list[str], environment: dict) -> None:
@@ -92,15 +106,29 @@ def matrix(versions: list[str], pytest_args: list[str], environment: dict) -> No
         for version in versions:
             bpy_requirement, python_version = MATRIX[version]
             if find_python(python_version) is None:
-                print(f"matrix: Blender {version} SKIPPED: Python %d.%d, which {bpy_requirement} needs, is not installed" % python_version)
+                print(
+                    f"matrix: Blender {version} SKIPPED: Python %d.%d, which {bpy_requirement} needs, is not installed"
+                    % python_version
+                )
                 results.append((version, "skipped (no Python %d.%d)" % python_version, 0.0, 0.0))
                 continue
             started = time.perf_counter()
-            venv = install_venv(MATRIX_VENVS / f"blender-{version}", python_version, MATRIX_REQUIREMENTS, bpy_requirement)
+            venv = install_venv(
+                MATRIX_VENVS / f"blender-{version}", python_version, [*requirements("matrix"), bpy_requirement]
+            )
             set_up = time.perf_counter() - started
             addon_tests = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "tests").glob("test_addon_*.py"))
-            code = subprocess.run([str(venv), "-m", "pytest", "-m", "blender", *addon_tests, *pytest_args], env=environment, cwd=ROOT).returncode
-            results.append((version, "passed" if code == 0 else f"FAILED (pytest exit {code})", set_up, time.perf_counter() - started - set_up))
+            code = subprocess.run(
+                [str(venv), "-m", "pytest", "-m", "blender", *addon_tests, *pytest_args], env=environment, cwd=ROOT
+            ).returncode
+            results.append(
+                (
+                    version,
+                    "passed" if code == 0 else f"FAILED (pytest exit {code})",
+                    set_up,
+                    time.perf_counter() - started - set_up,
+                )
+            )
     print("\nBlender version matrix (the main version, 5.0, runs the whole suite in build.py test):")
     for version, outcome, set_up, tests in results:
         print(f"  Blender {version}: {outcome}; set-up {set_up:.0f} s, tests {tests:.0f} s")
@@ -119,11 +147,14 @@ def zip_path() -> Path:
 
 
 def package_files():
-    """(path on disk, path in the zip): the add-on at the zip's root, the backend bundled beside it."""
+    """(path on disk, path in the zip): the add-on at the zip's root, the backend bundled beside it, less the
+    benchmark package (scene generator, mask simulator), which no user runs."""
     yield ROOT / "blender_manifest.toml", "blender_manifest.toml"
+    yield PYPROJECT, "pyproject.toml"  # the backend installer's list of packages
     for folder, prefix in ((ROOT / "clickgauss_addon", ""), (ROOT / "backend", "backend/")):
         for path in sorted(folder.rglob("*.py")):
-            yield path, prefix + path.relative_to(folder).as_posix()
+            if NOT_SHIPPED not in path.relative_to(ROOT).parents:
+                yield path, prefix + path.relative_to(folder).as_posix()
 
 
 def build_zip(python: Path) -> Path:
@@ -139,6 +170,46 @@ def build_zip(python: Path) -> Path:
     return target
 
 
+LINTED = ["backend", "clickgauss_addon", "tests", "bench", "tools", "build.py"]
+
+
+def check(python: Path) -> None:
+    """ruff (lint, format), mypy and the import rules, on the layout Blender loads: the add-on as the package
+    `clickgauss` with the backend inside it (staged in a temporary folder), and the backend on its own."""
+    run(python, "-m", "ruff", "check", *LINTED, cwd=ROOT)
+    run(python, "-m", "ruff", "format", "--check", *LINTED, cwd=ROOT)
+    with tempfile.TemporaryDirectory(prefix="clickgauss-check-") as folder:
+        stage = Path(folder)
+        shutil.copytree(ROOT / "backend", stage / "backend", ignore=shutil.ignore_patterns("__pycache__"))
+        for source, name in package_files():
+            if source.suffix == ".py":
+                (stage / "clickgauss" / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(source, stage / "clickgauss" / name)
+        run(
+            python,
+            "-c",
+            "import sys, importlinter.cli; sys.exit(importlinter.cli.lint_imports_command())",
+            "--config",
+            PYPROJECT,
+            cwd=stage,
+        )
+        # the shipped backend is checked as `backend`; its copy inside the add-on only resolves the add-on's imports
+        typed = subprocess.run(
+            [str(python), "-m", "mypy", "--config-file", str(PYPROJECT), "-p", "backend", "-p", "clickgauss"],
+            cwd=stage,
+            capture_output=True,
+            text=True,
+        )
+        lines = [
+            line.replace("clickgauss/", "clickgauss_addon/", 1)
+            for line in typed.stdout.splitlines()
+            if not line.startswith("clickgauss/backend/")
+        ]
+        print("\n".join(lines))
+        if typed.returncode != 0:
+            sys.exit(typed.returncode)
+
+
 def site_packages(python: Path) -> Path:
     code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
     return Path(subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True).stdout.strip())
@@ -146,12 +217,20 @@ def site_packages(python: Path) -> Path:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", nargs="?", default="zip", choices=["setup", "zip", "demo", "test", "matrix", "bench"])
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="passed on to pytest (test, matrix) or the benchmark name (bench); matrix takes versions first")
+    parser.add_argument(
+        "command", nargs="?", default="zip", choices=["setup", "zip", "demo", "test", "matrix", "bench", "check"]
+    )
+    parser.add_argument(
+        "args",
+        nargs=argparse.REMAINDER,
+        help="passed on to pytest (test, matrix) or the benchmark name (bench); matrix takes versions first",
+    )
     options = parser.parse_args(argv)
     python = setup()
     if options.command == "setup":
         return
+    if options.command == "check":
+        return check(python)
     package = build_zip(python)
     environment = dict(os.environ, CLICKGAUSS_ZIP=str(package), PYTHONUNBUFFERED="1")
     if options.command == "demo":

@@ -7,15 +7,12 @@ clustering's mask features) stays on that device; numpy sees results only after 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from .device_defaults import DEVICES
 from .errors import UserError
-
-DEVICES = ("auto", "cuda", "mps", "cpu")
 
 
 def resolve_device(name: str = "auto") -> str:
-    """"cuda", "mps" or "cpu" for a device name of DEVICES; an error when the machine lacks the one asked for."""
+    """ "cuda", "mps" or "cpu" for a device name of DEVICES; an error when the machine lacks the one asked for."""
     import torch
 
     cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
@@ -33,23 +30,3 @@ def resolve_device(name: str = "auto") -> str:
 def sam_device(device: str) -> str:
     """Where SAM runs for a run on `device`: the same, except MPS, where SAM's float64 ops fail (CPU then)."""
     return "cpu" if device == "mps" else device
-
-
-@dataclass(frozen=True)
-class DeviceDefaults:
-    """The settings that trade quality for time, per device: the command line and the add-on both take them from here."""
-
-    downscale: int  # photos divided by this for training
-    pixels: int  # sampled per step
-    negative_anchors: int  # columns of a step's negative-pair similarities
-    checkpoint_every: int  # steps between intermediate fields the add-on can click with
-
-
-# A GPU gets the paper's full settings (all negative pairs); the CPU half resolution, 512 negative anchors (an
-# unbiased estimate: README, Training) and a checkpoint every 250 steps: on the 2-core CPU and the statue about
-# 40 s of precompute and 150 ms a step (bench/bench_train.py), so the first clickable field comes ~80 s after Train.
-DEVICE_DEFAULTS = {
-    "cuda": DeviceDefaults(downscale=1, pixels=10_000, negative_anchors=10_000, checkpoint_every=500),
-    "mps": DeviceDefaults(downscale=1, pixels=10_000, negative_anchors=2048, checkpoint_every=500),
-    "cpu": DeviceDefaults(downscale=2, pixels=10_000, negative_anchors=512, checkpoint_every=250),
-}

@@ -4,12 +4,12 @@ Run: python3 build.py bench accuracy   (or .venv/bin/python bench/bench_accuracy
 
 Scenes of the same kind on different seeds: on the tuning scenes the full method is trained and the
 similarity threshold of each level swept; on the test scenes every variant is trained and scored at
-the thresholds the tuning sweep picked (the product's defaults in backend/click.py), so no number in
+the thresholds the tuning sweep picked (the product's defaults in backend/field/click.py), so no number in
 the table was tuned on the scenes or clicks it reports. mIoU is averaged per scene, then over scenes
 (METHOD.md). More tables train the full method on the test scenes with each step's pixels drawn
 otherwise (all uniformly, all evenly per mask), with exact masks and with fewer missed part masks
 (what the masks' flaws cost), and score it with one negative click per label as well. A last table trains on
-other mask sources: the geometric masks (backend/geometric_masks.py, what Auto uses without SAM) and SAM-like
+other mask sources: the geometric masks (backend/field/geometric_masks.py, what Auto uses without SAM) and SAM-like
 masks that leave the ground unlabelled (with and without unlabelled pixels as negatives), each label also
 scored by RANDOM_CLICKS single clicks at random pixels (mean, 10th percentile) and by the share of floor in
 its selection. `--tables` picks tables; `--skip-tuning` uses the product's thresholds. Writes out/accuracy/accuracy.json.
@@ -40,16 +40,18 @@ SWEEP = [round(0.5 + 0.025 * i, 3) for i in range(20)]  # 0.5 .. 0.975
 MISSED_PART_MASKS = [0.1, 0.0]  # merge_parts below REALISTIC's 0.25: how much the fine level owes to missed part masks
 RANDOM_CLICKS = 8  # single clicks per label at random pixels in random views, in the mask-source table
 TABLES = ("ablation", "pixels", "flaws", "outside", "views", "sources")
-PLATEAU = 2.0  # mIoU points, about the noise of 3 clicks per label: pick the middle of the thresholds this close to the best
+PLATEAU = (
+    2.0  # mIoU points, about the noise of 3 clicks per label: pick the middle of the thresholds this close to the best
+)
 
 
 def make_benchmark(folder, seed: int, args, flaws, rendered_views: bool = False):
     """Generate, write (the real-data layout) and load back a scene: splat, cameras, label maps, ground truth, weights,
     and the cameras and label maps to train on: the photos' own, or with `rendered_views` views planned from the
-    splat alone (backend/view_planning.py: as many, as large), each with the same kind of simulated masks."""
-    from backend.evaluate import load_ground_truth
-    from backend.synthetic import make_scene, orbit_cameras, random_layout
-    from backend.views import camera_weights, splat_tensors
+    splat alone (backend/scene/view_planning.py: as many, as large), each with the same kind of simulated masks."""
+    from backend.benchmark.synthetic import make_scene, orbit_cameras, random_layout
+    from backend.field.evaluate import load_ground_truth
+    from backend.field.views import camera_weights, splat_tensors
 
     scene = make_scene(args.gaussians, seed=seed, parts=random_layout(args.objects, seed))
     cameras = orbit_cameras(args.views, args.width, args.height, radius=4.2)
@@ -66,35 +68,49 @@ def planned_views(scene, args, flaws, seed: int):
     """Views planned from the splat alone and their two-level labels from simulated masks of their ground truth."""
     import numpy as np
 
-    from backend.mask_simulator import PERFECT, simulate_masks
-    from backend.masks import two_level_labels
-    from backend.synthetic import render_views
-    from backend.view_planning import plan_splat_views
+    from backend.benchmark.mask_simulator import PERFECT, simulate_masks
+    from backend.benchmark.synthetic import render_views
+    from backend.scene.masks import two_level_labels
+    from backend.scene.view_planning import plan_splat_views
 
     cameras = plan_splat_views(scene.splat, args.views, args.width).cameras
     part_objects = np.array([scene.object_names.index(p.object_name) for p in scene.parts])
-    labels = [two_level_labels(simulate_masks(objects, parts, part_objects, flaws or PERFECT,
-                                              np.random.default_rng([seed, index])))
-              for index, (_, objects, parts) in enumerate(render_views(scene, cameras))]
+    labels = [
+        two_level_labels(
+            simulate_masks(objects, parts, part_objects, flaws or PERFECT, np.random.default_rng([seed, index]))
+        )
+        for index, (_, objects, parts) in enumerate(render_views(scene, cameras))
+    ]
     return cameras, labels
 
 
 def train_and_score(bench, config, thresholds, clicks_seed: int, negative_clicks: int = 0, random_clicks: int = 0):
-    from backend.evaluate import evaluate
-    from backend.train import train_features
+    from backend.field.evaluate import evaluate
+    from backend.field.train import train_features
 
     scene, cameras, _, truth, weights, train_cameras, train_labels = bench
     started = time.perf_counter()
     field = train_features(scene.splat, train_cameras, train_labels, config, "simulated SAM-like masks").field
     seconds = time.perf_counter() - started
-    results = evaluate(scene.splat, cameras, truth, field.features, thresholds, 3, clicks_seed, weights,
-                       config.use_granularity_prior, negative_clicks, random_clicks)
+    results = evaluate(
+        scene.splat,
+        cameras,
+        truth,
+        field.features,
+        thresholds,
+        3,
+        clicks_seed,
+        weights,
+        config.use_granularity_prior,
+        negative_clicks,
+        random_clicks,
+    )
     return results, seconds
 
 
 def geometric_benchmark(bench):
     """The same scene with the geometric masks in place of the simulated ones, and their generation time."""
-    from backend.geometric_masks import geometric_labels
+    from backend.field.geometric_masks import geometric_labels
 
     scene, cameras, _, truth, weights = bench
     started = time.perf_counter()
@@ -104,7 +120,7 @@ def geometric_benchmark(bench):
 
 def scene_miou(results_per_scene, threshold_index: int = 0) -> dict:
     """mIoU per level and overall, per scene first and then averaged over the scenes (METHOD.md)."""
-    from backend.evaluate import summary
+    from backend.field.evaluate import summary
 
     scores = [summary(results, threshold_index)["miou"] for results in results_per_scene]
     return {key: sum(score[key] for score in scores) / len(scores) for key in scores[0]}
@@ -133,26 +149,38 @@ def main() -> None:
 
     from pathlib import Path
 
-    from backend.click import DEFAULT_THRESHOLDS
-    from backend.evaluate import summary
-    from backend.mask_simulator import GROUND_UNLABELLED, REALISTIC
-    from backend.train import TrainConfig
+    from backend.benchmark.mask_simulator import GROUND_UNLABELLED, REALISTIC
+    from backend.field.click import DEFAULT_THRESHOLDS
+    from backend.field.evaluate import summary
+    from backend.field.train import TrainConfig
 
     print(machine())
     out = Path(args.out)
     iterations = args.iterations
-    config = TrainConfig(iterations=iterations, pixels=args.pixels, gfl_start=2 * iterations // 3,
-                         gfl_refresh=max(1, iterations // 6))  # the paper's 2000 / 500 of 3000, scaled
+    config = TrainConfig(
+        iterations=iterations, pixels=args.pixels, gfl_start=2 * iterations // 3, gfl_refresh=max(1, iterations // 6)
+    )  # the paper's 2000 / 500 of 3000, scaled
     tune_seeds, test_seeds = [101 + i for i in range(args.scenes)], list(range(args.scenes))
-    print(f"scenes: {args.gaussians:,} Gaussians, {args.objects} objects on a ground plane, {args.views} views "
-          f"{args.width}x{args.height}, masks {REALISTIC}; tuning seeds {tune_seeds}, test seeds {test_seeds}; "
-          f"training: {iterations} iterations, {args.pixels} pixels, GFL from {config.gfl_start}, refreshed every "
-          f"{config.gfl_refresh}; 3 clicks per object and part")
+    print(
+        f"scenes: {args.gaussians:,} Gaussians, {args.objects} objects on a ground plane, {args.views} views "
+        f"{args.width}x{args.height}, masks {REALISTIC}; tuning seeds {tune_seeds}, test seeds {test_seeds}; "
+        f"training: {iterations} iterations, {args.pixels} pixels, GFL from {config.gfl_start}, refreshed every "
+        f"{config.gfl_refresh}; 3 clicks per object and part"
+    )
     started = time.perf_counter()
     report = {"settings": vars(args), "flaws": vars(REALISTIC), "config": vars(config)}
 
-    def run(seeds, flaws, switches, thresholds, tag, negative_clicks=0, random_clicks=0, geometric=False,
-            rendered_views=False):
+    def run(
+        seeds,
+        flaws,
+        switches,
+        thresholds,
+        tag,
+        negative_clicks=0,
+        random_clicks=0,
+        geometric=False,
+        rendered_views=False,
+    ):
         """Train and score one variant on every scene: (per-scene results, mean training seconds)."""
         per_scene, seconds = [], []
         for seed in seeds:
@@ -160,8 +188,9 @@ def main() -> None:
             if geometric:
                 bench, mask_seconds = geometric_benchmark(bench)
                 print(f"  scene {seed}: geometric masks of {args.views} views in {mask_seconds:.1f} s", flush=True)
-            results, took = train_and_score(bench, replace(config, **switches), thresholds, seed, negative_clicks,
-                                            random_clicks)
+            results, took = train_and_score(
+                bench, replace(config, **switches), thresholds, seed, negative_clicks, random_clicks
+            )
             per_scene.append(results)
             seconds.append(took)
         return per_scene, sum(seconds) / len(seconds)
@@ -179,7 +208,7 @@ def main() -> None:
             print(f"| {level} mIoU | " + " | ".join(f"{score:.1f}" for score in curve) + " |")
         print(f"picked (middle of the thresholds within {PLATEAU} mIoU of the best): {picked}")
         if picked != DEFAULT_THRESHOLDS:
-            print(f"NOTE: the product's defaults (backend/click.py) are {DEFAULT_THRESHOLDS}, not these")
+            print(f"NOTE: the product's defaults (backend/field/click.py) are {DEFAULT_THRESHOLDS}, not these")
 
     thresholds = {level: [value] + SWEEP for level, value in picked.items()}  # the picked one, then the sweep
     rows = {}
@@ -187,12 +216,20 @@ def main() -> None:
     def table_row(name, per_scene, seconds):
         scores = scene_miou(per_scene)
         times = [ms for results in per_scene for result in results for ms in result.click_ms]
-        rows[name] = {"miou": scores, "train_s": seconds, "click_ms_median": sorted(times)[len(times) // 2],
-                      "per_scene": [summary(results)["labels"] for results in per_scene],
-                      "sweep": {level: [scene_miou(per_scene, 1 + i)[level] for i in range(len(SWEEP))]
-                                for level in ("coarse", "fine")}}
-        print(f"| {name} | {scores['coarse']:.1f} | {scores['fine']:.1f} | {scores['all']:.1f} | "
-              f"{rows[name]['click_ms_median']:.1f} ms | {seconds:.0f} s |", flush=True)
+        rows[name] = {
+            "miou": scores,
+            "train_s": seconds,
+            "click_ms_median": sorted(times)[len(times) // 2],
+            "per_scene": [summary(results)["labels"] for results in per_scene],
+            "sweep": {
+                level: [scene_miou(per_scene, 1 + i)[level] for i in range(len(SWEEP))] for level in ("coarse", "fine")
+            },
+        }
+        print(
+            f"| {name} | {scores['coarse']:.1f} | {scores['fine']:.1f} | {scores['all']:.1f} | "
+            f"{rows[name]['click_ms_median']:.1f} ms | {seconds:.0f} s |",
+            flush=True,
+        )
 
     heading = "| variant | coarse mIoU | fine mIoU | all mIoU | median click | training per scene |\n|---|---|---|---|---|---|"
     if "ablation" in args.tables:
@@ -200,52 +237,87 @@ def main() -> None:
         for name, switches in VARIANTS.items():
             table_row(name, *run(test_seeds, REALISTIC, switches, thresholds, "test"))
     if "pixels" in args.tables:
-        print(f"\nthe full method on the same test scenes with each step's pixels drawn otherwise (default: mask_balance "
-              f"{config.mask_balance:g}):\n{heading}")
+        print(
+            f"\nthe full method on the same test scenes with each step's pixels drawn otherwise (default: mask_balance "
+            f"{config.mask_balance:g}):\n{heading}"
+        )
         for name, switches in PIXEL_DRAWS.items():
             table_row(name, *run(test_seeds, REALISTIC, switches, thresholds, "test"))
     if "flaws" in args.tables:
         print(f"\nthe full method on the same test scenes with fewer mask flaws:\n{heading}")
         for merge in MISSED_PART_MASKS:
             flaws = replace(REALISTIC, merge_parts=merge)
-            table_row(f"realistic, merge_parts {merge:g}", *run(test_seeds, flaws, {}, thresholds, f"test_merge{merge:g}_"))
+            table_row(
+                f"realistic, merge_parts {merge:g}", *run(test_seeds, flaws, {}, thresholds, f"test_merge{merge:g}_")
+            )
         table_row("exact", *run(test_seeds, None, {}, thresholds, "test_exact"))
     if "outside" in args.tables:
-        print("\nthe full method on the test scenes with one more click per object and part, outside it: on the label it "
-              f"touches most in the reference view, removing what it selects (METHOD.md: 'and optionally outside'):\n{heading}")
+        print(
+            "\nthe full method on the test scenes with one more click per object and part, outside it: on the label it "
+            f"touches most in the reference view, removing what it selects (METHOD.md: 'and optionally outside'):\n{heading}"
+        )
         table_row("3 inside + 1 outside", *run(test_seeds, REALISTIC, {}, thresholds, "test", negative_clicks=1))
     if "views" in args.tables:
-        print("\nthe full method on the same test scenes trained from views rendered from the splat alone instead of the "
-              "photos (planned by backend/view_planning.py, as many and as large, the same kind of simulated masks), "
-              f"clicked and scored in the photos:\n{heading}")
+        print(
+            "\nthe full method on the same test scenes trained from views rendered from the splat alone instead of the "
+            "photos (planned by backend/scene/view_planning.py, as many and as large, the same kind of simulated masks), "
+            f"clicked and scored in the photos:\n{heading}"
+        )
         if "full" not in rows:
             table_row("full", *run(test_seeds, REALISTIC, {}, thresholds, "test"))
-        table_row("rendered from the splat", *run(test_seeds, REALISTIC, {}, thresholds, "test_views", rendered_views=True))
+        table_row(
+            "rendered from the splat", *run(test_seeds, REALISTIC, {}, thresholds, "test_views", rendered_views=True)
+        )
     if "sources" in args.tables:
-        print(f"\nthe full method on the test scenes with other mask sources; besides the protocol's 3 clicks, {RANDOM_CLICKS} "
-              "single clicks per label at random pixels in random views (mean / 10th percentile of their IoU), and the "
-              "share of floor pixels in each object's selection (mean / largest):")
-        print("| masks | coarse mIoU | fine mIoU | coarse single clicks | fine single clicks | floor in selections | "
-              "training per scene |\n|---|---|---|---|---|---|---|")
-        sources = {"geometric (Auto without SAM)": (REALISTIC, {}, True),
-                   "SAM-like, ground unlabelled": (GROUND_UNLABELLED, {}, False),
-                   "SAM-like, ground unlabelled, unlabelled pixels not negatives": (
-                       GROUND_UNLABELLED, {"use_unlabelled_negatives": False}, False)}
+        print(
+            f"\nthe full method on the test scenes with other mask sources; besides the protocol's 3 clicks, {RANDOM_CLICKS} "
+            "single clicks per label at random pixels in random views (mean / 10th percentile of their IoU), and the "
+            "share of floor pixels in each object's selection (mean / largest):"
+        )
+        print(
+            "| masks | coarse mIoU | fine mIoU | coarse single clicks | fine single clicks | floor in selections | "
+            "training per scene |\n|---|---|---|---|---|---|---|"
+        )
+        sources = {
+            "geometric (Auto without SAM)": (REALISTIC, {}, True),
+            "SAM-like, ground unlabelled": (GROUND_UNLABELLED, {}, False),
+            "SAM-like, ground unlabelled, unlabelled pixels not negatives": (
+                GROUND_UNLABELLED,
+                {"use_unlabelled_negatives": False},
+                False,
+            ),
+        }
         for name, (flaws, switches, geometric) in sources.items():
             tag = "test_unlabelled" if flaws is GROUND_UNLABELLED else "test"
-            per_scene, seconds = run(test_seeds, flaws, switches, thresholds, tag, random_clicks=RANDOM_CLICKS,
-                                     geometric=geometric)
+            per_scene, seconds = run(
+                test_seeds, flaws, switches, thresholds, tag, random_clicks=RANDOM_CLICKS, geometric=geometric
+            )
             scores = scene_miou(per_scene)
             summaries = [summary(results) for results in per_scene]
-            single = {level: {key: sum(s["single_clicks"][level][key] for s in summaries) / len(summaries)
-                              for key in ("mean", "p10")} for level in ("coarse", "fine")}
-            floor = {"mean": sum(s["floor_share"]["coarse"]["mean"] for s in summaries) / len(summaries),
-                     "max": max(s["floor_share"]["coarse"]["max"] for s in summaries)}
-            rows[name] = {"miou": scores, "single_clicks": single, "floor_share": floor, "train_s": seconds,
-                          "per_scene": [s["labels"] for s in summaries]}
-            print(f"| {name} | {scores['coarse']:.1f} | {scores['fine']:.1f} | {single['coarse']['mean']:.1f} / "
-                  f"{single['coarse']['p10']:.1f} | {single['fine']['mean']:.1f} / {single['fine']['p10']:.1f} | "
-                  f"{floor['mean']:.1f} % / {floor['max']:.1f} % | {seconds:.0f} s |", flush=True)
+            single = {
+                level: {
+                    key: sum(s["single_clicks"][level][key] for s in summaries) / len(summaries)
+                    for key in ("mean", "p10")
+                }
+                for level in ("coarse", "fine")
+            }
+            floor = {
+                "mean": sum(s["floor_share"]["coarse"]["mean"] for s in summaries) / len(summaries),
+                "max": max(s["floor_share"]["coarse"]["max"] for s in summaries),
+            }
+            rows[name] = {
+                "miou": scores,
+                "single_clicks": single,
+                "floor_share": floor,
+                "train_s": seconds,
+                "per_scene": [s["labels"] for s in summaries],
+            }
+            print(
+                f"| {name} | {scores['coarse']:.1f} | {scores['fine']:.1f} | {single['coarse']['mean']:.1f} / "
+                f"{single['coarse']['p10']:.1f} | {single['fine']['mean']:.1f} / {single['fine']['p10']:.1f} | "
+                f"{floor['mean']:.1f} % / {floor['max']:.1f} % | {seconds:.0f} s |",
+                flush=True,
+            )
     report["ablation"] = rows
     if "full" in rows:
         print("\nfor reference, the full method's sweep on the test scenes (not used to choose anything):")

@@ -19,12 +19,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import feature_pass_ms, machine, peak_rss_gb
 
-from backend.click import Click, ClickIndex, compose, unit_features
-from backend.ply import write_ply
-from backend.synthetic import make_scene, orbit_cameras
+from backend.benchmark.synthetic import make_scene, orbit_cameras
+from backend.field.click import Click, ClickIndex, compose, unit_features
+from backend.formats.ply import write_ply
 from tools.blender_env import clear_scene, start_blender
 
 SIZES, CLICKS, CHECKED = (1_000_000, 3_000_000, 6_000_000), 200, 20
@@ -42,14 +41,14 @@ def ms_since(started: float) -> float:
     return (time.perf_counter() - started) * 1e3
 
 
-def bench_size(bpy, engine, count: int, folder: Path, split_and_delete: bool) -> None:
+def bench_size(bpy, addon, count: int, folder: Path, split_and_delete: bool) -> None:
     scene = make_scene(count, seed=0)
     write_ply(folder / "scene.ply", scene.splat)
     bpy.ops.clickgauss.import_splat(filepath=str(folder / "scene.ply"))
     obj = bpy.context.view_layer.objects.active
     features = object_features(scene.object_ids)
     started = time.perf_counter()
-    engine.store_features(obj, features)  # builds the click caches, as training and Load Features do
+    addon.click_cache.store_features(obj, features)  # builds the click caches, as training and Load Features do
     attach_s = time.perf_counter() - started
     cameras = orbit_cameras(8, width=1008, height=756)
     camera = cameras[1]
@@ -57,31 +56,31 @@ def bench_size(bpy, engine, count: int, folder: Path, split_and_delete: bool) ->
     pixels = rng.uniform([0, 0], [camera.width, camera.height], size=(CLICKS, 2))
 
     started = time.perf_counter()
-    engine.apply_click(obj, camera, *pixels[0])
+    addon.click_session.apply_click(obj, camera, *pixels[0])
     first_ms = ms_since(started)
     times, selected = [], []
     for (x, y), mode in zip(pixels, ["SET", "ADD", "SUBTRACT", "SET"] * CLICKS):
         started = time.perf_counter()
-        info = engine.apply_click(obj, camera, x, y, mode)
+        info = addon.click_session.apply_click(obj, camera, x, y, mode)
         times.append(ms_since(started))
         selected.append(info["selected"])
     moved = []
     for other in cameras[2:]:  # the user orbits between clicks
         started = time.perf_counter()
-        engine.apply_click(obj, other, other.width / 2, other.height / 2)
+        addon.click_session.apply_click(obj, other, other.width / 2, other.height / 2)
         moved.append(ms_since(started))
-    engine.end_session(obj, keep=True)
-    state = engine.state_of(obj)
+    addon.click_session.end_session(obj, keep=True)
+    state = addon.click_cache.state_of(obj)
     cache_gb = state.index.nbytes / 1e9
     started = time.perf_counter()
-    engine.apply_click(obj, camera, *pixels[1], level="fine")
+    addon.click_session.apply_click(obj, camera, *pixels[1], level="fine")
     fine_first_ms = ms_since(started)
     both_gb = state.index.nbytes / 1e9
-    engine.forget_all()  # as after reopening the .blend: nothing cached
+    addon.click_cache.forget_all()  # as after reopening the .blend: nothing cached
     started = time.perf_counter()
-    engine.apply_click(obj, camera, *pixels[2])
+    addon.click_session.apply_click(obj, camera, *pixels[2])
     cold_ms = ms_since(started)
-    engine.end_session(obj, keep=True)
+    addon.click_session.end_session(obj, keep=True)
 
     unit = unit_features(features, "coarse")
     floor = feature_pass_ms(unit, repeats=20)
@@ -94,37 +93,47 @@ def bench_size(bpy, engine, count: int, folder: Path, split_and_delete: bool) ->
         plain_times.append(ms_since(started))
         differing += int((compose(state.index, click, "coarse", 0.75, start)[0] != expected).sum())
     median, p99 = np.median(times), np.percentile(times, 99)
-    print(f"\n{count:,} Gaussians, view {camera.width}x{camera.height}, {CLICKS} clicks (set/add/subtract), "
-          f"median selection {int(np.median(selected)):,}")
-    print(f"  per click: median {median:.1f} ms (target 10), p99 {p99:.1f} ms (target 20); "
-          f"first click after the view moved: median {np.median(moved):.1f} ms, max {max(moved):.1f} ms (target 15)")
-    print(f"  first click in the session {first_ms:.0f} ms (target 200; its caches were built in "
-          f"{attach_s:.1f} s when the features were attached); first fine-level click {fine_first_ms:.0f} ms "
-          f"(builds that level's groups); first click with no caches (a reopened .blend) {cold_ms:.0f} ms")
+    print(
+        f"\n{count:,} Gaussians, view {camera.width}x{camera.height}, {CLICKS} clicks (set/add/subtract), "
+        f"median selection {int(np.median(selected)):,}"
+    )
+    print(
+        f"  per click: median {median:.1f} ms (target 10), p99 {p99:.1f} ms (target 20); "
+        f"first click after the view moved: median {np.median(moved):.1f} ms, max {max(moved):.1f} ms (target 15)"
+    )
+    print(
+        f"  first click in the session {first_ms:.0f} ms (target 200; its caches were built in "
+        f"{attach_s:.1f} s when the features were attached); first fine-level click {fine_first_ms:.0f} ms "
+        f"(builds that level's groups); first click with no caches (a reopened .blend) {cold_ms:.0f} ms"
+    )
     print(f"  click caches {cache_gb:.2f} GB with the coarse level, {both_gb:.2f} GB with both (target 1 GB)")
-    print(f"  baselines: one pass over the coarse unit features {floor:.1f} ms (a click is {median / floor:.2f}x that); "
-          f"the plain click (every centre projected, every feature compared) median {np.median(plain_times):.0f} ms; "
-          f"{differing} Gaussians differ from it over {CHECKED} clicks")
+    print(
+        f"  baselines: one pass over the coarse unit features {floor:.1f} ms (a click is {median / floor:.2f}x that); "
+        f"the plain click (every centre projected, every feature compared) median {np.median(plain_times):.0f} ms; "
+        f"{differing} Gaussians differ from it over {CHECKED} clicks"
+    )
     if split_and_delete:
-        bench_split_delete(bpy, engine, obj, scene)
+        bench_split_delete(bpy, addon, obj, scene)
     clear_scene(bpy)
-    engine.forget_all()
+    addon.click_cache.forget_all()
 
 
-def bench_split_delete(bpy, engine, obj, scene) -> None:
-    engine.write_selection(obj, scene.object_ids == 0)  # the ground: most of the splat
+def bench_split_delete(bpy, addon, obj, scene) -> None:
+    addon.click_cache.write_selection(obj, scene.object_ids == 0)  # the ground: most of the splat
     half, count = int((scene.object_ids == 0).sum()), len(obj.data.points)
     started = time.perf_counter()
     bpy.ops.clickgauss.split()
     split_s = time.perf_counter() - started
     part = bpy.data.objects[f"{obj.name} part"]
-    engine.write_selection(part, np.arange(len(part.data.points)) % 2 == 0)
+    addon.click_cache.write_selection(part, np.arange(len(part.data.points)) % 2 == 0)
     bpy.context.view_layer.objects.active = part
     started = time.perf_counter()
     bpy.ops.clickgauss.delete()
     delete_s = time.perf_counter() - started
-    print(f"  split {half:,} of {count:,} Gaussians into a new object: {split_s:.2f} s (target 0.5); "
-          f"delete {half - len(part.data.points):,} of {half:,}: {delete_s:.2f} s")
+    print(
+        f"  split {half:,} of {count:,} Gaussians into a new object: {split_s:.2f} s (target 0.5); "
+        f"delete {half - len(part.data.points):,} of {half:,}: {delete_s:.2f} s"
+    )
 
 
 def main() -> None:
@@ -135,7 +144,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="clickgauss-bench-click-"))
     bpy, addon = start_blender()
     for count in sizes:
-        bench_size(bpy, addon.click_engine, count, folder, split_and_delete=count == min(sizes))
+        bench_size(bpy, addon, count, folder, split_and_delete=count == min(sizes))
     print(f"\npeak memory of the process (Blender, the scenes, the caches): {peak_rss_gb():.1f} GB")
 
 

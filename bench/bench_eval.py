@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import ROOT, feature_pass_ms, machine
 
 
@@ -42,27 +41,53 @@ def main() -> None:
 
 
 def run(folder: Path, args) -> None:
-    from backend.synthetic import make_scene, orbit_cameras, random_layout, write_scene
+    from backend.benchmark.synthetic import make_scene, orbit_cameras, random_layout, write_scene
 
     started = time.perf_counter()
     scene = make_scene(args.gaussians, seed=0, parts=random_layout(6, 0))
     write_scene(folder, scene, orbit_cameras(args.views, 320, 240, radius=4.2))
-    print(f"scene: {args.gaussians:,} Gaussians, 6 objects, {args.views} views 320x240, exact masks; "
-          f"generated and written in {time.perf_counter() - started:.0f} s")
+    print(
+        f"scene: {args.gaussians:,} Gaussians, 6 objects, {args.views} views 320x240, exact masks; "
+        f"generated and written in {time.perf_counter() - started:.0f} s"
+    )
     scene_args = ["--splat", folder / "splat.ply", "--cameras", folder / "sparse" / "0"]
-    seconds = backend("train", *scene_args, "--images", folder / "images", "--mask-dir", folder / "masks",
-                      "--iterations", args.iterations, "--progress", "none", "--out", folder / "features.npz")
+    seconds = backend(
+        "train",
+        *scene_args,
+        "--images",
+        folder / "images",
+        "--mask-dir",
+        folder / "masks",
+        "--iterations",
+        args.iterations,
+        "--progress",
+        "none",
+        "--out",
+        folder / "features.npz",
+    )
     print(f"train: {args.iterations} iterations in {seconds:.0f} s")
-    seconds = backend("eval", *scene_args, "--features", folder / "features.npz", "--gt", folder / "gt",
-                      "--json", folder / "eval.json")
+    seconds = backend(
+        "eval",
+        *scene_args,
+        "--features",
+        folder / "features.npz",
+        "--gt",
+        folder / "gt",
+        "--json",
+        folder / "eval.json",
+    )
     clicks = json.loads((folder / "eval.json").read_text())["click_ms"]
 
     baseline = feature_pass_ms(np.random.default_rng(0).normal(size=(args.gaussians, 12)).astype(np.float32))
-    print(f"\neval: {seconds:.0f} s; {clicks['clicks']} clicks: median {clicks['median']:.2f} ms, "
-          f"max {clicks['max']:.2f} ms per click (target: median <= 10 ms); building the click index "
-          f"{clicks['index_ms']:.0f} ms once")
-    print(f"baseline, one pass over the coarse unit features: {baseline:.2f} ms; "
-          f"median click / baseline = {clicks['median'] / baseline:.1f}")
+    print(
+        f"\neval: {seconds:.0f} s; {clicks['clicks']} clicks: median {clicks['median']:.2f} ms, "
+        f"max {clicks['max']:.2f} ms per click (target: median <= 10 ms); building the click index "
+        f"{clicks['index_ms']:.0f} ms once"
+    )
+    print(
+        f"baseline, one pass over the coarse unit features: {baseline:.2f} ms; "
+        f"median click / baseline = {clicks['median'] / baseline:.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -15,19 +15,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backend.compressed_ply import morton_order  # noqa: E402
+from backend.benchmark.synthetic import make_scene  # noqa: E402
 from backend.formats import read_splat, write_splat  # noqa: E402
-from backend.splat import Splat  # noqa: E402
-from backend.synthetic import make_scene  # noqa: E402
+from backend.formats.compressed_ply import morton_order  # noqa: E402
+from backend.formats.splat import Splat  # noqa: E402
 
 SPLATS = Path(__file__).resolve().parents[2] / "shared" / "data" / "splats"
 # What each format promises, as a bound on the error (half a step unless said).
 STEPS = {
     ".spz": "position 2^-13 (12 fraction bits); log scale 1/32 within [-10, 5.94], clamped outside; colour 0.5/255 of "
-            "the 0.15-scaled DC (0.0037 in colour); alpha 0.5/255; rotation 9 bits (< 0.3 deg); SH 4.5/128 (degree 1, "
-            "5 bits), 8.5/128 (degrees 2-3, 4 bits), SH clamped to [-1, 127/128]",
+    "the 0.15-scaled DC (0.0037 in colour); alpha 0.5/255; rotation 9 bits (< 0.3 deg); SH 4.5/128 (degree 1, "
+    "5 bits), 8.5/128 (degrees 2-3, 4 bits), SH clamped to [-1, 127/128]",
     ".compressed.ply": "position and log scale half a step of the chunk's range (11/10/11 bits); colour 0.5/255 of "
-                       "the chunk's colour range; alpha 0.5/255; rotation 10 bits (< 0.3 deg); SH 1/64 (8 bits over -4..4)",
+    "the chunk's colour range; alpha 0.5/255; rotation 10 bits (< 0.3 deg); SH 1/64 (8 bits over -4..4)",
     ".splat": "position and scale exact (float32); colour and alpha 0.5/255; rotation 8 bits (< 1 deg); no SH",
 }
 

@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from backend.benchmark.synthetic import make_scene  # noqa: E402
 from backend.formats import write_splat  # noqa: E402
-from backend.ply import read_ply, write_ply  # noqa: E402
-from backend.synthetic import make_scene  # noqa: E402
-from backend.transform import transform_splat  # noqa: E402
+from backend.formats.ply import read_ply, write_ply  # noqa: E402
+from backend.formats.transform import transform_splat  # noqa: E402
 from tools.blender_env import start_blender  # noqa: E402
 
 COUNT, DEGREE, REPEATS = 1_000_000, 3, 3
@@ -66,8 +66,10 @@ def compare_gsply(source: Path, folder: Path, read_s: float, write_s: float) -> 
     gsply.plywrite(written, data)
     cold_write, best_write = cold_and_best(lambda: gsply.plywrite(written, data))
     same = written.read_bytes() == source.read_bytes()
-    print(f"gsply {gsply.__version__}: read {best_read:.2f} s (first {cold_read:.2f}), write {best_write:.2f} s "
-          f"(first {cold_write:.2f}); its file byte for byte the input: {same}")
+    print(
+        f"gsply {gsply.__version__}: read {best_read:.2f} s (first {cold_read:.2f}), write {best_write:.2f} s "
+        f"(first {cold_write:.2f}); its file byte for byte the input: {same}"
+    )
     print(f"format core against gsply: read {read_s / best_read:.2f}x, write {write_s / best_write:.2f}x its time")
 
 
@@ -81,16 +83,22 @@ def main() -> None:
     cold_read, read_s = cold_and_best(lambda: read_ply(source))
     splat = read_ply(source)
     cold_write, write_s = cold_and_best(lambda: write_ply(exported, splat))
-    print(f"format core: read {read_s:.2f} s (first {cold_read:.2f}), write {write_s:.2f} s (first {cold_write:.2f}) "
-          f"(baseline), best of {REPEATS}")
+    print(
+        f"format core: read {read_s:.2f} s (first {cold_read:.2f}), write {write_s:.2f} s (first {cold_write:.2f}) "
+        f"(baseline), best of {REPEATS}"
+    )
     moved = similarity(SCALE, 0.7)
     stretched = moved @ np.diag([1.0, 2.0, 0.5, 1.0])
-    print(f"transform alone: rotation + uniform scale + move {seconds(lambda: transform_splat(splat, moved)):.2f} s, "
-          f"non-uniform scale {seconds(lambda: transform_splat(splat, stretched)):.2f} s")
+    print(
+        f"transform alone: rotation + uniform scale + move {seconds(lambda: transform_splat(splat, moved)):.2f} s, "
+        f"non-uniform scale {seconds(lambda: transform_splat(splat, stretched)):.2f} s"
+    )
     for ending in (".spz", ".compressed.ply", ".splat"):
         path = folder / f"lossy{ending}"
         took = seconds(lambda: write_splat(path, splat))
-        print(f"write {ending}: {took:.2f} s ({took / write_s:.1f}x the .ply write), {path.stat().st_size / 1e6:.0f} MB")
+        print(
+            f"write {ending}: {took:.2f} s ({took / write_s:.1f}x the .ply write), {path.stat().st_size / 1e6:.0f} MB"
+        )
     compare_gsply(source, folder, read_s, write_s)
 
     bpy, _ = start_blender()
@@ -105,15 +113,21 @@ def main() -> None:
     obj = bpy.context.view_layer.objects.active
     obj.location, obj.rotation_euler, obj.scale = LOCATION, ROTATION, (SCALE,) * 3
     first_export = seconds(lambda: bpy.ops.clickgauss.export_splat(filepath=str(exported)))
-    export_s = min(first_export, *(seconds(lambda: bpy.ops.clickgauss.export_splat(filepath=str(exported)))
-                                   for _ in range(REPEATS - 1)))
+    export_s = min(
+        first_export,
+        *(seconds(lambda: bpy.ops.clickgauss.export_splat(filepath=str(exported))) for _ in range(REPEATS - 1)),
+    )
     import_s = min(first_import, *(seconds(import_once) for _ in range(REPEATS - 1)))
     seconds(lambda: bpy.ops.clickgauss.export_splat(filepath=str(exported)))  # unmoved: the identity path
     identical = exported.read_bytes() == source.read_bytes()
     print(f"add-on: import {import_s:.2f} s (first {first_import:.2f}; target 1.5), best of {REPEATS}")
-    print(f"add-on: first export after import, moved, turned and scaled: {first_export:.2f} s (target 1.5); "
-          f"best of {REPEATS} {export_s:.2f} s")
-    print(f"ratios to the baseline: import {import_s / read_s:.1f}x read, first export {first_export / write_s:.1f}x write")
+    print(
+        f"add-on: first export after import, moved, turned and scaled: {first_export:.2f} s (target 1.5); "
+        f"best of {REPEATS} {export_s:.2f} s"
+    )
+    print(
+        f"ratios to the baseline: import {import_s / read_s:.1f}x read, first export {first_export / write_s:.1f}x write"
+    )
     print(f"unmoved export byte for byte identical to the input: {identical}")
 
 

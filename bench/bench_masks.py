@@ -30,20 +30,24 @@ def main() -> None:
     parser.add_argument("--downscale", type=int, default=2, help="image size divisor (default 2: half resolution)")
     args = parser.parse_args()
 
-    from backend.cameras import load_images
-    from backend.geometric_masks import gaussian_groups, geometric_labels
-    from backend.masks import view_labels
+    from backend.field.geometric_masks import gaussian_groups, geometric_labels
+    from backend.scene.images import load_images
+    from backend.scene.masks import view_labels
 
     print(machine())
     splat, cameras = statue_or_skip()
     cameras, images = load_images(STATUE / "images", cameras, downscale=args.downscale)
     print(f"statue: {splat.count:,} Gaussians, {len(cameras)} views {cameras[0].width}x{cameras[0].height}")
     groups, wall, cpu = timed(lambda: gaussian_groups(splat, cameras))
-    print(f"geometric: grouping {wall:.1f} s wall ({cpu:.1f} s CPU): {int(groups.coarse.max()) + 1} objects, "
-          f"{int(groups.fine.max()) + 1} ids at the fine level, ground {'found' if groups.ground >= 0 else 'not found'}")
+    print(
+        f"geometric: grouping {wall:.1f} s wall ({cpu:.1f} s CPU): {int(groups.coarse.max()) + 1} objects, "
+        f"{int(groups.fine.max()) + 1} ids at the fine level, ground {'found' if groups.ground >= 0 else 'not found'}"
+    )
     _, render_wall, render_cpu = timed(lambda: geometric_labels(splat, cameras, groups=groups))
-    print(f"geometric: drawing {len(cameras)} views {render_wall:.1f} s wall ({render_cpu:.1f} s CPU); "
-          f"in all {wall + render_wall:.1f} s wall ({cpu + render_cpu:.1f} s CPU) (target <= 30 s)")
+    print(
+        f"geometric: drawing {len(cameras)} views {render_wall:.1f} s wall ({render_cpu:.1f} s CPU); "
+        f"in all {wall + render_wall:.1f} s wall ({cpu + render_cpu:.1f} s CPU) (target <= 30 s)"
+    )
     _, wall, cpu = timed(lambda: [view_labels(image, c.name, "felzenszwalb") for c, image in zip(cameras, images)])
     print(f"felzenszwalb (baseline): {wall:.1f} s wall ({cpu:.1f} s CPU); peak memory {peak_rss_gb():.1f} GB")
 

@@ -23,8 +23,8 @@ def main() -> None:
     import torch
     from PIL import Image
 
-    from backend.render import apply_weights
-    from backend.views import camera_weights, splat_tensors
+    from backend.field.render import apply_weights
+    from backend.field.views import camera_weights, splat_tensors
 
     print(machine())
     tensors = splat_tensors(splat)
@@ -46,10 +46,12 @@ def main() -> None:
         apply_weights(weights, features, pixels)
         sampled_s = time.perf_counter() - started
         nnz = weights._nnz()
-        print(f"view {view:2d} {camera.width}x{camera.height}: weights {weights_s:.2f} s, {nnz:,} entries "
-              f"({nnz / (camera.width * camera.height):.1f}/px, {nnz * 8 / 2**20:.0f} MiB); from them: RGB {rgb_s * 1e3:.0f} ms, "
-              f"24-D features {features_s * 1e3:.0f} ms, 10k sampled pixels {sampled_s * 1e3:.1f} ms; "
-              f"peak RSS {peak_rss_gb():.2f} GB")
+        print(
+            f"view {view:2d} {camera.width}x{camera.height}: weights {weights_s:.2f} s, {nnz:,} entries "
+            f"({nnz / (camera.width * camera.height):.1f}/px, {nnz * 8 / 2**20:.0f} MiB); from them: RGB {rgb_s * 1e3:.0f} ms, "
+            f"24-D features {features_s * 1e3:.0f} ms, 10k sampled pixels {sampled_s * 1e3:.1f} ms; "
+            f"peak RSS {peak_rss_gb():.2f} GB"
+        )
         if i == 0:
             Image.fromarray((rgb.clamp(0, 1) * 255).round().to(torch.uint8).numpy()).save(args.png)
             print(f"saved view {view} to {args.png}")

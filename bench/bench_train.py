@@ -31,37 +31,78 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=3000)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--synthetic", type=int, default=0, metavar="N",
-                        help="a generated scene of N Gaussians with 29 views at the statue's size instead of the statue")
-    parser.add_argument("train_options", nargs=argparse.REMAINDER,
-                        help="more `train` options after --, e.g. -- --downscale 1 --pixels 5000")
+    parser.add_argument(
+        "--synthetic",
+        type=int,
+        default=0,
+        metavar="N",
+        help="a generated scene of N Gaussians with 29 views at the statue's size instead of the statue",
+    )
+    parser.add_argument(
+        "train_options",
+        nargs=argparse.REMAINDER,
+        help="more `train` options after --, e.g. -- --downscale 1 --pixels 5000",
+    )
     args = parser.parse_args()
     print(machine())
     with tempfile.TemporaryDirectory(prefix="clickgauss-bench-train-") as folder:
         folder = Path(folder)
         scene = generated_scene(folder, args.synthetic) if args.synthetic else statue_scene()
         extra = [option for option in args.train_options if option != "--"]
-        command = [sys.executable, "-m", "backend", "train", *scene, "--out", str(folder / "features.npz"),
-                   "--progress", "json", "--device", args.device, "--iterations", str(args.iterations), *extra]
+        command = [
+            sys.executable,
+            "-m",
+            "backend",
+            "train",
+            *scene,
+            "--out",
+            str(folder / "features.npz"),
+            "--progress",
+            "json",
+            "--device",
+            args.device,
+            "--iterations",
+            str(args.iterations),
+            *extra,
+        ]
         run_and_report(command, args.iterations)
 
 
 def statue_scene() -> list[str]:
     statue_or_skip()
-    return ["--splat", str(STATUE / "splat.ply"), "--images", str(STATUE / "images"),
-            "--cameras", str(STATUE / "poses_bounds.npy"), "--masks", "felzenszwalb",
-            "--mask-cache", str(ROOT / "out" / "bench_train_masks")]
+    return [
+        "--splat",
+        str(STATUE / "splat.ply"),
+        "--images",
+        str(STATUE / "images"),
+        "--cameras",
+        str(STATUE / "poses_bounds.npy"),
+        "--masks",
+        "felzenszwalb",
+        "--mask-cache",
+        str(ROOT / "out" / "bench_train_masks"),
+    ]
 
 
 def generated_scene(folder: Path, count: int) -> list[str]:
     """A generated scene of the statue's size written to `folder` in the real-data layout."""
-    from backend.mask_simulator import REALISTIC
-    from backend.synthetic import make_scene, orbit_cameras, random_layout, write_scene
+    from backend.benchmark.mask_simulator import REALISTIC
+    from backend.benchmark.synthetic import make_scene, orbit_cameras, random_layout, write_scene
 
     scene = make_scene(count, seed=0, parts=random_layout(6, 0))
     write_scene(folder, scene, orbit_cameras(29, 1008, 756, radius=4.2), REALISTIC)
-    return ["--splat", str(folder / "splat.ply"), "--images", str(folder / "images"),
-            "--cameras", str(folder / "sparse" / "0"), "--masks", "folder", "--mask-dir", str(folder / "masks")]
+    return [
+        "--splat",
+        str(folder / "splat.ply"),
+        "--images",
+        str(folder / "images"),
+        "--cameras",
+        str(folder / "sparse" / "0"),
+        "--masks",
+        "folder",
+        "--mask-dir",
+        str(folder / "masks"),
+    ]
 
 
 def run_and_report(command: list[str], iterations: int) -> None:
@@ -83,12 +124,16 @@ def run_and_report(command: list[str], iterations: int) -> None:
     total = time.perf_counter() - started
     if child.returncode != 0:
         sys.exit(f"train failed ({child.returncode}): {error.strip()[-500:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / ((1 << 30) if sys.platform == "darwin" else (1 << 20))
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / (
+        (1 << 30) if sys.platform == "darwin" else (1 << 20)
+    )
     seconds = done["seconds"]
     print(" ".join(command[2:]))
-    print(f"seconds per phase: start and loading {reached['masks']:.1f}, "
-          + ", ".join(f"{phase} {value:.1f}" for phase, value in seconds.items())
-          + f"; per step {seconds['iterations'] / max(last.get('iteration', iterations), 1) * 1e3:.0f} ms")
+    print(
+        f"seconds per phase: start and loading {reached['masks']:.1f}, "
+        + ", ".join(f"{phase} {value:.1f}" for phase, value in seconds.items())
+        + f"; per step {seconds['iterations'] / max(last.get('iteration', iterations), 1) * 1e3:.0f} ms"
+    )
     if seconds["masks"] > 5:
         print("(masks were computed, not read from the cache: run again for the cached figure)")
     if first_checkpoint is not None:

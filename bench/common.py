@@ -16,9 +16,11 @@ sys.path.insert(0, str(ROOT))
 def machine() -> str:
     import torch
 
-    return (f"machine: {platform.platform()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
-            f"torch {torch.__version__}, Python {platform.python_version()}"
-            + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"))
+    return (
+        f"machine: {platform.platform()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}, Python {platform.python_version()}"
+        + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU")
+    )
 
 
 def feature_pass_ms(unit, repeats: int = 50) -> float:
@@ -45,17 +47,17 @@ def statue_or_skip():
     if not (STATUE / "splat.ply").is_file():
         print(f"skipped: no statue scene at {STATUE} (../shared is only on developer machines)")
         sys.exit(0)
-    from backend.cameras import load_cameras
-    from backend.ply import read_ply
+    from backend.formats.ply import read_ply
+    from backend.scene.cameras import load_cameras
 
     return read_ply(STATUE / "splat.ply"), load_cameras(STATUE / "poses_bounds.npy", images_dir=STATUE / "images")
 
 
 def write_generated_scene(folder, scene, cameras, flaws, seed: int = 0) -> list:
     """Writes a generated scene in the real-data layout and reads its masks back the way `train` does: label maps."""
-    from backend.cameras import load_images
-    from backend.masks import view_labels
-    from backend.synthetic import write_scene
+    from backend.benchmark.synthetic import write_scene
+    from backend.scene.images import load_images
+    from backend.scene.masks import view_labels
 
     write_scene(folder, scene, cameras, flaws, seed)
     _, images = load_images(folder / "images", cameras)

@@ -2,12 +2,31 @@
 
 import bpy
 
-from . import (click_engine, click_operators, edit_operators, io_operators, overlay, panel, preferences, settings,
-               training, transform_operators, view_cameras)
+from . import (
+    click_cache,
+    click_operators,
+    edit_operators,
+    io_operators,
+    overlay,
+    panel,
+    preferences,
+    settings,
+    training,
+    transform_operators,
+    view_cameras,
+)
 
-classes = (settings.classes + preferences.classes + io_operators.classes + click_operators.classes
-           + edit_operators.classes + transform_operators.classes + training.classes + view_cameras.classes
-           + panel.classes)
+classes = (
+    settings.classes
+    + preferences.classes
+    + io_operators.classes
+    + click_operators.classes
+    + edit_operators.classes
+    + transform_operators.classes
+    + training.classes
+    + view_cameras.classes
+    + panel.classes
+)
 keymaps = []
 
 
@@ -15,7 +34,7 @@ def register():
     for cls in classes:
         bpy.utils.register_class(cls)
     settings.register()
-    click_engine.register()
+    click_cache.register()
     overlay.register()
     transform_operators.register()
     bpy.types.TOPBAR_MT_file_import.append(io_operators.menu_import)
@@ -36,7 +55,7 @@ def unregister():
     preferences.sam_download.stop()
     transform_operators.unregister()
     overlay.unregister()
-    click_engine.unregister()
+    click_cache.unregister()
     settings.unregister()
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)

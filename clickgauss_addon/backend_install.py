@@ -13,23 +13,17 @@ import os
 import re
 import shutil
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from .backend.errors import UserError
 from .child_process import ChildProcess
 
-# The one list of the backend's packages (requirements.txt, the developers' environment, is not in the zip;
-# a test checks the two agree).
-BACKEND_REQUIREMENTS = ("torch==2.13.0", "numpy==1.26.4", "plyfile==1.1.3", "hdbscan==0.8.44", "scikit-learn==1.9.1",
-                        "scipy==1.17.1", "scikit-image==0.26.0", "pillow==13.0.0", "zstandard==0.25.0",
-                        "segment-anything==1.0")
-# segment-anything imports torchvision, whose build must be the one made for that torch (0.28.0 requires
-# torch==2.13.0); taken from the same index as torch. Not in requirements.txt: it cannot load on the CI machine.
-SAM_REQUIREMENTS = ("torchvision==0.28.0",)
-# No gsplat: training never rasterizes inside its loop (each view's weights are computed once, by the torch
-# rasterizer on the same device), and gsplat's PyPI package compiles its CUDA kernels on first use, which needs
-# NVIDIA's CUDA toolkit (nvcc) that most users with a GPU driver lack. Developers keep it for the parity test.
+# No gsplat (the `cuda` list is the developers'): training never rasterizes inside its loop (each view's weights
+# are computed once, by the torch rasterizer on the same device), and gsplat's PyPI package compiles its CUDA
+# kernels on first use, which needs NVIDIA's CUDA toolkit (nvcc) that most users with a GPU driver lack.
+PYPROJECT = Path(__file__).parent / "pyproject.toml"  # the project's one list of packages, carried in the zip
 TORCH_INDEX = "https://download.pytorch.org/whl/"
 MARKER = "clickgauss-backend.json"  # written first, completed last: the folder is ours, and usable once complete
 STEPS = ("creating the environment", "installing the packages")
@@ -57,7 +51,9 @@ def backend_requirements(build: str, platform: str = sys.platform) -> tuple[list
     PyPI's Linux torch carries gigabytes of CUDA libraries and its Windows torch none, so both take torch from
     PyTorch's own index for the build chosen; macOS has only PyPI's (CPU and MPS).
     """
-    packages = [*BACKEND_REQUIREMENTS, *SAM_REQUIREMENTS]
+    with open(PYPROJECT, "rb") as file:
+        project = tomllib.load(file)["project"]
+    packages = [*project["dependencies"], *project["optional-dependencies"]["sam"]]
     return packages, [] if platform == "darwin" else ["--extra-index-url", TORCH_INDEX + build]
 
 
@@ -67,9 +63,20 @@ def env_python(folder: Path) -> Path:
 
 def install_commands(base_python: str, folder: Path, requirements, pip_options=()) -> list[list[str]]:
     """The steps: a venv made by `base_python` (Blender's own, inside Blender), then pip into it."""
-    return [[str(base_python), "-m", "venv", str(folder)],
-            [str(env_python(folder)), "-m", "pip", "install", "--progress-bar", "off", "--disable-pip-version-check",
-             *pip_options, *requirements]]
+    return [
+        [str(base_python), "-m", "venv", str(folder)],
+        [
+            str(env_python(folder)),
+            "-m",
+            "pip",
+            "install",
+            "--progress-bar",
+            "off",
+            "--disable-pip-version-check",
+            *pip_options,
+            *requirements,
+        ],
+    ]
 
 
 def installed(folder: Path) -> bool:
@@ -99,8 +106,9 @@ def claim(folder: Path) -> Path | None:
             raise UserError(f"cannot create {folder} for the install: {error.strerror or error}") from None
         return None
     if not (folder / MARKER).is_file():
-        raise UserError(f"{folder} is not empty and holds no environment this add-on installed: "
-                        "choose an empty or new folder")
+        raise UserError(
+            f"{folder} is not empty and holds no environment this add-on installed: choose an empty or new folder"
+        )
     aside = folder.with_name(folder.name + ".previous")
     if aside.exists():
         raise UserError(f"{aside} is left from an interrupted install: remove it, or choose another folder")

@@ -14,8 +14,13 @@ class ChildProcess:
     """`poll()` from a timer for the stdout lines that arrived; `stderr` gathers the rest unless merged into stdout."""
 
     def __init__(self, command: list[str], merge_stderr: bool = False, **popen):
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
-                                        stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE, **popen)
+        self.process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            text=True,
+            stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+            **popen,
+        )
         self.lines: collections.deque[str] = collections.deque()
         self.stderr: list[str] = []
         pipes = [(self.lines, self.process.stdout)] + ([] if merge_stderr else [(self.stderr, self.process.stderr)])

@@ -17,9 +17,14 @@ from .backend.errors import UserError
 # Point-cloud edit mode (drawing the point selection; separate and delete operators) exists from Blender 4.5 on.
 HAS_POINT_CLOUD_EDIT_MODE = "separate" in dir(bpy.ops.pointcloud)  # bpy.ops makes any name, so hasattr is always true
 ATTRIBUTE_ARRAYS = {  # point attribute type: (numpy type, values per point, the property foreach_get reads)
-    "FLOAT": (np.float32, 1, "value"), "INT": (np.int32, 1, "value"), "BOOLEAN": (bool, 1, "value"),
-    "FLOAT2": (np.float32, 2, "vector"), "FLOAT_VECTOR": (np.float32, 3, "vector"),
-    "FLOAT_COLOR": (np.float32, 4, "color"), "BYTE_COLOR": (np.float32, 4, "color"), "QUATERNION": (np.float32, 4, "value"),
+    "FLOAT": (np.float32, 1, "value"),
+    "INT": (np.int32, 1, "value"),
+    "BOOLEAN": (bool, 1, "value"),
+    "FLOAT2": (np.float32, 2, "vector"),
+    "FLOAT_VECTOR": (np.float32, 3, "vector"),
+    "FLOAT_COLOR": (np.float32, 4, "color"),
+    "BYTE_COLOR": (np.float32, 4, "color"),
+    "QUATERNION": (np.float32, 4, "value"),
 }
 
 
@@ -124,7 +129,7 @@ def edit_selected_points(obj, operation: str, selected: np.ndarray) -> None:
 def copy_points(obj, keep: np.ndarray, name: str):
     """A new object of the points `keep` (N,) bool of `obj`'s point cloud: every point attribute, custom property
     and material carried, in `obj`'s first collection at its place."""
-    from .splat_object import set_attribute
+    from .point_attributes import set_attribute
 
     source = obj.data
     part = new_point_cloud(name, int(keep.sum()), obj.users_collection[0])
@@ -133,8 +138,10 @@ def copy_points(obj, keep: np.ndarray, name: str):
             if attribute.domain != "POINT":
                 continue
             if attribute.data_type not in ATTRIBUTE_ARRAYS:
-                raise UserError(f"'{obj.name}' has the attribute '{attribute.name}' of type {attribute.data_type}, "
-                                f"which the add-on cannot split in Blender {bpy.app.version_string}")
+                raise UserError(
+                    f"'{obj.name}' has the attribute '{attribute.name}' of type {attribute.data_type}, "
+                    f"which the add-on cannot split in Blender {bpy.app.version_string}"
+                )
             dtype, width, key = ATTRIBUTE_ARRAYS[attribute.data_type]
             values = np.empty(len(source.points) * width, dtype=dtype)
             attribute.data.foreach_get(key, values)

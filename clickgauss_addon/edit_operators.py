@@ -12,17 +12,20 @@ hidden splats.
 
 from __future__ import annotations
 
+import json
+
 import bpy
 import numpy as np
 from bpy.props import BoolProperty
 
-from . import click_engine
-from .backend.click import DEFAULT_THRESHOLDS
+from . import click_cache, feature_store
 from .backend.errors import UserError
+from .backend.field.click import DEFAULT_THRESHOLDS
 from .compat import edit_selected_points
-from .splat_object import HIDDEN_ATTRIBUTE, SHOWN_RADIUS_ATTRIBUTE, get_attribute, is_splat, set_attribute
+from .point_attributes import get_attribute, set_attribute
+from .splat_object import HIDDEN_ATTRIBUTE, SHOWN_RADIUS_ATTRIBUTE, is_splat
 
-CARRIED_KEYS = ("cg_ply_columns", "cg_ply_comments", click_engine.CENTERS_KEY)
+CARRIED_KEYS = ("cg_ply_columns", "cg_ply_comments", feature_store.CENTERS_KEY, feature_store.PRIOR_KEY)
 
 
 def select_only(obj) -> None:
@@ -37,12 +40,12 @@ def select_only(obj) -> None:
 def run_in_edit_mode(obj, operation: str) -> None:
     """Blender's point-cloud `operation` ("separate" or "delete") on `obj` alone, coming back to the mode we were in."""
     select_only(obj)
-    edit_selected_points(obj, operation, click_engine.read_selection(obj))
-    click_engine.forget(obj)
+    edit_selected_points(obj, operation, feature_store.read_selection(obj))
+    click_cache.forget(obj)
 
 
 def selected_count(obj) -> int:
-    return int(click_engine.read_selection(obj).sum())
+    return int(feature_store.read_selection(obj).sum())
 
 
 def require_selection(obj) -> int:
@@ -66,7 +69,7 @@ def split_selection(obj, name: str | None = None):
             part.data[key] = obj.data[key]
     if not part.data.materials and obj.data.materials:
         part.data.materials.append(obj.data.materials[0])
-    click_engine.write_selection(part, np.zeros(len(part.data.points), dtype=bool))
+    click_cache.write_selection(part, np.zeros(len(part.data.points), dtype=bool))
     return part
 
 
@@ -81,11 +84,11 @@ def delete_selection(obj) -> int:
 def invert_selection(obj) -> None:
     """Select the visible Gaussians that are not selected: hidden ones stay out of every selection."""
     hidden = get_attribute(obj.data, HIDDEN_ATTRIBUTE, bool)
-    click_engine.write_selection(obj, ~click_engine.read_selection(obj) & ~hidden)
+    click_cache.write_selection(obj, ~feature_store.read_selection(obj) & ~hidden)
 
 
 def select_none(obj) -> None:
-    click_engine.write_selection(obj, np.zeros(len(obj.data.points), dtype=bool))
+    click_cache.write_selection(obj, np.zeros(len(obj.data.points), dtype=bool))
 
 
 def hide_gaussians(obj, unselected: bool = False) -> int:
@@ -93,7 +96,7 @@ def hide_gaussians(obj, unselected: bool = False) -> int:
     cloud = obj.data
     if not unselected:
         require_selection(obj)
-    selection = click_engine.read_selection(obj)
+    selection = feature_store.read_selection(obj)
     was_hidden = get_attribute(cloud, HIDDEN_ATTRIBUTE, bool)
     hidden = was_hidden | (~selection if unselected else selection)
     if SHOWN_RADIUS_ATTRIBUTE not in cloud.attributes:
@@ -101,8 +104,8 @@ def hide_gaussians(obj, unselected: bool = False) -> int:
     shown = get_attribute(cloud, SHOWN_RADIUS_ATTRIBUTE, np.float32)
     set_attribute(cloud, "radius", "FLOAT", np.where(hidden, np.float32(0), shown))
     set_attribute(cloud, HIDDEN_ATTRIBUTE, "BOOLEAN", hidden)
-    click_engine.write_selection(obj, selection & ~hidden)
-    click_engine.note_change(cloud.session_uid)
+    click_cache.write_selection(obj, selection & ~hidden)
+    click_cache.note_change(cloud.session_uid)
     return int(hidden.sum() - was_hidden.sum())
 
 
@@ -116,23 +119,39 @@ def reveal_gaussians(obj, select: bool = True) -> int:
         if name in cloud.attributes:
             cloud.attributes.remove(cloud.attributes[name])
     if select:
-        click_engine.write_selection(obj, click_engine.read_selection(obj) | hidden)
-    click_engine.note_change(cloud.session_uid)
+        click_cache.write_selection(obj, feature_store.read_selection(obj) | hidden)
+    click_cache.note_change(cloud.session_uid)
     return int(hidden.sum())
 
 
 def segment_everything(obj, threshold: float = DEFAULT_THRESHOLDS["coarse"]) -> list:
     """One new object per global coarse cluster; Gaussians close to none stay in `obj`."""
-    labels = click_engine.cluster_labels(obj, threshold)
+    labels = cluster_labels(obj, threshold)
     parts = []
     for label in np.unique(labels[labels >= 0]):
-        click_engine.write_selection(obj, labels == label)
+        click_cache.write_selection(obj, labels == label)
         if selected_count(obj) == len(obj.data.points):
             break  # the last cluster holds everything left: it stays as the source object
         parts.append(split_selection(obj, f"{obj.name} {label:02d}"))
         labels = labels[labels != label]
     select_none(obj)
     return parts
+
+
+def cluster_labels(obj, threshold: float) -> np.ndarray:
+    """(N,) index of each Gaussian's most similar global coarse cluster, -1 below `threshold` or without clusters."""
+    state = click_cache.state_of(obj)
+    centers = np.array(json.loads(obj.data.get(feature_store.CENTERS_KEY, "[]")), dtype=np.float32)
+    if centers.size == 0:
+        raise UserError(
+            f"'{obj.name}' has no global clusters: train with GFL on, or load a features file that has them"
+        )
+    groups = state.index.level("coarse")
+    similarity = groups.unit @ centers.T  # (N, K), rows in the groups' order
+    labels = np.empty(len(similarity), np.int64)
+    labels[groups.order] = np.where(similarity.max(axis=1) > threshold, similarity.argmax(axis=1), -1)
+    labels[state.index.hidden] = -1  # hidden Gaussians stay where they are
+    return labels
 
 
 class SplatEditOperator(bpy.types.Operator):
@@ -235,5 +254,12 @@ class CLICKGAUSS_OT_segment_everything(SplatEditOperator):
         return f"Split '{obj.name}' into {len(parts)} objects (the rest stays in '{obj.name}')"
 
 
-classes = (CLICKGAUSS_OT_split, CLICKGAUSS_OT_delete, CLICKGAUSS_OT_invert, CLICKGAUSS_OT_select_none,
-           CLICKGAUSS_OT_hide, CLICKGAUSS_OT_reveal, CLICKGAUSS_OT_segment_everything)
+classes = (
+    CLICKGAUSS_OT_split,
+    CLICKGAUSS_OT_delete,
+    CLICKGAUSS_OT_invert,
+    CLICKGAUSS_OT_select_none,
+    CLICKGAUSS_OT_hide,
+    CLICKGAUSS_OT_reveal,
+    CLICKGAUSS_OT_segment_everything,
+)

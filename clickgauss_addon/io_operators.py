@@ -8,16 +8,17 @@ from pathlib import Path
 
 import bpy
 import numpy as np
-from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, StringProperty
+from bpy.props import BoolProperty, CollectionProperty, FloatProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper, axis_conversion, orientation_helper
 
-from . import click_engine
+from . import feature_store
 from .backend.errors import UserError
 from .backend.formats import SPLAT_EXTENSIONS, WRITE_FORMATS, left_out, read_splat, write_splat
-from .backend.splat import Splat, join_splats
-from .backend.transform import transform_splat
+from .backend.formats.splat import Splat, join_splats
+from .backend.formats.transform import transform_splat
 from .splat_object import is_splat, object_to_splat, splat_to_object
 from .transform_operators import guard
+
 
 def axis_matrix(operator):
     return axis_conversion(from_forward=operator.axis_forward, from_up=operator.axis_up).to_4x4()
@@ -44,7 +45,9 @@ class CLICKGAUSS_OT_import_splat(bpy.types.Operator, ImportHelper):
     point_size: FloatProperty(
         name="Point Size",
         description="Display radius of each point, as a multiple of twice its Gaussian's middle standard deviation",
-        default=1.0, min=0.01, max=100.0,
+        default=1.0,
+        min=0.01,
+        max=100.0,
     )
 
     def paths(self):
@@ -100,8 +103,11 @@ def failure_message(error: Exception, path: Path) -> str:
 
 def click_mode_running(context) -> bool:
     """Whether a Click Select session runs in any window (its modal handler owns the edit-mode selection)."""
-    return any(operator.bl_idname == "CLICKGAUSS_OT_click_mode"
-               for window in context.window_manager.windows for operator in window.modal_operators)
+    return any(
+        operator.bl_idname == "CLICKGAUSS_OT_click_mode"
+        for window in context.window_manager.windows
+        for operator in window.modal_operators
+    )
 
 
 def remember_training_inputs(settings, splat_path: Path) -> None:
@@ -123,8 +129,9 @@ class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
     bl_options = {"REGISTER", "UNDO"}
 
     filename_ext = ".ply"
-    filter_glob: StringProperty(default=";".join(sorted({"*." + e.rsplit(".", 1)[1] for e in WRITE_FORMATS})),
-                                options={"HIDDEN"})
+    filter_glob: StringProperty(
+        default=";".join(sorted({"*." + e.rsplit(".", 1)[1] for e in WRITE_FORMATS})), options={"HIDDEN"}
+    )
     use_selection: BoolProperty(
         name="Selected Objects",
         description="Write every selected splat object into the one file; otherwise only the active object",
@@ -133,7 +140,7 @@ class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
     include_features: BoolProperty(
         name="Include Features",
         description="Also write the learned features as 24 float columns (cg_feature_00..23); importing "
-                    "the file brings them back. Other splat viewers ignore extra columns",
+        "the file brings them back. Other splat viewers ignore extra columns",
         default=False,
     )
 
@@ -178,9 +185,9 @@ def splat_for_export(obj, include_features: bool, matrix) -> Splat:
     for and present. An identity matrix leaves every value as imported."""
     guard(obj)  # a Blender Apply Transform the depsgraph handler has not seen yet
     splat = object_to_splat(obj)
-    if include_features and click_engine.has_features(obj):
-        features = click_engine.read_features(obj)
-        for i, name in enumerate(click_engine.FEATURE_ATTRIBUTES):
+    if include_features and feature_store.has_features(obj):
+        features = feature_store.read_features(obj)
+        for i, name in enumerate(feature_store.FEATURE_ATTRIBUTES):
             splat.columns.setdefault(name, np.ascontiguousarray(features[:, i]))
     try:
         return transform_splat(splat, np.array(matrix))

@@ -11,9 +11,10 @@ import bpy
 import gpu
 from gpu_extras.batch import batch_for_shader
 
-from . import click_engine
+from . import click_cache, feature_store
 from .compat import point_shader, shows_point_selection
-from .splat_object import is_splat, read_positions
+from .point_attributes import read_positions
+from .splat_object import is_splat
 
 HIGHLIGHT_COLOR = (1.0, 0.55, 0.0, 1.0)  # Blender's selection orange
 POINT_SIZE = 3.0
@@ -25,12 +26,12 @@ _handle = None
 def highlight_batch(obj, shader):
     """A point batch of `obj`'s selected Gaussians in object space, or None when none is selected."""
     global _cached
-    key = (obj.data.session_uid, click_engine.generation(obj))
+    key = (obj.data.session_uid, click_cache.generation(obj))
     if _cached[:2] != key:
-        positions = click_engine.cached_positions(obj)  # after a click the engine has them: no 12 MB read per 1M
+        positions = click_cache.cached_positions(obj)  # after a click the engine has them: no 12 MB read per 1M
         if positions is None:
             positions = read_positions(obj.data)
-        positions = positions[click_engine.read_selection(obj)]
+        positions = positions[feature_store.read_selection(obj)]
         _cached = (*key, batch_for_shader(shader, "POINTS", {"pos": positions}) if len(positions) else None)
     return _cached[2]
 

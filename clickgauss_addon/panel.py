@@ -2,7 +2,7 @@
 
 import bpy
 
-from . import click_engine, view_cameras
+from . import feature_store, view_cameras
 from .splat_object import is_splat
 
 
@@ -31,8 +31,14 @@ class CLICKGAUSS_PT_main(SidebarPanel, bpy.types.Panel):
         rest = sum(1 for a in cloud.attributes if a.name.startswith("f_rest_"))
         degree = {0: 0, 9: 1, 24: 2, 45: 3}.get(rest, "?")
         box.label(text=f"{len(cloud.points):,} Gaussians, SH degree {degree}")
-        step = click_engine.features_step(obj) if click_engine.has_features(obj) else None
-        features = "none yet" if not click_engine.has_features(obj) else "trained" if step is None else f"step {step} (training)"
+        step = feature_store.features_step(obj) if feature_store.has_features(obj) else None
+        features = (
+            "none yet"
+            if not feature_store.has_features(obj)
+            else "trained"
+            if step is None
+            else f"step {step} (training)"
+        )
         box.label(text=f"Features: {features}")
         row = layout.row(align=True)
         row.operator("clickgauss.apply_transform", text="Apply Transform", icon="OBJECT_ORIGIN")
@@ -73,7 +79,9 @@ class CLICKGAUSS_PT_train(SidebarPanel, bpy.types.Panel):
         if settings.training:
             layout.progress(factor=settings.progress / 100, text=settings.status)
             if settings.checkpoint_step:
-                layout.label(text=f"Clicks use the field of step {settings.checkpoint_step}", icon="RESTRICT_SELECT_OFF")
+                layout.label(
+                    text=f"Clicks use the field of step {settings.checkpoint_step}", icon="RESTRICT_SELECT_OFF"
+                )
             layout.operator("clickgauss.cancel_training", icon="CANCEL")
         else:
             layout.operator("clickgauss.train", icon="PLAY")
@@ -88,7 +96,7 @@ class CLICKGAUSS_PT_select(SidebarPanel, bpy.types.Panel):
 
     @classmethod
     def poll(cls, context):
-        return click_engine.has_features(context.active_object)
+        return feature_store.has_features(context.active_object)
 
     def draw(self, context):
         layout = self.layout

@@ -12,9 +12,9 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 
 from . import backend_install, sam_download
+from .addon_preferences import ADDON_DIR, preferences
 from .backend.errors import UserError
 
-ADDON_DIR = Path(__file__).resolve().parent  # holds backend/, so `python -m backend` runs with it on PYTHONPATH
 CHECK_SCRIPT = """
 import json, importlib
 report = {}
@@ -33,16 +33,14 @@ print(json.dumps(report))
 """
 
 
-def preferences(context=None):
-    return (context or bpy.context).preferences.addons[__package__].preferences
-
-
 def backend_python(prefs) -> str:
     """The Python that runs the backend, checked to exist: a clear message beats a failed process."""
     path = bpy.path.abspath(prefs.python_path) if prefs.python_path else ""
     if not path:
-        raise UserError("set the backend's Python in Edit > Preferences > Add-ons > Click-Gaussian "
-                        "(an environment with torch, e.g. the project's .venv/bin/python)")
+        raise UserError(
+            "set the backend's Python in Edit > Preferences > Add-ons > Click-Gaussian "
+            "(an environment with torch, e.g. the project's .venv/bin/python)"
+        )
     if not Path(path).is_file():
         raise UserError(f"the backend Python {path} does not exist (Preferences > Add-ons > Click-Gaussian)")
     return path
@@ -51,8 +49,13 @@ def backend_python(prefs) -> str:
 def check_python(python: str) -> dict:
     """What that Python has: versions of the backend's packages (None where missing) and its torch device."""
     try:
-        result = subprocess.run([python, "-c", CHECK_SCRIPT], capture_output=True, text=True, timeout=120,
-                                env=dict(os.environ, PYTHONPATH=str(ADDON_DIR)))
+        result = subprocess.run(
+            [python, "-c", CHECK_SCRIPT],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=dict(os.environ, PYTHONPATH=str(ADDON_DIR)),
+        )
     except OSError as error:
         raise UserError(f"the backend Python {python} cannot run ({error.strerror})") from None
     if result.returncode != 0:
@@ -76,8 +79,9 @@ class CLICKGAUSS_OT_check_python(bpy.types.Operator):
         missing = [name for name in ("torch", "hdbscan", "scipy", "skimage", "PIL") if report.get(name) is None]
         summary = ", ".join(f"{k} {v}" for k, v in report.items() if v and k != "device")
         level = {"ERROR"} if missing else {"INFO"}
-        self.report(level, f"device {report.get('device')}; {summary}"
-                    + (f"; missing: {', '.join(missing)}" if missing else ""))
+        self.report(
+            level, f"device {report.get('device')}; {summary}" + (f"; missing: {', '.join(missing)}" if missing else "")
+        )
         return {"CANCELLED"} if missing else {"FINISHED"}
 
 
@@ -104,8 +108,10 @@ def start_install(prefs, requirements=None, pip_options=()) -> backend_install.I
         build = backend_install.torch_build(prefs.install_torch)
         requirements, pip_options = backend_install.backend_requirements(build)
     if "--no-index" not in pip_options and not bpy.app.online_access:
-        raise UserError("installing downloads the packages from PyPI: allow online access first "
-                        "(Edit > Preferences > System > Network)")
+        raise UserError(
+            "installing downloads the packages from PyPI: allow online access first "
+            "(Edit > Preferences > System > Network)"
+        )
     if not prefs.install_folder:
         raise UserError("choose the Install Folder for the backend's Python")
     folder = Path(bpy.path.abspath(prefs.install_folder))
@@ -189,38 +195,58 @@ class ClickGaussPreferences(bpy.types.AddonPreferences):
     python_path: StringProperty(
         name="Backend Python",
         description="A Python with the backend's packages (torch, hdbscan, scipy, scikit-image, pillow; "
-                    "segment-anything and torchvision for SAM), e.g. a conda or venv interpreter",
+        "segment-anything and torchvision for SAM), e.g. a conda or venv interpreter",
         subtype="FILE_PATH",
     )
     install_folder: StringProperty(
         name="Install Folder",
         description="Where Install puts a Python environment with the backend's packages: an empty or new folder, "
-                    "or one that Install filled before (replaced once the new install ends well)",
-        subtype="DIR_PATH", default=default_install_folder(),
+        "or one that Install filled before (replaced once the new install ends well)",
+        subtype="DIR_PATH",
+        default=default_install_folder(),
     )
     install_torch: EnumProperty(
         name="Torch",
         description="Which build of torch Install gets",
-        items=[("AUTO", "Automatic", "CUDA 12.8 where an NVIDIA driver is installed (nvidia-smi is found), else CPU"),
-               ("CUDA", "CUDA 12.8", "torch for NVIDIA GPUs from PyTorch's CUDA 12.8 index "
-                                     f"({backend_install.TORCH_INDEX}cu128); "
-                                     "needs a recent NVIDIA driver"),
-               ("CPU", "CPU", f"torch without CUDA from PyTorch's CPU index ({backend_install.TORCH_INDEX}cpu), "
-                              "a much smaller download; on macOS PyPI's torch, which uses Apple's MPS")],
+        items=[
+            ("AUTO", "Automatic", "CUDA 12.8 where an NVIDIA driver is installed (nvidia-smi is found), else CPU"),
+            (
+                "CUDA",
+                "CUDA 12.8",
+                "torch for NVIDIA GPUs from PyTorch's CUDA 12.8 index "
+                f"({backend_install.TORCH_INDEX}cu128); "
+                "needs a recent NVIDIA driver",
+            ),
+            (
+                "CPU",
+                "CPU",
+                f"torch without CUDA from PyTorch's CPU index ({backend_install.TORCH_INDEX}cpu), "
+                "a much smaller download; on macOS PyPI's torch, which uses Apple's MPS",
+            ),
+        ],
         default="AUTO",
     )
     device: EnumProperty(
-        name="Device", items=[("auto", "Automatic", "An NVIDIA GPU (CUDA), else an Apple GPU (MPS), else the CPU"),
-                              ("cuda", "CUDA", ""),
-                              ("mps", "Apple MPS", ""), ("cpu", "CPU", "")],
+        name="Device",
+        items=[
+            ("auto", "Automatic", "An NVIDIA GPU (CUDA), else an Apple GPU (MPS), else the CPU"),
+            ("cuda", "CUDA", ""),
+            ("mps", "Apple MPS", ""),
+            ("cpu", "CPU", ""),
+        ],
         default="auto",
     )
-    sam_checkpoint: StringProperty(name="SAM Checkpoint", description="A segment-anything .pth file (Download fills "
-                                   "it in); Automatic masks use SAM when it is set", subtype="FILE_PATH")
+    sam_checkpoint: StringProperty(
+        name="SAM Checkpoint",
+        description="A segment-anything .pth file (Download fills it in); Automatic masks use SAM when it is set",
+        subtype="FILE_PATH",
+    )
     sam_model: EnumProperty(name="SAM Model", items=[(m, m, "") for m in ("vit_h", "vit_l", "vit_b")], default="vit_h")
     sam_download_model: EnumProperty(
-        name="Download", description="Which of Meta's SAM checkpoints Download gets",
-        items=sam_download.MODEL_ITEMS, default="vit_b",
+        name="Download",
+        description="Which of Meta's SAM checkpoints Download gets",
+        items=sam_download.MODEL_ITEMS,
+        default="vit_b",
     )
 
     def draw(self, context):
@@ -247,8 +273,15 @@ class ClickGaussPreferences(bpy.types.AddonPreferences):
         again = backend_install.installed(Path(bpy.path.abspath(self.install_folder)))
         box.operator(CLICKGAUSS_OT_install_backend.bl_idname, text="Reinstall" if again else "Install", icon="IMPORT")
         if install_job:
-            box.label(text=install_job.message, icon={"done": "CHECKMARK", "failed": "ERROR"}.get(install_job.state, "INFO"))
+            box.label(
+                text=install_job.message, icon={"done": "CHECKMARK", "failed": "ERROR"}.get(install_job.state, "INFO")
+            )
 
 
-classes = (CLICKGAUSS_OT_check_python, CLICKGAUSS_OT_install_backend, CLICKGAUSS_OT_cancel_install,
-           *sam_download.classes, ClickGaussPreferences)
+classes = (
+    CLICKGAUSS_OT_check_python,
+    CLICKGAUSS_OT_install_backend,
+    CLICKGAUSS_OT_cancel_install,
+    *sam_download.classes,
+    ClickGaussPreferences,
+)

@@ -1,6 +1,6 @@
 """Preferences > Download SAM checkpoint: Meta's model file into the extension's user folder, in a thread.
 
-The download itself (URLs, SHA-256, .part and resume) is `backend.downloads`, which knows no bpy. A Blender timer
+The download itself (URLs, SHA-256, .part and resume) is `backend.scene.downloads`, which knows no bpy. A Blender timer
 follows it, so it goes on when the Preferences window closes; progress shows in the preferences and the status
 bar. When the file is whole and checked it becomes the SAM checkpoint, and Automatic masks use SAM.
 """
@@ -12,11 +12,14 @@ from urllib.parse import urlparse
 
 import bpy
 
-from .backend.downloads import SAM_CHECKPOINTS, Checkpoint, DownloadJob
+from .addon_preferences import preferences
 from .backend.errors import UserError
+from .backend.scene.downloads import SAM_CHECKPOINTS, Checkpoint, DownloadJob
 
-MODEL_ITEMS = [(model, "ViT-" + model[-1].upper(), f"{checkpoint.name}, {checkpoint.size / 1e9:.2f} GB")
-               for model, checkpoint in SAM_CHECKPOINTS.items()]
+MODEL_ITEMS = [
+    (model, "ViT-" + model[-1].upper(), f"{checkpoint.name}, {checkpoint.size / 1e9:.2f} GB")
+    for model, checkpoint in SAM_CHECKPOINTS.items()
+]
 job: DownloadJob | None = None
 job_model = ""  # the SAM model type of the file `job` fetches
 
@@ -40,8 +43,10 @@ def start(model: str, checkpoint: Checkpoint | None = None, folder: Path | None 
     checkpoint = checkpoint or SAM_CHECKPOINTS[model]
     local = urlparse(checkpoint.url).hostname in ("127.0.0.1", "localhost")
     if not local and not bpy.app.online_access:
-        raise UserError(f"downloading the SAM checkpoint ({checkpoint.size / 1e9:.1f} GB from {checkpoint.url}) needs "
-                        "online access: allow it first (Edit > Preferences > System > Network)")
+        raise UserError(
+            f"downloading the SAM checkpoint ({checkpoint.size / 1e9:.1f} GB from {checkpoint.url}) needs "
+            "online access: allow it first (Edit > Preferences > System > Network)"
+        )
     job, job_model = DownloadJob(checkpoint, (folder or sam_folder()) / checkpoint.name), model
     bpy.app.timers.register(tick, first_interval=0.25)
     return job
@@ -54,12 +59,14 @@ def follow(prefs) -> None:
 
 
 def tick() -> float | None:
-    from .preferences import preferences
-
     follow(preferences())
     wm = bpy.context.window_manager
-    text = (f"Click-Gaussian: downloading {job.checkpoint.name}: {job.percent:.0f}% "
-            f"({job.done / 1e6:,.0f} of {job.total / 1e6:,.0f} MB)" if downloading() else None)
+    text = (
+        f"Click-Gaussian: downloading {job.checkpoint.name}: {job.percent:.0f}% "
+        f"({job.done / 1e6:,.0f} of {job.total / 1e6:,.0f} MB)"
+        if downloading()
+        else None
+    )
     for window in wm.windows:
         window.workspace.status_text_set(text)  # the status bar; None gives it back to Blender
         for area in window.screen.areas:
@@ -106,8 +113,6 @@ class CLICKGAUSS_OT_download_sam(bpy.types.Operator):
         return not downloading()
 
     def execute(self, context):
-        from .preferences import preferences
-
         try:
             started = start(preferences(context).sam_download_model)
         except UserError as error:

@@ -3,17 +3,22 @@
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
-from .backend.click import DEFAULT_THRESHOLDS
-from .backend.device import DEVICE_DEFAULTS
+from . import click_cache, click_session, feature_store
+from .backend.device_defaults import DEVICE_DEFAULTS
+from .backend.field.click import DEFAULT_THRESHOLDS
+from .backend.formats.features import Level
+
+
+def click_level(settings) -> Level:
+    """The Level enum ("COARSE" / "FINE") as the backend's level."""
+    return "fine" if settings.level == "FINE" else "coarse"
 
 
 def threshold_changed(settings, context):
     """The slider updates the selection live: the click session's clicks are replayed."""
-    from . import click_engine
-
     obj = context.active_object
-    if obj is not None and click_engine.has_features(obj) and click_engine.in_session(obj):
-        click_engine.reapply(obj, settings.level.lower(), settings.threshold)
+    if obj is not None and feature_store.has_features(obj) and click_cache.in_session(obj):
+        click_session.reapply(obj, click_level(settings), settings.threshold)
 
 
 class ClickGaussSettings(bpy.types.PropertyGroup):
@@ -24,43 +29,89 @@ class ClickGaussSettings(bpy.types.PropertyGroup):
         update=threshold_changed,
     )
     threshold_coarse: FloatProperty(
-        name="Threshold", description="Cosine similarity to the clicked feature above which a Gaussian is selected",
-        default=DEFAULT_THRESHOLDS["coarse"], min=-1.0, max=1.0, step=1, update=threshold_changed,
+        name="Threshold",
+        description="Cosine similarity to the clicked feature above which a Gaussian is selected",
+        default=DEFAULT_THRESHOLDS["coarse"],
+        min=-1.0,
+        max=1.0,
+        step=1,
+        update=threshold_changed,
     )
     threshold_fine: FloatProperty(
-        name="Threshold", description="Cosine similarity to the clicked feature above which a Gaussian is selected",
-        default=DEFAULT_THRESHOLDS["fine"], min=-1.0, max=1.0, step=1, update=threshold_changed,
+        name="Threshold",
+        description="Cosine similarity to the clicked feature above which a Gaussian is selected",
+        default=DEFAULT_THRESHOLDS["fine"],
+        min=-1.0,
+        max=1.0,
+        step=1,
+        update=threshold_changed,
     )
-    images_dir: StringProperty(name="Photos", description="The folder of photos the splat was trained from",
-                               subtype="DIR_PATH")
+    images_dir: StringProperty(
+        name="Photos", description="The folder of photos the splat was trained from", subtype="DIR_PATH"
+    )
     cameras_path: StringProperty(
         name="Cameras", description="COLMAP model folder, transforms.json or LLFF poses_bounds.npy", subtype="FILE_PATH"
     )
     mask_source: EnumProperty(
         name="Masks",
-        items=[("AUTO", "Automatic", "SAM when a checkpoint is set in the preferences, else precomputed masks "
-                                     "when a folder is set, else geometric masks from the splat itself"),
-               ("SAM", "SAM", "Segment Anything's automatic masks (checkpoint in the preferences)"),
-               ("FOLDER", "Folder", "Precomputed masks: a label PNG or .npz per photo"),
-               ("GEOMETRIC", "Geometric", "The splat's ground and its 3D-connected groups, drawn into every photo; "
-                                          "no model weights needed"),
-               ("FELZENSZWALB", "Colour Segments", "Graph-based segmentation of each photo by colour, no model "
-                                                   "weights needed (lower quality)")],
+        items=[
+            (
+                "AUTO",
+                "Automatic",
+                "SAM when a checkpoint is set in the preferences, else precomputed masks "
+                "when a folder is set, else geometric masks from the splat itself",
+            ),
+            ("SAM", "SAM", "Segment Anything's automatic masks (checkpoint in the preferences)"),
+            ("FOLDER", "Folder", "Precomputed masks: a label PNG or .npz per photo"),
+            (
+                "GEOMETRIC",
+                "Geometric",
+                "The splat's ground and its 3D-connected groups, drawn into every photo; no model weights needed",
+            ),
+            (
+                "FELZENSZWALB",
+                "Colour Segments",
+                "Graph-based segmentation of each photo by colour, no model weights needed (lower quality)",
+            ),
+        ],
         default="AUTO",
     )
-    mask_dir: StringProperty(name="Mask Folder", description="Precomputed masks, one file per photo", subtype="DIR_PATH")
+    mask_dir: StringProperty(
+        name="Mask Folder", description="Precomputed masks, one file per photo", subtype="DIR_PATH"
+    )
     iterations: IntProperty(name="Iterations", description="Training steps (the paper uses 3000)", default=3000, min=1)
-    downscale: IntProperty(name="Downscale", description="Train on photos this many times smaller (faster); 0: the "
-                           "device's default (" + ", ".join(f"{n} {d.downscale}" for n, d in DEVICE_DEFAULTS.items()) + ")",
-                           default=0, min=0, max=16)
+    downscale: IntProperty(
+        name="Downscale",
+        description="Train on photos this many times smaller (faster); 0: the "
+        "device's default (" + ", ".join(f"{n} {d.downscale}" for n, d in DEVICE_DEFAULTS.items()) + ")",
+        default=0,
+        min=0,
+        max=16,
+    )
     checkpoint_every: IntProperty(
-        name="Checkpoint Every", description="Steps between the intermediate fields that Click uses while training "
-        "runs; 0: the device's default (" + ", ".join(f"{n} {d.checkpoint_every}" for n, d in DEVICE_DEFAULTS.items()) + ")",
-        default=0, min=0)
-    view_count: IntProperty(name="Views", description="How many views Plan Views places around (or inside) the scene",
-                            default=24, min=1, max=500)
-    view_size: IntProperty(name="Resolution", description="Width in pixels of each view rendered from the splat "
-                           "(the height follows the scene's render aspect)", default=512, min=16, max=8192)
+        name="Checkpoint Every",
+        description="Steps between the intermediate fields that Click uses while training "
+        "runs; 0: the device's default ("
+        + ", ".join(f"{n} {d.checkpoint_every}" for n, d in DEVICE_DEFAULTS.items())
+        + ")",
+        default=0,
+        min=0,
+    )
+    view_count: IntProperty(
+        name="Views",
+        description="How many views Plan Views places around (or inside) the scene",
+        default=24,
+        min=1,
+        max=500,
+    )
+    view_size: IntProperty(
+        name="Resolution",
+        description="Width in pixels of each view rendered from the splat "
+        "(the height follows the scene's render aspect)",
+        default=512,
+        min=16,
+        max=8192,
+    )
     use_viewport: BoolProperty(name="Include Viewport", description="Also render the 3D viewport's current view")
     training: BoolProperty(options={"SKIP_SAVE"})
     progress: FloatProperty(name="Progress", subtype="PERCENTAGE", min=0, max=100, options={"SKIP_SAVE"})

@@ -16,8 +16,9 @@ import bpy
 import numpy as np
 
 from .backend.errors import UserError
-from .backend.splat import POSITION_COLUMNS, REQUIRED_COLUMNS, ROTATION_COLUMNS, SCALE_COLUMNS, Splat
+from .backend.formats.splat import POSITION_COLUMNS, REQUIRED_COLUMNS, ROTATION_COLUMNS, SCALE_COLUMNS, Splat
 from .compat import new_point_cloud, shader_node_tree
+from .point_attributes import get_attribute, read_positions, set_attribute
 
 LAYOUT_KEY = "cg_ply_columns"  # JSON [column, type code, attribute] per column, in file order (older: "name:code,...")
 COMMENTS_KEY = "cg_ply_comments"
@@ -27,7 +28,9 @@ SHOWN_RADIUS_ATTRIBUTE = "cg_shown_radius"  # the display radii to restore when 
 DISPLAY_ATTRIBUTES = {"position", "radius", COLOR_ATTRIBUTE, HIDDEN_ATTRIBUTE, SHOWN_RADIUS_ATTRIBUTE}
 GEOMETRY_COLUMNS = POSITION_COLUMNS + ("opacity",) + SCALE_COLUMNS + ROTATION_COLUMNS  # what a footprint depends on
 RESERVED_PREFIX = "ply_"  # a file column whose name Blender or display uses is stored under this prefix
-MAX_ATTRIBUTE_BYTES = 63  # Blender's attribute names are at most 63 bytes (67 from 4.x on: the lower bound holds for all)
+MAX_ATTRIBUTE_BYTES = (
+    63  # Blender's attribute names are at most 63 bytes (67 from 4.x on: the lower bound holds for all)
+)
 
 
 def attribute_name(column: str) -> str:
@@ -40,7 +43,7 @@ def fitted(name: str) -> str:
     if len(name.encode()) <= MAX_ATTRIBUTE_BYTES:
         return name
     digest = hashlib.sha1(name.encode()).hexdigest()[:8]
-    return name.encode()[:MAX_ATTRIBUTE_BYTES - 9].decode(errors="ignore") + "~" + digest
+    return name.encode()[: MAX_ATTRIBUTE_BYTES - 9].decode(errors="ignore") + "~" + digest
 
 
 def store_column(mesh, column: str, values: np.ndarray) -> str:
@@ -114,39 +117,22 @@ def fill_splat_material(material, mean_color) -> None:
         node.location = (220 * i - 600, 0)
 
 
-def set_attribute(data, name: str, kind: str, values: np.ndarray, key: str = "value"):
-    """Write a point attribute, made first where it does not exist yet."""
-    attribute = data.attributes.get(name) or data.attributes.new(name, kind, "POINT")
-    attribute.data.foreach_set(key, np.ascontiguousarray(values).ravel())
-
-
-def get_attribute(cloud, name: str, dtype) -> np.ndarray:
-    """(N,) values of a point attribute; zeros (False) where it does not exist."""
-    if name not in cloud.attributes:
-        return np.zeros(len(cloud.points), dtype=dtype)
-    values = np.empty(len(cloud.points), dtype=dtype)
-    cloud.attributes[name].data.foreach_get("value", values)
-    return values
-
-
-def read_positions(cloud) -> np.ndarray:  # (N, 3) float32
-    positions = np.empty((len(cloud.points), 3), dtype=np.float32)
-    cloud.attributes["position"].data.foreach_get("vector", positions.ravel())
-    return positions
-
-
 def splat_to_object(splat: Splat, name: str, collection, matrix=None, point_size: float = 1.0):
     """A new point-cloud object holding `splat`, linked into `collection`. Nothing is left behind on failure."""
     obj = new_point_cloud(name, splat.count, collection)
     cloud, material = obj.data, None
     try:
         cloud.attributes["position"].data.foreach_set("vector", splat.positions.ravel())
-        stored_as = {column: store_column(cloud, column, values)
-                     for column, values in splat.columns.items() if column not in POSITION_COLUMNS}
+        stored_as = {
+            column: store_column(cloud, column, values)
+            for column, values in splat.columns.items()
+            if column not in POSITION_COLUMNS
+        }
         set_attribute(cloud, "radius", "FLOAT", display_radius(splat, point_size))
         set_attribute(cloud, COLOR_ATTRIBUTE, "FLOAT_COLOR", display_colors(splat), "color")
-        cloud[LAYOUT_KEY] = json.dumps([[column, values.dtype.str[1:], stored_as.get(column, column)]
-                                        for column, values in splat.columns.items()])
+        cloud[LAYOUT_KEY] = json.dumps(
+            [[column, values.dtype.str[1:], stored_as.get(column, column)] for column, values in splat.columns.items()]
+        )
         cloud[COMMENTS_KEY] = json.dumps(splat.comments)
         mean = srgb_to_linear(np.median(splat.colors, axis=0))
         material = bpy.data.materials.new(name)
@@ -169,7 +155,9 @@ def column_layout(cloud) -> list[tuple[str, str, str]]:
         layout = cloud[LAYOUT_KEY]
         if layout.startswith("["):
             return [tuple(item) for item in json.loads(layout)]
-        return [(*item.rsplit(":", 1), attribute_name(item.rsplit(":", 1)[0])) for item in layout.split(",")]  # older files
+        return [
+            (*item.rsplit(":", 1), attribute_name(item.rsplit(":", 1)[0])) for item in layout.split(",")
+        ]  # older files
     names = [a.name for a in cloud.attributes if a.name not in DISPLAY_ATTRIBUTES and not a.name.startswith(".")]
     return [(column, "f4", column) for column in POSITION_COLUMNS] + [(name, "f4", name) for name in names]
 
@@ -188,7 +176,9 @@ def object_to_splat(obj, columns=None) -> Splat:
     wanted = REQUIRED_COLUMNS if columns is None else columns
     layout = [item for item in column_layout(cloud) if columns is None or item[0] in columns]
     missing = [c for c, _, name in layout if c not in POSITION_COLUMNS and name not in cloud.attributes]
-    missing += [c for c in REQUIRED_COLUMNS if c in wanted and c not in POSITION_COLUMNS and c not in {i[0] for i in layout}]
+    missing += [
+        c for c in REQUIRED_COLUMNS if c in wanted and c not in POSITION_COLUMNS and c not in {i[0] for i in layout}
+    ]
     if missing:
         raise UserError(f"'{obj.name}' is missing the splat attribute(s) {', '.join(sorted(set(missing)))}")
     positions = read_positions(cloud)
@@ -202,4 +192,3 @@ def object_to_splat(obj, columns=None) -> Splat:
         read[column] = stored.view(np.uint32) if code == "u4" else stored.astype(code)
     comments = json.loads(cloud.get(COMMENTS_KEY, "[]"))
     return Splat(read, comments)
-

@@ -9,7 +9,6 @@ features back as they were before Train.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -18,13 +17,15 @@ from pathlib import Path
 
 import bpy
 
-from . import click_engine, view_cameras
-from .backend.cameras import write_colmap_text
+from . import click_cache, feature_store, view_cameras
+from .addon_preferences import ADDON_DIR, preferences
+from .backend.cli.protocol import read_progress, user_error
 from .backend.errors import UserError
-from .backend.features import FeatureField, load_features
-from .backend.ply import write_ply
+from .backend.formats.features import FeatureField, load_features
+from .backend.formats.ply import write_ply
+from .backend.scene.colmap import write_colmap_text
 from .child_process import ChildProcess
-from .preferences import ADDON_DIR, backend_python, preferences
+from .preferences import backend_python
 from .splat_object import is_splat, object_to_splat
 
 
@@ -38,11 +39,20 @@ class TrainingJob(ChildProcess):
         if views is None:
             images, cameras = bpy.path.abspath(settings.images_dir), bpy.path.abspath(settings.cameras_path)
             if not images or not Path(images).is_dir():
-                raise UserError(f"Photos: choose the folder of photos the splat was trained from (now {images or 'empty'})")
+                raise UserError(
+                    f"Photos: choose the folder of photos the splat was trained from (now {images or 'empty'})"
+                )
             if not cameras or not Path(cameras).exists():
-                raise UserError(f"Cameras: choose a COLMAP folder, transforms.json or poses_bounds.npy (now {cameras or 'empty'})")
-            scene = ["--images", images, "--cameras", cameras,
-                     *(["--downscale", str(settings.downscale)] if settings.downscale else [])]  # 0: the device's
+                raise UserError(
+                    f"Cameras: choose a COLMAP folder, transforms.json or poses_bounds.npy (now {cameras or 'empty'})"
+                )
+            scene = [
+                "--images",
+                images,
+                "--cameras",
+                cameras,
+                *(["--downscale", str(settings.downscale)] if settings.downscale else []),
+            ]  # 0: the device's
         elif not views:
             raise UserError("no cameras to render views from: press Plan Views, or add a camera")
         self.splat = object_to_splat(obj)
@@ -51,11 +61,27 @@ class TrainingJob(ChildProcess):
         if views is not None:  # rendered by the backend from the splat at their own size, cached in features.npz.views/
             write_colmap_text(self.folder / "views", views)
             scene = ["--cameras", str(self.folder / "views"), "--downscale", "1"]
-        command = [self.python, "-m", "backend", "train", "--splat", str(self.folder / "splat.ply"), *scene,
-                   "--out", str(self.folder / "features.npz"), "--progress", "json", "--device", prefs.device,
-                   "--iterations", str(settings.iterations),
-                   *(["--checkpoint-every", str(settings.checkpoint_every)] if settings.checkpoint_every else []),
-                   "--parent-link", str(self.folder), *mask_arguments(settings, prefs)]
+        command = [
+            self.python,
+            "-m",
+            "backend",
+            "train",
+            "--splat",
+            str(self.folder / "splat.ply"),
+            *scene,
+            "--out",
+            str(self.folder / "features.npz"),
+            "--progress",
+            "json",
+            "--device",
+            prefs.device,
+            "--iterations",
+            str(settings.iterations),
+            *(["--checkpoint-every", str(settings.checkpoint_every)] if settings.checkpoint_every else []),
+            "--parent-link",
+            str(self.folder),
+            *mask_arguments(settings, prefs),
+        ]
         self.before = None  # FeaturesBefore, once a checkpoint has changed the object
         environment = dict(os.environ, PYTHONPATH=str(ADDON_DIR), PYTHONUNBUFFERED="1")
         try:
@@ -67,7 +93,7 @@ class TrainingJob(ChildProcess):
 
     def poll(self) -> list[dict]:
         """The progress events that arrived since the last call."""
-        return [event for event in map(progress_event, super().poll()) if event is not None]
+        return [event for event in map(read_progress, super().poll()) if event is not None]
 
     def features(self, path: str | None = None) -> FeatureField:
         """The finished run's FeatureField, or the checkpoint at `path`, checked against the splat it was given."""
@@ -92,7 +118,9 @@ class TrainingJob(ChildProcess):
             return  # the end says what is wrong
         if self.before is None:
             self.before = FeaturesBefore(obj)
-        click_engine.store_features(obj, field.features, field.centers.get("coarse"), field.step)
+        click_cache.store_features(
+            obj, field.features, field.centers.get("coarse"), field.step, field.granularity_prior
+        )
         settings.checkpoint_step = field.step
 
     def restore(self) -> bool:
@@ -104,37 +132,31 @@ class TrainingJob(ChildProcess):
         return True
 
     def error(self) -> str:
+        message = user_error(self.stderr)
+        if message:
+            return message
         lines = [line.strip() for line in self.stderr if line.strip()]
-        messages = [line[len("error: "):] for line in lines if line.startswith("error: ")]
-        if messages:
-            return messages[-1]
         return f"training stopped (exit code {self.process.returncode}): {lines[-1] if lines else 'no message'}"
 
     def cleanup(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def progress_event(line: str) -> dict | None:
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError:
-        return None  # a library's stray print; progress lines are JSON
-
-
 class FeaturesBefore:
     """The object's features as they were before Train, put back when a run that stored checkpoints fails."""
 
     def __init__(self, obj):
-        self.features = click_engine.read_features(obj) if click_engine.has_features(obj) else None
-        self.centers = obj.data.get(click_engine.CENTERS_KEY)
+        self.features = feature_store.read_features(obj) if feature_store.has_features(obj) else None
+        self.centers = obj.data.get(feature_store.CENTERS_KEY)
+        self.prior = feature_store.granularity_prior(obj)
 
     def restore(self, obj) -> None:
         if self.features is None:
-            click_engine.remove_features(obj)
+            click_cache.remove_features(obj)
             return
-        click_engine.store_features(obj, self.features)
+        click_cache.store_features(obj, self.features, prior=self.prior)
         if self.centers is not None:
-            obj.data[click_engine.CENTERS_KEY] = self.centers
+            obj.data[feature_store.CENTERS_KEY] = self.centers
 
 
 def mask_arguments(settings, prefs) -> list[str]:
@@ -196,18 +218,22 @@ class CLICKGAUSS_OT_train(bpy.types.Operator):
                 raise UserError(f"the object '{self.job.object_name}' is gone")
             if object_to_splat(obj).count != field.count:
                 raise UserError(f"'{obj.name}' changed while training ran; train it again")
-            click_engine.store_features(obj, field.features, field.centers.get("coarse"))
+            click_cache.store_features(obj, field.features, field.centers.get("coarse"), prior=field.granularity_prior)
         except UserError as error:
             return self.end(context, f"Training failed: {error}", {"ERROR"}, {"CANCELLED"})
-        return self.end(context, f"Trained features for {field.count:,} Gaussians of '{obj.name}'", {"INFO"}, {"FINISHED"})
+        return self.end(
+            context, f"Trained features for {field.count:,} Gaussians of '{obj.name}'", {"INFO"}, {"FINISHED"}
+        )
 
     def end(self, context, message, level, result):
         context.window_manager.event_timer_remove(self.timer)
         context.window_manager.progress_end()
         settings = context.scene.clickgauss
         if result != {"FINISHED"} and self.job.restore():
-            message += (f"; clicks used the intermediate field of step {settings.checkpoint_step} meanwhile, "
-                        "the object's features are back as before Train")
+            message += (
+                f"; clicks used the intermediate field of step {settings.checkpoint_step} meanwhile, "
+                "the object's features are back as before Train"
+            )
         elif result != {"FINISHED"}:
             message += ("; " if message.startswith("Training failed") else ": ") + "the object is unchanged"
         settings.training, settings.status, settings.checkpoint_step = False, message, 0
@@ -231,8 +257,10 @@ def describe(settings, progress: dict) -> None:
     """A progress event as the panel's bar and status line."""
     if progress.get("phase") == "iterations":
         settings.progress = 100.0 * progress["iteration"] / progress["of"]
-        settings.status = (f"{progress['iteration']}/{progress['of']} · loss {progress['loss']:.3f} · "
-                           f"{progress['remaining_s']:.0f} s left")
+        settings.status = (
+            f"{progress['iteration']}/{progress['of']} · loss {progress['loss']:.3f} · "
+            f"{progress['remaining_s']:.0f} s left"
+        )
     elif progress.get("phase") == "rendering":
         settings.status = f"rendering view {progress['view']}/{progress['of']}"
     else:

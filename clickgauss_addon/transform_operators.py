@@ -1,7 +1,7 @@
 """Apply Transform and Join for splats, and the guard that keeps Blender's own Apply (Ctrl+A) from corrupting one.
 
 A Gaussian is more than a point: baking a transform into a splat turns and scales each
-Gaussian and turns its spherical harmonics too (backend.transform). Blender's Object > Apply
+Gaussian and turns its spherical harmonics too (backend.formats.transform). Blender's Object > Apply
 moves the point positions only. Its operator cannot be replaced from an add-on (the menu entry
 and the Ctrl+A key reach it whatever a key map says), so the guard detects it instead: each splat
 object keeps a fingerprint (its world matrix and a few of its positions, an ID property, so undo,
@@ -17,12 +17,20 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from . import click_engine
+from . import click_cache, feature_store
 from .backend.errors import UserError
-from .backend.splat import POSITION_COLUMNS, Splat, join_splats
-from .backend.transform import transform_splat
-from .splat_object import (SHOWN_RADIUS_ATTRIBUTE, attribute_name, column_layout, get_attribute, is_splat,
-                           object_to_splat, set_attribute, splat_to_object, storage)
+from .backend.formats.splat import POSITION_COLUMNS, Splat, join_splats
+from .backend.formats.transform import transform_splat
+from .point_attributes import get_attribute, set_attribute
+from .splat_object import (
+    SHOWN_RADIUS_ATTRIBUTE,
+    attribute_name,
+    column_layout,
+    is_splat,
+    object_to_splat,
+    splat_to_object,
+    storage,
+)
 
 FINGERPRINT_KEY = "_cg_transform_fingerprint"  # count, matrix_world (16, by rows), SAMPLES positions; "_": not shown
 SAMPLES = 8
@@ -47,14 +55,16 @@ def write_back(obj, before: Splat, after: Splat, positions: bool = True) -> None
     for name in ("radius", SHOWN_RADIUS_ATTRIBUTE):
         if name in cloud.attributes:
             set_attribute(cloud, name, "FLOAT", get_attribute(cloud, name, np.float32) * growth)
-    click_engine.forget(obj)
+    click_cache.forget(obj)
 
 
 def fingerprint(obj) -> list[float]:
     cloud = obj.data
     count = len(cloud.points)
     vectors = cloud.attributes["position"].data
-    sample = [c for i in np.linspace(0, count - 1, SAMPLES).astype(int) for c in vectors[int(i)].vector] if count else []
+    sample = (
+        [c for i in np.linspace(0, count - 1, SAMPLES).astype(int) for c in vectors[int(i)].vector] if count else []
+    )
     return [float(count)] + [v for row in obj.matrix_world for v in row] + sample
 
 
@@ -81,7 +91,11 @@ def guard(obj) -> bool:
     moved_matrix = not np.allclose(before[1:17], now[1:17], rtol=0, atol=1e-7)
     moved_points = not np.allclose(before[17:], now[17:], rtol=0, atol=1e-7)
     reach = max(1.0, float(np.abs(world_sample(before)).max()))
-    if not (moved_matrix and moved_points and np.allclose(world_sample(before), world_sample(now), rtol=0, atol=1e-4 * reach)):
+    if not (
+        moved_matrix
+        and moved_points
+        and np.allclose(world_sample(before), world_sample(now), rtol=0, atol=1e-4 * reach)
+    ):
         return False
     applied = np.linalg.inv(now[1:17].reshape(4, 4)) @ before[1:17].reshape(4, 4)  # what moved the points
     splat = object_to_splat(obj)
@@ -96,8 +110,10 @@ def guard_applied_transforms(scene, depsgraph) -> None:
         if isinstance(update.id, bpy.types.Object) and is_splat(update.id.original):
             try:
                 if guard(update.id.original):
-                    print(f"Click-Gaussian: '{update.id.original.name}': Apply Transform turned and scaled its Gaussians "
-                          "and spherical harmonics too")
+                    print(
+                        f"Click-Gaussian: '{update.id.original.name}': Apply Transform turned and scaled its Gaussians "
+                        "and spherical harmonics too"
+                    )
             except UserError as error:  # e.g. attributes removed by hand: export will name the problem
                 print(f"Click-Gaussian: {error}")
 
@@ -130,18 +146,20 @@ def join_splat_objects(target, others) -> tuple[object, list[str]]:
         radii.append(get_attribute(obj.data, shown, np.float32) * radius_growth(splat, moved))
         parts.append(moved)
     joined, dropped = join_splats(parts)
-    featured = [click_engine.has_features(obj) for obj in objects]
-    features = np.concatenate([click_engine.read_features(obj) for obj in objects]) if all(featured) else None
-    centers = {obj.data.get(click_engine.CENTERS_KEY) for obj in objects}
+    featured = [feature_store.has_features(obj) for obj in objects]
+    features = np.concatenate([feature_store.read_features(obj) for obj in objects]) if all(featured) else None
+    centers = {obj.data.get(feature_store.CENTERS_KEY) for obj in objects}
     if any(featured) and not all(featured):
-        dropped.append("features (" + ", ".join(f"'{o.name}'" for o, f in zip(objects, featured) if not f) + " has none)")
+        dropped.append(
+            "features (" + ", ".join(f"'{o.name}'" for o, f in zip(objects, featured) if not f) + " has none)"
+        )
     name, matrix, collection = target.name, target.matrix_world.copy(), target.users_collection[0]
     result = splat_to_object(joined, name, collection, matrix)
     set_attribute(result.data, "radius", "FLOAT", np.concatenate(radii))
     if features is not None:
-        click_engine.store_features(result, features)
+        click_cache.store_features(result, features, prior=all(feature_store.granularity_prior(o) for o in objects))
         if len(centers) == 1 and None not in centers:  # parts of one training keep its clusters
-            result.data[click_engine.CENTERS_KEY] = centers.pop()
+            result.data[feature_store.CENTERS_KEY] = centers.pop()
     for obj in objects:
         bpy.data.objects.remove(obj)
     result.name = result.data.name = name
@@ -167,7 +185,12 @@ class CLICKGAUSS_OT_apply_transform(bpy.types.Operator):
         except UserError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Applied the transform of {', '.join(baked)}" if baked else "Nothing to apply: the transform is already identity")
+        self.report(
+            {"INFO"},
+            f"Applied the transform of {', '.join(baked)}"
+            if baked
+            else "Nothing to apply: the transform is already identity",
+        )
         return {"FINISHED"}
 
 
@@ -186,7 +209,9 @@ class CLICKGAUSS_OT_join(bpy.types.Operator):
         target = context.active_object
         others = [obj for obj in context.selected_objects if is_splat(obj) and obj != target]
         if any(obj.data.users > 1 for obj in [target] + others):
-            self.report({"ERROR"}, "A selected splat shares its data with another object (Alt+D); make it single user first")
+            self.report(
+                {"ERROR"}, "A selected splat shares its data with another object (Alt+D); make it single user first"
+            )
             return {"CANCELLED"}
         try:
             result, dropped = join_splat_objects(target, others)
@@ -196,8 +221,11 @@ class CLICKGAUSS_OT_join(bpy.types.Operator):
         result.select_set(True)
         context.view_layer.objects.active = result
         level = "WARNING" if dropped else "INFO"
-        self.report({level}, f"Joined {len(others) + 1} splats into '{result.name}' ({len(result.data.points):,} Gaussians)"
-                    + (f"; dropped: {', '.join(dropped)}" if dropped else ""))
+        self.report(
+            {level},
+            f"Joined {len(others) + 1} splats into '{result.name}' ({len(result.data.points):,} Gaussians)"
+            + (f"; dropped: {', '.join(dropped)}" if dropped else ""),
+        )
         return {"FINISHED"}
 
 

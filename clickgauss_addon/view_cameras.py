@@ -1,7 +1,7 @@
 """Views rendered from the splat: planned cameras shown as Blender camera objects, and camera objects as backend cameras.
 
 When no photos sit beside a splat, training renders its own views. "Plan Views" puts the cameras the
-backend plans (backend/view_planning.py, numpy only) into a collection of their own, where the person
+backend plans (backend/scene/view_planning.py, numpy only) into a collection of their own, where the person
 moves, deletes or adds cameras; training then renders every camera object of the scene (and, if asked,
 the viewport). Conversion only: Blender cameras look down -Z with +Y up; the backend's are OpenCV
 (x right, y down, z forward) in the splat's own (file) frame, so the object's transform is undone.
@@ -15,10 +15,11 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from .backend.cameras import OPENGL_TO_OPENCV, Camera, rigid_inverse
 from .backend.errors import UserError
-from .backend.view_planning import plan_splat_views
+from .backend.scene.camera import OPENGL_TO_OPENCV, Camera, rigid_inverse
+from .backend.scene.view_planning import plan_splat_views
 from .splat_object import is_splat, object_to_splat
+from .viewport import view_camera
 
 COLLECTION = "Click-Gaussian Views"
 SENSOR_WIDTH = 36.0  # mm, Blender's default
@@ -38,7 +39,8 @@ def rigid_part(matrix: np.ndarray, what: str) -> np.ndarray:
 def render_size(scene, long_side: int) -> tuple[int, int]:
     """(width, height) of a rendered view: `long_side` px wide, the scene's render aspect (what the camera view frames)."""
     aspect = (scene.render.resolution_y * scene.render.pixel_aspect_y) / (
-        scene.render.resolution_x * scene.render.pixel_aspect_x)
+        scene.render.resolution_x * scene.render.pixel_aspect_x
+    )
     return int(long_side), max(1, round(long_side * aspect))
 
 
@@ -48,7 +50,8 @@ def camera_from_object(camera_object, splat_object, width: int, height: int, nam
     if data.type != "PERSP":
         raise UserError(f"camera '{camera_object.name}' is not a perspective camera; views are rendered with a pinhole")
     local = np.linalg.inv(np.array(splat_object.matrix_world, dtype=np.float64)) @ np.array(
-        camera_object.matrix_world, dtype=np.float64)
+        camera_object.matrix_world, dtype=np.float64
+    )
     camera_to_world = rigid_part(local, f"camera '{camera_object.name}' (or '{splat_object.name}')") @ OPENGL_TO_OPENCV
     fit = data.sensor_fit
     if fit == "AUTO":
@@ -56,8 +59,16 @@ def camera_from_object(camera_object, splat_object, width: int, height: int, nam
     sensor = data.sensor_width if fit == "HORIZONTAL" or data.sensor_fit == "AUTO" else data.sensor_height
     focal = data.lens / sensor * (width if fit == "HORIZONTAL" else height)
     longest = max(width, height)
-    return Camera(name, width, height, focal, focal, width / 2 - data.shift_x * longest,
-                  height / 2 + data.shift_y * longest, rigid_inverse(camera_to_world))
+    return Camera(
+        name,
+        width,
+        height,
+        focal,
+        focal,
+        width / 2 - data.shift_x * longest,
+        height / 2 + data.shift_y * longest,
+        rigid_inverse(camera_to_world),
+    )
 
 
 def object_matrix_of(camera: Camera, splat_object) -> np.ndarray:
@@ -83,8 +94,9 @@ def show_planned_views(context, splat_object, count: int, long_side: int) -> tup
     """Plan views of `splat_object` and put them as camera objects into the views collection (replacing
     the cameras there); returns the number of views and the layout the planner chose."""
     width, _ = render_size(context.scene, long_side)
-    plan = plan_splat_views(object_to_splat(splat_object), count, width, up=file_up(splat_object),
-                            name=f"'{splat_object.name}'")
+    plan = plan_splat_views(
+        object_to_splat(splat_object), count, width, up=file_up(splat_object), name=f"'{splat_object.name}'"
+    )
     collection = views_collection(context)
     for old in list(collection.objects):
         if old.type == "CAMERA":
@@ -116,8 +128,10 @@ def file_name(number: int, object_name: str) -> str:
 def training_views(context, splat_object, long_side: int, use_viewport: bool) -> list[Camera]:
     """The backend cameras of the scene's camera objects, and of the 3D viewport when asked."""
     width, height = render_size(context.scene, long_side)
-    cameras = [camera_from_object(o, splat_object, width, height, file_name(i, o.name))
-               for i, o in enumerate(scene_cameras(context))]
+    cameras = [
+        camera_from_object(o, splat_object, width, height, file_name(i, o.name))
+        for i, o in enumerate(scene_cameras(context))
+    ]
     if use_viewport:
         cameras.append(viewport_view(context, splat_object, long_side, len(cameras)))
     return cameras
@@ -125,17 +139,24 @@ def training_views(context, splat_object, long_side: int, use_viewport: bool) ->
 
 def viewport_view(context, splat_object, long_side: int, number: int) -> Camera:
     """The first 3D viewport's view as a backend camera, `long_side` px wide at the viewport's aspect."""
-    from .click_engine import view_camera
-
     for area in context.screen.areas if context.screen else ():
         if area.type == "VIEW_3D":
             region = next(r for r in area.regions if r.type == "WINDOW")
             view = area.spaces.active.region_3d
-            camera = view_camera(region.width, region.height, view.view_matrix, view.window_matrix,
-                                 splat_object.matrix_world)
+            camera = view_camera(
+                region.width, region.height, view.view_matrix, view.window_matrix, splat_object.matrix_world
+            )
             camera = camera.resized(long_side, max(1, round(long_side * region.height / region.width)))
-            return Camera(file_name(number, "viewport"), camera.width, camera.height, camera.fx, camera.fy,
-                          camera.cx, camera.cy, camera.world_to_camera)
+            return Camera(
+                file_name(number, "viewport"),
+                camera.width,
+                camera.height,
+                camera.fx,
+                camera.fy,
+                camera.cx,
+                camera.cy,
+                camera.world_to_camera,
+            )
     raise UserError("Include Viewport: no 3D viewport is open")
 
 
@@ -159,7 +180,9 @@ class CLICKGAUSS_OT_plan_views(bpy.types.Operator):
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
         where = "around the scene" if layout == "object" else "inside the scene"
-        self.report({"INFO"}, f"Planned {count} views {where} in '{COLLECTION}': move, delete or add cameras, then Train")
+        self.report(
+            {"INFO"}, f"Planned {count} views {where} in '{COLLECTION}': move, delete or add cameras, then Train"
+        )
         return {"FINISHED"}
 
 

@@ -55,14 +55,14 @@ def bpy(blender):
 
 def trained_scene_on_disk(folder: Path):
     """Write the small generated scene to `folder` and train its feature field there (needs torch)."""
-    from backend.features import save_features
-    from backend.masks import view_labels
-    from backend.synthetic import write_scene
-    from backend.train import TrainConfig, train_features
+    from backend.benchmark.synthetic import write_scene
+    from backend.field.train import TrainConfig, train_features
+    from backend.formats.features import save_features
+    from backend.scene.masks import view_labels
 
     scene, cameras = small_scene()
     write_scene(folder, scene, cameras)
-    from backend.cameras import load_images
+    from backend.scene.images import load_images
 
     _, images = load_images(folder / "images", cameras)
     labels = [view_labels(image, c.name, "folder", mask_dir=folder / "masks") for c, image in zip(cameras, images)]
@@ -73,7 +73,7 @@ def trained_scene_on_disk(folder: Path):
 
 
 def small_scene():
-    from backend.synthetic import make_scene, orbit_cameras
+    from backend.benchmark.synthetic import make_scene, orbit_cameras
 
     return make_scene(6000, seed=3), orbit_cameras(6, width=160, height=120)
 
@@ -95,7 +95,7 @@ def trained_scene(tmp_path_factory):
             subprocess.run([BACKEND_PYTHON, "-c", code, str(ROOT), str(ROOT / "tests"), str(folder)], check=True)
         labels, result = None, None  # only the backend's own tests read them, and they run in the backend's Python
     scene, cameras = small_scene()
-    from backend.ply import read_ply
+    from backend.formats.ply import read_ply
 
     assert np.array_equal(read_ply(folder / "splat.ply").positions, scene.splat.positions), "numpy made another scene"
     return {"folder": folder, "scene": scene, "cameras": cameras, "labels": labels, "result": result}

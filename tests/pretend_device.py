@@ -38,8 +38,13 @@ class OnDevice(torch.Tensor):
         # Always a strided wrapper: torch has no wrapper subclass of sparse layout. The sparse CSR weights
         # keep their layout in `elem`, and every op on them (crow_indices, @, ...) reaches the mode below.
         wrapper = torch.Tensor._make_wrapper_subclass(
-            cls, elem.size(), strides=elem.stride() if elem.layout == torch.strided else None,
-            dtype=elem.dtype, device=DEVICE, requires_grad=elem.requires_grad)
+            cls,
+            elem.size(),
+            strides=elem.stride() if elem.layout == torch.strided else None,
+            dtype=elem.dtype,
+            device=DEVICE,
+            requires_grad=elem.requires_grad,
+        )
         wrapper.elem = elem
         return wrapper
 
@@ -72,8 +77,10 @@ class _Dispatch(TorchDispatchMode):
             elif isinstance(leaf, torch.Generator) and leaf.device.type == "cpu":
                 on_cpu.append(leaf)
         if on_device and on_cpu:
-            raise DeviceMixing(f"{func} mixes device tensors {[tuple(t.shape) for t in on_device]} with CPU "
-                               f"{[tuple(t.shape) if isinstance(t, torch.Tensor) else 'generator' for t in on_cpu]}")
+            raise DeviceMixing(
+                f"{func} mixes device tensors {[tuple(t.shape) for t in on_device]} with CPU "
+                f"{[tuple(t.shape) if isinstance(t, torch.Tensor) else 'generator' for t in on_cpu]}"
+            )
         wrap = bool(on_device)
         if "device" in kwargs and kwargs["device"] is not None:  # factories and .to(): the target decides
             wrap = _is_device(kwargs["device"])

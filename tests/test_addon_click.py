@@ -8,10 +8,10 @@ import time
 
 import numpy as np
 import pytest
-
-from backend.ply import read_ply
 from conftest import BACKEND_PYTHON, finished_job_events
 from test_cli import inner_pixel
+
+from backend.formats.ply import read_ply
 
 pytestmark = pytest.mark.blender
 
@@ -39,11 +39,11 @@ def click_on(addon, obj, trained_scene, level, name, mode="SET", view=1):
     else:
         index, labels = [p.part_name for p in scene.parts].index(name), gt["parts"]
     x, y = inner_pixel(labels, index)
-    return addon.click_engine.apply_click(obj, camera, x + 0.5, y + 0.5, mode, level)
+    return addon.click_session.apply_click(obj, camera, x + 0.5, y + 0.5, mode, level)
 
 
 def selection_quality(addon, obj, truth: np.ndarray):
-    selected = addon.click_engine.read_selection(obj)
+    selected = addon.feature_store.read_selection(obj)
     return np.mean(truth[selected]), np.mean(selected[truth])  # precision, recall
 
 
@@ -51,9 +51,11 @@ def test_a_click_selects_the_object_and_the_part_under_it(splat_with_features, a
     obj, scene = splat_with_features, trained_scene["scene"]
     info = click_on(addon, obj, trained_scene, "coarse", "mug")
     precision, recall = selection_quality(addon, obj, scene.object_ids == scene.object_names.index("mug"))
-    assert precision > 0.9 and recall > 0.9 and info["selected"] == addon.click_engine.read_selection(obj).sum()
+    assert precision > 0.9 and recall > 0.9 and info["selected"] == addon.feature_store.read_selection(obj).sum()
     click_on(addon, obj, trained_scene, "fine", "head")
-    precision, recall = selection_quality(addon, obj, scene.part_ids == [p.part_name for p in scene.parts].index("head"))
+    precision, recall = selection_quality(
+        addon, obj, scene.part_ids == [p.part_name for p in scene.parts].index("head")
+    )
     assert precision > 0.9 and recall > 0.9
 
 
@@ -70,36 +72,35 @@ def test_shift_click_adds_and_ctrl_click_subtracts(splat_with_features, addon, t
 
 
 def test_a_click_that_selects_nothing_says_why(splat_with_features, addon, trained_scene):
-    obj, engine, camera = splat_with_features, addon.click_engine, trained_scene["cameras"][1]
+    obj, camera = splat_with_features, trained_scene["cameras"][1]
     info = click_on(addon, obj, trained_scene, "coarse", "mug")
-    assert info["selected"] > 0 and engine.empty_reason(info) is None
+    assert info["selected"] > 0 and addon.click_session.empty_reason(info) is None
     info = click_on(addon, obj, trained_scene, "coarse", "mug", mode="SUBTRACT")  # takes it all back
-    assert info["selected"] == 0 and "Nothing selected" in engine.empty_reason(info)
-    info = engine.apply_click(obj, camera, 0.5, 0.5)  # the sky in the top left corner
-    assert info["selected"] == 0 and "Nothing under the pointer" in engine.empty_reason(info)
+    assert info["selected"] == 0 and "Nothing selected" in addon.click_session.empty_reason(info)
+    info = addon.click_session.apply_click(obj, camera, 0.5, 0.5)  # the sky in the top left corner
+    assert info["selected"] == 0 and "Nothing under the pointer" in addon.click_session.empty_reason(info)
 
 
 def test_the_threshold_slider_replays_the_clicks_and_esc_restores(splat_with_features, addon, trained_scene):
     obj = splat_with_features
-    engine = addon.click_engine
     click_on(addon, obj, trained_scene, "coarse", "mug")
-    strict = engine.reapply(obj, "coarse", 0.999)["selected"]
-    loose = engine.reapply(obj, "coarse", -1.0)["selected"]
-    assert strict < engine.reapply(obj, "coarse", 0.75)["selected"] < loose == len(obj.data.points)
-    engine.end_session(obj, keep=False)
-    assert engine.read_selection(obj).sum() == 0
+    strict = addon.click_session.reapply(obj, "coarse", 0.999)["selected"]
+    loose = addon.click_session.reapply(obj, "coarse", -1.0)["selected"]
+    assert strict < addon.click_session.reapply(obj, "coarse", 0.75)["selected"] < loose == len(obj.data.points)
+    addon.click_session.end_session(obj, keep=False)
+    assert addon.feature_store.read_selection(obj).sum() == 0
 
 
 def test_split_carries_every_attribute_and_the_counts_add_up(splat_with_features, addon, trained_scene, bpy, tmp_path):
     obj, scene = splat_with_features, trained_scene["scene"]
     click_on(addon, obj, trained_scene, "coarse", "mug")
-    chosen = addon.click_engine.read_selection(obj).sum()
+    chosen = addon.feature_store.read_selection(obj).sum()
     before = len(obj.data.points)
     assert bpy.ops.clickgauss.split() == {"FINISHED"}
     part = bpy.data.objects["splat part"]
     assert len(part.data.points) == chosen and len(obj.data.points) == before - chosen
     names = lambda o: {a.name for a in o.data.attributes if not a.name.startswith(".")}  # noqa: E731
-    assert names(part) == names(obj) and addon.click_engine.has_features(part)
+    assert names(part) == names(obj) and addon.feature_store.has_features(part)
     for target, name in ((obj, "rest"), (part, "mug")):
         bpy.context.view_layer.objects.active = target
         bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / f"{name}.ply"))
@@ -111,10 +112,10 @@ def test_split_carries_every_attribute_and_the_counts_add_up(splat_with_features
 def test_delete_removes_the_selection(splat_with_features, addon, trained_scene, bpy):
     obj = splat_with_features
     click_on(addon, obj, trained_scene, "coarse", "table")
-    chosen = addon.click_engine.read_selection(obj).sum()
+    chosen = addon.feature_store.read_selection(obj).sum()
     before = len(obj.data.points)
     assert bpy.ops.clickgauss.delete() == {"FINISHED"}
-    assert len(obj.data.points) == before - chosen and addon.click_engine.read_selection(obj).sum() == 0
+    assert len(obj.data.points) == before - chosen and addon.feature_store.read_selection(obj).sum() == 0
     with pytest.raises(RuntimeError, match="nothing is selected"):
         bpy.ops.clickgauss.delete()
 
@@ -132,29 +133,35 @@ def test_features_survive_a_blend_save_and_reload(splat_with_features, addon, tr
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "scene.blend"))
     bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "scene.blend"))
     obj = bpy.data.objects["splat"]
-    assert addon.click_engine.has_features(obj)
+    assert addon.feature_store.has_features(obj)
     click_on(addon, obj, trained_scene, "coarse", "mug")
     scene = trained_scene["scene"]
     assert selection_quality(addon, obj, scene.object_ids == scene.object_names.index("mug"))[0] > 0.9
 
 
 def test_features_of_another_splat_are_refused(bpy, addon, trained_scene, tmp_path):
-    from backend.synthetic import make_scene
-    from backend.ply import write_ply
+    from backend.benchmark.synthetic import make_scene
+    from backend.formats.ply import write_ply
 
     write_ply(tmp_path / "other.ply", make_scene(6000, seed=9).splat)
     bpy.ops.clickgauss.import_splat(filepath=str(tmp_path / "other.ply"))
     with pytest.raises(RuntimeError, match="belong to another splat"):
         bpy.ops.clickgauss.load_features(filepath=str(trained_scene["folder"] / "features.npz"))
-    assert not addon.click_engine.has_features(bpy.context.view_layer.objects.active)
+    assert not addon.feature_store.has_features(bpy.context.view_layer.objects.active)
 
 
 def opengl_matrices(camera, object_matrix, near=0.1, far=100.0):
     """The view and window (projection) matrices a Blender viewport has when it looks through `camera`."""
     view = np.diag([1.0, -1.0, -1.0, 1.0]) @ camera.world_to_camera @ np.linalg.inv(object_matrix)
     w, h = camera.width, camera.height
-    window = np.array([[2 * camera.fx / w, 0, 1 - 2 * camera.cx / w, 0], [0, 2 * camera.fy / h, 2 * camera.cy / h - 1, 0],
-                       [0, 0, -(far + near) / (far - near), -2 * far * near / (far - near)], [0, 0, -1, 0]])
+    window = np.array(
+        [
+            [2 * camera.fx / w, 0, 1 - 2 * camera.cx / w, 0],
+            [0, 2 * camera.fy / h, 2 * camera.cy / h - 1, 0],
+            [0, 0, -(far + near) / (far - near), -2 * far * near / (far - near)],
+            [0, 0, -1, 0],
+        ]
+    )
     return view, window
 
 
@@ -165,7 +172,7 @@ def test_the_viewport_camera_is_the_opencv_camera_of_its_matrices(addon, trained
     object_matrix = np.array(Matrix.Rotation(-1.5708, 4, "X")) @ np.diag([2.0, 2.0, 2.0, 1.0])
     view, window = opengl_matrices(camera, object_matrix)
     w, h = camera.width, camera.height
-    got = addon.click_engine.view_camera(w, h, view.tolist(), window.tolist(), object_matrix.tolist())
+    got = addon.viewport.view_camera(w, h, view.tolist(), window.tolist(), object_matrix.tolist())
     np.testing.assert_allclose(got.world_to_camera, camera.world_to_camera, atol=1e-9)
     np.testing.assert_allclose(got.K, camera.K, atol=1e-9)
     # a point seen through Blender's matrices lands on the pixel the OpenCV camera gives it
@@ -173,31 +180,32 @@ def test_the_viewport_camera_is_the_opencv_camera_of_its_matrices(addon, trained
     clip = window @ view @ object_matrix @ np.append(point, 1.0)
     region_x, region_y = (clip[:2] / clip[3] + 1) / 2 * [w, h]
     pixel, _ = camera.project(point[None])
-    np.testing.assert_allclose(addon.click_engine.region_pixel(h, region_x - 0.5, region_y - 0.5), pixel[0], atol=1e-6)
+    np.testing.assert_allclose(addon.viewport.region_pixel(h, region_x - 0.5, region_y - 0.5), pixel[0], atol=1e-6)
 
 
 def test_hidden_gaussians_are_clicked_through_never_selected_and_exported_unchanged(
-        splat_with_features, addon, trained_scene, bpy, tmp_path):
-    obj, scene, engine = splat_with_features, trained_scene["scene"], addon.click_engine
-    get_attribute = addon.splat_object.get_attribute
+    splat_with_features, addon, trained_scene, bpy, tmp_path
+):
+    obj, scene = splat_with_features, trained_scene["scene"]
+    get_attribute = addon.point_attributes.get_attribute
     mug = scene.object_ids == scene.object_names.index("mug")
     names = lambda: sorted(a.name for a in obj.data.attributes if not a.name.startswith("."))  # noqa: E731
     attributes, radius = names(), get_attribute(obj.data, "radius", np.float32)
     bpy.ops.object.mode_set(mode="EDIT")  # as in click mode
     click_on(addon, obj, trained_scene, "coarse", "mug")
-    chosen = engine.read_selection(obj)
+    chosen = addon.feature_store.read_selection(obj)
     assert bpy.ops.clickgauss.hide() == {"FINISHED"}
-    assert not engine.read_selection(obj).any()
+    assert not addon.feature_store.read_selection(obj).any()
     assert (get_attribute(obj.data, "radius", np.float32)[chosen] == 0).all()
     click_on(addon, obj, trained_scene, "coarse", "mug")  # sees what the mug hid, and selects that
-    selected = engine.read_selection(obj)
+    selected = addon.feature_store.read_selection(obj)
     assert selected.any() and not (selected & chosen).any() and np.mean(mug[selected]) < 0.1
     bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "hidden.ply"))
     assert (tmp_path / "hidden.ply").read_bytes() == (trained_scene["folder"] / "splat.ply").read_bytes()
 
-    engine.write_selection(obj, np.zeros(len(obj.data.points), bool))
+    addon.click_cache.write_selection(obj, np.zeros(len(obj.data.points), bool))
     assert bpy.ops.clickgauss.reveal() == {"FINISHED"}
-    assert (engine.read_selection(obj) == chosen).all()  # revealed and selected, as Blender's Reveal does
+    assert (addon.feature_store.read_selection(obj) == chosen).all()  # revealed and selected, as Blender's Reveal does
     np.testing.assert_array_equal(get_attribute(obj.data, "radius", np.float32), radius)
     assert names() == attributes and len(obj.data.points) == scene.splat.count
     click_on(addon, obj, trained_scene, "coarse", "mug")
@@ -207,30 +215,32 @@ def test_hidden_gaussians_are_clicked_through_never_selected_and_exported_unchan
 
     assert bpy.ops.clickgauss.hide(unselected=True) == {"FINISHED"}  # everything but the mug
     click_on(addon, obj, trained_scene, "coarse", "table", mode="ADD")
-    assert (engine.read_selection(obj) == chosen).all()
-    engine.reapply(obj, "coarse", -1.0)  # the slider replays the session: still nothing hidden gets selected
-    assert (engine.read_selection(obj) == chosen).all()
+    assert (addon.feature_store.read_selection(obj) == chosen).all()
+    addon.click_session.reapply(
+        obj, "coarse", -1.0
+    )  # the slider replays the session: still nothing hidden gets selected
+    assert (addon.feature_store.read_selection(obj) == chosen).all()
 
 
 def test_esc_after_hide_puts_back_the_selection_without_what_was_hidden(splat_with_features, addon, trained_scene, bpy):
-    obj, engine = splat_with_features, addon.click_engine
-    engine.write_selection(obj, np.ones(len(obj.data.points), bool))  # everything selected before the clicks
+    obj = splat_with_features
+    addon.click_cache.write_selection(obj, np.ones(len(obj.data.points), bool))  # everything selected before the clicks
     bpy.ops.object.mode_set(mode="EDIT")
     click_on(addon, obj, trained_scene, "coarse", "mug")
-    mug = engine.read_selection(obj)
+    mug = addon.feature_store.read_selection(obj)
     assert bpy.ops.clickgauss.hide() == {"FINISHED"}
-    engine.end_session(obj, keep=False)  # Esc
-    assert (engine.read_selection(obj) == ~mug).all()
+    addon.click_session.end_session(obj, keep=False)  # Esc
+    assert (addon.feature_store.read_selection(obj) == ~mug).all()
 
 
 def test_a_click_after_points_moved_projects_them_where_they_are_now(splat_with_features, addon, trained_scene, bpy):
-    obj, scene, engine = splat_with_features, trained_scene["scene"], addon.click_engine
+    obj, scene = splat_with_features, trained_scene["scene"]
     camera = trained_scene["cameras"][1]
     mug = scene.object_ids == scene.object_names.index("mug")
     click_on(addon, obj, trained_scene, "coarse", "mug")  # builds the click caches
     bpy.context.view_layer.update()  # the viewport evaluates after every click
     bpy.ops.object.mode_set(mode="EDIT")
-    positions = addon.splat_object.read_positions(obj.data)
+    positions = addon.point_attributes.read_positions(obj.data)
     pixels, depths = camera.project(positions[mug])
     rise = np.ptp(pixels[:, 1]) * 1.5 * np.median(depths) / camera.fy  # lift the mug above where it stood
     positions[mug] -= (camera.world_to_camera[1, :3] * rise).astype(np.float32)  # camera y points down
@@ -238,10 +248,10 @@ def test_a_click_after_points_moved_projects_them_where_they_are_now(splat_with_
     obj.data.update_tag()  # as moving points in edit mode does
     bpy.context.view_layer.update()
     x, y = np.median(camera.project(positions[mug])[0], axis=0)
-    engine.apply_click(obj, camera, x, y)
+    addon.click_session.apply_click(obj, camera, x, y)
     precision, recall = selection_quality(addon, obj, mug)
     assert precision > 0.9 and recall > 0.9
-    np.testing.assert_array_equal(engine.state_of(obj).geometry.positions, positions)
+    np.testing.assert_array_equal(addon.click_cache.state_of(obj).geometry.positions, positions)
     click_on(addon, obj, trained_scene, "coarse", "mug")  # where the mug stood: now what stood behind it
     assert selection_quality(addon, obj, mug)[0] < 0.1
 
@@ -258,23 +268,23 @@ def training_settings(bpy, trained_scene, iterations):
 def test_training_runs_the_backend_process_and_stores_features(bpy, addon, trained_scene):
     bpy.ops.clickgauss.import_splat(filepath=str(trained_scene["folder"] / "splat.ply"))
     obj = bpy.context.view_layer.objects.active
-    prefs = addon.preferences.preferences()
+    prefs = addon.addon_preferences.preferences()
     prefs.python_path = BACKEND_PYTHON
     job = addon.training.TrainingJob(obj, training_settings(bpy, trained_scene, 40), prefs)
     events = finished_job_events(job)
     assert job.process.returncode == 0, job.error()
     assert [e["phase"] for e in events][0] == "masks" and any(e.get("iteration") == 40 for e in events)
     field = job.features()
-    addon.click_engine.store_features(obj, field.features, field.centers.get("coarse"))
+    addon.click_cache.store_features(obj, field.features, field.centers.get("coarse"))
     job.cleanup()
-    assert addon.click_engine.has_features(obj)
+    assert addon.feature_store.has_features(obj)
 
 
 def test_cancel_leaves_the_object_as_it_was(bpy, addon, trained_scene):
     bpy.ops.clickgauss.import_splat(filepath=str(trained_scene["folder"] / "splat.ply"))
     obj = bpy.context.view_layer.objects.active
     attributes = sorted(a.name for a in obj.data.attributes)
-    prefs = addon.preferences.preferences()
+    prefs = addon.addon_preferences.preferences()
     prefs.python_path = BACKEND_PYTHON
     job = addon.training.TrainingJob(obj, training_settings(bpy, trained_scene, 100000), prefs)
     deadline = time.time() + 120
@@ -283,13 +293,13 @@ def test_cancel_leaves_the_object_as_it_was(bpy, addon, trained_scene):
     job.cancel()
     assert job.process.returncode == 143 and not (job.folder / "features.npz").exists()
     job.cleanup()
-    assert sorted(a.name for a in obj.data.attributes) == attributes and not addon.click_engine.has_features(obj)
+    assert sorted(a.name for a in obj.data.attributes) == attributes and not addon.feature_store.has_features(obj)
 
 
 def test_a_missing_or_broken_python_gives_a_clear_message(bpy, addon, trained_scene, tmp_path):
     bpy.ops.clickgauss.import_splat(filepath=str(trained_scene["folder"] / "splat.ply"))
     obj = bpy.context.view_layer.objects.active
-    prefs = addon.preferences.preferences()
+    prefs = addon.addon_preferences.preferences()
     settings = training_settings(bpy, trained_scene, 10)
     prefs.python_path = str(tmp_path / "no-python")
     with pytest.raises(addon.backend.errors.UserError, match="no-python does not exist"):
@@ -309,14 +319,14 @@ def test_a_missing_or_broken_python_gives_a_clear_message(bpy, addon, trained_sc
 
 def test_features_can_travel_inside_the_exported_ply(splat_with_features, addon, bpy, tmp_path):
     obj = splat_with_features
-    features = addon.click_engine.read_features(obj)
+    features = addon.feature_store.read_features(obj)
     bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "with.ply"), include_features=True)
     bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "without.ply"))
     assert len(read_ply(tmp_path / "with.ply").columns) == len(read_ply(tmp_path / "without.ply").columns) + 24
     bpy.ops.clickgauss.import_splat(filepath=str(tmp_path / "with.ply"))
     again = bpy.context.view_layer.objects.active
-    assert again != obj and addon.click_engine.has_features(again)
-    np.testing.assert_array_equal(addon.click_engine.read_features(again), features)
+    assert again != obj and addon.feature_store.has_features(again)
+    np.testing.assert_array_equal(addon.feature_store.read_features(again), features)
 
 
 def test_moving_the_panel_slider_updates_the_selection_live(splat_with_features, addon, trained_scene, bpy):
@@ -324,37 +334,67 @@ def test_moving_the_panel_slider_updates_the_selection_live(splat_with_features,
     click_on(addon, obj, trained_scene, "coarse", "mug")
     settings = bpy.context.scene.clickgauss
     settings.threshold_coarse = -1.0  # everything is at least this similar
-    assert addon.click_engine.read_selection(obj).all()
+    assert addon.feature_store.read_selection(obj).all()
     settings.threshold_coarse = 0.725
-    assert not addon.click_engine.read_selection(obj).all()
+    assert not addon.feature_store.read_selection(obj).all()
 
 
 def test_clicks_use_each_checkpoint_while_training_runs_and_cancel_puts_the_features_back(
-        splat_with_features, bpy, addon, trained_scene):
-    obj, scene, engine = splat_with_features, trained_scene["scene"], addon.click_engine
-    loaded = engine.read_features(obj).copy()
-    prefs = addon.preferences.preferences()
+    splat_with_features, bpy, addon, trained_scene
+):
+    obj, scene = splat_with_features, trained_scene["scene"]
+    loaded = addon.feature_store.read_features(obj).copy()
+    prefs = addon.addon_preferences.preferences()
     prefs.python_path = BACKEND_PYTHON
     settings = training_settings(bpy, trained_scene, 100000)
     settings.checkpoint_every = 40
     job = addon.training.TrainingJob(obj, settings, prefs)
     try:
         deadline = time.time() + 600
-        while engine.features_step(obj) is None and job.running and time.time() < deadline:
+        while addon.feature_store.features_step(obj) is None and job.running and time.time() < deadline:
             job.follow(settings)  # what the Train operator's timer does
             time.sleep(0.1)
-        assert engine.features_step(obj) == settings.checkpoint_step == 40, job.error()
-        assert not np.array_equal(engine.read_features(obj), loaded)  # the checkpoint's, not the loaded ones
+        assert addon.feature_store.features_step(obj) == settings.checkpoint_step == 40, job.error()
+        assert not np.array_equal(
+            addon.feature_store.read_features(obj), loaded
+        )  # the checkpoint's, not the loaded ones
         info = click_on(addon, obj, trained_scene, "coarse", "mug")  # the step-40 field is young: it selects, roughly
         mug = scene.object_ids == scene.object_names.index("mug")
-        assert info["selected"] > 0 and selection_quality(addon, obj, mug)[0] > 0.5  # mostly mug (21 of them: 0.18 recall)
-        coarse = engine.state_of(obj).index.level("coarse")  # what the clicks compare with: the checkpoint's field
-        np.testing.assert_allclose(coarse.features(np.arange(len(mug))),
-                                   engine.unit_features(engine.read_features(obj), "coarse"), atol=1e-6)
+        assert (
+            info["selected"] > 0 and selection_quality(addon, obj, mug)[0] > 0.5
+        )  # mostly mug (21 of them: 0.18 recall)
+        coarse = addon.click_cache.state_of(obj).index.level(
+            "coarse"
+        )  # what the clicks compare with: the checkpoint's field
+        np.testing.assert_allclose(
+            coarse.features(np.arange(len(mug))),
+            addon.backend.field.click.unit_features(addon.feature_store.read_features(obj), "coarse"),
+            atol=1e-6,
+        )
     finally:
         job.cancel()
         restored = job.restore()
         job.cleanup()
     settings.checkpoint_every = 0
-    assert restored and engine.features_step(obj) is None
-    np.testing.assert_array_equal(engine.read_features(obj), loaded)
+    assert restored and addon.feature_store.features_step(obj) is None
+    np.testing.assert_array_equal(addon.feature_store.read_features(obj), loaded)
+
+
+def test_click_mode_maps_each_key_and_click_to_its_action(addon):
+    action = addon.click_operators.event_action
+
+    def press(kind, shift=False, ctrl=False, alt=False, inside=True, value="PRESS"):
+        return action(kind, value, shift, ctrl, alt, inside)
+
+    assert press("LEFTMOUSE") == ("CLICK", "SET")
+    assert press("LEFTMOUSE", shift=True) == ("CLICK", "ADD") and press("LEFTMOUSE", ctrl=True) == ("CLICK", "SUBTRACT")
+    assert press("LEFTMOUSE", inside=False) == ("PASS", None)  # the sidebar, the header: Blender's
+    assert press("LEFTMOUSE", value="RELEASE") == ("IGNORE", None)
+    assert press("RET") == press("NUMPAD_ENTER") == ("KEEP", None)
+    assert press("ESC") == press("RIGHTMOUSE") == ("LEAVE", None)
+    assert press("L") == press("WHEELUPMOUSE", alt=True) == ("SWITCH_LEVEL", None)
+    assert press("WHEELUPMOUSE") == ("PASS", None)  # zoom stays Blender's
+    assert press("EQUAL") == press("NUMPAD_PLUS") == ("THRESHOLD", 0.01)
+    assert press("MINUS") == press("NUMPAD_MINUS") == ("THRESHOLD", -0.01)
+    assert press("MIDDLEMOUSE") == press("MOUSEMOVE") == ("PASS", None)  # orbit, pan, hover
+    assert press("A") == ("IGNORE", None)  # Blender's select-all would undo the click selection

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from backend.ply import read_ply, write_ply
-from backend.splat import Splat
-from backend.synthetic import make_scene
 from conftest import BACKEND_PYTHON, ROOT
 from test_compressed_formats import pack_spz, random_splat
+
+from backend.benchmark.synthetic import make_scene
+from backend.formats.ply import read_ply, write_ply
+from backend.formats.splat import Splat
 
 pytestmark = pytest.mark.blender
 
@@ -43,8 +43,20 @@ def test_import_while_a_splat_is_in_edit_mode_adds_the_new_one(bpy, tmp_path):
 
 # Names a PLY header allows that Blender refuses (too long, its mesh built-ins), renames, or that
 # the add-on's own attributes and layout record use.
-ODD_COLUMNS = ["sharp_face", "material_index", "sharp_edge", "a" * 70, "a" * 69 + "b", "with,comma", "col:on",
-               "position", "radius", "ply_radius", ".select_vert", "cg_color"]
+ODD_COLUMNS = [
+    "sharp_face",
+    "material_index",
+    "sharp_edge",
+    "a" * 70,
+    "a" * 69 + "b",
+    "with,comma",
+    "col:on",
+    "position",
+    "radius",
+    "ply_radius",
+    ".select_vert",
+    "cg_color",
+]
 
 
 def test_every_column_name_a_ply_allows_survives_import_split_and_export(bpy, addon, tmp_path):
@@ -60,7 +72,7 @@ def test_every_column_name_a_ply_allows_survives_import_split_and_export(bpy, ad
     assert bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "same.ply")) == {"FINISHED"}
     assert (tmp_path / "same.ply").read_bytes() == source.read_bytes()
     selected = np.arange(base.count) % 3 == 0
-    addon.click_engine.write_selection(obj, selected)
+    addon.click_cache.write_selection(obj, selected)
     assert bpy.ops.clickgauss.split() == {"FINISHED"}
     part = bpy.data.objects["odd part"]
     for target, name in ((obj, "rest"), (part, "part")):
@@ -98,7 +110,7 @@ ORPHAN = textwrap.dedent("""
     settings = bpy.context.scene.clickgauss
     settings.images_dir, settings.cameras_path = folder + "/images", folder + "/sparse/0"
     settings.mask_source, settings.mask_dir, settings.iterations = "FOLDER", folder + "/masks", 100000
-    prefs = addon.preferences.preferences()
+    prefs = addon.addon_preferences.preferences()
     prefs.python_path = {backend_python!r}
     job = addon.training.TrainingJob(bpy.context.view_layer.objects.active, settings, prefs)
     print(job.process.pid, job.folder, flush=True)
@@ -116,13 +128,21 @@ def alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
 def test_the_training_child_ends_with_blender_and_takes_its_folder(tmp_path, addon_zip):
-    scene = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
-             "from backend.synthetic import make_scene, orbit_cameras, write_scene; "
-             "write_scene(Path(sys.argv[2]), make_scene(800, seed=2), orbit_cameras(3, width=48, height=36))")
+    scene = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
+        "from backend.benchmark.synthetic import make_scene, orbit_cameras, write_scene; "
+        "write_scene(Path(sys.argv[2]), make_scene(800, seed=2), orbit_cameras(3, width=48, height=36))"
+    )
     subprocess.run([BACKEND_PYTHON, "-c", scene, str(ROOT), str(tmp_path)], check=True)  # torch: the backend's Python
     script = ORPHAN.format(root=str(ROOT), folder=str(tmp_path), backend_python=BACKEND_PYTHON)
-    blender = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                             env=dict(os.environ, CLICKGAUSS_ZIP=str(addon_zip)))
+    blender = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, CLICKGAUSS_ZIP=str(addon_zip)),
+    )
     pid, folder = blender.stdout.split()[-2:]
     deadline = time.monotonic() + 60
     while (alive(int(pid)) or Path(folder).exists()) and time.monotonic() < deadline:

@@ -3,15 +3,15 @@ backend's packages (torch from PyPI is too slow to test with)."""
 
 from __future__ import annotations
 
-import shutil
+import ast
+import re
 import subprocess
 import sys
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
-
-from conftest import ROOT
 
 pytestmark = pytest.mark.blender
 
@@ -29,14 +29,16 @@ def wheels(tmp_path_factory):
     with zipfile.ZipFile(folder / "cg_tiny-1.0-py3-none-any.whl", "w") as wheel:
         wheel.writestr("cg_tiny/__init__.py", "VALUE = 42\n")
         wheel.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: cg-tiny\nVersion: 1.0\n")
-        wheel.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        wheel.writestr(
+            f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
         wheel.writestr(f"{info}/RECORD", "")
     return folder
 
 
 def install(addon, folder, wheels, requirement="cg-tiny==1.0", cancel_in_step=None):
     """Run an install to its end as the Install operator's timer does; returns the job and its progress."""
-    prefs = addon.preferences.preferences()
+    prefs = addon.addon_preferences.preferences()
     prefs.install_folder = str(folder)
     job = addon.preferences.start_install(prefs, [requirement], ["--no-index", "--find-links", str(wheels)])
     events, deadline = [], time.time() + 60
@@ -49,14 +51,16 @@ def install(addon, folder, wheels, requirement="cg-tiny==1.0", cancel_in_step=No
 
 
 def test_install_makes_a_python_that_becomes_the_backend_python(addon, wheels, tmp_path):
-    prefs = addon.preferences.preferences()
+    prefs = addon.addon_preferences.preferences()
     prefs.python_path = ""
     job, events = install(addon, tmp_path / "env", wheels)
     assert job.state == "done", job.message
     python = prefs.python_path
     assert python == str(tmp_path / "env" / "bin" / "python") and addon.backend_install.installed(tmp_path / "env")
-    assert subprocess.run([python, "-c", "import cg_tiny; print(cg_tiny.VALUE)"], capture_output=True,
-                          text=True).stdout == "42\n"
+    assert (
+        subprocess.run([python, "-c", "import cg_tiny; print(cg_tiny.VALUE)"], capture_output=True, text=True).stdout
+        == "42\n"
+    )
     percents = [event.percent for event in events]
     assert percents == sorted(percents) and percents[-1] == 100
     assert list(dict.fromkeys(event.phase for event in events)) == ["installing the packages", "done"]
@@ -71,17 +75,19 @@ def test_install_makes_a_python_that_becomes_the_backend_python(addon, wheels, t
 
 
 def test_a_failing_package_is_named_and_leaves_nothing(addon, wheels, tmp_path):
-    prefs = addon.preferences.preferences()
+    prefs = addon.addon_preferences.preferences()
     prefs.python_path = "unchanged"
     job, _ = install(addon, tmp_path / "env", wheels, requirement="cg-missing==2.0")
     assert job.state == "failed"
-    assert "installing the packages failed (exit code 1): No matching distribution found for cg-missing==2.0" \
+    assert (
+        "installing the packages failed (exit code 1): No matching distribution found for cg-missing==2.0"
         in job.message
+    )
     assert prefs.python_path == "unchanged" and not (tmp_path / "env").exists()
 
 
 def test_cancel_puts_the_folder_back(addon, wheels, tmp_path):
-    prefs = addon.preferences.preferences()
+    prefs = addon.addon_preferences.preferences()
     prefs.python_path = "unchanged"
     (tmp_path / "empty").mkdir()
     job, _ = install(addon, tmp_path / "empty", wheels, cancel_in_step=1)  # just as pip starts
@@ -91,13 +97,15 @@ def test_cancel_puts_the_folder_back(addon, wheels, tmp_path):
 
 def test_a_folder_with_other_things_is_refused(addon, wheels, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(addon.backend.errors.UserError, match="not empty and holds no environment this add-on installed"):
+    with pytest.raises(
+        addon.backend.errors.UserError, match="not empty and holds no environment this add-on installed"
+    ):
         install(addon, tmp_path, wheels)
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
 def test_the_real_install_asks_for_online_access_first(addon, blender, tmp_path):
-    prefs = addon.preferences.preferences()
+    prefs = addon.addon_preferences.preferences()
     prefs.install_folder, prefs.install_torch = str(tmp_path / "env"), "CPU"
     assert not blender.app.online_access  # as Blender starts from the bpy module
     with pytest.raises(addon.backend.errors.UserError, match="allow online access"):
@@ -105,22 +113,49 @@ def test_the_real_install_asks_for_online_access_first(addon, blender, tmp_path)
     assert not (tmp_path / "env").exists()
 
 
-def test_the_requirements_are_the_developers_and_torch_comes_from_the_build_chosen(addon):
+def test_the_installer_asks_for_every_package_the_backend_imports_with_torch_from_the_build_chosen(addon):
     install_module = addon.backend_install
-    pinned = {line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
-              if line.strip() and not line.startswith("#") and line.split("==")[0] not in ("bpy", "pytest", "hypothesis")}
-    assert pinned == set(install_module.BACKEND_REQUIREMENTS)
     packages, options = install_module.backend_requirements("cu128", "linux")
+    names = {re.split(r"[=<>;]", p)[0].lower() for p in packages}
+    distribution = {
+        "PIL": "pillow",
+        "sklearn": "scikit-learn",
+        "skimage": "scikit-image",
+        "segment_anything": "segment-anything",
+    }
+    shipped = Path(install_module.__file__).parent / "backend"
+    imported = {
+        node.names[0].name.split(".")[0] if isinstance(node, ast.Import) else node.module.split(".")[0]
+        for path in shipped.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Import) or (isinstance(node, ast.ImportFrom) and node.level == 0)
+    }
+    third_party = imported - set(sys.stdlib_module_names) - {"gsplat", "compression"}  # gsplat optional; 3.14's zstd
+    assert {distribution.get(name, name) for name in third_party} <= names
     assert options == ["--extra-index-url", "https://download.pytorch.org/whl/cu128"]
     assert not any(p.startswith("gsplat") for p in packages)  # it compiles on first use: needs the CUDA toolkit
     torch_version = next(p for p in packages if p.startswith("torch=="))
     assert torch_version == "torch==2.13.0" and "torchvision==0.28.0" in packages  # the torchvision built for it (SAM)
     packages, options = install_module.backend_requirements("cpu", "win32")
-    assert "torchvision==0.28.0" in packages and options == ["--extra-index-url", "https://download.pytorch.org/whl/cpu"]
+    assert "torchvision==0.28.0" in packages and options == [
+        "--extra-index-url",
+        "https://download.pytorch.org/whl/cpu",
+    ]
     assert install_module.backend_requirements("cpu", "darwin")[1] == []
-    assert install_module.torch_build("AUTO", "linux") == ("cu128" if shutil.which("nvidia-smi") else "cpu")
     with pytest.raises(addon.backend.errors.UserError, match="choose CPU"):
         install_module.torch_build("CUDA", "darwin")
+
+
+def test_automatic_torch_is_the_cuda_build_exactly_where_an_nvidia_driver_is(addon, tmp_path, monkeypatch):
+    driver = tmp_path / "driver"
+    driver.mkdir()
+    smi = driver / "nvidia-smi"
+    smi.write_text("#!/bin/sh\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", str(driver))
+    assert addon.backend_install.torch_build("AUTO", "linux") == "cu128"
+    monkeypatch.setenv("PATH", str(tmp_path))  # no driver on the PATH
+    assert addon.backend_install.torch_build("AUTO", "linux") == "cpu"
 
 
 def test_download_sam_asks_for_online_access_then_fills_in_the_checkpoint_that_auto_masks_use(addon, blender, tmp_path):
@@ -130,7 +165,7 @@ def test_download_sam_asks_for_online_access_then_fills_in_the_checkpoint_that_a
     assert not blender.app.online_access
     with pytest.raises(addon.backend.errors.UserError, match=r"needs online access: allow it first"):
         download.start("vit_b")
-    prefs = addon.preferences.preferences()
+    prefs = addon.addon_preferences.preferences()
     prefs.sam_checkpoint, prefs.sam_model = "", "vit_h"
     server = Server()  # on this machine: no online access needed
     try:
@@ -144,6 +179,10 @@ def test_download_sam_asks_for_online_access_then_fills_in_the_checkpoint_that_a
     assert prefs.sam_checkpoint == str(tmp_path / "sam_vit_b_test.pth") and prefs.sam_model == "vit_l"
     settings = blender.context.scene.clickgauss
     settings.mask_source, settings.mask_dir = "AUTO", ""  # no mask folder: Auto takes SAM
-    assert addon.training.mask_arguments(settings, prefs)[2:] == ["--sam-checkpoint", prefs.sam_checkpoint,
-                                                                 "--sam-model", "vit_l"]
+    assert addon.training.mask_arguments(settings, prefs)[2:] == [
+        "--sam-checkpoint",
+        prefs.sam_checkpoint,
+        "--sam-model",
+        "vit_l",
+    ]
     prefs.sam_checkpoint = ""

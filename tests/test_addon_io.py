@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from backend.ply import read_ply, write_ply
-from backend.synthetic import make_scene
 from conftest import shared_file
 from test_ply import assert_same_values, write_with_plyfile
+
+from backend.benchmark.synthetic import make_scene
+from backend.formats.ply import read_ply, write_ply
 
 pytestmark = pytest.mark.blender
 
@@ -21,7 +21,9 @@ def import_splat(bpy, path, **options):
 def test_the_zip_installs_as_an_extension_with_menu_entries(bpy):
     import addon_utils
 
-    assert "bl_ext.user_default.clickgauss" in {m.__name__ for m in addon_utils.modules() if addon_utils.check(m.__name__)[1]}
+    assert "bl_ext.user_default.clickgauss" in {
+        m.__name__ for m in addon_utils.modules() if addon_utils.check(m.__name__)[1]
+    }
     assert hasattr(bpy.types, "CLICKGAUSS_PT_main")
     import_menu = [f.__name__ for f in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()]
     assert "menu_import" in import_menu
@@ -103,7 +105,9 @@ def test_a_failing_material_step_leaves_the_scene_as_it_was_with_one_message(bpy
     def failing_material(material, mean_color):
         raise RuntimeError("the material step failed")
 
-    monkeypatch.setattr(sys.modules["bl_ext.user_default.clickgauss"].splat_object, "fill_splat_material", failing_material)
+    monkeypatch.setattr(
+        sys.modules["bl_ext.user_default.clickgauss"].splat_object, "fill_splat_material", failing_material
+    )
     with pytest.raises(RuntimeError) as raised:
         bpy.ops.clickgauss.import_splat(filepath=str(tmp_path / "new.ply"))
     message = str(raised.value).strip()
@@ -171,7 +175,7 @@ def file_matrix(bpy, obj) -> np.ndarray:
 
 def test_export_applies_each_objects_move_turn_and_scale(bpy, tmp_path):
     """Two selected objects, each moved, turned and scaled its own way, export as they stand into one file."""
-    from backend.transform import transform_splat
+    from backend.formats.transform import transform_splat
 
     splats = {name: make_scene(400, sh_degree=3, seed=seed).splat for name, seed in (("a", 1), ("b", 2))}
     for name, splat in splats.items():
@@ -191,8 +195,11 @@ def test_export_applies_each_objects_move_turn_and_scale(bpy, tmp_path):
         np.testing.assert_allclose(values, np.concatenate([e.columns[column] for e in expected]), rtol=1e-4, atol=1e-4)
     rows_of_a = slice(0, 400) if order[0] == "a" else slice(400, 800)  # and independently: a's centres where a stands
     in_blender = splats["a"].positions @ np.array(a.matrix_world)[:3, :3].T + np.array(a.location)
-    np.testing.assert_allclose(exported.positions[rows_of_a] @ [[1, 0, 0], [0, 0, -1], [0, 1, 0]],  # file -> Blender axes
-                               in_blender, atol=1e-4)
+    np.testing.assert_allclose(
+        exported.positions[rows_of_a] @ [[1, 0, 0], [0, 0, -1], [0, 1, 0]],  # file -> Blender axes
+        in_blender,
+        atol=1e-4,
+    )
 
 
 def test_export_of_an_object_scaled_to_zero_names_it(bpy, tmp_path):
@@ -214,4 +221,3 @@ def test_the_name_picks_the_export_format_and_the_file_imports_back(bpy, tmp_pat
     assert written.count == 600 and written.sh_degree == (0 if ending == ".splat" else 1)
     again = import_splat(bpy, tmp_path / f"out{ending}")
     assert len(again.data.points) == 600 and np.allclose(np.array(again.matrix_world), np.array(source.matrix_world))
-

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.ndimage import binary_dilation
-
 from test_addon_click import addon, click_on, opengl_matrices, splat_with_features  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.blender
@@ -56,8 +55,9 @@ def draw_highlight(gpu, overlay, obj, camera) -> np.ndarray:
     return np.all(np.abs(pixels - overlay.HIGHLIGHT_COLOR) < 1.5 / 255, axis=2)[::-1]  # rows from the top
 
 
-def test_the_highlight_draws_the_selected_gaussians_where_they_are_seen(splat_with_features, addon, trained_scene,
-                                                                        gpu_module):
+def test_the_highlight_draws_the_selected_gaussians_where_they_are_seen(
+    splat_with_features, addon, trained_scene, gpu_module
+):
     obj, scene, overlay = splat_with_features, trained_scene["scene"], addon.overlay
     camera = trained_scene["cameras"][1]
     assert not draw_highlight(gpu_module, overlay, obj, camera).any()  # nothing selected
@@ -68,8 +68,9 @@ def test_the_highlight_draws_the_selected_gaussians_where_they_are_seen(splat_wi
     assert highlight.sum() > 0.3 * gt.sum() and highlight[near_mug].sum() > 0.97 * highlight.sum()
 
 
-def test_the_highlight_batch_is_rebuilt_only_when_the_selection_changes(splat_with_features, addon, trained_scene,
-                                                                        gpu_module):
+def test_the_highlight_batch_is_rebuilt_only_when_the_selection_changes(
+    splat_with_features, addon, trained_scene, gpu_module
+):
     obj, overlay = splat_with_features, addon.overlay
     shader = addon.compat.point_shader()
     click_on(addon, obj, trained_scene, "coarse", "mug")
@@ -77,5 +78,5 @@ def test_the_highlight_batch_is_rebuilt_only_when_the_selection_changes(splat_wi
     assert batch is not None and overlay.highlight_batch(obj, shader) is batch
     click_on(addon, obj, trained_scene, "coarse", "table", mode="ADD")
     assert overlay.highlight_batch(obj, shader) is not batch
-    addon.click_engine.write_selection(obj, np.zeros(len(obj.data.points), bool))
+    addon.click_cache.write_selection(obj, np.zeros(len(obj.data.points), bool))
     assert overlay.highlight_batch(obj, shader) is None

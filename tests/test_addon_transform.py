@@ -6,10 +6,10 @@ import sys
 
 import numpy as np
 import pytest
-
-from backend.ply import read_ply, write_ply
-from backend.synthetic import make_scene
 from test_addon_io import import_splat
+
+from backend.benchmark.synthetic import make_scene
+from backend.formats.ply import read_ply, write_ply
 
 pytestmark = pytest.mark.blender
 
@@ -52,11 +52,16 @@ def test_apply_transform_then_export_equals_export_with_the_transform(bpy, tmp_p
     assert_same_splat(export(bpy, tmp_path / "applied.ply"), with_transform)
 
 
-@pytest.mark.parametrize("options, scale", [(dict(location=True, rotation=True, scale=True), (1.0, 2.0, 0.7)),
-                                            (dict(location=False, rotation=True, scale=False), (1.5, 1.5, 1.5))])
+@pytest.mark.parametrize(
+    "options, scale",
+    [
+        (dict(location=True, rotation=True, scale=True), (1.0, 2.0, 0.7)),
+        (dict(location=False, rotation=True, scale=False), (1.5, 1.5, 1.5)),
+    ],
+)
 def test_blenders_own_apply_transform_on_a_splat_leaves_it_correct(bpy, tmp_path, options, scale):
     """Ctrl+A moves the points; the guard turns and scales the rest. (Applying only the rotation of a
-    non-uniformly scaled object turns the SH by a different nearest rotation: see backend.transform.)"""
+    non-uniformly scaled object turns the SH by a different nearest rotation: see backend.formats.transform.)"""
     posed_splat(bpy, tmp_path, scale=scale)
     with_transform = export(bpy, tmp_path / "moved.ply")
     assert bpy.ops.object.transform_apply(**options) == {"FINISHED"}
@@ -72,18 +77,22 @@ def test_join_keeps_each_part_where_it_stands_and_pads_the_spherical_harmonics(b
         obj.select_set(True)
     bpy.context.view_layer.objects.active = table
     separately = export(bpy, tmp_path / "both.ply", use_selection=True)
-    addon().click_engine.store_features(mug, np.ones((500, 24), np.float32))
+    addon().click_cache.store_features(mug, np.ones((500, 24), np.float32))
     assert bpy.ops.clickgauss.join() == {"FINISHED"}
     assert [o.name for o in bpy.data.objects] == ["table"]
     joined = bpy.data.objects["table"]
-    assert len(joined.data.points) == 1000 and not addon().click_engine.has_features(joined)  # the table had none
+    assert len(joined.data.points) == 1000 and not addon().feature_store.has_features(joined)  # the table had none
     together = export(bpy, tmp_path / "joined.ply")
     assert together.sh_degree == 3
     order = [0, 1] if np.allclose(separately.columns["x"][:500], together.columns["x"][:500], atol=1e-4) else [1, 0]
     halves = [slice(0, 500), slice(500, 1000)]
     for column in ("x", "y", "z", "scale_0", "opacity", "f_dc_0"):
-        np.testing.assert_allclose(np.concatenate([separately.columns[column][halves[i]] for i in order]),
-                                   together.columns[column], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            np.concatenate([separately.columns[column][halves[i]] for i in order]),
+            together.columns[column],
+            rtol=1e-4,
+            atol=1e-4,
+        )
     table_rest = together.sh_rest[:500]
     assert not table_rest[:, 3:].any() and table_rest[:, :3].any()  # degree 1 padded with zeros to 3
 
@@ -95,14 +104,13 @@ def test_join_needs_two_splats(bpy, tmp_path):
 
 
 def test_join_keeps_features_when_every_part_has_them(bpy, tmp_path):
-    engine = addon().click_engine
     parts = [posed_splat(bpy, tmp_path, name, degree=0, seed=seed) for name, seed in (("a", 1), ("b", 2))]
     for value, obj in enumerate(parts):
-        engine.store_features(obj, np.full((500, 24), value, np.float32))
+        addon().click_cache.store_features(obj, np.full((500, 24), value, np.float32))
         obj.select_set(True)
     bpy.context.view_layer.objects.active = parts[0]
     assert bpy.ops.clickgauss.join() == {"FINISHED"}
     joined = bpy.context.view_layer.objects.active
-    features = engine.read_features(joined)
+    features = addon().feature_store.read_features(joined)
     assert features.shape == (1000, 24) and sorted(np.unique(features)) == [0.0, 1.0]
     assert (features[:, 0] == 0).sum() == 500

@@ -6,11 +6,11 @@ import sys
 
 import numpy as np
 import pytest
-
-from backend.ply import write_ply
-from backend.synthetic import make_scene
-from backend.view_planning import plan_splat_views
 from conftest import BACKEND_PYTHON, finished_job_events
+
+from backend.benchmark.synthetic import make_scene
+from backend.formats.ply import write_ply
+from backend.scene.view_planning import plan_splat_views
 
 pytestmark = pytest.mark.blender
 
@@ -50,7 +50,7 @@ def test_with_no_photos_the_planned_cameras_are_shown_edited_and_rendered_for_tr
     views = addon.training.rendered_views(bpy.context)
     assert len(views) == 8 and sum("My_View" in view.name for view in views) == 1
 
-    prefs = addon.preferences.preferences()
+    prefs = addon.addon_preferences.preferences()
     prefs.python_path = BACKEND_PYTHON
     settings.mask_source, settings.iterations = "FELZENSZWALB", 20
     job = addon.training.TrainingJob(obj, settings, prefs, views)
@@ -58,9 +58,9 @@ def test_with_no_photos_the_planned_cameras_are_shown_edited_and_rendered_for_tr
     assert job.process.returncode == 0, job.error()
     assert sum(e.get("phase") == "rendering" for e in events) == 8
     field = job.features()
-    addon.click_engine.store_features(obj, field.features, field.centers.get("coarse"))
+    addon.click_cache.store_features(obj, field.features, field.centers.get("coarse"))
     job.cleanup()
-    assert addon.click_engine.has_features(obj)
+    assert addon.feature_store.has_features(obj)
 
 
 def test_a_splat_too_flat_to_plan_views_for_is_reported_and_nothing_is_added(bpy, addon, tmp_path):

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.cameras import Camera, load_cameras, load_images
 from backend.errors import UserError
+from backend.scene.camera import Camera
+from backend.scene.cameras import load_cameras
+from backend.scene.images import load_images
 
 STATUE = Path(__file__).resolve().parents[2] / "shared" / "data" / "statue"
 
@@ -41,8 +43,7 @@ def expected_world_to_camera(name):
 
 def write_colmap_text(folder: Path, model="PINHOLE", params=(FX, FY, CX, CY)):
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "cameras.txt").write_text(
-        "# Camera list\n" f"7 {model} {WIDTH} {HEIGHT} {' '.join(map(str, params))}\n")
+    (folder / "cameras.txt").write_text(f"# Camera list\n7 {model} {WIDTH} {HEIGHT} {' '.join(map(str, params))}\n")
     lines = ["# Image list with two lines of data per image:"]
     for image_id, (name, ((_, q), t)) in enumerate(POSES.items(), 1):
         lines.append(f"{image_id} {' '.join(repr(float(v)) for v in (*q, *t))} 7 {name}")
@@ -53,7 +54,8 @@ def write_colmap_text(folder: Path, model="PINHOLE", params=(FX, FY, CX, CY)):
 def write_colmap_binary(folder: Path):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "cameras.bin").write_bytes(
-        struct.pack("<Q", 1) + struct.pack("<iiQQ4d", 7, 1, WIDTH, HEIGHT, FX, FY, CX, CY))
+        struct.pack("<Q", 1) + struct.pack("<iiQQ4d", 7, 1, WIDTH, HEIGHT, FX, FY, CX, CY)
+    )
     data = struct.pack("<Q", len(POSES))
     for image_id, (name, ((_, q), t)) in enumerate(POSES.items(), 1):
         data += struct.pack("<i7di", image_id, *q, *t, 7) + name.encode() + b"\0"
@@ -107,8 +109,7 @@ def test_blender_camera_in_transforms_json(tmp_path):
     # A Blender camera at (0, -5, 0) rotated 90 degrees about x: it looks along +y, up is +z.
     camera_to_world_gl = [[1, 0, 0, 0], [0, 0, -1, -5], [0, 1, 0, 0], [0, 0, 0, 1]]
     angle = 0.6
-    meta = {"camera_angle_x": angle,
-            "frames": [{"file_path": "./train/r_0", "transform_matrix": camera_to_world_gl}]}
+    meta = {"camera_angle_x": angle, "frames": [{"file_path": "./train/r_0", "transform_matrix": camera_to_world_gl}]}
     (tmp_path / "transforms.json").write_text(json.dumps(meta))
     write_image(tmp_path / "train" / "r_0.png", 80, 60)  # no w/h in the file: the image says
 
@@ -124,9 +125,22 @@ def test_blender_camera_in_transforms_json(tmp_path):
 
 
 def test_transforms_json_with_per_frame_intrinsics(tmp_path):
-    meta = {"w": 100, "h": 50, "frames": [
-        {"file_path": "images/x.jpg", "fl_x": 70, "fl_y": 71, "cx": 48, "cy": 26, "w": 96, "h": 52,
-         "transform_matrix": np.eye(4).tolist()}]}
+    meta = {
+        "w": 100,
+        "h": 50,
+        "frames": [
+            {
+                "file_path": "images/x.jpg",
+                "fl_x": 70,
+                "fl_y": 71,
+                "cx": 48,
+                "cy": 26,
+                "w": 96,
+                "h": 52,
+                "transform_matrix": np.eye(4).tolist(),
+            }
+        ],
+    }
     (tmp_path / "t.json").write_text(json.dumps(meta))
     (camera,) = load_cameras(tmp_path / "t.json")
     assert (camera.name, camera.width, camera.height) == ("images/x.jpg", 96, 52)

@@ -11,10 +11,10 @@ import time
 
 import numpy as np
 import pytest
+from conftest import ROOT
 from scipy.ndimage import distance_transform_edt
 
-from backend.ply import read_ply
-from conftest import ROOT
+from backend.formats.ply import read_ply
 
 
 def backend(*args, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
@@ -45,13 +45,32 @@ def inner_pixel(labels: np.ndarray, value: int):
 def test_train_writes_features_and_reports_json_progress(trained_scene, tmp_path):
     folder = trained_scene["folder"]
     out = tmp_path / "features.npz"
-    result = backend("train", *scene_args(folder), "--images", folder / "images", "--mask-dir", folder / "masks",
-                     "--out", out, "--iterations", 30, "--pixels", 500, "--no-gfl", "--progress", "json",
-                     "--checkpoint-every", 10)
+    result = backend(
+        "train",
+        *scene_args(folder),
+        "--images",
+        folder / "images",
+        "--mask-dir",
+        folder / "masks",
+        "--out",
+        out,
+        "--iterations",
+        30,
+        "--pixels",
+        500,
+        "--no-gfl",
+        "--progress",
+        "json",
+        "--checkpoint-every",
+        10,
+    )
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
     checkpoints = [(e["iteration"], e["path"]) for e in events if e["phase"] == "checkpoint"]
-    assert checkpoints == [(10, str(tmp_path / "features.checkpoint.npz")), (20, str(tmp_path / "features.checkpoint.npz"))]
+    assert checkpoints == [
+        (10, str(tmp_path / "features.checkpoint.npz")),
+        (20, str(tmp_path / "features.checkpoint.npz")),
+    ]
     assert events[0]["phase"] == "masks" and events[0]["source"].startswith("precomputed masks from")
     assert events[-1]["phase"] == "done" and set(events[-1]["seconds"]) >= {"masks", "precompute", "iterations"}
     assert any(e.get("iteration") == 30 for e in events)
@@ -68,9 +87,25 @@ def test_a_click_selects_the_object_or_part_under_it(trained_scene, tmp_path, le
         index = [p.part_name for p in scene.parts].index(target)
         labels, truth = gt["parts"], scene.part_ids
     x, y = inner_pixel(labels, index)
-    result = backend("segment", *scene_args(folder), "--features", folder / "features.npz", "--view", camera.name,
-                     "--click", x, y, "--level", level, "--out", tmp_path / "sel.ply", "--rest", tmp_path / "rest.ply",
-                     "--mask-dir", tmp_path / "masks")
+    result = backend(
+        "segment",
+        *scene_args(folder),
+        "--features",
+        folder / "features.npz",
+        "--view",
+        camera.name,
+        "--click",
+        x,
+        y,
+        "--level",
+        level,
+        "--out",
+        tmp_path / "sel.ply",
+        "--rest",
+        tmp_path / "rest.ply",
+        "--mask-dir",
+        tmp_path / "masks",
+    )
     assert result.returncode == 0, result.stderr
     selected, rest = read_ply(tmp_path / "sel.ply"), read_ply(tmp_path / "rest.ply")
     assert selected.count + rest.count == scene.splat.count
@@ -84,19 +119,40 @@ def test_a_click_selects_the_object_or_part_under_it(trained_scene, tmp_path, le
 
 def test_a_selection_of_nothing_is_an_error_and_writes_nothing(trained_scene, tmp_path):
     folder, camera = trained_scene["folder"], trained_scene["cameras"][1]
-    x, y = inner_pixel(np.load(folder / "gt" / "view_001.npz")["objects"], trained_scene["scene"].object_names.index("mug"))
-    result = backend("segment", *scene_args(folder), "--features", folder / "features.npz", "--view", camera.name,
-                     "--click", x, y, "--exclude", x, y, "--out", tmp_path / "sel.ply")  # the exclusion takes it all back
+    x, y = inner_pixel(
+        np.load(folder / "gt" / "view_001.npz")["objects"], trained_scene["scene"].object_names.index("mug")
+    )
+    result = backend(
+        "segment",
+        *scene_args(folder),
+        "--features",
+        folder / "features.npz",
+        "--view",
+        camera.name,
+        "--click",
+        x,
+        y,
+        "--exclude",
+        x,
+        y,
+        "--out",
+        tmp_path / "sel.ply",
+    )  # the exclusion takes it all back
     assert_user_error(result, "select no Gaussian", "--threshold")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_render_writes_rgb_and_feature_pictures(trained_scene, tmp_path):
     folder = trained_scene["folder"]
-    result = backend("render", *scene_args(folder), "--features", folder / "features.npz", "--view", "view_002",
-                     "--out", tmp_path)
+    result = backend(
+        "render", *scene_args(folder), "--features", folder / "features.npz", "--view", "view_002", "--out", tmp_path
+    )
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["view_002_coarse.png", "view_002_fine.png", "view_002_rgb.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "view_002_coarse.png",
+        "view_002_fine.png",
+        "view_002_rgb.png",
+    ]
 
 
 def test_mistakes_get_one_clear_message(trained_scene, tmp_path):
@@ -120,20 +176,44 @@ def test_mistakes_get_one_clear_message(trained_scene, tmp_path):
     shutil.copy(folder / "splat.ply", other)
     splat = read_ply(other)
     splat.columns["x"][0] += 1.0
-    from backend.ply import write_ply
+    from backend.formats.ply import write_ply
 
     write_ply(other, splat)
-    segment = ["segment", "--cameras", folder / "sparse" / "0", "--features", folder / "features.npz",
-               "--click", 10, 10, "--out", tmp_path / "s.ply"]
+    segment = [
+        "segment",
+        "--cameras",
+        folder / "sparse" / "0",
+        "--features",
+        folder / "features.npz",
+        "--click",
+        10,
+        10,
+        "--out",
+        tmp_path / "s.ply",
+    ]
     assert_user_error(backend(*segment, "--splat", other, "--view", "view_000"), "belong to another splat")
     assert_user_error(backend(*segment, "--splat", folder / "splat.ply", "--view", "nope"), "--view nope")
 
 
 def test_sigterm_stops_training_and_writes_nothing(trained_scene, tmp_path):
     folder = trained_scene["folder"]
-    command = [sys.executable, "-m", "backend", "train", *map(str, scene_args(folder)), "--images", str(folder / "images"),
-               "--mask-dir", str(folder / "masks"), "--out", str(tmp_path / "f.npz"), "--iterations", "100000",
-               "--progress", "json"]
+    command = [
+        sys.executable,
+        "-m",
+        "backend",
+        "train",
+        *map(str, scene_args(folder)),
+        "--images",
+        str(folder / "images"),
+        "--mask-dir",
+        str(folder / "masks"),
+        "--out",
+        str(tmp_path / "f.npz"),
+        "--iterations",
+        "100000",
+        "--progress",
+        "json",
+    ]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in process.stdout:
         if json.loads(line).get("phase") == "iterations":

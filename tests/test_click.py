@@ -6,11 +6,19 @@ import numpy as np
 import pytest
 import torch
 
-from backend.click import (Click, ClickIndex, Geometry, click_feature, compose, pixel_weights, select,
-                           unit_features)
-from backend.render import apply_weights
-from backend.synthetic import make_scene, orbit_cameras
-from backend.views import camera_weights
+from backend.benchmark.synthetic import make_scene, orbit_cameras
+from backend.field.click import (
+    Click,
+    ClickIndex,
+    Geometry,
+    click_feature,
+    compose,
+    pixel_weights,
+    select,
+    unit_features,
+)
+from backend.field.render import apply_weights
+from backend.field.views import camera_weights
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +33,7 @@ def test_a_pixel_composites_as_in_the_renderer(view, x, y):
     scene, camera, weights = view
     row = y * camera.width + x
     crow, cols, values = weights.crow_indices(), weights.col_indices(), weights.values()
-    expected = dict(zip(cols[crow[row]:crow[row + 1]].tolist(), values[crow[row]:crow[row + 1]].tolist()))
+    expected = dict(zip(cols[crow[row] : crow[row + 1]].tolist(), values[crow[row] : crow[row + 1]].tolist()))
     ids, got = pixel_weights(Geometry.of(scene.splat), camera, x + 0.5, y + 0.5)
     assert list(ids) == list(expected)  # the same Gaussians, front to back
     np.testing.assert_allclose(got, list(expected.values()), atol=1e-5)
@@ -46,7 +54,9 @@ def test_the_clicked_feature_is_the_rendered_feature_and_selects_by_similarity(v
 def object_features(object_ids: np.ndarray, seed: int = 0) -> np.ndarray:
     """(N, 24) noisy features, one direction per object, as a trained field has: selections of realistic size."""
     rng = np.random.default_rng(seed)
-    features = rng.normal(size=(object_ids.max() + 1, 24))[object_ids] + rng.normal(scale=0.2, size=(len(object_ids), 24))
+    features = rng.normal(size=(object_ids.max() + 1, 24))[object_ids] + rng.normal(
+        scale=0.2, size=(len(object_ids), 24)
+    )
     return features.astype(np.float16)
 
 
@@ -66,15 +76,23 @@ def test_the_indexed_click_selects_exactly_what_one_pass_over_every_gaussian_sel
             assert_same_weights(fast, plain, camera, x, y)
             for level, thresholds in (("coarse", [0.3, 0.75, 0.9]), ("fine", [0.5, 0.95])):
                 start = rng.random(scene.splat.count) < 0.3
-                clicks = [Click(camera, x, y, "SET"), Click(camera, x + 5, y, "ADD"), Click(camera, x, y + 5, "SUBTRACT")]
+                clicks = [
+                    Click(camera, x, y, "SET"),
+                    Click(camera, x + 5, y, "ADD"),
+                    Click(camera, x, y + 5, "SUBTRACT"),
+                ]
                 for threshold in thresholds:
                     got, got_missed = compose(fast, clicks, level, threshold, start)
                     expected, expected_missed = compose(plain, clicks, level, threshold, start)
                     np.testing.assert_array_equal(got, expected)
                     assert len(got_missed) == len(expected_missed)
                     selected += int(expected.sum())
-                sweep, _ = compose(fast, clicks, level, np.array(thresholds, np.float32), np.stack([start] * len(thresholds)))
-                assert [int(row.sum()) for row in sweep] == [int(compose(plain, clicks, level, t, start)[0].sum()) for t in thresholds]
+                sweep, _ = compose(
+                    fast, clicks, level, np.array(thresholds, np.float32), np.stack([start] * len(thresholds))
+                )
+                assert [int(row.sum()) for row in sweep] == [
+                    int(compose(plain, clicks, level, t, start)[0].sum()) for t in thresholds
+                ]
     assert selected > 0
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.compressed_ply import CHUNK_SIZE, is_compressed_ply, read_compressed_ply
 from backend.errors import SplatFileError
-from backend.ply import parse_header, read_ply, write_ply
-from backend.splat import SH_C0, Splat
-from backend.spz import _sh_flips, read_spz
+from backend.formats.compressed_ply import CHUNK_SIZE, is_compressed_ply, read_compressed_ply
+from backend.formats.ply import parse_header, read_ply, write_ply
+from backend.formats.splat import SH_C0, Splat
+from backend.formats.spz import _sh_flips, read_spz
 
 SPLATS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "splats"
 needs_shared = pytest.mark.skipif(not SPLATS.is_dir(), reason="../shared/data/splats is absent")
@@ -68,7 +68,9 @@ def test_guitar_compressed_ply_matches_the_uncompressed_file():
     step = extent / (2 ** np.array([11, 10, 11]) - 1)
     assert np.all(np.abs(compressed.positions - plain.positions) <= step / 2 + 1e-6)
     scale_range = np.ptp(plain.scales.astype(np.float64), axis=0)
-    assert np.all(np.abs(compressed.scales - plain.scales) <= scale_range / (2 ** np.array([11, 10, 11]) - 1) / 2 + 1e-5)
+    assert np.all(
+        np.abs(compressed.scales - plain.scales) <= scale_range / (2 ** np.array([11, 10, 11]) - 1) / 2 + 1e-5
+    )
     colour_range = np.ptp(plain.colors, axis=0)
     colours = 0.5 + SH_C0 * compressed.sh_dc
     assert np.all(np.abs(colours - (0.5 + SH_C0 * plain.sh_dc)) <= colour_range / 255 / 2 + 1e-6)
@@ -86,7 +88,7 @@ def test_biker_spz_matches_the_ply_in_the_ply_frame():
     assert spz.count == plain.count == 152746
     assert spz.sh_degree == 0
     # Same order; positions are 24-bit fixed point with 12 fraction bits: error <= 2^-13.
-    assert np.abs(spz.positions - plain.positions).max() <= 2.0 ** -13 + 1e-6
+    assert np.abs(spz.positions - plain.positions).max() <= 2.0**-13 + 1e-6
     # Log scales are u8 (s + 10) * 16: error <= 1/32 inside [-10, 5.9375], clamped outside.
     scales = plain.scales
     inside = (scales >= -10) & (scales <= 255 / 16 - 10)
@@ -156,18 +158,36 @@ def write_compressed_ply(path: Path, splat: Splat, chunk_colours=True, sh_degree
             return np.where(hi - lo < 1e-5, 0.0, (x - lo) / np.where(hi - lo < 1e-5, 1.0, hi - lo))
 
         def p111011(t):
-            return (pack_unorm(t[:, 0], 11) << np.uint32(21)) | (pack_unorm(t[:, 1], 10) << np.uint32(11)) | pack_unorm(t[:, 2], 11)
+            return (
+                (pack_unorm(t[:, 0], 11) << np.uint32(21))
+                | (pack_unorm(t[:, 1], 10) << np.uint32(11))
+                | pack_unorm(t[:, 2], 11)
+            )
 
         packed[sl, 0] = p111011(norm(pos, lo_p, hi_p))
         packed[sl, 1] = pack_rotations_playcanvas(splat.rotations[sl].astype(np.float64))
         packed[sl, 2] = p111011(norm(sca, lo_s, hi_s))
         rgb = norm(col, lo_c, hi_c) if chunk_colours else col
         packed[sl, 3] = (
-            (pack_unorm(rgb[:, 0], 8) << np.uint32(24)) | (pack_unorm(rgb[:, 1], 8) << np.uint32(16))
-            | (pack_unorm(rgb[:, 2], 8) << np.uint32(8)) | pack_unorm(splat.alphas[sl], 8)
+            (pack_unorm(rgb[:, 0], 8) << np.uint32(24))
+            | (pack_unorm(rgb[:, 1], 8) << np.uint32(16))
+            | (pack_unorm(rgb[:, 2], 8) << np.uint32(8))
+            | pack_unorm(splat.alphas[sl], 8)
         )
-    names = ["min_x", "min_y", "min_z", "max_x", "max_y", "max_z", "min_scale_x", "min_scale_y", "min_scale_z",
-             "max_scale_x", "max_scale_y", "max_scale_z"]
+    names = [
+        "min_x",
+        "min_y",
+        "min_z",
+        "max_x",
+        "max_y",
+        "max_z",
+        "min_scale_x",
+        "min_scale_y",
+        "min_scale_z",
+        "max_scale_x",
+        "max_scale_y",
+        "max_scale_z",
+    ]
     if chunk_colours:
         names += ["min_r", "min_g", "min_b", "max_r", "max_g", "max_b"]
     lines = ["ply", "format binary_little_endian 1.0", f"element chunk {num_chunks}"]
@@ -257,8 +277,14 @@ def test_is_compressed_ply(tmp_path):
 # SPZ, synthetic: packed with the reference load-spz.cc formulas
 
 
-def pack_spz(splat: Splat, version: int = 3, container: str = "gzip", to_rub: bool = True, flags: int = 0,
-             count: int | None = None) -> bytes:
+def pack_spz(
+    splat: Splat,
+    version: int = 3,
+    container: str = "gzip",
+    to_rub: bool = True,
+    flags: int = 0,
+    count: int | None = None,
+) -> bytes:
     n = splat.count
     degree = splat.sh_degree
     x, y, z = (1.0, -1.0, -1.0) if to_rub else (1.0, 1.0, 1.0)
@@ -309,7 +335,7 @@ def test_spz_round_trip(tmp_path, version, container, degree):
     path.write_bytes(pack_spz(original, version, container))
     decoded = read_spz(path)
     assert decoded.count == 500 and decoded.sh_degree == degree
-    assert np.abs(decoded.positions - original.positions).max() <= 2.0 ** -13 + 1e-5
+    assert np.abs(decoded.positions - original.positions).max() <= 2.0**-13 + 1e-5
     assert np.abs(decoded.scales - original.scales).max() <= 1 / 32 + 1e-5
     assert np.abs(decoded.sh_dc - original.sh_dc).max() <= 0.5 / (0.15 * 255) + 1e-5
     inside = (original.alphas >= 1 / 255) & (original.alphas <= 254 / 255)
@@ -341,12 +367,26 @@ def test_sh_flip_signs_match_the_3dgs_basis():
     def basis(v):
         x, y, z = v[:, 0], v[:, 1], v[:, 2]
         xx, yy, zz = x * x, y * y, z * z
-        return np.stack([
-            -y, z, -x,
-            x * y, y * z, 2 * zz - xx - yy, x * z, xx - yy,
-            y * (3 * xx - yy), x * y * z, y * (4 * zz - xx - yy), z * (2 * zz - 3 * xx - 3 * yy),
-            x * (4 * zz - xx - yy), z * (xx - yy), x * (xx - 3 * yy),
-        ], axis=1)
+        return np.stack(
+            [
+                -y,
+                z,
+                -x,
+                x * y,
+                y * z,
+                2 * zz - xx - yy,
+                x * z,
+                xx - yy,
+                y * (3 * xx - yy),
+                x * y * z,
+                y * (4 * zz - xx - yy),
+                z * (2 * zz - 3 * xx - 3 * yy),
+                x * (4 * zz - xx - yy),
+                z * (xx - yy),
+                x * (xx - 3 * yy),
+            ],
+            axis=1,
+        )
 
     for flips in [(1, -1, -1), (-1, 1, 1), (-1, -1, 1), (1, 1, -1)]:
         signs = _sh_flips(*map(float, flips))[:15]

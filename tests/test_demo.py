@@ -6,18 +6,31 @@ import subprocess
 import sys
 
 import pytest
-
-from backend.ply import read_ply
 from conftest import ROOT
+
+from backend.formats.ply import read_ply
 
 pytestmark = pytest.mark.blender
 
 
 def test_the_demo_selects_the_mug_and_splits_it_off(addon_zip, tmp_path):
     result = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "demo.py"), "--out", str(tmp_path), "--gaussians", "6000",
-         "--iterations", "150", "--picture-size", "160", "90"],
-        capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            str(ROOT / "tools" / "demo.py"),
+            "--out",
+            str(tmp_path),
+            "--gaussians",
+            "6000",
+            "--iterations",
+            "150",
+            "--picture-size",
+            "160",
+            "90",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "IoU with the mug's" in result.stdout

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from backend.synthetic import make_scene, orbit_cameras, render_views
-from backend.train import TrainConfig, train_features
-
+from backend.benchmark.synthetic import make_scene, orbit_cameras, render_views
+from backend.field.train import TrainConfig, train_features
 from tests.pretend_device import DeviceMixing, pretend_device
 
 
@@ -60,7 +59,24 @@ def test_asking_for_a_device_the_machine_lacks_is_one_clear_error(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     (tmp_path / "cameras").mkdir()
-    run = subprocess.run([sys.executable, "-m", "backend", "train", "--splat", str(tmp_path / "s.ply"), "--images",
-                          str(tmp_path), "--cameras", str(tmp_path / "cameras"), "--out", str(tmp_path / "f.npz"),
-                          "--device", "cuda"], capture_output=True, text=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "backend",
+            "train",
+            "--splat",
+            str(tmp_path / "s.ply"),
+            "--images",
+            str(tmp_path),
+            "--cameras",
+            str(tmp_path / "cameras"),
+            "--out",
+            str(tmp_path / "f.npz"),
+            "--device",
+            "cuda",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 2 and run.stderr.strip() == "error: --device cuda: this machine's torch sees no CUDA GPU"

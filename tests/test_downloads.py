@@ -10,8 +10,8 @@ import threading
 import numpy as np
 import pytest
 
-from backend.downloads import Checkpoint, DownloadCancelled, DownloadJob, download
 from backend.errors import UserError
+from backend.scene.downloads import Checkpoint, DownloadCancelled, DownloadJob, download
 
 PAYLOAD = np.random.default_rng(0).bytes(3 * (1 << 20) + 12345)  # a few chunks
 

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from backend.cli import main
-from backend.click import DEFAULT_THRESHOLDS, Geometry, pixel_weights
-from backend.evaluate import evaluate, load_ground_truth, make_queries, summary
-from backend.features import FeatureField, geometry_fingerprint, save_features
-from backend.synthetic import make_scene, orbit_cameras, random_layout, write_scene
-from backend.views import camera_weights
+from backend.benchmark.synthetic import make_scene, orbit_cameras, random_layout, write_scene
+from backend.cli.main import main
+from backend.field.click import DEFAULT_THRESHOLDS, Geometry, pixel_weights
+from backend.field.evaluate import evaluate, load_ground_truth, make_queries, summary
+from backend.field.views import camera_weights
+from backend.formats.features import FeatureField, geometry_fingerprint, save_features
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +74,12 @@ def test_negative_clicks_land_on_a_touching_label_and_remove_only_what_they_sele
     queries = make_queries(truth, 3, 0, negative_clicks=1)
     assert [q.points.tolist() for q in queries] == [q.points.tolist() for q in make_queries(truth, 3, 0)]
     for query in queries:
-        (x, y), = query.negatives
+        ((x, y),) = query.negatives
         assert truth.maps[query.level][query.view][y, x] not in (query.label, -1)
     thresholds = {"coarse": [0.75], "fine": [0.875]}
-    scores = summary(evaluate(scene.splat, cameras, truth, perfect_features(scene), thresholds, weights=weights,
-                              negative_clicks=1))
+    scores = summary(
+        evaluate(scene.splat, cameras, truth, perfect_features(scene), thresholds, weights=weights, negative_clicks=1)
+    )
     assert scores["miou"]["all"] == 100.0 and scores["click_ms"]["clicks"] == 27 + 9
 
 
@@ -90,8 +91,9 @@ def test_random_single_clicks_land_inside_their_label_and_score_each_click_alone
         for view, x, y in query.singles:
             assert truth.maps[query.level][view][y, x] == query.label
     thresholds = {"coarse": [0.75], "fine": [0.875]}
-    perfect = summary(evaluate(scene.splat, cameras, truth, perfect_features(scene), thresholds, weights=weights,
-                               random_clicks=5))
+    perfect = summary(
+        evaluate(scene.splat, cameras, truth, perfect_features(scene), thresholds, weights=weights, random_clicks=5)
+    )
     assert perfect["single_clicks"] == {level: {"mean": 100.0, "p10": 100.0} for level in ("coarse", "fine")}
     # Half the object features swapped to another object's: clicks there select the wrong object.
     features = perfect_features(scene)
@@ -115,8 +117,20 @@ def test_eval_command_prints_the_table_and_writes_json(bench, tmp_path, capsys):
     field = FeatureField(perfect_features(scene).astype(np.float16), geometry_fingerprint(scene.splat))
     save_features(tmp_path / "f.npz", field)
     scene_args = ["--splat", str(folder / "splat.ply"), "--cameras", str(folder / "sparse" / "0")]
-    code = main(["eval", *scene_args, "--features", str(tmp_path / "f.npz"), "--gt", str(folder / "gt"),
-                 "--clicks", "1", "--json", str(tmp_path / "r.json")])
+    code = main(
+        [
+            "eval",
+            *scene_args,
+            "--features",
+            str(tmp_path / "f.npz"),
+            "--gt",
+            str(folder / "gt"),
+            "--clicks",
+            "1",
+            "--json",
+            str(tmp_path / "r.json"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and f"coarse (threshold {DEFAULT_THRESHOLDS['coarse']:g}): mIoU 100.0" in out
     assert "all: mIoU 100.0; 9 clicks" in out

@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_compressed_formats import (
+    SMALLEST_THREE_DEG,
+    SPLATS,
+    needs_shared,
+    needs_zstd,
+    random_splat,
+    rotation_angles_deg,
+)
+from test_compressed_formats import write_compressed_ply as reference_compressed_ply
 
-from backend.antimatter_splat import read_antimatter_splat
-from backend.compressed_ply import morton_order, read_compressed_ply
 from backend.errors import SplatFileError
 from backend.formats import read_splat, write_splat
-from backend.ply import read_ply, write_ply
-from backend.spz import pack_spz, read_spz
-from test_compressed_formats import (SMALLEST_THREE_DEG, SPLATS, needs_shared, needs_zstd, random_splat,
-                                     rotation_angles_deg)
-from test_compressed_formats import write_compressed_ply as reference_compressed_ply
+from backend.formats.antimatter_splat import read_antimatter_splat
+from backend.formats.compressed_ply import morton_order, read_compressed_ply
+from backend.formats.ply import read_ply, write_ply
+from backend.formats.spz import pack_spz, read_spz
 
 
 def test_plain_ply_round_trips_byte_for_byte(tmp_path):
@@ -27,10 +33,12 @@ def test_plain_ply_round_trips_byte_for_byte(tmp_path):
 @pytest.mark.parametrize("degree", [0, 1, 3])
 def test_spz_round_trip_is_within_its_steps(tmp_path, version, degree):
     original = random_splat(600, degree, seed=version)
-    write_splat(tmp_path / "s.spz", original) if version == 3 else (tmp_path / "s.spz").write_bytes(pack_spz(original, version))
+    write_splat(tmp_path / "s.spz", original) if version == 3 else (tmp_path / "s.spz").write_bytes(
+        pack_spz(original, version)
+    )
     decoded = read_splat(tmp_path / "s.spz")
     assert decoded.count == 600 and decoded.sh_degree == degree
-    assert np.abs(decoded.positions - original.positions).max() <= 2.0 ** -13 + 1e-6  # 12 fraction bits
+    assert np.abs(decoded.positions - original.positions).max() <= 2.0**-13 + 1e-6  # 12 fraction bits
     assert np.abs(decoded.scales - original.scales).max() <= 1 / 32 + 1e-6  # u8 of (s + 10) * 16
     assert np.abs(decoded.sh_dc - original.sh_dc).max() <= 0.5 / (0.15 * 255) + 1e-6
     inside = (original.alphas >= 1 / 255) & (original.alphas <= 254 / 255)  # the reader clamps the rest
@@ -57,7 +65,7 @@ def test_spz_of_the_real_ply_is_niantics_own_file_stream_for_stream():
         sizes = np.frombuffer(data, "<u8", 2 * count, table).reshape(-1, 2)
         offset, out = table + 16 * count, []
         for packed, size in sizes.tolist():
-            out.append(zstandard.ZstdDecompressor().decompress(data[offset:offset + packed], max_output_size=size))
+            out.append(zstandard.ZstdDecompressor().decompress(data[offset : offset + packed], max_output_size=size))
             offset += packed
         return out
 
@@ -78,7 +86,9 @@ def test_compressed_ply_round_trip_is_within_its_steps_in_morton_order(tmp_path,
     assert np.all(np.abs(decoded.positions - original.positions) <= span / np.array([2047, 1023, 2047]) / 2 + 1e-5)
     assert np.abs(decoded.scales - original.scales).max() <= 8 / 1023 / 2 + 1e-5
     colours = 0.5 + 0.28209479177387814 * original.sh_dc
-    assert np.all(np.abs(0.5 + 0.28209479177387814 * decoded.sh_dc - colours) <= np.ptp(colours, axis=0) / 255 / 2 + 1e-5)
+    assert np.all(
+        np.abs(0.5 + 0.28209479177387814 * decoded.sh_dc - colours) <= np.ptp(colours, axis=0) / 255 / 2 + 1e-5
+    )
     assert np.abs(decoded.alphas - original.alphas).max() <= 0.5 / 255 + 1e-6
     assert rotation_angles_deg(decoded.rotations, original.rotations).max() < SMALLEST_THREE_DEG
     if degree:
@@ -109,9 +119,14 @@ def test_antimatter_splat_round_trip_is_within_its_steps(tmp_path):
 
 
 @needs_shared
-@pytest.mark.parametrize("name, ending, reader", [("guitar.compressed.ply", ".compressed.ply", read_compressed_ply),
-                                                  ("guitar.ply", ".splat", read_antimatter_splat),
-                                                  ("donut.ply", ".spz", read_spz)])
+@pytest.mark.parametrize(
+    "name, ending, reader",
+    [
+        ("guitar.compressed.ply", ".compressed.ply", read_compressed_ply),
+        ("guitar.ply", ".splat", read_antimatter_splat),
+        ("donut.ply", ".spz", read_spz),
+    ],
+)
 def test_real_files_reencode_within_their_steps(tmp_path, name, ending, reader):
     source = read_splat(SPLATS / name)
     write_splat(tmp_path / f"out{ending}", source)
@@ -120,13 +135,16 @@ def test_real_files_reencode_within_their_steps(tmp_path, name, ending, reader):
         source = source.subset(morton_order(source.positions))
     assert again.count == source.count
     extent = np.ptp(source.positions, axis=0).max()
-    assert np.abs(again.positions - source.positions).max() <= max(extent / 1023 / 2, 2.0 ** -13) + 1e-5
+    assert np.abs(again.positions - source.positions).max() <= max(extent / 1023 / 2, 2.0**-13) + 1e-5
     assert rotation_angles_deg(again.rotations, source.rotations).max() < 1.0
 
 
 def test_a_name_without_a_splat_format_is_named(tmp_path):
-    with pytest.raises(SplatFileError, match=r"scene\.obj: the file name says no splat format: end it with "
-                                             r"\.compressed\.ply, \.ply, \.spz, \.splat"):
+    with pytest.raises(
+        SplatFileError,
+        match=r"scene\.obj: the file name says no splat format: end it with "
+        r"\.compressed\.ply, \.ply, \.spz, \.splat",
+    ):
         write_splat(tmp_path / "scene.obj", random_splat(10, 0))
 
 

@@ -16,21 +16,26 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from backend.antimatter_splat import read_antimatter_splat, write_antimatter_splat
-from backend.compressed_ply import read_compressed_ply
-from backend.errors import UserError
-from backend.features import FeatureField, features_file_bytes, load_features
-from backend.formats import read_splat
-from backend.ply import ply_header, read_ply, write_ply
-from backend.spz import read_spz
-from backend.synthetic import make_scene
 from test_compressed_formats import pack_spz, random_splat, write_compressed_ply
+
+from backend.benchmark.synthetic import make_scene
+from backend.errors import UserError
+from backend.formats import read_splat
+from backend.formats.antimatter_splat import read_antimatter_splat, write_antimatter_splat
+from backend.formats.compressed_ply import read_compressed_ply
+from backend.formats.features import FeatureField, features_file_bytes, load_features
+from backend.formats.ply import ply_header, read_ply, write_ply
+from backend.formats.spz import read_spz
 
 MEMORY_BOUND = 64 << 20  # bytes a reader may allocate for a file of at most a few kB
 TIME_BOUND = 2.0  # seconds per file
-FUZZ = settings(max_examples=60, derandomize=True, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=60,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 def small_files(folder: Path) -> dict[str, bytes]:
@@ -41,8 +46,13 @@ def small_files(folder: Path) -> dict[str, bytes]:
     write_ply(folder / "s.ply", splat)
     write_compressed_ply(folder / "c.ply", random_splat(300, 1), sh_degree=1)
     write_antimatter_splat(folder / "a.splat", splat)
-    features = FeatureField(np.random.default_rng(0).normal(size=(40, 24)).astype(np.float16), "0123456789abcdef",
-                            {"iterations": 1}, "test", {"coarse": np.ones((2, 12), np.float32)})
+    features = FeatureField(
+        np.random.default_rng(0).normal(size=(40, 24)).astype(np.float16),
+        "0123456789abcdef",
+        {"iterations": 1},
+        "test",
+        {"coarse": np.ones((2, 12), np.float32)},
+    )
     return {
         "ply": (folder / "s.ply").read_bytes(),
         "ascii.ply": (ascii_header + ascii_rows + "\n").encode(),
@@ -54,8 +64,15 @@ def small_files(folder: Path) -> dict[str, bytes]:
     }
 
 
-READERS = {"ply": read_ply, "ascii.ply": read_ply, "compressed.ply": read_compressed_ply, "v3.spz": read_spz,
-           "v4.spz": read_spz, "antimatter.splat": read_antimatter_splat, "features.npz": load_features}
+READERS = {
+    "ply": read_ply,
+    "ascii.ply": read_ply,
+    "compressed.ply": read_compressed_ply,
+    "v3.spz": read_spz,
+    "v4.spz": read_spz,
+    "antimatter.splat": read_antimatter_splat,
+    "features.npz": load_features,
+}
 
 
 class Seeds(dict):
@@ -84,7 +101,7 @@ def mutate(data: bytes, edits) -> bytes:
             if digits is not None and value % 2:
                 data[digits:digits] = b"99999999"
             else:
-                data[at:at + 4] = b"\xff\xff\xff\x7f"
+                data[at : at + 4] = b"\xff\xff\xff\x7f"
     return bytes(data)
 
 
@@ -104,8 +121,11 @@ def outcome_within_bounds(path: Path, reader) -> None:
     assert seconds < TIME_BOUND, f"{path.name}: {seconds:.1f} s"
 
 
-EDITS = st.lists(st.tuples(st.sampled_from(["flip", "cut", "insert", "number"]), st.integers(0, 1 << 16),
-                           st.integers(0, 255)), min_size=1, max_size=4)
+EDITS = st.lists(
+    st.tuples(st.sampled_from(["flip", "cut", "insert", "number"]), st.integers(0, 1 << 16), st.integers(0, 255)),
+    min_size=1,
+    max_size=4,
+)
 
 
 @pytest.mark.parametrize("kind", list(READERS))
@@ -120,9 +140,16 @@ def test_mutated_real_files_are_read_or_refused_in_bounded_memory(seeds, tmp_pat
 
 
 @FUZZ
-@given(data=st.binary(max_size=4096), start=st.sampled_from([b"", b"ply\n", b"NGSP", b"\x1f\x8b\x08\x00", b"PK\x03\x04"]))
+@given(
+    data=st.binary(max_size=4096), start=st.sampled_from([b"", b"ply\n", b"NGSP", b"\x1f\x8b\x08\x00", b"PK\x03\x04"])
+)
 def test_arbitrary_bytes_are_read_or_refused_in_bounded_memory(tmp_path, data, start):
-    for name, reader in (("a.ply", read_splat), ("a.spz", read_splat), ("a.splat", read_splat), ("a.npz", load_features)):
+    for name, reader in (
+        ("a.ply", read_splat),
+        ("a.spz", read_splat),
+        ("a.splat", read_splat),
+        ("a.npz", load_features),
+    ):
         path = tmp_path / name
         path.write_bytes(start + data)
         outcome_within_bounds(path, reader)
@@ -138,8 +165,11 @@ def test_unmutated_seeds_are_read(seeds, tmp_path):
 
 def test_a_features_file_claiming_a_huge_count_is_refused_before_inflating(tmp_path):
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, features=np.zeros((4_000_000, 24), np.float16),
-                        meta=json.dumps({"count": 4_000_000, "fingerprint": "x"}))
+    np.savez_compressed(
+        buffer,
+        features=np.zeros((4_000_000, 24), np.float16),
+        meta=json.dumps({"count": 4_000_000, "fingerprint": "x"}),
+    )
     path = tmp_path / "bomb.npz"
     path.write_bytes(buffer.getvalue())  # 0.2 MB that inflates to 192 MB
     outcome_within_bounds(path, load_features)

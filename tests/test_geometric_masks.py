@@ -8,14 +8,13 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
 
 
 @pytest.fixture(scope="module")
 def scene_and_masks():
-    from backend.geometric_masks import geometric_labels
-    from backend.synthetic import make_scene, orbit_cameras, random_layout, render_views
+    from backend.benchmark.synthetic import make_scene, orbit_cameras, random_layout, render_views
+    from backend.field.geometric_masks import geometric_labels
 
     scene = make_scene(12000, seed=0, parts=random_layout(6, seed=0))
     cameras = orbit_cameras(6, width=160, height=120, radius=4.2)
@@ -60,14 +59,36 @@ def test_the_ground_is_one_mask_apart_from_the_objects(scene_and_masks):
 
 
 def test_train_without_sam_or_a_mask_folder_uses_geometric_masks(tmp_path):
-    from backend.synthetic import make_scene, orbit_cameras, write_scene
+    from backend.benchmark.synthetic import make_scene, orbit_cameras, write_scene
 
     write_scene(tmp_path, make_scene(3000, seed=1), orbit_cameras(4, width=96, height=72))
     result = subprocess.run(
-        [sys.executable, "-m", "backend", "train", "--splat", tmp_path / "splat.ply", "--cameras",
-         tmp_path / "sparse" / "0", "--images", tmp_path / "images", "--out", tmp_path / "f.npz",
-         "--iterations", "5", "--pixels", "200", "--no-gfl", "--progress", "json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "backend",
+            "train",
+            "--splat",
+            tmp_path / "splat.ply",
+            "--cameras",
+            tmp_path / "sparse" / "0",
+            "--images",
+            tmp_path / "images",
+            "--out",
+            tmp_path / "f.npz",
+            "--iterations",
+            "5",
+            "--pixels",
+            "200",
+            "--no-gfl",
+            "--progress",
+            "json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     first = json.loads(result.stdout.splitlines()[0])
     assert first["phase"] == "masks" and first["source"].startswith("geometric masks")

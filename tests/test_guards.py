@@ -7,7 +7,6 @@ import gzip
 import hashlib
 import json
 import os
-import shutil
 import signal
 import struct
 import subprocess
@@ -18,15 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from backend.cli import main
-from backend.errors import UserError
-from backend.features import FeatureField, geometry_fingerprint, load_features, save_features
-from backend.formats import read_splat
-from backend.synthetic import make_scene, orbit_cameras, write_scene
 from conftest import ROOT
 from test_cli import assert_user_error, backend
 from test_compressed_formats import pack_spz, random_splat
+
+from backend.benchmark.synthetic import make_scene, orbit_cameras, write_scene
+from backend.cli.main import main
+from backend.errors import UserError
+from backend.formats import read_splat
+from backend.formats.features import FeatureField, geometry_fingerprint, load_features, save_features
 
 MEMORY_BOUND = 64 << 20
 
@@ -56,8 +55,11 @@ def restore_signals():
 
 def fingerprint_tree(folder: Path) -> dict[str, str]:
     """Every file under `folder` (links followed) and the hash of its bytes."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def run_main(capsys, *argv) -> tuple[int, str]:
@@ -83,22 +85,45 @@ def scene_args(folder: Path) -> list:
 
 def segment_args(folder: Path, click=(24, 18)) -> list:
     """A segment command line clicking `click` (the centre of the 48x36 views, where the scene is)."""
-    return ["segment", *scene_args(folder), "--features", folder / "features.npz", "--view", "view_000",
-            "--click", *click]
+    return [
+        "segment",
+        *scene_args(folder),
+        "--features",
+        folder / "features.npz",
+        "--view",
+        "view_000",
+        "--click",
+        *click,
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
 # 1. Outputs never overwrite inputs
+
 
 def test_outputs_naming_an_input_are_refused_and_the_inputs_stay_byte_for_byte(scene, tmp_path):
     before = fingerprint_tree(scene)
     (tmp_path / "link.ply").symlink_to(scene / "splat.ply")
     os.link(scene / "images" / "view_001.png", tmp_path / "photo.npz")  # a hard link to a photo
     assert_user_error(backend(*segment_args(scene), "--out", scene / "splat.ply"), "--out", "is the input --splat")
-    assert_user_error(backend(*segment_args(scene), "--out", tmp_path / "a.ply", "--rest", tmp_path / "link.ply"),
-                      "--rest", "is the input --splat")
-    assert_user_error(backend("train", *scene_args(scene), "--images", scene / "images", "--mask-dir", scene / "masks",
-                              "--out", tmp_path / "photo.npz"), "inside the input folder --images")
+    assert_user_error(
+        backend(*segment_args(scene), "--out", tmp_path / "a.ply", "--rest", tmp_path / "link.ply"),
+        "--rest",
+        "is the input --splat",
+    )
+    assert_user_error(
+        backend(
+            "train",
+            *scene_args(scene),
+            "--images",
+            scene / "images",
+            "--mask-dir",
+            scene / "masks",
+            "--out",
+            tmp_path / "photo.npz",
+        ),
+        "inside the input folder --images",
+    )
     assert fingerprint_tree(scene) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.ply", "photo.npz"]
 
@@ -115,24 +140,30 @@ def with_option(args: list, option: str, value) -> list:
 def command_line(scene: Path, command: str) -> list:
     """A valid command line of each subcommand on the scene, its outputs beside the scene folder."""
     images = ["--images", scene / "images"]
-    return {"segment": [*segment_args(scene), *images, "--out", scene.parent / "s.ply"],
-            "render": ["render", *scene_args(scene), *images, "--view", "view_000", "--out", scene.parent / "pics"],
-            "eval": ["eval", *scene_args(scene), *images, "--features", scene / "features.npz", "--gt", scene / "gt"],
-            "train": ["train", *scene_args(scene), *images, "--mask-dir", scene / "masks", "--out", scene.parent / "f.npz"],
-            }[command]
+    return {
+        "segment": [*segment_args(scene), *images, "--out", scene.parent / "s.ply"],
+        "render": ["render", *scene_args(scene), *images, "--view", "view_000", "--out", scene.parent / "pics"],
+        "eval": ["eval", *scene_args(scene), *images, "--features", scene / "features.npz", "--gt", scene / "gt"],
+        "train": ["train", *scene_args(scene), *images, "--mask-dir", scene / "masks", "--out", scene.parent / "f.npz"],
+    }[command]
 
 
-@pytest.mark.parametrize("command, option, target, message", [
-    ("segment", "--mask-dir", "images", "lies in the input folder --images"),
-    ("segment", "--out", "features.npz", "is the input --features"),
-    ("segment", "--out", "images/view_000.png", "would replace a file inside the input folder --images"),
-    ("render", "--out", "images", "lies in the input folder --images"),
-    ("eval", "--json", "features.npz", "is the input --features"),
-    ("train", "--out", "images", "is a folder"),
-    ("train", "--out", "missing/f.npz", "does not exist"),
-    ("train", "--mask-cache", "splat.ply", "is a file; a folder is expected"),
-])
-def test_every_subcommand_checks_its_outputs_before_any_work(scene, capsys, restore_signals, command, option, target, message):
+@pytest.mark.parametrize(
+    "command, option, target, message",
+    [
+        ("segment", "--mask-dir", "images", "lies in the input folder --images"),
+        ("segment", "--out", "features.npz", "is the input --features"),
+        ("segment", "--out", "images/view_000.png", "would replace a file inside the input folder --images"),
+        ("render", "--out", "images", "lies in the input folder --images"),
+        ("eval", "--json", "features.npz", "is the input --features"),
+        ("train", "--out", "images", "is a folder"),
+        ("train", "--out", "missing/f.npz", "does not exist"),
+        ("train", "--mask-cache", "splat.ply", "is a file; a folder is expected"),
+    ],
+)
+def test_every_subcommand_checks_its_outputs_before_any_work(
+    scene, capsys, restore_signals, command, option, target, message
+):
     before = fingerprint_tree(scene)
     code, err = run_main(capsys, *with_option(command_line(scene, command), option, scene / target))
     assert_one_error(code, err, option, message)
@@ -146,6 +177,7 @@ def test_two_outputs_naming_one_file_are_refused(scene, tmp_path, capsys, restor
 
 # ---------------------------------------------------------------------------------------------
 # 2. Memory and time bounded whatever a file claims
+
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
 def test_devices_and_pipes_are_refused_without_reading(scene, tmp_path):
@@ -188,20 +220,44 @@ def test_decompression_bombs_and_huge_files_are_refused_in_bounded_memory(tmp_pa
     toc = struct.unpack_from("<I", v4, 16)[0]
     packed = struct.unpack_from("<Q", v4, toc)[0]
     frame = zstd_frame_claiming(200 << 20)  # 200 MB in 6 kB, where 150 bytes belong
-    body = v4[toc + 16 * v4[15]:]
+    body = v4[toc + 16 * v4[15] :]
     struct.pack_into("<Q", v4, toc, len(frame))
-    (tmp_path / "zstd-bomb.spz").write_bytes(bytes(v4[:toc + 16 * v4[15]]) + frame + bytes(body[packed:]))
+    (tmp_path / "zstd-bomb.spz").write_bytes(bytes(v4[: toc + 16 * v4[15]]) + frame + bytes(body[packed:]))
     with open(tmp_path / "huge.ply", "wb") as file:  # 1 GB, sparse on disk: not a splat past its first bytes
         file.write(b"ply\nformat binary_little_endian 1.0\nelement vertex 10\nproperty float x\nend_header\n")
         file.truncate(1 << 30)
     with open(tmp_path / "huge-claim.ply", "wb") as file:
-        file.write(b"ply\nformat binary_little_endian 1.0\nelement vertex 4000000000\n" + b"".join(
-            f"property float {c}\n".encode() for c in ("x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
-                                                       "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2",
-                                                       "rot_3")) + b"end_header\n" + bytes(1000))
-    for name, expected in [("gzip-bomb.spz", "more than the"), ("count-bomb.spz", "decompression bomb"),
-                           ("zstd-bomb.spz", "SPZ stream 0"), ("huge.ply", "required column(s) missing"),
-                           ("huge-claim.ply", "truncated")]:
+        file.write(
+            b"ply\nformat binary_little_endian 1.0\nelement vertex 4000000000\n"
+            + b"".join(
+                f"property float {c}\n".encode()
+                for c in (
+                    "x",
+                    "y",
+                    "z",
+                    "f_dc_0",
+                    "f_dc_1",
+                    "f_dc_2",
+                    "opacity",
+                    "scale_0",
+                    "scale_1",
+                    "scale_2",
+                    "rot_0",
+                    "rot_1",
+                    "rot_2",
+                    "rot_3",
+                )
+            )
+            + b"end_header\n"
+            + bytes(1000)
+        )
+    for name, expected in [
+        ("gzip-bomb.spz", "more than the"),
+        ("count-bomb.spz", "decompression bomb"),
+        ("zstd-bomb.spz", "SPZ stream 0"),
+        ("huge.ply", "required column(s) missing"),
+        ("huge-claim.ply", "truncated"),
+    ]:
         started = time.perf_counter()
         message, peak = bounded(read_splat, tmp_path / name)
         assert message is not None and expected in message, (name, message)
@@ -214,9 +270,9 @@ def test_mask_and_ground_truth_npz_bombs_are_refused_before_they_inflate(tmp_pat
     import io
     import zipfile
 
-    from backend.cameras import Camera
-    from backend.evaluate import load_ground_truth
-    from backend.masks import read_mask_file
+    from backend.field.evaluate import load_ground_truth
+    from backend.scene.camera import Camera
+    from backend.scene.masks import read_mask_file
 
     def npz(path, name, header):
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -224,15 +280,19 @@ def test_mask_and_ground_truth_npz_bombs_are_refused_before_they_inflate(tmp_pat
 
     def header(shape, dtype):
         stream = io.BytesIO()
-        np.lib.format.write_array_header_1_0(stream, {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": shape})
+        np.lib.format.write_array_header_1_0(
+            stream, {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": shape}
+        )
         return stream.getvalue()
 
     npz(tmp_path / "view.npz", "masks", header((2048, 1024, 1024), "|b1"))
     (tmp_path / "gt").mkdir()
     npz(tmp_path / "gt" / "view.npz", "objects", header((1200, 1600), "<i8"))
     camera = Camera("view.png", 160, 120, 100.0, 100.0, 80.0, 60.0, np.eye(4))
-    for read in (lambda: read_mask_file(tmp_path / "view.npz", (120, 160)),
-                 lambda: load_ground_truth(tmp_path / "gt", [camera])):
+    for read in (
+        lambda: read_mask_file(tmp_path / "view.npz", (120, 160)),
+        lambda: load_ground_truth(tmp_path / "gt", [camera]),
+    ):
         message, peak = bounded(lambda _: read(), None)
         assert message is not None and "does not fit" in message and "view.npz" in message, message
         assert peak < MEMORY_BOUND, peak / 1e6
@@ -241,12 +301,30 @@ def test_mask_and_ground_truth_npz_bombs_are_refused_before_they_inflate(tmp_pat
 # ---------------------------------------------------------------------------------------------
 # 3. A finished training is never lost
 
+
 def test_a_training_whose_output_folder_vanishes_keeps_its_result(scene, tmp_path):
     out_folder = tmp_path / "out"
     out_folder.mkdir()
-    command = [sys.executable, "-m", "backend", "train", *map(str, scene_args(scene)), "--images", str(scene / "images"),
-               "--mask-dir", str(scene / "masks"), "--out", str(out_folder / "f.npz"), "--iterations", "5",
-               "--pixels", "300", "--no-gfl", "--progress", "json"]
+    command = [
+        sys.executable,
+        "-m",
+        "backend",
+        "train",
+        *map(str, scene_args(scene)),
+        "--images",
+        str(scene / "images"),
+        "--mask-dir",
+        str(scene / "masks"),
+        "--out",
+        str(out_folder / "f.npz"),
+        "--iterations",
+        "5",
+        "--pixels",
+        "300",
+        "--no-gfl",
+        "--progress",
+        "json",
+    ]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert json.loads(process.stdout.readline())["phase"] == "masks"  # checked and started: now the folder goes
     out_folder.rmdir()
@@ -264,27 +342,46 @@ def test_a_training_whose_output_folder_vanishes_keeps_its_result(scene, tmp_pat
 # ---------------------------------------------------------------------------------------------
 # 4. One message for every mistake, at parse time for settings
 
-@pytest.mark.parametrize("command, setting, value", [
-    ("train", "--iterations", "0"), ("train", "--iterations", "-5"), ("train", "--pixels", "0"),
-    ("train", "--gfl-refresh", "0"), ("train", "--learning-rate", "nan"), ("train", "--learning-rate", "0"),
-    ("train", "--mask-balance", "1.5"), ("train", "--tau-fine", "inf"), ("train", "--lambda-gfl", "-1"),
-    ("train", "--downscale", "0"), ("train", "--seed", "x"), ("segment", "--downscale", "0"),
-    ("segment", "--threshold", "2"), ("render", "--downscale", "-1"), ("eval", "--clicks", "0"),
-    ("eval", "--threshold-fine", "nan"),
-])
-def test_settings_out_of_range_are_refused_when_parsed(scene, tmp_path, capsys, restore_signals, command, setting, value):
-    args = {"train": ["--images", scene / "images", "--out", tmp_path / "f.npz"],
-            "segment": segment_args(scene)[5:] + ["--out", tmp_path / "s.ply"],
-            "render": ["--view", "view_000", "--out", tmp_path / "pics"],
-            "eval": ["--features", scene / "features.npz", "--gt", scene / "gt"]}[command]
+
+@pytest.mark.parametrize(
+    "command, setting, value",
+    [
+        ("train", "--iterations", "0"),
+        ("train", "--iterations", "-5"),
+        ("train", "--pixels", "0"),
+        ("train", "--gfl-refresh", "0"),
+        ("train", "--learning-rate", "nan"),
+        ("train", "--learning-rate", "0"),
+        ("train", "--mask-balance", "1.5"),
+        ("train", "--tau-fine", "inf"),
+        ("train", "--lambda-gfl", "-1"),
+        ("train", "--downscale", "0"),
+        ("train", "--seed", "x"),
+        ("segment", "--downscale", "0"),
+        ("segment", "--threshold", "2"),
+        ("render", "--downscale", "-1"),
+        ("eval", "--clicks", "0"),
+        ("eval", "--threshold-fine", "nan"),
+    ],
+)
+def test_settings_out_of_range_are_refused_when_parsed(
+    scene, tmp_path, capsys, restore_signals, command, setting, value
+):
+    args = {
+        "train": ["--images", scene / "images", "--out", tmp_path / "f.npz"],
+        "segment": segment_args(scene)[5:] + ["--out", tmp_path / "s.ply"],
+        "render": ["--view", "view_000", "--out", tmp_path / "pics"],
+        "eval": ["--features", scene / "features.npz", "--gt", scene / "gt"],
+    }[command]
     code, err = run_main(capsys, command, *scene_args(scene), *args, setting, value)
     assert_one_error(code, err, f"{setting} {value}")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_zero_iteration_training_is_refused_before_any_work(scene, tmp_path):
-    result = backend("train", *scene_args(scene), "--images", scene / "images", "--out", tmp_path / "f.npz",
-                     "--iterations", 0)
+    result = backend(
+        "train", *scene_args(scene), "--images", scene / "images", "--out", tmp_path / "f.npz", "--iterations", 0
+    )
     assert_user_error(result, "--iterations 0: must be a whole number of at least 1")
     assert result.stderr.count("\n") == 1 and list(tmp_path.iterdir()) == []
 
@@ -295,10 +392,14 @@ def features_variants(folder: Path, good: Path) -> dict[str, Path]:
     count = load_features(good).count
     meta = json.dumps({"count": count, "fingerprint": "x"})
     variants = {
-        "truncated": data[: len(data) // 2], "empty": b"",
+        "truncated": data[: len(data) // 2],
+        "empty": b"",
         "no meta": {"features": np.zeros((count, 24), np.float16)},
         "meta not JSON": {"features": np.zeros((count, 24), np.float16), "meta": "{"},
-        "meta without a count": {"features": np.zeros((count, 24), np.float16), "meta": json.dumps({"fingerprint": "x"})},
+        "meta without a count": {
+            "features": np.zeros((count, 24), np.float16),
+            "meta": json.dumps({"fingerprint": "x"}),
+        },
         "meta a number": {"features": np.zeros((count, 24), np.float16), "meta": np.float32(3)},
         "text features": {"features": np.full((count, 24), "a"), "meta": meta},
         "wrong shape": {"features": np.zeros((count, 7), np.float16), "meta": meta},
@@ -324,22 +425,37 @@ def test_every_corrupt_or_foreign_features_file_is_one_message(scene, tmp_path, 
         with pytest.raises(UserError, match=str(path)) as caught:
             load_features(path, splat)
         assert "Traceback" not in str(caught.value), name
-    result = backend(*with_option(segment_args(scene), "--features", tmp_path / "truncated.npz"), "--out", tmp_path / "s.ply")
+    result = backend(
+        *with_option(segment_args(scene), "--features", tmp_path / "truncated.npz"), "--out", tmp_path / "s.ply"
+    )
     assert_user_error(result, "truncated.npz")
     assert not (tmp_path / "s.ply").exists()
 
 
-@pytest.mark.parametrize("frame, message", [
-    ({"fl_x": "abc", "w": 48, "h": 36}, "malformed camera data"),
-    ({"fl_x": 40.0, "w": 0, "h": 0}, "not at least 1x1 pixel"),
-    ({"fl_x": -1.0, "w": 48, "h": 36}, "not a positive number"),
-    ({"camera_angle_x": [1], "w": 48, "h": 36}, "malformed camera data"),
-])
+@pytest.mark.parametrize(
+    "frame, message",
+    [
+        ({"fl_x": "abc", "w": 48, "h": 36}, "malformed camera data"),
+        ({"fl_x": 40.0, "w": 0, "h": 0}, "not at least 1x1 pixel"),
+        ({"fl_x": -1.0, "w": 48, "h": 36}, "not a positive number"),
+        ({"camera_angle_x": [1], "w": 48, "h": 36}, "malformed camera data"),
+    ],
+)
 def test_a_bad_transforms_json_is_one_message(scene, tmp_path, capsys, restore_signals, frame, message):
     transforms = {"frames": [{"file_path": "images/view_000", "transform_matrix": np.eye(4).tolist(), **frame}]}
     (tmp_path / "transforms.json").write_text(json.dumps(transforms))
-    code, err = run_main(capsys, "render", "--splat", scene / "splat.ply", "--cameras", tmp_path / "transforms.json",
-                         "--view", "view_000", "--out", tmp_path / "pics")
+    code, err = run_main(
+        capsys,
+        "render",
+        "--splat",
+        scene / "splat.ply",
+        "--cameras",
+        tmp_path / "transforms.json",
+        "--view",
+        "view_000",
+        "--out",
+        tmp_path / "pics",
+    )
     assert_one_error(code, err, "transforms.json", message)
     assert not (tmp_path / "pics").exists()
 
@@ -347,12 +463,23 @@ def test_a_bad_transforms_json_is_one_message(scene, tmp_path, capsys, restore_s
 # ---------------------------------------------------------------------------------------------
 # 6. A stop leaves nothing
 
+
 def test_sigterm_during_segment_leaves_no_partial_output(tmp_path_factory, tmp_path):
     folder = write_scene_with_features(tmp_path_factory.mktemp("many-views"), 2000, 12, size=(96, 72))
     out = tmp_path / "out"
     out.mkdir()
-    command = [sys.executable, "-m", "backend", *map(str, segment_args(folder, (48, 36))), "--out", str(out / "sel.ply"),
-               "--rest", str(out / "rest.ply"), "--mask-dir", str(out / "masks")]
+    command = [
+        sys.executable,
+        "-m",
+        "backend",
+        *map(str, segment_args(folder, (48, 36))),
+        "--out",
+        str(out / "sel.ply"),
+        "--rest",
+        str(out / "rest.ply"),
+        "--mask-dir",
+        str(out / "masks"),
+    ]
     process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not list(out.glob(".sel.ply.*")) and process.poll() is None and time.monotonic() < deadline:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from backend.benchmark.mask_simulator import MaskFlaws, simulate_masks
+from backend.benchmark.synthetic import make_scene, orbit_cameras, render_views
 from backend.errors import UserError
-from backend.mask_simulator import MaskFlaws, simulate_masks
-from backend.masks import two_level_labels
-from backend.synthetic import make_scene, orbit_cameras, render_views
+from backend.scene.masks import two_level_labels
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_split_drop_and_spurious_masks(view):
     assert len(simulate(view, drop=1.0)) == 0
     kept = [len(simulate(view, seed, drop=0.5)) / len(perfect) for seed in range(20)]
     assert 0.35 < np.mean(kept) < 0.65
-    blobs = simulate(view, spurious=3.0)[len(perfect):]
+    blobs = simulate(view, spurious=3.0)[len(perfect) :]
     assert len(blobs) > 0 and all(best_iou(m, truth) < 0.9 for m in blobs)
     assert all(not (m & (objects < 0)).any() for m in blobs)  # only where the scene is drawn
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend import masks as M
 from backend.errors import UserError
+from backend.scene import masks as M
 
 H, W = 24, 32
 
@@ -69,7 +69,7 @@ def test_two_level_labels_is_fast():
     masks = np.zeros((100, 378, 504), bool)
     for mask in masks:
         y, x = rng.integers(0, 300), rng.integers(0, 400)
-        mask[y:y + rng.integers(5, 200), x:x + rng.integers(5, 200)] = True
+        mask[y : y + rng.integers(5, 200), x : x + rng.integers(5, 200)] = True
     M.two_level_labels(masks)
     start = time.perf_counter()
     coarse, fine = M.two_level_labels(masks)
@@ -133,17 +133,20 @@ def write_bad(path, kind):
         np.savez(path, masks=np.zeros((2, H, W), bool), scores=np.zeros(3))
 
 
-@pytest.mark.parametrize("kind, suffix, words", [
-    ("corrupt png", ".png", "cannot be read"),
-    ("rgb png", ".png", "single-channel"),
-    ("wrong size png", ".png", f"{W}x{H + 1}"),
-    ("corrupt npz", ".npz", "cannot be read"),
-    ("npz without masks", ".npz", "'masks'"),
-    ("npz 2-d masks", ".npz", "(M, H, W)"),
-    ("npz non-binary masks", ".npz", "boolean"),
-    ("npz wrong size", ".npz", f"{W + 3}x{H}"),
-    ("npz bad scores", ".npz", "'scores'"),
-])
+@pytest.mark.parametrize(
+    "kind, suffix, words",
+    [
+        ("corrupt png", ".png", "cannot be read"),
+        ("rgb png", ".png", "single-channel"),
+        ("wrong size png", ".png", f"{W}x{H + 1}"),
+        ("corrupt npz", ".npz", "cannot be read"),
+        ("npz without masks", ".npz", "'masks'"),
+        ("npz 2-d masks", ".npz", "(M, H, W)"),
+        ("npz non-binary masks", ".npz", "boolean"),
+        ("npz wrong size", ".npz", f"{W + 3}x{H}"),
+        ("npz bad scores", ".npz", "'scores'"),
+    ],
+)
 def test_bad_mask_files_name_the_file(tmp_path, kind, suffix, words):
     path = tmp_path / f"img{suffix}"
     write_bad(path, kind)
@@ -228,8 +231,7 @@ def test_cache_computes_once_per_image(tmp_path, monkeypatch):
 
 
 def test_cached_masks_keeps_scores_and_source(tmp_path):
-    masks = M.MaskSet(np.array([box(0, 3, 0, 3), box(1, 24, 0, 32)]),
-                      np.array([0.5, 0.75], np.float32), "made by hand")
+    masks = M.MaskSet(np.array([box(0, 3, 0, 3), box(1, 24, 0, 32)]), np.array([0.5, 0.75], np.float32), "made by hand")
     image = np.zeros((H, W, 3), np.uint8)
     M.cached_masks(tmp_path, image, "test", {"a": 1}, lambda: masks)
     back = M.cached_masks(tmp_path, image, "test", {"a": 1}, lambda: pytest.fail("recomputed"))
@@ -285,20 +287,29 @@ def test_sam_plumbing_with_a_fake_generator(tmp_path, monkeypatch):
 
         def generate(self, image):
             h, w = image.shape[:2]
-            return [{"segmentation": box(0, h, 0, w // 2, h, w), "predicted_iou": 0.9},
-                    {"segmentation": box(0, h // 2, 0, w // 4, h, w), "predicted_iou": 0.95}]
+            return [
+                {"segmentation": box(0, h, 0, w // 2, h, w), "predicted_iou": 0.9},
+                {"segmentation": box(0, h // 2, 0, w // 4, h, w), "predicted_iou": 0.95},
+            ]
 
-    monkeypatch.setattr(M, "_import_segment_anything",
-                        lambda: ({"vit_b": lambda checkpoint: FakeModel()}, FakeGenerator))
+    monkeypatch.setattr(
+        M, "_import_segment_anything", lambda: ({"vit_b": lambda checkpoint: FakeModel()}, FakeGenerator)
+    )
     monkeypatch.setattr(M, "_SAM_CACHE", {})
     checkpoint = tmp_path / "sam_vit_b.pth"
     checkpoint.write_bytes(b"weights")
-    options = dict(checkpoint=checkpoint, model_type="vit_b", stability_score_thresh=0.9,
-                   device="cpu", cache_dir=tmp_path / "cache")
+    options = dict(
+        checkpoint=checkpoint,
+        model_type="vit_b",
+        stability_score_thresh=0.9,
+        device="cpu",
+        cache_dir=tmp_path / "cache",
+    )
     image = two_rectangles()
     found = M.view_masks(image, "a.png", "sam", **options)
-    assert built == [{"points_per_side": 32, "pred_iou_thresh": 0.88,
-                      "stability_score_thresh": 0.9, "output_mode": "binary_mask"}]
+    assert built == [
+        {"points_per_side": 32, "pred_iou_thresh": 0.88, "stability_score_thresh": 0.9, "output_mode": "binary_mask"}
+    ]
     np.testing.assert_allclose(found.scores, [0.9, 0.95])
     coarse, fine = M.view_labels(image, "b.png", "sam", **options)  # from the cache
     assert coarse[0, 0] == 0 and fine[0, 0] == 1 and coarse[0, -1] == -1
@@ -340,9 +351,17 @@ def test_sam_runs_for_real_with_a_random_vit_b(tmp_path):
     torch.manual_seed(0)
     torch.save(segment_anything.sam_model_registry["vit_b"]().state_dict(), tmp_path / "random_vit_b.pth")
     image = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
-    coarse, fine = M.view_labels(image, "random.png", "sam", checkpoint=tmp_path / "random_vit_b.pth", model_type="vit_b",
-                                 points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0,
-                                 device=sam_device(resolve_device()))
+    coarse, fine = M.view_labels(
+        image,
+        "random.png",
+        "sam",
+        checkpoint=tmp_path / "random_vit_b.pth",
+        model_type="vit_b",
+        points_per_side=4,
+        pred_iou_thresh=0.0,
+        stability_score_thresh=0.0,
+        device=sam_device(resolve_device()),
+    )
     assert coarse.shape == fine.shape == (48, 64) and coarse.dtype == fine.dtype
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import shared_file
 from plyfile import PlyData, PlyElement
 
+from backend.benchmark.synthetic import make_scene
 from backend.errors import SplatFileError
-from backend.ply import read_ply, write_ply
-from backend.splat import REQUIRED_COLUMNS, Splat
-from backend.synthetic import make_scene
-from conftest import shared_file
+from backend.formats.ply import read_ply, write_ply
+from backend.formats.splat import REQUIRED_COLUMNS, Splat
 
 
 def scene(count=500, sh_degree=0, seed=1) -> Splat:
@@ -107,7 +107,9 @@ def test_nan_and_inf_are_counted_and_dropped_only_on_request(tmp_path):
     splat.columns["scale_1"][[7, 9]] = -np.inf
     splat.columns["opacity"][11] = np.nan
     write_ply(tmp_path / "a.ply", splat)
-    with pytest.raises(SplatFileError, match=r"a\.ply: 4 of 500 points have NaN or infinite values \(in x, opacity, scale_1\)"):
+    with pytest.raises(
+        SplatFileError, match=r"a\.ply: 4 of 500 points have NaN or infinite values \(in x, opacity, scale_1\)"
+    ):
         read_ply(tmp_path / "a.ply")
     kept = read_ply(tmp_path / "a.ply", drop_invalid=True)
     assert kept.count == 496 and np.isfinite(kept.positions).all()
@@ -132,21 +134,41 @@ def header(n=2, columns=REQUIRED_COLUMNS, kind="float"):
         (b"\x89PNG\r\n\x1a\n....", "not a PLY file"),
         (b"ply\nformat binary_little_endian 1.0\nelement vertex 2\nproperty float x\n", "no 'end_header'"),
         (b"ply\nformat binary_little_endian 1.0\nelement face 0\nend_header\n", "no 'vertex' element"),
-        (header(columns=[c for c in REQUIRED_COLUMNS if c not in ("opacity", "rot_2")]) + bytes(96),
-         "required column\\(s\\) missing: opacity, rot_2"),
+        (
+            header(columns=[c for c in REQUIRED_COLUMNS if c not in ("opacity", "rot_2")]) + bytes(96),
+            "required column\\(s\\) missing: opacity, rot_2",
+        ),
         (header() + bytes(4 * 14 * 2 - 10), "truncated: 2 points need 112 bytes of data, the file has 102"),
         (header(n=0), "zero points"),
-        (header(columns=["opacity"] + [c for c in REQUIRED_COLUMNS if c != "opacity"], kind="uchar") + bytes(28),
-         "column 'x' is uchar; a float or double is expected"),
-        (header().replace(b"property float rot_3\n", b"property list uchar float rot_3\n"),
-         "column 'rot_3' is a list"),
+        (
+            header(columns=["opacity"] + [c for c in REQUIRED_COLUMNS if c != "opacity"], kind="uchar") + bytes(28),
+            "column 'x' is uchar; a float or double is expected",
+        ),
+        (header().replace(b"property float rot_3\n", b"property list uchar float rot_3\n"), "column 'rot_3' is a list"),
         (header(columns=REQUIRED_COLUMNS + ("f_rest_0", "f_rest_1")) + bytes(200), "2 f_rest columns do not form"),
         (b"ply\nformat binary_middle_endian 1.0\nend_header\n", "line 2 is not understood"),
-        (b"ply\nformat ascii 1.0\nelement vertex 2\n" + b"".join(f"property float {c}\n".encode() for c in REQUIRED_COLUMNS)
-         + b"end_header\n" + b"1 " * 14 + b"\n1 2 3\n", "truncated or malformed: 2 points of 14 values expected, found 17"),
+        (
+            b"ply\nformat ascii 1.0\nelement vertex 2\n"
+            + b"".join(f"property float {c}\n".encode() for c in REQUIRED_COLUMNS)
+            + b"end_header\n"
+            + b"1 " * 14
+            + b"\n1 2 3\n",
+            "truncated or malformed: 2 points of 14 values expected, found 17",
+        ),
     ],
-    ids=["png", "no_end_header", "no_vertex", "missing_columns", "truncated", "zero_points", "wrong_type",
-         "list_column", "bad_rest_count", "bad_format", "ascii_truncated"],
+    ids=[
+        "png",
+        "no_end_header",
+        "no_vertex",
+        "missing_columns",
+        "truncated",
+        "zero_points",
+        "wrong_type",
+        "list_column",
+        "bad_rest_count",
+        "bad_format",
+        "ascii_truncated",
+    ],
 )
 def test_bad_files_get_one_clear_message_naming_the_file(tmp_path, content, message):
     with pytest.raises(SplatFileError, match=message) as caught:

@@ -1,19 +1,19 @@
-"""backend.render against hand-computed cases and a brute-force gsplat-style rasterizer."""
+"""backend.field.render against hand-computed cases and a brute-force gsplat-style rasterizer."""
 
 import math
 
 import pytest
 import torch
 
-from backend import render as R
+from backend.field import render as R
 
 F_PX, WIDTH, HEIGHT = 20.0, 32, 24
 
 
 def camera(width=WIDTH, height=HEIGHT, f=F_PX, cx=None, cy=None):
-    K = torch.tensor([[f, 0.0, width / 2 if cx is None else cx],
-                      [0.0, f, height / 2 if cy is None else cy],
-                      [0.0, 0.0, 1.0]])
+    K = torch.tensor(
+        [[f, 0.0, width / 2 if cx is None else cx], [0.0, f, height / 2 if cy is None else cy], [0.0, 0.0, 1.0]]
+    )
     return torch.eye(4), K
 
 
@@ -81,12 +81,15 @@ def test_two_overlapping_gaussians_composite_front_to_back():
     assert alpha[12, 16, 0].item() == pytest.approx(w_front + w_back, rel=1e-5)
 
 
-@pytest.mark.parametrize("point", [
-    [0.0, 0.0, -3.0],    # behind the camera
-    [0.0, 0.0, 0.005],   # in front of the camera but before the 0.01 near plane
-    [40.0, 0.0, 4.0],    # far right of the image
-    [0.0, -30.0, 4.0],   # far above the image
-])
+@pytest.mark.parametrize(
+    "point",
+    [
+        [0.0, 0.0, -3.0],  # behind the camera
+        [0.0, 0.0, 0.005],  # in front of the camera but before the 0.01 near plane
+        [40.0, 0.0, 4.0],  # far right of the image
+        [0.0, -30.0, 4.0],  # far above the image
+    ],
+)
 def test_culled_gaussians_contribute_nothing(point):
     viewmat, K = camera()
     means, quats, scales, ops = scene([point, [0.0, 0.0, 4.0]], [0.1, 0.4], [0.9, 0.5])
@@ -129,13 +132,25 @@ def test_pixel_stops_before_transmittance_reaches_1e_4():
 
 # --- a brute-force reference: gsplat's tile rasterizer, one Gaussian at a time -------------
 
+
 def reference_render(means, quats, scales, opacities, colors, viewmat, K, width, height, tile=16):
     """gsplat's _torch_impl projection + the CUDA kernel's per-pixel loop, dense and slow."""
     q = torch.nn.functional.normalize(quats, dim=-1)
     w, x, y, z = q.unbind(-1)
-    rot = torch.stack([1 - 2 * (y**2 + z**2), 2 * (x * y - w * z), 2 * (x * z + w * y),
-                       2 * (x * y + w * z), 1 - 2 * (x**2 + z**2), 2 * (y * z - w * x),
-                       2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x**2 + y**2)], -1).reshape(-1, 3, 3)
+    rot = torch.stack(
+        [
+            1 - 2 * (y**2 + z**2),
+            2 * (x * y - w * z),
+            2 * (x * z + w * y),
+            2 * (x * y + w * z),
+            1 - 2 * (x**2 + z**2),
+            2 * (y * z - w * x),
+            2 * (x * z - w * y),
+            2 * (y * z + w * x),
+            1 - 2 * (x**2 + y**2),
+        ],
+        -1,
+    ).reshape(-1, 3, 3)
     M = rot * scales[:, None, :]
     covars = torch.bmm(M, M.transpose(1, 2))
     Rv, tv = viewmat[:3, :3], viewmat[:3, 3]
@@ -166,10 +181,12 @@ def reference_render(means, quats, scales, opacities, colors, viewmat, K, width,
     for g in torch.sort(mc[:, 2], stable=True).indices.tolist():
         if not valid[g]:
             continue
-        in_tile = ((px // tile >= torch.floor((m2[g, 0] - rx[g]) / tile))
-                   & (px // tile < torch.ceil((m2[g, 0] + rx[g]) / tile))
-                   & (py // tile >= torch.floor((m2[g, 1] - ry[g]) / tile))
-                   & (py // tile < torch.ceil((m2[g, 1] + ry[g]) / tile)))
+        in_tile = (
+            (px // tile >= torch.floor((m2[g, 0] - rx[g]) / tile))
+            & (px // tile < torch.ceil((m2[g, 0] + rx[g]) / tile))
+            & (py // tile >= torch.floor((m2[g, 1] - ry[g]) / tile))
+            & (py // tile < torch.ceil((m2[g, 1] + ry[g]) / tile))
+        )
         dx, dy = m2[g, 0] - (px + 0.5), m2[g, 1] - (py + 0.5)
         sigma = 0.5 * (conic[g, 0] * dx * dx + conic[g, 2] * dy * dy) + conic[g, 1] * dx * dy
         alpha = torch.clamp_max(opacities[g] * torch.exp(-sigma), 0.999)
@@ -282,8 +299,7 @@ def _gsplat_skip_reason():
 @pytest.mark.skipif(_gsplat_skip_reason() is not None, reason=str(_gsplat_skip_reason()))
 def test_torch_path_matches_gsplat_on_cuda():
     cpu = random_scene(n=3000, seed=5, channels=24)
-    means, quats, scales, ops, colors, viewmat, K, width, height = (
-        t.cuda() if torch.is_tensor(t) else t for t in cpu)
+    means, quats, scales, ops, colors, viewmat, K, width, height = (t.cuda() if torch.is_tensor(t) else t for t in cpu)
     image, alpha = R.rasterize(means, quats, scales, ops, colors, viewmat, K, width, height)
     image_g, alpha_g = R.rasterize_gsplat(means, quats, scales, ops, colors, viewmat, K, width, height)
     assert image_g.shape == image.shape and alpha_g.shape == alpha.shape

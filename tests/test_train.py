@@ -7,19 +7,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from backend.benchmark.synthetic import make_scene
 from backend.errors import UserError
-from backend.features import geometry_fingerprint, load_features, save_features
-from backend.synthetic import make_scene
-from backend.train import (
+from backend.field.train import (
     Cancelled,
     TrainConfig,
     contrastive_loss,
     global_feature_loss,
-    norm_loss,
     neighbour_graph,
+    norm_loss,
     spatial_loss,
     train_features,
 )
+from backend.formats.features import geometry_fingerprint, load_features, save_features
 
 
 def test_contrastive_loss_hand_values():
@@ -42,21 +42,27 @@ def test_contrastive_anchor_estimate_is_unbiased():
     features = torch.randn(200, 6, generator=generator)
     labels = torch.randint(0, 5, (200,), generator=generator)
     exact = float(contrastive_loss(features, labels, tau=0.2))
-    estimates = [float(contrastive_loss(features, labels, 0.2, torch.randperm(200, generator=generator)[:20]))
-                 for _ in range(200)]
+    estimates = [
+        float(contrastive_loss(features, labels, 0.2, torch.randperm(200, generator=generator)[:20]))
+        for _ in range(200)
+    ]
     assert np.mean(estimates) == pytest.approx(exact, rel=0.02)
 
 
-def test_contrastive_positive_term_equals_the_all_pairs_sum():
+def test_contrastive_loss_is_the_mean_over_all_pairs_of_pull_and_push_with_unlabelled_pixels_only_pushed():
     generator = torch.Generator().manual_seed(0)
     features = torch.randn(60, 12, generator=generator)
-    labels = torch.randint(0, 4, (60,), generator=generator)
+    labels = torch.randint(-1, 4, (60,), generator=generator)  # -1: no mask covers the pixel
     unit = torch.nn.functional.normalize(features, dim=1)
-    same = (labels[:, None] == labels[None, :]) & ~torch.eye(60, dtype=torch.bool)
-    positive = (1 - unit @ unit.T)[same].sum() / (60 * 59)
-    negative = torch.relu(unit @ unit.T - 2.0)  # a margin no pair reaches: the negative term is zero
-    assert float(contrastive_loss(features, labels, tau=2.0)) == pytest.approx(float(positive), rel=1e-5)
-    assert float(negative.sum()) == 0.0
+    similarity = unit @ unit.T
+    pairs = ~torch.eye(60, dtype=torch.bool)
+    same = (labels[:, None] == labels[None, :]) & (labels[:, None] >= 0) & pairs
+    different = (labels[:, None] != labels[None, :]) & ((labels[:, None] >= 0) | (labels[None, :] >= 0))
+    tau = 0.1  # a margin many pairs of random features pass: the negative term is far from zero
+    pull, push = (1 - similarity)[same].sum(), torch.relu(similarity - tau)[different].sum()
+    assert float(push) > 0.1 * float(pull)
+    expected = (pull + push) / (60 * 59)
+    assert float(contrastive_loss(features, labels, tau=tau)) == pytest.approx(float(expected), rel=1e-5)
 
 
 def test_fine_negative_term_leaves_the_coarse_part_without_gradient():
@@ -168,24 +174,32 @@ def test_features_belong_to_their_splat(tmp_path, trained_scene):
 
 
 def test_a_mask_over_empty_pixels_does_not_poison_the_global_clusters():
-    from backend.train import View, mask_features
+    from backend.field.train import View, mask_features
 
     # pixels 0-1 see Gaussians 0 and 1; mask 1 covers pixels 2-3, where nothing is drawn
-    weights = torch.sparse_csr_tensor(torch.tensor([0, 1, 2, 2, 2]), torch.tensor([0, 1], dtype=torch.int32),
-                                      torch.tensor([1.0, 1.0]), size=(4, 3))
+    weights = torch.sparse_csr_tensor(
+        torch.tensor([0, 1, 2, 2, 2]), torch.tensor([0, 1], dtype=torch.int32), torch.tensor([1.0, 1.0]), size=(4, 3)
+    )
     labels = torch.tensor([0, 0, 1, 1])
     features = torch.nn.functional.normalize(torch.randn(3, 24), dim=1)
-    vectors = mask_features([View(weights, labels, labels, torch.arange(4), None, torch.zeros(0, dtype=torch.long))], features, "coarse", True)
+    vectors = mask_features(
+        [View(weights, labels, labels, torch.arange(4), None, torch.zeros(0, dtype=torch.long))],
+        features,
+        "coarse",
+        True,
+    )
     assert vectors.shape == (1, 12) and np.isfinite(vectors).all()
 
 
-@pytest.mark.parametrize("mask_balance", [TrainConfig.mask_balance, pytest.param(0.0, marks=pytest.mark.xfail(strict=True))])
+@pytest.mark.parametrize(
+    "mask_balance", [TrainConfig.mask_balance, pytest.param(0.0, marks=pytest.mark.xfail(strict=True))]
+)
 def test_a_handle_whose_masks_miss_it_in_4_of_10_views_is_still_clicked_on_its_own(mask_balance):
     """SAM often returns no handle mask: here 4 views of 10 label the handle as body. Drawing pixels
     uniformly (mask_balance 0, xfail), that minority merges the two; drawing them per mask, it does not."""
-    from backend.click import DEFAULT_THRESHOLDS
-    from backend.evaluate import GroundTruth, evaluate, summary
-    from backend.synthetic import DEFAULT_PARTS, orbit_cameras, render_views
+    from backend.benchmark.synthetic import DEFAULT_PARTS, orbit_cameras, render_views
+    from backend.field.click import DEFAULT_THRESHOLDS
+    from backend.field.evaluate import GroundTruth, evaluate, summary
 
     scene = make_scene(3000, seed=0, parts=DEFAULT_PARTS[:3])  # ground, mug body, mug handle
     cameras = orbit_cameras(10, 128, 96, radius=3.5)
@@ -198,9 +212,11 @@ def test_a_handle_whose_masks_miss_it_in_4_of_10_views_is_still_clicked_on_its_o
         labels.append((objects, fine))
     config = TrainConfig(iterations=300, pixels=1024, use_gfl=False, mask_balance=mask_balance)
     features = train_features(scene.splat, cameras, labels, config).field.features
-    truth = GroundTruth({"coarse": [v[1] for v in views], "fine": [v[2] for v in views]},
-                        {"coarse": {0: "ground", 1: "mug"}, "fine": {0: "ground", 1: "mug/body", 2: "mug/handle"}},
-                        {"ground"})
+    truth = GroundTruth(
+        {"coarse": [v[1] for v in views], "fine": [v[2] for v in views]},
+        {"coarse": {0: "ground", 1: "mug"}, "fine": {0: "ground", 1: "mug/body", 2: "mug/handle"}},
+        {"ground"},
+    )
     thresholds = {level: [value] for level, value in DEFAULT_THRESHOLDS.items()}
     parts = summary(evaluate(scene.splat, cameras, truth, features, thresholds, 3, 0))["labels"]["fine"]
     assert parts["mug/handle"] > 70 and parts["mug/body"] > 70, parts
@@ -211,9 +227,9 @@ def test_ground_that_no_mask_covers_stays_out_of_the_objects_selections(negative
     """SAM often leaves the floor to no mask. Its Gaussians, supervised by nothing but their neighbours
     and the object pixels that blend them in, took the objects' features (xfail); pushed away from
     the view's masks where they are drawn, they stay out of a click's selection."""
-    from backend.click import DEFAULT_THRESHOLDS
-    from backend.evaluate import GroundTruth, evaluate, summary
-    from backend.synthetic import DEFAULT_PARTS, orbit_cameras, render_views
+    from backend.benchmark.synthetic import DEFAULT_PARTS, orbit_cameras, render_views
+    from backend.field.click import DEFAULT_THRESHOLDS
+    from backend.field.evaluate import GroundTruth, evaluate, summary
 
     scene = make_scene(3000, seed=0, parts=DEFAULT_PARTS[:5])  # ground, mug, table
     cameras = orbit_cameras(8, 128, 96, radius=4.0)
@@ -221,10 +237,14 @@ def test_ground_that_no_mask_covers_stays_out_of_the_objects_selections(negative
     labels = [(np.where(objects == 0, -1, objects), np.where(parts == 0, -1, parts)) for _, objects, parts in views]
     config = TrainConfig(iterations=300, pixels=1024, use_gfl=False, use_unlabelled_negatives=negatives)
     features = train_features(scene.splat, cameras, labels, config).field.features
-    truth = GroundTruth({"coarse": [v[1] for v in views], "fine": [v[2] for v in views]},
-                        {"coarse": {0: "ground", 1: "mug", 2: "table"},
-                         "fine": {0: "ground", 1: "mug/body", 2: "mug/handle", 3: "table/top", 4: "table/legs"}},
-                        {"ground"})
+    truth = GroundTruth(
+        {"coarse": [v[1] for v in views], "fine": [v[2] for v in views]},
+        {
+            "coarse": {0: "ground", 1: "mug", 2: "table"},
+            "fine": {0: "ground", 1: "mug/body", 2: "mug/handle", 3: "table/top", 4: "table/legs"},
+        },
+        {"ground"},
+    )
     thresholds = {level: [value] for level, value in DEFAULT_THRESHOLDS.items()}
     scores = summary(evaluate(scene.splat, cameras, truth, features, thresholds, 3, 0))
     assert scores["floor_share"]["coarse"]["max"] < 5, scores["floor_share"]

@@ -1,14 +1,14 @@
-"""backend.transform: a transformed splat looks, from a transformed camera, as the original did."""
+"""backend.formats.transform: a transformed splat looks, from a transformed camera, as the original did."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from backend.sh import sh_basis, sh_colors
-from backend.splat import Splat
-from backend.synthetic import look_at, make_scene
-from backend.transform import (is_identity, polar_rotation, quaternions_to_matrices, sh_rotation, transform_splat)
+from backend.benchmark.synthetic import look_at, make_scene
+from backend.formats.sh import sh_basis, sh_colors
+from backend.formats.splat import Splat
+from backend.formats.transform import is_identity, polar_rotation, quaternions_to_matrices, sh_rotation, transform_splat
 
 
 def rotation(axis, angle) -> np.ndarray:  # (3, 3), Rodrigues
@@ -24,7 +24,9 @@ def affine(linear, offset=(0.0, 0.0, 0.0)) -> np.ndarray:
 
 
 def covariances(splat: Splat) -> np.ndarray:  # (N, 3, 3)
-    factor = quaternions_to_matrices(splat.rotations.astype(np.float64)) * np.exp(splat.scales.astype(np.float64))[:, None]
+    factor = (
+        quaternions_to_matrices(splat.rotations.astype(np.float64)) * np.exp(splat.scales.astype(np.float64))[:, None]
+    )
     return factor @ factor.transpose(0, 2, 1)
 
 
@@ -42,7 +44,7 @@ def render_image(splat: Splat, world_to_camera: np.ndarray, K: np.ndarray, width
     """(H, W, 3): the splat seen from the camera, each Gaussian's colour from its SH along the view ray."""
     import torch  # here, not at the top: the add-on tests borrow this module's numpy helpers in Blenders without torch
 
-    from backend.render import render
+    from backend.field.render import render
 
     centre = -world_to_camera[:3, :3].T @ world_to_camera[:3, 3]
     means = splat.positions.astype(np.float64)
@@ -51,8 +53,18 @@ def render_image(splat: Splat, world_to_camera: np.ndarray, K: np.ndarray, width
     rest = splat.sh_rest if splat.sh_degree else None
     colours = sh_colors(splat.sh_dc.astype(np.float64), None if rest is None else rest.astype(np.float64), directions)
     t = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
-    image, _ = render(t(means), t(splat.rotations), t(np.exp(splat.scales)), t(splat.alphas), t(colours),
-                      t(world_to_camera), t(K), width, height, backend="torch")
+    image, _ = render(
+        t(means),
+        t(splat.rotations),
+        t(np.exp(splat.scales)),
+        t(splat.alphas),
+        t(colours),
+        t(world_to_camera),
+        t(K),
+        width,
+        height,
+        backend="torch",
+    )
     return image.numpy()
 
 
@@ -66,7 +78,7 @@ def test_sh_rotation_matches_the_basis_at_rotated_directions(degree, mirror):
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     turned = coefficients.copy()
     for band, matrix in enumerate(sh_rotation(turn, degree), start=1):
-        turned[band * band:(band + 1) ** 2] = matrix @ coefficients[band * band:(band + 1) ** 2]
+        turned[band * band : (band + 1) ** 2] = matrix @ coefficients[band * band : (band + 1) ** 2]
     before = np.stack(sh_basis(directions, degree), axis=1) @ coefficients  # the colour along d
     after = np.stack(sh_basis(directions @ turn.T, degree), axis=1) @ turned  # along Q d after turning
     np.testing.assert_allclose(after, before, atol=1e-10)
@@ -84,8 +96,14 @@ def test_a_transformed_splat_renders_as_the_original_from_the_transformed_camera
     splat = rich_scene()
     transform = affine(scale * rotation([1.0, 2.0, -0.5], 0.9), (0.4, -1.2, 2.0))
     moved = transform_splat(splat, transform)
-    camera = look_at("c", transform[:3, :3] @ [4.0, -2.5, 3.0] + transform[:3, 3],
-                     transform[:3, 3] + transform[:3, :3] @ [0.0, -0.4, 0.0], 96, 72, focal=80.0)
+    camera = look_at(
+        "c",
+        transform[:3, :3] @ [4.0, -2.5, 3.0] + transform[:3, 3],
+        transform[:3, 3] + transform[:3, :3] @ [0.0, -0.4, 0.0],
+        96,
+        72,
+        focal=80.0,
+    )
     seen = render_image(moved, camera.world_to_camera, camera.K)
     # The original through C o T: a rigid camera times `scale`; dividing it out leaves the same pixels.
     original_camera = camera.world_to_camera @ transform
@@ -114,21 +132,30 @@ def test_non_uniform_scale_and_shear_map_every_covariance_and_centre_exactly():
     turn = polar_rotation(linear)
     directions = np.random.default_rng(0).normal(size=(splat.count, 3))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    np.testing.assert_allclose(sh_colors(moved.sh_dc, moved.sh_rest, directions @ turn.T),
-                               sh_colors(splat.sh_dc, splat.sh_rest, directions), atol=1e-5)
+    np.testing.assert_allclose(
+        sh_colors(moved.sh_dc, moved.sh_rest, directions @ turn.T),
+        sh_colors(splat.sh_dc, splat.sh_rest, directions),
+        atol=1e-5,
+    )
 
 
 def test_normals_turn_with_the_surface_and_keep_their_length_and_types_are_kept():
     splat = make_scene(300, sh_degree=1).splat
     normals = np.tile([0.0, 0.0, 1.0], (300, 1))
-    columns = {"x": splat.columns["x"], "y": splat.columns["y"], "z": splat.columns["z"],
-               "nx": normals[:, 0].astype(np.float32), "ny": normals[:, 1].astype(np.float32),
-               "nz": normals[:, 2].astype(np.float32)}
+    columns = {
+        "x": splat.columns["x"],
+        "y": splat.columns["y"],
+        "z": splat.columns["z"],
+        "nx": normals[:, 0].astype(np.float32),
+        "ny": normals[:, 1].astype(np.float32),
+        "nz": normals[:, 2].astype(np.float32),
+    }
     columns.update({n: v for n, v in splat.columns.items() if n not in columns})
     columns["x"] = columns["x"].astype(np.float64)
     columns["segment"] = np.arange(300, dtype=np.int32)
     moved = transform_splat(Splat(columns), affine(np.diag([1.0, 1.0, 3.0]) @ rotation([1, 0, 0], np.pi / 2)))
     assert list(moved.columns) == list(columns) and moved.columns["x"].dtype == np.float64
-    np.testing.assert_allclose(np.stack([moved.columns[n] for n in ("nx", "ny", "nz")], axis=1),
-                               np.tile([0.0, -1.0, 0.0], (300, 1)), atol=1e-6)
+    np.testing.assert_allclose(
+        np.stack([moved.columns[n] for n in ("nx", "ny", "nz")], axis=1), np.tile([0.0, -1.0, 0.0], (300, 1)), atol=1e-6
+    )
     np.testing.assert_array_equal(moved.columns["segment"], columns["segment"])

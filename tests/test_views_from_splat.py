@@ -5,15 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from backend.cameras import load_cameras, look_at
-from backend.ply import read_ply, write_ply
-from backend.rendered_views import render_rgb
-from backend.splat import Splat
-from backend.synthetic import DEFAULT_PARTS, make_scene, random_layout, render_views
-from backend.view_planning import plan_splat_views
 from test_cli import assert_user_error, backend, inner_pixel
 from test_render import reference_render
+
+from backend.benchmark.synthetic import make_scene, random_layout, render_views
+from backend.field.rendered_views import render_rgb
+from backend.formats.ply import read_ply, write_ply
+from backend.formats.splat import Splat
+from backend.scene.camera import look_at
+from backend.scene.cameras import load_cameras
+from backend.scene.view_planning import plan_splat_views
 
 MIN_VIEWS, MIN_PIXELS = 4, 150  # every object seen in at least this many views at this many pixels or more
 
@@ -24,7 +25,9 @@ def test_planned_views_see_every_object_from_several_sides():
     assert plan.extent.layout == "object" and len(plan.cameras) == 20
     views = render_views(scene, plan.cameras)
     for index, name in enumerate(scene.object_names[1:], start=1):  # 0 is the ground
-        seen = [camera for camera, (_, objects, _) in zip(plan.cameras, views) if (objects == index).sum() >= MIN_PIXELS]
+        seen = [
+            camera for camera, (_, objects, _) in zip(plan.cameras, views) if (objects == index).sum() >= MIN_PIXELS
+        ]
         assert len(seen) >= MIN_VIEWS, (name, len(seen))
         centre = scene.splat.positions[scene.object_ids == index].mean(axis=0)
         sides = {int(np.degrees(np.arctan2(*(camera.center - centre)[[2, 0]])) // 90) for camera in seen}
@@ -37,8 +40,13 @@ def test_views_are_never_planned_inside_a_cloud_of_floaters():
     eye = plan.cameras[0].center
     rng = np.random.default_rng(0)
     floaters = eye + rng.normal(0, 0.3, (300, 3))  # a cloud of floaters where the first view would stand
-    cloud = Splat.from_arrays(floaters, np.zeros((300, 3)), np.full(300, 3.0), np.full((300, 3), np.log(0.05)),
-                              np.tile([1.0, 0, 0, 0], (300, 1)))
+    cloud = Splat.from_arrays(
+        floaters,
+        np.zeros((300, 3)),
+        np.full(300, 3.0),
+        np.full((300, 3), np.log(0.05)),
+        np.tile([1.0, 0, 0, 0], (300, 1)),
+    )
     both = Splat({k: np.concatenate([scene.splat.columns[k], cloud.columns[k]]) for k in scene.splat.columns})
     again = plan_splat_views(both, count=12, long_side=128)
     assert all(np.linalg.norm(camera.center - eye) > 0.6 for camera in again.cameras)
@@ -47,8 +55,15 @@ def test_views_are_never_planned_inside_a_cloud_of_floaters():
 # The 3DGS code's eval_sh, written out per Gaussian: the reference for the colours of a view.
 C0, C1 = 0.28209479177387814, 0.4886025119029199
 C2 = [1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396]
-C3 = [-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154, -0.4570457994644658,
-      1.445305721320277, -0.5900435899266435]
+C3 = [
+    -0.5900435899266435,
+    2.890611442640554,
+    -0.4570457994644658,
+    0.3731763325901154,
+    -0.4570457994644658,
+    1.445305721320277,
+    -0.5900435899266435,
+]
 
 
 def eval_sh_degree3(sh, d):
@@ -57,11 +72,24 @@ def eval_sh_degree3(sh, d):
     xx, yy, zz, xy, yz, xz = x * x, y * y, z * z, x * y, y * z, x * z
     result = C0 * sh[0]
     result = result - C1 * y * sh[1] + C1 * z * sh[2] - C1 * x * sh[3]
-    result = (result + C2[0] * xy * sh[4] + C2[1] * yz * sh[5] + C2[2] * (2.0 * zz - xx - yy) * sh[6]
-              + C2[3] * xz * sh[7] + C2[4] * (xx - yy) * sh[8])
-    result = (result + C3[0] * y * (3 * xx - yy) * sh[9] + C3[1] * xy * z * sh[10] + C3[2] * y * (4 * zz - xx - yy) * sh[11]
-              + C3[3] * z * (2 * zz - 3 * xx - 3 * yy) * sh[12] + C3[4] * x * (4 * zz - xx - yy) * sh[13]
-              + C3[5] * z * (xx - yy) * sh[14] + C3[6] * x * (xx - 3 * yy) * sh[15])
+    result = (
+        result
+        + C2[0] * xy * sh[4]
+        + C2[1] * yz * sh[5]
+        + C2[2] * (2.0 * zz - xx - yy) * sh[6]
+        + C2[3] * xz * sh[7]
+        + C2[4] * (xx - yy) * sh[8]
+    )
+    result = (
+        result
+        + C3[0] * y * (3 * xx - yy) * sh[9]
+        + C3[1] * xy * z * sh[10]
+        + C3[2] * y * (4 * zz - xx - yy) * sh[11]
+        + C3[3] * z * (2 * zz - 3 * xx - 3 * yy) * sh[12]
+        + C3[4] * x * (4 * zz - xx - yy) * sh[13]
+        + C3[5] * z * (xx - yy) * sh[14]
+        + C3[6] * x * (xx - 3 * yy) * sh[15]
+    )
     return np.maximum(result + 0.5, 0.0)
 
 
@@ -70,8 +98,14 @@ def test_a_render_with_sh_degree_3_matches_the_per_pixel_reference():
     n = 12
     positions = rng.uniform([-1, -1, 2], [1, 1, 4], (n, 3))
     sh = rng.normal(0, 0.6, (n, 16, 3))
-    splat = Splat.from_arrays(positions, sh[:, 0], rng.uniform(-1, 3, n), np.log(rng.uniform(0.1, 0.5, (n, 3))),
-                              rng.normal(size=(n, 4)), sh_rest=sh[:, 1:])
+    splat = Splat.from_arrays(
+        positions,
+        sh[:, 0],
+        rng.uniform(-1, 3, n),
+        np.log(rng.uniform(0.1, 0.5, (n, 3))),
+        rng.normal(size=(n, 4)),
+        sh_rest=sh[:, 1:],
+    )
     assert splat.sh_degree == 3
     for eye in ([0.3, -0.2, -1.0], [2.5, 0.5, 0.0]):  # two views: the colours must follow the direction
         camera = look_at("v.png", eye, [0, 0, 3], 40, 30, 36.0)
@@ -81,9 +115,16 @@ def test_a_render_with_sh_degree_3_matches_the_per_pixel_reference():
         stored_sh = np.concatenate([splat.sh_dc[:, None], splat.sh_rest], axis=1).astype(np.float64)
         colors = np.stack([eval_sh_degree3(stored_sh[i], directions[i]) for i in range(n)])
         _, reference, _ = reference_render(
-            torch.from_numpy(splat.positions), torch.from_numpy(splat.rotations), torch.from_numpy(np.exp(splat.scales)),
-            torch.from_numpy(splat.alphas), torch.from_numpy(colors).float(),
-            torch.from_numpy(camera.world_to_camera).float(), torch.from_numpy(camera.K).float(), 40, 30)
+            torch.from_numpy(splat.positions),
+            torch.from_numpy(splat.rotations),
+            torch.from_numpy(np.exp(splat.scales)),
+            torch.from_numpy(splat.alphas),
+            torch.from_numpy(colors).float(),
+            torch.from_numpy(camera.world_to_camera).float(),
+            torch.from_numpy(camera.K).float(),
+            40,
+            30,
+        )
         expected = (reference.clamp(0, 1) * 255).numpy()
         rendered = render_rgb(splat, camera).astype(np.float64)
         assert np.abs(rendered - expected).max() <= 1.0
@@ -94,7 +135,7 @@ def test_a_render_with_sh_degree_3_matches_the_per_pixel_reference():
 def trained_from_ply(tmp_path_factory):
     """A generated scene's .ply alone, trained by `python -m backend train` with no photos and no cameras; the
     masks are the exact objects and parts of the planned views (what SAM would give), by file name."""
-    from backend.mask_simulator import PERFECT, simulate_masks
+    from backend.benchmark.mask_simulator import PERFECT, simulate_masks
 
     folder = tmp_path_factory.mktemp("from-ply")
     scene = make_scene(6000, sh_degree=1, seed=3)
@@ -107,12 +148,33 @@ def trained_from_ply(tmp_path_factory):
     for index, (camera, (_, objects, parts)) in enumerate(zip(cameras, truth)):
         masks = simulate_masks(objects, parts, part_objects, PERFECT, np.random.default_rng(index))
         np.savez_compressed(folder / "masks" / camera.name.replace(".png", ".npz"), masks=masks)
-    result = backend("train", "--splat", folder / "splat.ply", "--out", folder / "features.npz", "--views", views,
-                     "--view-size", size, "--mask-dir", folder / "masks", "--iterations", 400, "--pixels", 2000,
-                     "--gfl-start", 260, "--gfl-refresh", 70, "--progress", "json", timeout=3600)
+    result = backend(
+        "train",
+        "--splat",
+        folder / "splat.ply",
+        "--out",
+        folder / "features.npz",
+        "--views",
+        views,
+        "--view-size",
+        size,
+        "--mask-dir",
+        folder / "masks",
+        "--iterations",
+        400,
+        "--pixels",
+        2000,
+        "--gfl-start",
+        260,
+        "--gfl-refresh",
+        70,
+        "--progress",
+        "json",
+        timeout=3600,
+    )
     assert result.returncode == 0, result.stderr
     write_cameras = folder / "sparse"
-    from backend.cameras import write_colmap_text
+    from backend.scene.colmap import write_colmap_text
 
     write_colmap_text(write_cameras, cameras)
     return {"folder": folder, "scene": scene, "cameras": cameras, "truth": truth, "stdout": result.stdout}
@@ -128,12 +190,22 @@ def test_training_from_the_ply_alone_renders_and_caches_its_views(trained_from_p
     assert [c.name for c in cached] == [c.name for c in trained_from_ply["cameras"]]
 
 
-@pytest.mark.parametrize("level, target", [
-    ("coarse", "mug"),
-    pytest.param("fine", "handle", marks=pytest.mark.xfail(
-        reason="trained from 12 planned views of 160 px, the handle's click also takes body Gaussians (precision 0.81)")),
-])
-def test_a_click_selects_the_object_or_part_after_training_from_the_ply_alone(trained_from_ply, tmp_path, level, target):
+@pytest.mark.parametrize(
+    "level, target",
+    [
+        ("coarse", "mug"),
+        pytest.param(
+            "fine",
+            "handle",
+            marks=pytest.mark.xfail(
+                reason="trained from 12 planned views of 160 px, the handle's click also takes body Gaussians (precision 0.81)"
+            ),
+        ),
+    ],
+)
+def test_a_click_selects_the_object_or_part_after_training_from_the_ply_alone(
+    trained_from_ply, tmp_path, level, target
+):
     folder, scene, truth = trained_from_ply["folder"], trained_from_ply["scene"], trained_from_ply["truth"]
     if level == "coarse":
         index, maps, ids = scene.object_names.index(target), [t[1] for t in truth], scene.object_ids
@@ -141,9 +213,24 @@ def test_a_click_selects_the_object_or_part_after_training_from_the_ply_alone(tr
         index, maps, ids = [p.part_name for p in scene.parts].index(target), [t[2] for t in truth], scene.part_ids
     view = int(np.argmax([(labels == index).sum() for labels in maps]))
     x, y = inner_pixel(maps[view], index)
-    result = backend("segment", "--splat", folder / "splat.ply", "--cameras", folder / "sparse",
-                     "--features", folder / "features.npz", "--view", trained_from_ply["cameras"][view].name,
-                     "--click", x, y, "--level", level, "--out", tmp_path / "sel.ply")
+    result = backend(
+        "segment",
+        "--splat",
+        folder / "splat.ply",
+        "--cameras",
+        folder / "sparse",
+        "--features",
+        folder / "features.npz",
+        "--view",
+        trained_from_ply["cameras"][view].name,
+        "--click",
+        x,
+        y,
+        "--level",
+        level,
+        "--out",
+        tmp_path / "sel.ply",
+    )
     assert result.returncode == 0, result.stderr
     selected = read_ply(tmp_path / "sel.ply")
     rows = lambda positions: np.ascontiguousarray(positions).view(np.dtype((np.void, 12))).ravel()  # noqa: E731
@@ -154,7 +241,9 @@ def test_a_click_selects_the_object_or_part_after_training_from_the_ply_alone(tr
 
 def test_render_without_cameras_writes_the_planned_views_and_their_cameras(tmp_path):
     write_ply(tmp_path / "splat.ply", make_scene(3000, seed=1).splat)
-    result = backend("render", "--splat", tmp_path / "splat.ply", "--views", 6, "--view-size", 96, "--out", tmp_path / "v")
+    result = backend(
+        "render", "--splat", tmp_path / "splat.ply", "--views", 6, "--view-size", 96, "--out", tmp_path / "v"
+    )
     assert result.returncode == 0, result.stderr
     cameras = load_cameras(tmp_path / "v" / "sparse" / "0")
     assert len(cameras) == 6 and all((tmp_path / "v" / c.name).is_file() for c in cameras)
@@ -166,8 +255,13 @@ def flat_or_tiny(kind: str) -> Splat:
     positions = rng.uniform(-1, 1, (count, 3))
     if kind == "plane":
         positions[:, 1] = 0.5
-    return Splat.from_arrays(positions, np.zeros((count, 3)), np.full(count, 2.0), np.full((count, 3), -3.0),
-                             np.tile([1.0, 0, 0, 0], (count, 1)))
+    return Splat.from_arrays(
+        positions,
+        np.zeros((count, 3)),
+        np.full(count, 2.0),
+        np.full((count, 3), -3.0),
+        np.tile([1.0, 0, 0, 0], (count, 1)),
+    )
 
 
 @pytest.mark.parametrize("kind, message", [("tiny", "too few to plan views"), ("plane", "lie in one plane")])
@@ -179,8 +273,8 @@ def test_a_splat_too_small_or_flat_to_plan_views_for_is_refused(tmp_path, kind, 
 
 
 def test_views_too_large_for_memory_are_refused_before_anything_is_written(tmp_path):
-    from backend.rendered_views import render_views as render_planned
     from backend.errors import UserError
+    from backend.field.rendered_views import render_views as render_planned
 
     splat = make_scene(3000, seed=1).splat
     cameras = plan_splat_views(splat, 8, 128).cameras

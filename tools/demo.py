@@ -18,8 +18,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backend.ply import read_ply  # noqa: E402
-from backend.synthetic import make_scene, orbit_cameras, write_scene  # noqa: E402
+from backend.benchmark.synthetic import make_scene, orbit_cameras, write_scene  # noqa: E402
+from backend.formats.ply import read_ply  # noqa: E402
 from tools.blender_env import start_blender  # noqa: E402
 
 
@@ -62,7 +62,7 @@ def train_in_child_process(addon, bpy, obj, folder: Path, iterations: int):
     settings.images_dir, settings.cameras_path = str(folder / "images"), str(folder / "sparse" / "0")
     settings.mask_source, settings.mask_dir = "FOLDER", str(folder / "masks")
     settings.iterations, settings.downscale = iterations, 1
-    prefs = addon.preferences.preferences()
+    prefs = addon.addon_preferences.preferences()
     prefs.python_path = sys.executable
     job = addon.training.TrainingJob(obj, settings, prefs)
     while job.running:
@@ -74,13 +74,15 @@ def train_in_child_process(addon, bpy, obj, folder: Path, iterations: int):
     if job.process.returncode != 0:
         sys.exit(f"training failed: {job.error()}")
     field = job.features()
-    addon.click_engine.store_features(obj, field.features, field.centers.get("coarse"))
+    addon.click_cache.store_features(obj, field.features, field.centers.get("coarse"))
     job.cleanup()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("out"), help="folder for the files and pictures (default: out)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("out"), help="folder for the files and pictures (default: out)"
+    )
     parser.add_argument("--gaussians", type=int, default=30_000, help="size of the generated scene")
     parser.add_argument("--iterations", type=int, default=900, help="training steps (GFL from two thirds on)")
     parser.add_argument("--picture-size", type=int, nargs=2, default=(960, 540), metavar=("W", "H"))
@@ -94,8 +96,10 @@ def main() -> int:
     folder = out / "demo_scene"
     shutil.rmtree(folder, ignore_errors=True)  # a previous run's photos would not match these cameras
     write_scene(folder, scene, cameras)
-    print(f"generated {scene.splat.count:,} Gaussians ({', '.join(scene.object_names[1:])} on the ground), "
-          f"{len(cameras)} photos, cameras and masks -> {folder}")
+    print(
+        f"generated {scene.splat.count:,} Gaussians ({', '.join(scene.object_names[1:])} on the ground), "
+        f"{len(cameras)} photos, cameras and masks -> {folder}"
+    )
 
     bpy, addon = start_blender()
     for obj in list(bpy.data.objects):
@@ -110,12 +114,14 @@ def main() -> int:
     mug = scene.object_names.index("mug")
     view = 3
     x, y = deepest_pixel(np.load(folder / "gt" / f"{Path(cameras[view].name).stem}.npz")["objects"], mug)
-    info = addon.click_engine.apply_click(obj, cameras[view], x, y, "SET", "coarse")
-    chosen = addon.click_engine.read_selection(obj)
+    info = addon.click_session.apply_click(obj, cameras[view], x, y, "SET", "coarse")
+    chosen = addon.feature_store.read_selection(obj)
     truth = scene.object_ids == mug
     iou = (chosen & truth).sum() / (chosen | truth).sum()
-    print(f"clicked ({x:.0f}, {y:.0f}) in {cameras[view].name}: selected {info['selected']:,} Gaussians in "
-          f"{info['ms']:.1f} ms; IoU with the mug's {truth.sum():,} Gaussians: {iou:.3f}")
+    print(
+        f"clicked ({x:.0f}, {y:.0f}) in {cameras[view].name}: selected {info['selected']:,} Gaussians in "
+        f"{info['ms']:.1f} ms; IoU with the mug's {truth.sum():,} Gaussians: {iou:.3f}"
+    )
 
     bpy.ops.clickgauss.split()
     part = bpy.data.objects[f"{obj.name} part"]
@@ -124,12 +130,16 @@ def main() -> int:
         bpy.context.view_layer.objects.active = target
         bpy.ops.clickgauss.export_splat(filepath=str(out / name))
     counts = [read_ply(out / name).count for name in ("demo_mug.ply", "demo_rest.ply")]
-    print(f"split and exported: {out / 'demo_mug.ply'} ({counts[0]:,}) + {out / 'demo_rest.ply'} ({counts[1]:,}) "
-          f"= {sum(counts):,} Gaussians")
+    print(
+        f"split and exported: {out / 'demo_mug.ply'} ({counts[0]:,}) + {out / 'demo_rest.ply'} ({counts[1]:,}) "
+        f"= {sum(counts):,} Gaussians"
+    )
     part.location.z += 0.6  # lift the mug: it is its own object now
     render_picture(bpy, [obj, part], out / "demo_after.png", options.picture_size)
-    print(f"pictures: {out / 'demo_before.png'}, {out / 'demo_after.png'}; "
-          f"demo took {time.perf_counter() - started:.0f} s")
+    print(
+        f"pictures: {out / 'demo_before.png'}, {out / 'demo_after.png'}; "
+        f"demo took {time.perf_counter() - started:.0f} s"
+    )
     return 0 if iou > 0.8 and sum(counts) == scene.splat.count else 1
 
 

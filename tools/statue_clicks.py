@@ -26,8 +26,13 @@ def main() -> None:
     parser.add_argument("--features", required=True, type=Path)
     parser.add_argument("--downscale", type=int, default=4)
     parser.add_argument("--views", nargs="+", default=["IMG_2707.jpg", "IMG_2714.jpg", "IMG_2720.jpg", "IMG_2731.jpg"])
-    parser.add_argument("--statue-pixel", nargs=2, type=float, default=(0.6, 0.62),
-                        help="a point on the statue in the first view, as fractions of width and height")
+    parser.add_argument(
+        "--statue-pixel",
+        nargs=2,
+        type=float,
+        default=(0.6, 0.62),
+        help="a point on the statue in the first view, as fractions of width and height",
+    )
     parser.add_argument("--clicks", type=int, default=3)
     parser.add_argument("--level", default="coarse", choices=("coarse", "fine"))
     parser.add_argument("--out", required=True, type=Path)
@@ -37,20 +42,24 @@ def main() -> None:
     from PIL import Image
     from scipy.ndimage import binary_erosion
 
-    from backend.cameras import load_cameras, load_images
-    from backend.click import DEFAULT_THRESHOLDS, Click, ClickIndex, Geometry, compose, unit_features
-    from backend.features import load_features
-    from backend.geometric_masks import gaussian_groups
-    from backend.ply import read_ply
-    from backend.render import apply_weights
-    from backend.views import camera_weights, majority_labels, splat_tensors
+    from backend.field.click import DEFAULT_THRESHOLDS, Click, ClickIndex, Geometry, compose, unit_features
+    from backend.field.geometric_masks import gaussian_groups
+    from backend.field.render import apply_weights
+    from backend.field.views import camera_weights, majority_labels, splat_tensors
+    from backend.formats.features import load_features
+    from backend.formats.ply import read_ply
+    from backend.scene.cameras import load_cameras
+    from backend.scene.images import load_images
 
     splat = read_ply(STATUE / "splat.ply")
-    cameras, images = load_images(STATUE / "images", load_cameras(STATUE / "poses_bounds.npy", images_dir=STATUE / "images"),
-                                  downscale=args.downscale)
+    cameras, images = load_images(
+        STATUE / "images",
+        load_cameras(STATUE / "poses_bounds.npy", images_dir=STATUE / "images"),
+        downscale=args.downscale,
+    )
     picked = [next(i for i, c in enumerate(cameras) if c.name == name) for name in args.views]
     field = load_features(args.features, splat)
-    prior = field.config.get("use_granularity_prior", True)
+    prior = field.granularity_prior
     groups = torch.from_numpy(gaussian_groups(splat, cameras).coarse.astype(np.int64))
     index = ClickIndex(Geometry.of(splat), lambda level: unit_features(field.features, level, prior), indexed=False)
     tensors = splat_tensors(splat)
@@ -67,17 +76,24 @@ def main() -> None:
         pictures = []
         for pick in rng.choice(len(xs), size=min(args.clicks, len(xs)), replace=False):
             x, y = int(xs[pick]), int(ys[pick])
-            selected, _ = compose(index, [Click(camera, x + 0.5, y + 0.5)], args.level, DEFAULT_THRESHOLDS[args.level],
-                                  np.zeros(splat.count, bool))
+            selected, _ = compose(
+                index,
+                [Click(camera, x + 0.5, y + 0.5)],
+                args.level,
+                DEFAULT_THRESHOLDS[args.level],
+                np.zeros(splat.count, bool),
+            )
             share = torch.from_numpy(selected.astype(np.float32))[:, None]
             mask = (apply_weights(weights, share).reshape(camera.height, camera.width) > 0.5).numpy()
             picture = photo.copy()
             picture[mask] = 0.45 * picture[mask] + 0.55 * np.array([1.0, 0.1, 0.1])
-            picture[max(0, y - 6):y + 7, x] = picture[y, max(0, x - 6):x + 7] = 1.0
+            picture[max(0, y - 6) : y + 7, x] = picture[y, max(0, x - 6) : x + 7] = 1.0
             pictures.append(picture)
-            print(f"{camera.name} click ({x}, {y}): {int(selected.sum()):,} Gaussians, "
-                  f"{100 * (mask & (labels == statue)).sum() / max((mask | (labels == statue)).sum(), 1):.0f} % IoU "
-                  "with the statue's geometric group")
+            print(
+                f"{camera.name} click ({x}, {y}): {int(selected.sum()):,} Gaussians, "
+                f"{100 * (mask & (labels == statue)).sum() / max((mask | (labels == statue)).sum(), 1):.0f} % IoU "
+                "with the statue's geometric group"
+            )
         rows.append(np.concatenate(pictures, axis=1))
     width = max(row.shape[1] for row in rows)
     rows = [np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0))) for row in rows]

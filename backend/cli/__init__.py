@@ -1,0 +1,2 @@
+"""The command line, `python -m backend`: one module per subcommand, the scene arguments they share, and the
+protocols a program that runs it reads (protocol.py)."""

@@ -1,0 +1,114 @@
+"""`python -m backend segment`: the object under one or more clicks, written as splats (and masks)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from ..ranges import COSINE, FINITE
+from .arguments import path_argument
+from .render import io_png
+from .scene import add_scene_arguments, find_view, load_scene
+
+
+def add_parser(commands) -> None:
+    segment = commands.add_parser(
+        "segment",
+        help="select the object under one or more clicks",
+        description="Select Gaussians by clicking a view; write them and the rest as splats.",
+    )
+    add_scene_arguments(segment, images_required=False)
+    path_argument(segment, "--features", "input", required=True, help="features from 'train'")
+    segment.add_argument("--view", required=True, help="the image (camera) name the clicks are in")
+    segment.add_argument(
+        "--click",
+        nargs=2,
+        type=FINITE,
+        action="append",
+        required=True,
+        metavar=("X", "Y"),
+        help="a pixel of the object (repeat to add more)",
+    )
+    segment.add_argument(
+        "--exclude",
+        nargs=2,
+        type=FINITE,
+        action="append",
+        default=[],
+        metavar=("X", "Y"),
+        help="a pixel whose object is removed from the selection",
+    )
+    segment.add_argument("--level", choices=("coarse", "fine"), default="coarse", help="whole objects or parts")
+    segment.add_argument("--threshold", type=COSINE, help="cosine similarity to select above (default per level)")
+    path_argument(segment, "--out", "output", required=True, help="the selected Gaussians (.ply)")
+    path_argument(segment, "--rest", "output", help="the other Gaussians (.ply)")
+    path_argument(
+        segment, "--mask-dir", "output folder", help="write the selection's rendered mask of every view here (PNG)"
+    )
+
+
+def run(options) -> int:
+    from ..field.click import (
+        DEFAULT_THRESHOLDS,
+        Click,
+        ClickIndex,
+        Geometry,
+        compose,
+        unit_features,
+    )
+    from ..formats.features import load_features
+    from ..formats.files import StagedOutputs
+    from ..formats.ply import ply_chunks
+
+    splat, cameras, _ = load_scene(options, need_images=False)
+    field = load_features(options.features, splat)
+    camera = find_view(cameras, options.view)
+    threshold = DEFAULT_THRESHOLDS[options.level] if options.threshold is None else options.threshold
+    prior = field.granularity_prior
+    index = ClickIndex(Geometry.of(splat), lambda level: unit_features(field.features, level, prior), indexed=False)
+    points = [
+        (x, y, mode) for chosen, mode in ((options.click, "ADD"), (options.exclude, "SUBTRACT")) for x, y in chosen
+    ]
+    for x, y, _ in points:
+        if not (0 <= x < camera.width and 0 <= y < camera.height):
+            raise UserError(f"click ({x:g}, {y:g}) is outside view {camera.name} ({camera.width}x{camera.height})")
+    clicks = [Click(camera, x + 0.5, y + 0.5, mode) for x, y, mode in points]  # pixel centres
+    selected, missed = compose(index, clicks, options.level, threshold, np.zeros(splat.count, dtype=bool))
+    if missed:
+        x, y = missed[0].x - 0.5, missed[0].y - 0.5
+        raise UserError(f"click ({x:g}, {y:g}) in {camera.name} hits no Gaussian")
+    if not selected.any():
+        raise UserError(
+            f"the clicks select no Gaussian at the {options.level} level (threshold {threshold:g}): "
+            f"lower --threshold or click elsewhere; nothing was written"
+        )
+    with StagedOutputs() as staged:  # all of them or, after an error or a stop, none
+        staged.write(options.out, ply_chunks(splat.subset(selected)))
+        if options.rest:
+            staged.write(options.rest, ply_chunks(splat.subset(~selected)))
+        if options.mask_dir:
+            write_selection_masks(splat, cameras, selected, options.mask_dir, staged)
+    print(
+        f"selected {int(selected.sum()):,} of {splat.count:,} Gaussians ({options.level}, threshold {threshold}) "
+        f"-> {options.out}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def write_selection_masks(splat, cameras, selected: np.ndarray, folder: Path, staged) -> None:
+    """Each view's rendered selection: white where more than half of a pixel's colour comes from it."""
+    import torch
+    from PIL import Image
+
+    from ..field.views import camera_weights, drawn_masks
+
+    staged.make_folder(folder)
+    share = torch.from_numpy(selected.astype(np.float32))[:, None]
+    for camera in cameras:
+        mask = drawn_masks(camera_weights(splat, camera), share).reshape(camera.height, camera.width)
+        png = io_png(Image.fromarray((mask.numpy() * 255).astype(np.uint8)))
+        staged.write(folder / (Path(camera.name).stem + ".png"), [png])

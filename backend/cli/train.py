@@ -1,0 +1,209 @@
+"""`python -m backend train`: masks, then the feature field, written atomically; checkpoints while it runs."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from ..device import resolve_device, sam_device
+from ..device_defaults import DEVICE_DEFAULTS, DEVICES
+from ..errors import UserError
+from ..ranges import Range
+from .arguments import path_argument
+from .protocol import progress_printer
+from .scene import add_scene_arguments, add_view_arguments, load_scene, rendered_scene
+from .stopping import StopRequested, cancelled, follow_parent
+
+MASK_SOURCES = ("auto", "sam", "folder", "geometric", "felzenszwalb")
+
+
+def add_parser(commands) -> None:
+    train = commands.add_parser(
+        "train",
+        help="learn 24 features per Gaussian from the photos and 2D masks",
+        description="Learn the Click-Gaussian feature field (../shared/METHOD.md).",
+    )
+    add_scene_arguments(
+        train,
+        images_required=False,
+        cameras_help=(
+            "; with no --images, these cameras' views are rendered from the splat, and with neither, views are planned "
+            "and rendered from the splat alone (docs/views_from_splat.md)"
+        ),
+        downscale_per_device=True,
+    )
+    add_view_arguments(train)
+    path_argument(train, "--out", "output", required=True, help="features file to write (.npz), atomically")
+    train.add_argument(
+        "--masks",
+        choices=MASK_SOURCES,
+        default="auto",
+        help="mask source: SAM with --sam-checkpoint, a folder with --mask-dir, or the weight-free "
+        "geometric masks (3D groups of the splat rendered into every view); auto picks in that "
+        "order. felzenszwalb: colour segments of each photo (lower quality)",
+    )
+    path_argument(train, "--mask-dir", "input", help="precomputed masks, one label PNG or .npz per image")
+    path_argument(train, "--sam-checkpoint", "input", help="a segment-anything checkpoint (.pth)")
+    train.add_argument("--sam-model", default="vit_h", help="SAM model type of the checkpoint (default vit_h)")
+    path_argument(train, "--mask-cache", "output folder", help="folder caching computed masks (default: <out>.masks/)")
+    train.add_argument(
+        "--device",
+        default="auto",
+        choices=DEVICES,
+        help="auto: an NVIDIA GPU (cuda), else an Apple GPU (mps), else the CPU",
+    )
+    train.add_argument(
+        "--progress",
+        default="bar",
+        choices=("bar", "json", "none"),
+        help="progress on stderr as a bar, or one JSON object per line on stdout",
+    )
+    train.add_argument(
+        "--checkpoint-every",
+        type=Range(int, 0),
+        metavar="STEPS",
+        help="write the features so far to <out>.checkpoint.npz every STEPS steps (0: never; default "
+        "per device: "
+        + ", ".join(f"{n} {d.checkpoint_every}" for n, d in DEVICE_DEFAULTS.items())
+        + "); it is removed when the run ends",
+    )
+    train.add_argument(
+        "--parent-link",
+        type=Path,
+        metavar="FOLDER",
+        help="run as a program's child (the add-on's): when standard input closes, because that "
+        "program ended or crashed, stop at once and remove FOLDER, the run's scratch folder",
+    )
+    from ..field.train import SETTING_RANGES, TrainConfig, setting_option
+
+    defaults = TrainConfig()
+    for name, value in vars(defaults).items():
+        if isinstance(value, bool):
+            train.add_argument(
+                f"--no-{name[4:].replace('_', '-')}",
+                dest=name,
+                action="store_false",
+                help=f"switch off the {name[4:].replace('_', ' ')} term (ablation)",
+            )
+        elif hasattr(DEVICE_DEFAULTS["cpu"], name):
+            per_device = ", ".join(f"{n} {getattr(d, name)}" for n, d in DEVICE_DEFAULTS.items())
+            train.add_argument(
+                setting_option(name),
+                type=SETTING_RANGES.get(name, type(value)),
+                help=f"default per device: {per_device}",
+            )
+        else:
+            special = {
+                "gfl_start": "the step GFL starts at (default -1: two thirds of the iterations, as the paper's 2000 of 3000)",
+                "mask_balance": f"share of a step's pixels drawn evenly over the view's masks, the rest uniformly "
+                f"(default {value:g}; 0: uniform, where thin parts lose to big ones: docs/accuracy.md)",
+            }
+            train.add_argument(
+                setting_option(name),
+                type=SETTING_RANGES.get(name, type(value)),
+                default=value,
+                help=special.get(name, f"default {value}"),
+            )
+
+
+def mask_settings(options, device: str = "cpu") -> tuple[str, dict]:
+    """The mask source and its settings, `auto` resolved; each source's own function checks the rest."""
+    source = options.masks
+    if source == "auto":
+        source = "sam" if options.sam_checkpoint else "folder" if options.mask_dir else "geometric"
+    cache = options.mask_cache or options.out.with_name(options.out.name + ".masks")
+    settings = {
+        "sam": lambda: {
+            "checkpoint": options.sam_checkpoint,
+            "model_type": options.sam_model,
+            "cache_dir": cache,
+            "device": sam_device(device),
+        },
+        "folder": lambda: {"mask_dir": options.mask_dir},
+        "felzenszwalb": lambda: {"cache_dir": cache},
+        "geometric": lambda: {},
+    }[source]()
+    if source == "sam" and not options.sam_checkpoint:
+        raise UserError("--masks sam needs --sam-checkpoint (a segment-anything .pth file)")
+    if source == "folder" and not options.mask_dir:
+        raise UserError("--masks folder needs --mask-dir")
+    return source, settings
+
+
+def run(options) -> int:
+    from ..field.geometric_masks import geometric_labels
+    from ..field.train import TrainConfig, train_features
+    from ..formats.features import features_file_bytes, save_features
+    from ..formats.files import write_keeping
+    from ..scene.masks import mask_source_description, view_labels
+
+    stop = StopRequested()
+    if options.parent_link:
+        follow_parent(options.parent_link)
+    progress = progress_printer(options.progress)
+    device = resolve_device(options.device)
+    for name, value in vars(DEVICE_DEFAULTS[device]).items():  # the settings not given take the device's defaults
+        if getattr(options, name) is None:
+            setattr(options, name, value)
+    config = TrainConfig(**{name: getattr(options, name) for name in vars(TrainConfig())})
+    source, settings = mask_settings(options, device)
+    description = mask_source_description(source, **settings)
+    started = time.perf_counter()
+    if options.images is None:
+        splat, cameras, images = rendered_scene(options, progress, stop)
+        if stop():
+            return cancelled(stop)
+    else:
+        splat, cameras, images = load_scene(options, need_images=True)
+    render_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    progress({"phase": "masks", "source": description, "views": len(cameras)})
+    if source == "geometric":
+        labels = geometric_labels(splat, cameras, stop)
+    else:
+        labels = []
+        for camera, image in zip(cameras, images):
+            if stop():
+                break
+            labels.append(view_labels(image, camera.name, source, **settings))
+    if stop():
+        return cancelled(stop)
+    mask_seconds = time.perf_counter() - started
+    checkpoint_path = options.out.with_name(options.out.stem + ".checkpoint.npz")
+
+    def write_checkpoint(field) -> None:
+        save_features(checkpoint_path, field, compress=False)  # a second, not the minute zlib takes on the statue
+        progress({"phase": "checkpoint", "iteration": field.step, "path": str(checkpoint_path)})
+
+    try:
+        result = train_features(
+            splat,
+            cameras,
+            labels,
+            config,
+            description,
+            device,
+            progress,
+            stop,
+            options.checkpoint_every,
+            write_checkpoint,
+        )
+    except UserError:
+        if stop():
+            return cancelled(stop)
+        raise
+    finally:
+        checkpoint_path.unlink(missing_ok=True)
+    write_keeping(options.out, features_file_bytes(result.field), "trained features")
+    seconds = {"masks": round(mask_seconds, 2), **{k: round(v, 2) for k, v in result.seconds.items()}}
+    if options.images is None:
+        seconds = {"views": round(render_seconds, 2), **seconds}
+    progress({"phase": "done", "out": str(options.out), "seconds": seconds})
+    if options.progress == "bar":
+        print(
+            f"wrote {options.out} ({splat.count:,} Gaussians); seconds per phase: "
+            + ", ".join(f"{k} {v}" for k, v in seconds.items()),
+            file=sys.stderr,
+        )
+    return 0

@@ -1,0 +1,428 @@
+"""Click selection, numpy only: it runs inside Blender, where torch never loads.
+
+A click's feature is the feature field rendered at the clicked pixel: the same compositing as
+`render.composite_weights` (gsplat's maths) for one pixel. The Gaussians selected are those whose
+unit feature at the chosen level has cosine similarity above a threshold with it (METHOD.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from ..formats.features import COARSE_DIM, LEVEL_DIMS, Level
+from ..formats.splat import Splat
+from ..formats.transform import quaternions_to_matrices
+from .gsplat_constants import ALPHA_MAX, ALPHA_MIN, EPS2D, FOV_CLAMP, NEAR_PLANE, T_MIN
+
+# Picked by the threshold sweep of bench/bench_accuracy.py on its tuning scenes (docs/accuracy.md): the middle
+# of the thresholds within 2 mIoU points of the best (coarse 0.525-0.975, fine 0.925-0.975 there).
+DEFAULT_THRESHOLDS: dict[Level, float] = {"coarse": 0.75, "fine": 0.95}
+Mode = Literal["SET", "ADD", "SUBTRACT"]  # a click replaces the selection, adds to it or takes from it
+
+
+@dataclass
+class Geometry:
+    """What the click needs of a splat, computed once per splat (not per click).
+
+    Covariances are built per click for the few Gaussians near its pixel (`covariances`): building
+    all of them up front cost most of a first click at 1M Gaussians.
+    """
+
+    positions: np.ndarray  # (N, 3) float32
+    rotations: np.ndarray  # (N, 4) float32 w x y z as stored (normalised when used)
+    scales: np.ndarray  # (N, 3) float32 standard deviations
+    opacities: np.ndarray  # (N,) float32 in [0, 1]
+    extents: np.ndarray  # (N,) float32 a bound on the reach: 4 standard deviations of the widest axis
+
+    @classmethod
+    def of(cls, splat: Splat) -> Geometry:
+        scales = np.exp(splat.scales.astype(np.float32))
+        return cls(
+            splat.positions,
+            splat.rotations.astype(np.float32),
+            scales,
+            splat.alphas.astype(np.float32),
+            4 * scales.max(axis=1),
+        )
+
+    def covariances(self, ids: np.ndarray) -> np.ndarray:
+        """(K, 3, 3) float64 world-space covariances of Gaussians `ids`."""
+        m = (
+            quaternions_to_matrices(self.rotations[ids].astype(np.float64))
+            * self.scales[ids].astype(np.float64)[:, None, :]
+        )
+        return m @ m.transpose(0, 2, 1)
+
+
+@dataclass
+class Projection:
+    """Centres of some Gaussians (`ids`) in one view, computed elementwise so that any subset gets the very
+    numbers the whole splat would (a click projects only the few Gaussians its grid cells hold)."""
+
+    ids: np.ndarray  # (K,) the Gaussians projected
+    camera_points: np.ndarray  # (K, 3) float32 centres in camera space
+    u: np.ndarray  # (K,) float32 pixel coordinates of the centres
+    v: np.ndarray
+    reach: np.ndarray  # (K,) float32 a bound on each footprint's radius, pixels; -1 behind the near plane
+
+    @classmethod
+    def of(cls, geometry: Geometry, camera, ids: np.ndarray | None = None) -> Projection:
+        ids = np.arange(len(geometry.positions)) if ids is None else ids
+        p = geometry.positions[ids]
+        R, t = camera.world_to_camera[:3, :3].astype(np.float32), camera.world_to_camera[:3, 3].astype(np.float32)
+        camera_points = np.stack(
+            [p[:, 0] * R[i, 0] + p[:, 1] * R[i, 1] + p[:, 2] * R[i, 2] + t[i] for i in range(3)], 1
+        )
+        x, y, depth = camera_points.T
+        safe_depth = np.where(depth > NEAR_PLANE, depth, np.float32(1.0))
+        u = np.float32(camera.fx) * x / safe_depth + np.float32(camera.cx)
+        v = np.float32(camera.fy) * y / safe_depth + np.float32(camera.cy)
+        # gsplat draws a Gaussian out to sqrt(2 ln(255 opacity)) <= 3.33 sigma; 4 sigma (+2 px) bounds that cheaply
+        reach = geometry.extents[ids] * np.float32(max(camera.fx, camera.fy)) / safe_depth + np.float32(2.0)
+        return cls(ids, camera_points, u, v, np.where(depth > NEAR_PLANE, reach, np.float32(-1.0)))
+
+
+@dataclass
+class CentreGrid:
+    """The centres sorted into a coarse 3D grid, built once per splat and valid in every view.
+
+    A click projects only the Gaussians of the cells its pixel's ray passes near, so neither a click
+    nor the first click after the view moves touches all N centres.
+    """
+
+    order: np.ndarray  # (N,) int32 Gaussian ids, cell by cell
+    starts: np.ndarray  # (M + 1,) int64 where each non-empty cell's ids begin in `order`
+    centres: np.ndarray  # (M, 3) float64 the middle of each cell's bounding box of centres
+    radii: np.ndarray  # (M,) float64 half its diagonal: every centre of the cell lies within it
+    extents: np.ndarray  # (M,) float64 the largest extent (Geometry.extents) in the cell
+
+    CELLS = 40  # per axis: 40^3 = 64,000 cells fit a 16-bit key, which numpy sorts by radix
+
+    @classmethod
+    def of(cls, geometry: Geometry) -> CentreGrid:
+        positions = geometry.positions
+        sample = positions[:: max(1, len(positions) // 100_000)]
+        low, high = np.quantile(sample, [0.005, 0.995], axis=0)  # far stragglers join the border cells
+        scale = (cls.CELLS / np.maximum(high - low, 1e-9)).astype(np.float32)
+        cell = np.clip(((positions - low.astype(np.float32)) * scale).astype(np.int32), 0, cls.CELLS - 1)
+        keys = ((cell[:, 0] * cls.CELLS + cell[:, 1]) * cls.CELLS + cell[:, 2]).astype(np.uint16)
+        order = np.argsort(keys, kind="stable").astype(np.int32)
+        counts = np.bincount(keys, minlength=cls.CELLS**3)
+        starts = np.concatenate([[0], np.cumsum(counts[counts > 0])])
+        sorted_positions = positions[order]
+        box_low = np.minimum.reduceat(sorted_positions, starts[:-1], axis=0).astype(np.float64)
+        box_high = np.maximum.reduceat(sorted_positions, starts[:-1], axis=0).astype(np.float64)
+        extents = np.maximum.reduceat(geometry.extents[order], starts[:-1]).astype(np.float64)
+        return cls(order, starts, (box_low + box_high) / 2, np.linalg.norm(box_high - box_low, axis=1) / 2, extents)
+
+    def near_ray(self, camera, x: float, y: float) -> np.ndarray:
+        """(K,) ids of a superset of the Gaussians whose footprint bound (Projection.reach) covers image point (x, y).
+
+        A centre p at depth z is within reach of the pixel when both its camera-plane offsets from the
+        pixel's ray are under extent * f / f_axis + 2 z / f_axis, so its distance from the ray is under
+        sqrt(2) times the larger; a cell qualifies when its bounding sphere allows that for some member.
+        """
+        R, t = camera.world_to_camera[:3, :3], camera.world_to_camera[:3, 3]
+        c = self.centres
+        centres = np.stack([c[:, 0] * R[i, 0] + c[:, 1] * R[i, 1] + c[:, 2] * R[i, 2] + t[i] for i in range(3)], 1)
+        ray = np.array([(x - camera.cx) / camera.fx, (y - camera.cy) / camera.fy, 1.0])
+        ray /= np.linalg.norm(ray)
+        along = centres[:, 0] * ray[0] + centres[:, 1] * ray[1] + centres[:, 2] * ray[2]  # (M,) elementwise, as
+        distance = np.linalg.norm(
+            centres - along[:, None] * ray, axis=1
+        )  # a small BLAS call can stall (see similarities)
+        f_min, f_max = min(camera.fx, camera.fy), max(camera.fx, camera.fy)
+        deepest = np.maximum(centres[:, 2] + self.radii, 0.0)
+        allowed = np.sqrt(2) * (self.extents * f_max / f_min + 2 * deepest / f_min) + self.radii
+        # 0.1 % slack covers float32 rounding of the projected centres (1e-7 relative, under 1e-3 px)
+        near = np.flatnonzero(
+            (distance <= allowed * 1.001 + 1e-9) & (centres[:, 2] + self.radii * 1.001 + 1e-6 > NEAR_PLANE)
+        )
+        if len(near) == 0:
+            return np.zeros(0, np.int32)
+        return np.concatenate([self.order[self.starts[i] : self.starts[i + 1]] for i in near])
+
+
+def pixel_weights(
+    geometry: Geometry, camera, x: float, y: float, grid: CentreGrid | None = None, hidden: np.ndarray | None = None
+):
+    """(ids, weights) of the Gaussians composited at image point (x, y) of `camera`, front to back.
+
+    (x, y) in pixels with pixel centres at +0.5, as gsplat; `camera` a cameras.Camera (OpenCV);
+    `grid` the splat's CentreGrid, when the caller keeps one (else every centre is projected);
+    `hidden` (N,) bool: Gaussians that no pixel composites.
+    """
+    candidates = None if grid is None else grid.near_ray(camera, x, y)
+    projection = Projection.of(geometry, camera, candidates)
+    R = camera.world_to_camera[:3, :3].astype(np.float32)
+    fx, fy, cx, cy = camera.fx, camera.fy, camera.cx, camera.cy
+    near = (np.abs(projection.u - x) < projection.reach) & (np.abs(projection.v - y) < projection.reach)
+    if hidden is not None:
+        near &= ~hidden[projection.ids]
+    near = np.flatnonzero(near)
+    ids = projection.ids[near]
+    if len(ids) == 0:
+        return ids, np.zeros(0, np.float32)
+    u, v, p = projection.u[near], projection.v[near], projection.camera_points[near]
+    depth = p[:, 2]
+    p, z = p.astype(np.float64), depth.astype(np.float64)
+    # EWA: the 2D covariance J R Sigma R^T J^T, the Jacobian taken at a point clamped to 1.3x the frustum (gsplat).
+    tan_x, tan_y = 0.5 * camera.width / fx, 0.5 * camera.height / fy
+    tx = np.clip(p[:, 0] / z, -(cx / fx + FOV_CLAMP * tan_x), (camera.width - cx) / fx + FOV_CLAMP * tan_x) * z
+    ty = np.clip(p[:, 1] / z, -(cy / fy + FOV_CLAMP * tan_y), (camera.height - cy) / fy + FOV_CLAMP * tan_y) * z
+    J = np.zeros((len(ids), 2, 3))
+    J[:, 0, 0], J[:, 0, 2] = fx / z, -fx * tx / z**2
+    J[:, 1, 1], J[:, 1, 2] = fy / z, -fy * ty / z**2
+    cov_camera = R.astype(np.float64) @ geometry.covariances(ids) @ R.T.astype(np.float64)
+    cov2d = J @ cov_camera @ J.transpose(0, 2, 1) + EPS2D * np.eye(2)
+    a, b, c = cov2d[:, 0, 0], cov2d[:, 0, 1], cov2d[:, 1, 1]
+    determinant = a * c - b * b
+    dx, dy = u - x, v - y
+    power = -0.5 * (c * dx * dx - 2 * b * dx * dy + a * dy * dy) / determinant
+    alpha = np.minimum(ALPHA_MAX, geometry.opacities[ids] * np.exp(power))
+    keep = (power <= 0) & (alpha >= ALPHA_MIN) & (determinant > 0)
+    ids, alpha, depth = ids[keep], alpha[keep], depth[keep]
+    order = np.lexsort((ids, depth))  # float32 depths, ties by index: the renderer's order
+    ids, alpha = ids[order], alpha[order]
+    after = np.cumprod(1.0 - alpha)  # transmittance behind each fragment
+    before = np.concatenate([[1.0], after[:-1]])
+    live = after > T_MIN  # gsplat stops before the fragment that would drop T below it
+    return ids[live], (alpha * before)[live].astype(np.float32)
+
+
+def unit_features(features: np.ndarray, level: Level, granularity_prior: bool = True) -> np.ndarray:
+    """(N, D) float32 unit features at `level`, computed once per level and kept, as clicks reuse them.
+
+    A field trained without the granularity prior has its fine level in channels 12-23 alone.
+    """
+    fine_alone = level == "fine" and not granularity_prior
+    level_features = (features[:, COARSE_DIM:] if fine_alone else features[:, : LEVEL_DIMS[level]]).astype(np.float32)
+    norms = np.linalg.norm(level_features, axis=1, keepdims=True)
+    return level_features / np.maximum(norms, 1e-12)
+
+
+def click_feature(unit: np.ndarray, ids: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
+    """The unit feature rendered at a pixel from its (ids, weights), or None where nothing is drawn."""
+    if len(ids) == 0:
+        return None
+    rendered = weights @ unit[ids]
+    norm = np.linalg.norm(rendered)
+    return rendered / norm if norm > 0 else None
+
+
+def similarities(unit: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """(N,) float32 cosine similarities of (N, D) unit features with a (D,) unit query.
+
+    einsum, not BLAS: each row's value is the same whatever slice of rows it is computed in (BLAS's
+    differs in the last bit with the slice's alignment), so FeatureGroups reproduces `select` exactly;
+    and it stays on one core, where a threaded BLAS call of a few thousand rows stalls for
+    milliseconds whenever the other core is busy (Blender's drawing, another program).
+    """
+    return np.einsum("nd,d->n", unit, query)
+
+
+def select(unit: np.ndarray, query: np.ndarray, threshold: float) -> np.ndarray:
+    """(N,) bool: the Gaussians whose unit feature has cosine similarity above `threshold` with `query`."""
+    return similarities(unit, query) > threshold
+
+
+@dataclass
+class FeatureGroups:
+    """One level's unit features sorted into groups of similar direction, built once per splat and level.
+
+    A click's similarity pass then reads only the groups that straddle its threshold: a group whose
+    members all lie, by its centre's angle and its angular radius, too far from the click's feature
+    is skipped, one whose members all lie close enough is selected whole. Decisions keep a margin
+    (MARGIN) over float32 rounding, so the selection is `select`'s. Whole groups are united as packed
+    bitmaps (N / 8 bytes each), as a scatter of millions of ids costs more than the similarity pass.
+    """
+
+    order: np.ndarray  # (N,) int32 Gaussian ids, group by group
+    rows: np.ndarray  # (N,) int32 each Gaussian's row in `unit` (the inverse of `order`)
+    unit: np.ndarray  # (N, D) float32 unit features in `order`
+    starts: np.ndarray  # (G + 1,) int64 where each group begins
+    centres: np.ndarray  # (G, D) float64 unit directions
+    radii: np.ndarray  # (G,) float64 radians from the centre to the group's farthest member
+    bitmaps: np.ndarray  # (G, ceil(N / 8)) uint8 each group's members in Gaussian order, packed
+
+    CENTRES = 64  # spherical k-means on a sample; each centre has a core group and a rim group
+    CORE = np.cos(np.radians(25.0))  # members closer than this (cosine) to their centre form its core
+    SAMPLE, ITERATIONS = 20_000, 10
+    MARGIN = 2e-3  # radians: above the float32 rounding of any cosine here (worst near 0 rad: sqrt(2 * 3e-7))
+
+    @classmethod
+    def of(cls, unit: np.ndarray, seed: int = 0) -> FeatureGroups:
+        """Groups of `unit` (N, D) float32 unit features, in Gaussian order."""
+        centres = spherical_kmeans(unit, cls.CENTRES, cls.SAMPLE, cls.ITERATIONS, seed)
+        nearest, cosine = np.empty(len(unit), np.uint16), np.empty(len(unit), np.float32)
+        chunk_rows = np.arange(1 << 15)
+        for start in range(0, len(unit), 1 << 15):  # (chunk, K) similarities stay in cache
+            similarity = unit[start : start + (1 << 15)] @ centres.T.astype(np.float32)
+            best = similarity.argmax(axis=1, out=nearest[start : start + len(similarity)])
+            cosine[start : start + len(similarity)] = similarity[chunk_rows[: len(similarity)], best]
+        keys = nearest * 2 + (cosine < cls.CORE)
+        order = np.argsort(keys, kind="stable").astype(np.int32)
+        counts = np.bincount(keys, minlength=2 * len(centres))
+        filled = np.flatnonzero(counts)
+        starts = np.concatenate([[0], np.cumsum(counts[filled])])
+        farthest = np.minimum.reduceat(cosine[order], starts[:-1]).astype(np.float64)
+        rows = np.empty_like(order)
+        rows[order] = np.arange(len(order), dtype=np.int32)
+        group_of = np.zeros(len(counts), np.uint8)  # (2K,) -> (N,): each Gaussian's group (2K <= 256)
+        group_of[filled] = np.arange(len(filled))
+        group_of = group_of[keys]
+        bitmaps = np.stack([np.packbits(group_of == g) for g in range(len(filled))])
+        return cls(
+            order,
+            rows,
+            np.take(unit, order, axis=0),
+            starts,
+            centres[filled // 2],
+            np.arccos(np.clip(farthest, -1.0, 1.0)),
+            bitmaps,
+        )
+
+    def features(self, ids: np.ndarray) -> np.ndarray:
+        """(K, D) unit features of Gaussians `ids`."""
+        return self.unit[self.rows[ids]]
+
+    def select(self, query: np.ndarray, threshold) -> np.ndarray:
+        """(N,) bool, or (T, N) for T thresholds: exactly `select(unit, query, threshold)`."""
+        thresholds = np.atleast_1d(np.asarray(threshold, dtype=np.float64))
+        count = len(self.order)
+        selection = np.zeros((len(thresholds), count), bool)
+        angles = np.arccos(np.clip(self.centres @ query.astype(np.float64), -1.0, 1.0))  # (G,)
+        for index, value in enumerate(thresholds):
+            if not -0.999 < value < 0.999:  # arccos is too steep there for the margin: one plain pass
+                selection[index, self.order[select(self.unit, query, np.float32(value))]] = True
+                continue
+            limit = np.arccos(value)
+            whole = angles + self.radii < limit - self.MARGIN
+            partial = ~whole & (angles - self.radii <= limit + self.MARGIN)
+            if whole.sum() * 2 > len(whole):  # most groups whole: unite the others and take the complement
+                packed = ~united(self.bitmaps, np.flatnonzero(~whole))
+                selection[index] = np.unpackbits(packed, count=count).view(bool)
+            elif whole.any():
+                selection[index] = np.unpackbits(united(self.bitmaps, np.flatnonzero(whole)), count=count).view(bool)
+            for g in np.flatnonzero(partial):
+                begin, end = self.starts[g], self.starts[g + 1]
+                selection[index, self.order[begin:end][select(self.unit[begin:end], query, np.float32(value))]] = True
+        return selection if np.ndim(threshold) else selection[0]
+
+
+def united(bitmaps: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """(B,) uint8 the union of packed bitmaps `groups` of (G, B), zeros for none."""
+    packed = np.zeros(bitmaps.shape[1], np.uint8)
+    for g in groups:
+        np.bitwise_or(packed, bitmaps[g], out=packed)
+    return packed
+
+
+def spherical_kmeans(unit: np.ndarray, count: int, sample: int, iterations: int, seed: int) -> np.ndarray:
+    """(K <= count, D) float64 unit centres of a seeded sample of `unit` (N, D), by spherical k-means."""
+    rng = np.random.default_rng(seed)
+    points = unit[np.sort(rng.choice(len(unit), min(sample, len(unit)), replace=False))].astype(np.float64)  # (S, D)
+    centres = points[rng.choice(len(points), min(count, len(points)), replace=False)]
+    for _ in range(iterations):
+        labels = (points @ centres.T).argmax(axis=1)
+        sums = np.zeros_like(centres)
+        np.add.at(sums, labels, points)
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        centres = np.where(norms > 0, sums / np.maximum(norms, 1e-12), centres)  # an empty cluster keeps its centre
+    return centres
+
+
+@dataclass
+class Click:
+    camera: object  # cameras.Camera
+    x: float  # image point, pixel centres at +0.5
+    y: float
+    mode: Mode = "ADD"
+
+
+@dataclass
+class PlainFeatures:
+    """One level's unit features in Gaussian order, read whole by each click: for a few clicks on a splat
+    (`segment`), where building FeatureGroups costs more than it saves, and the reference they match."""
+
+    unit: np.ndarray  # (N, D) float32
+
+    def features(self, ids: np.ndarray) -> np.ndarray:
+        return self.unit[ids]
+
+    def select(self, query: np.ndarray, threshold) -> np.ndarray:
+        """(N,) bool, or (T, N) for T thresholds."""
+        return select(
+            self.unit, query, np.asarray(threshold, np.float32)[..., None] if np.ndim(threshold) else threshold
+        )
+
+
+class ClickIndex:
+    """What the clicks on one splat reuse: its geometry, its centres' grid, per level its grouped unit features.
+
+    `level_unit(level)` gives that level's (N, D) unit features (`unit_features`); it is called once per
+    level, when the level is first clicked, so the add-on reads only the channels a level needs.
+    `indexed=False`: no grid and no groups, every click reads everything (a one-off click: `segment`).
+    """
+
+    def __init__(self, geometry: Geometry, level_unit, hidden: np.ndarray | None = None, indexed: bool = True):
+        self.geometry, self.level_unit, self.indexed = geometry, level_unit, indexed
+        self.grid = CentreGrid.of(geometry) if indexed else None
+        self.hidden = hidden  # (N,) bool: Gaussians no pixel composites and no click selects, or None
+        self.groups: dict[str, FeatureGroups | PlainFeatures] = {}
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held: geometry, grid and each level's groups."""
+        parts = [self.geometry, self.grid, *self.groups.values()]
+        return sum(
+            value.nbytes
+            for part in parts
+            if part is not None
+            for value in vars(part).values()
+            if isinstance(value, np.ndarray)
+        )
+
+    def move(self, geometry: Geometry) -> None:
+        """The points moved: a new geometry and grid; the features, and so their groups, stay."""
+        self.geometry, self.grid = geometry, CentreGrid.of(geometry) if self.indexed else None
+
+    def level(self, level: Level) -> FeatureGroups | PlainFeatures:
+        if level not in self.groups:
+            unit = self.level_unit(level)
+            self.groups[level] = FeatureGroups.of(unit) if self.indexed else PlainFeatures(unit)
+        return self.groups[level]
+
+    def query(self, level: Level, click: Click) -> np.ndarray | None:
+        """The unit feature rendered at the click's pixel, or None where nothing is drawn."""
+        ids, weights = pixel_weights(self.geometry, click.camera, click.x, click.y, self.grid, self.hidden)
+        return None if len(ids) == 0 else click_feature(self.level(level).features(ids), np.arange(len(ids)), weights)
+
+
+def compose(
+    index: ClickIndex, clicks: list[Click], level: Level, threshold, start: np.ndarray
+) -> tuple[np.ndarray, list]:
+    """The selection `clicks` make from `start` ((N,) bool, or (T, N) for T thresholds), and the clicks that hit nothing.
+
+    The one composition of clicks that the add-on, `segment` and `eval` share: SET replaces, ADD
+    unites, SUBTRACT removes; hidden Gaussians end unselected.
+    """
+    selection, missed = start.copy(), []
+    for click in clicks:
+        query = index.query(level, click)
+        if query is None:
+            missed.append(click)
+            continue
+        hit = index.level(level).select(query, threshold)
+        if click.mode == "SET":
+            selection = hit
+        elif click.mode == "ADD":
+            selection |= hit
+        else:
+            selection &= ~hit
+    if index.hidden is not None:
+        selection[..., index.hidden] = False
+    return selection, missed

@@ -1,0 +1,306 @@
+"""Masks from the splat's own geometry: 3D groups of Gaussians rendered into every view.
+
+The weight-free mask source (`train --masks geometric`, what Auto uses without a SAM checkpoint).
+A photo's colour segments are not objects, and they differ from view to view; the splat knows
+where things are in 3D. So the Gaussians are grouped once, in 3D, and every group's mask in every
+view is what the rasterizer draws of it: the masks agree across views by construction.
+
+  1. Solid Gaussians (opacity >= SOLID_OPACITY) carry the structure; space is contracted around
+     the cameras' focus (mip-NeRF 360's contraction), so the far background counts as close-knit.
+  2. The ground: the plane, roughly perpendicular to the cameras' up direction, that holds the
+     most solid Gaussians (RANSAC); it and everything under it is one group, set apart, so that
+     the things standing on it are no longer connected through it.
+  3. Coarse groups (objects): connected components of the voxels that the other solid Gaussians
+     occupy (26-neighbours; a voxel is VOXEL_SPACINGS typical spacings). Fine groups (parts): the
+     same links, less those between voxels of different mean colour, so a part lies inside one object
+     (the granularity prior). Pieces too small to be a mask join a linked piece; pieces of one
+     object and one colour are one part. Faint Gaussians join the nearest group.
+  4. Each view's label maps: a pixel takes the group holding more than half of its compositing
+     weight (`views.majority_labels`, the ground truth's rule), -1 where none does.
+
+numpy and scipy for the grouping; torch for rendering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SOLID_OPACITY = 0.3  # Gaussians at least this opaque define the surfaces; fainter ones join the nearest group
+VOXEL_SPACINGS = 2.0  # voxel edge: solid Gaussians in touching voxels (26-neighbours) are linked; the spacing
+# is the median distance from a solid Gaussian to its 3rd nearest (in the contracted space)
+GROUND_TOLERANCE = 1.0  # spacings: the widest band around the ground plane that is ground (everything under it is)
+GROUND_TOP_PERCENTILE = 95  # the ground's top: this percentile of the heights of the plane's inliers...
+GROUND_MIN_TOLERANCE = 0.1  # ...plus this share of the band
+GROUND_MAX_TILT = np.radians(25)  # the ground's normal is within this angle of the cameras' up direction
+NEIGHBOUR_OFFSETS = np.array(
+    [(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1) if (i, j, k) > (0, 0, 0)]
+)  # (13, 3): each of the 26 neighbours once per pair
+RANSAC_TRIALS = 400
+AXIS_CONE = np.radians(5)  # a forward-facing capture looks at the first surfaces within this angle of its axes
+FINE_COLOUR_STEP = 0.15  # RGB distance (colours in [0, 1]) between linked Gaussians that separates two parts
+MIN_GROUP_SHARE = 2e-4  # a group of fewer solid Gaussians than this share (and MIN_GROUP_GAUSSIANS) is no mask
+MIN_GROUP_GAUSSIANS = 20
+NEAREST_REACH = 2.0  # spacings: how far a faint or ungrouped Gaussian looks for a group to join
+MASK_RENDER_PIXELS = 60_000  # label maps are rendered at about this many pixels and scaled up (nearest)
+
+
+@dataclass
+class GaussianGroups:
+    """Per Gaussian, its group at each level; -1: in no group (floaters, faint haze, far sky)."""
+
+    coarse: np.ndarray  # (N,) int32 object id
+    fine: np.ndarray  # (N,) int32 part id; equals the object id where the object is one part
+    ground: int  # the ground's id at both levels, -1 where no ground plane was found
+
+
+def geometric_labels(
+    splat, cameras, should_stop=lambda: False, groups: GaussianGroups | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The coarse and fine (H, W) int32 label maps of every camera (-1 = no mask), as `masks.view_labels` gives.
+
+    `should_stop()` is polled per view: True returns the views done so far (the caller cancels).
+    `groups`: from `gaussian_groups`, when the caller has them already.
+    """
+    import torch
+
+    from .views import camera_weights, majority_labels, splat_tensors
+
+    groups = groups or gaussian_groups(splat, cameras)
+    tensors = splat_tensors(splat)
+    per_level = [torch.from_numpy(ids.astype(np.int64)) for ids in (groups.coarse, groups.fine)]
+    labels = []
+    for camera in cameras:
+        if should_stop():
+            break
+        factor = min(1.0, float(np.sqrt(MASK_RENDER_PIXELS / (camera.width * camera.height))))
+        small = camera.scaled(factor) if factor < 1.0 else camera
+        weights = camera_weights(splat, small, tensors=tensors)
+        maps = []
+        for ids in per_level:
+            rendered = majority_labels(weights, ids).reshape(small.height, small.width).numpy()
+            rows = np.arange(camera.height) * small.height // camera.height
+            columns = np.arange(camera.width) * small.width // camera.width
+            maps.append(rendered[rows[:, None], columns[None, :]].astype(np.int32))
+        labels.append((maps[0], maps[1]))
+    return labels
+
+
+def gaussian_groups(splat, cameras) -> GaussianGroups:
+    """Ground, objects and parts of `splat` (module docstring); `cameras` give the up direction and the focus."""
+    from scipy.spatial import cKDTree
+
+    count = splat.count
+    none = GaussianGroups(np.full(count, -1, np.int32), np.full(count, -1, np.int32), -1)
+    solid = np.flatnonzero(splat.alphas >= SOLID_OPACITY)  # (S,)
+    if len(solid) < MIN_GROUP_GAUSSIANS:
+        return none
+    centre, radius, up = camera_frame(cameras, splat.positions[solid[:: max(1, len(solid) // 100_000)]])
+    points = contract((splat.positions - centre) / radius)  # (N, 3) in the ball of radius 2
+    inner = solid[np.linalg.norm(points[solid], axis=1) < 1.0]
+    sample = inner if len(inner) >= MIN_GROUP_GAUSSIANS else solid
+    sample = sample[np.random.default_rng(0).permutation(len(sample))[:20_000]]
+    spacing = float(np.median(cKDTree(points[solid]).query(points[sample], k=4)[0][:, 3]))
+
+    ground = ground_gaussians(
+        splat.positions, splat.alphas, solid, centre, radius, up, GROUND_TOLERANCE * spacing * radius
+    )  # (N,) bool
+    objects = solid[~ground[solid]]  # (O,)
+    if len(objects) < MIN_GROUP_GAUSSIANS:
+        return none
+    voxel = VOXEL_SPACINGS * spacing
+    keys, voxel_of = np.unique(np.floor(points[objects] / voxel).astype(np.int64), axis=0, return_inverse=True)
+    voxel_of = voxel_of.reshape(-1)  # (O,) index into keys (V, 3)
+    colour = np.zeros((len(keys), 3))
+    np.add.at(colour, voxel_of, splat.colors[objects])
+    colour /= np.bincount(voxel_of, minlength=len(keys))[:, None]  # (V, 3) mean colour per voxel
+    links = voxel_links(keys)  # (E, 2)
+    min_size = max(MIN_GROUP_GAUSSIANS, int(MIN_GROUP_SHARE * len(solid)))
+    size = np.bincount(voxel_of, minlength=len(keys))  # solid Gaussians per voxel
+    coarse = components(links, size, min_size)  # (V,)
+    alike = np.linalg.norm(colour[links[:, 0]] - colour[links[:, 1]], axis=1) <= FINE_COLOUR_STEP
+    fine = components(links[alike], size, min_size)
+    fine = absorb_small(fine, coarse, links)
+    fine = merge_alike_pieces(fine, coarse, colour, size)
+    coarse, fine = coarse[voxel_of], fine[voxel_of]  # per Gaussian of `objects`
+
+    # Ids: objects 0..C-1, the ground C, then the parts of objects with more than one part.
+    n_objects = int(coarse.max()) + 1
+    ground_id = n_objects if ground.any() else -1
+    coarse_ids, fine_ids = np.full(count, -1, np.int32), np.full(count, -1, np.int32)
+    coarse_ids[objects], fine_ids[objects] = coarse, nested_ids(coarse, fine, n_objects + 1)
+    coarse_ids[ground] = fine_ids[ground] = ground_id
+    # Faint Gaussians, and solid ones of groups too small, take the group of the nearest grouped solid one
+    # within NEAREST_REACH spacings (faint skins and fringes of objects); the rest stay in no group.
+    anchors = objects[coarse >= 0]
+    loose = np.flatnonzero((coarse_ids < 0) & ~ground)
+    if len(anchors) and len(loose):
+        distance, nearest = cKDTree(points[anchors]).query(points[loose], distance_upper_bound=NEAREST_REACH * spacing)
+        near = np.isfinite(distance)
+        coarse_ids[loose[near]] = coarse_ids[anchors[nearest[near]]]
+        fine_ids[loose[near]] = fine_ids[anchors[nearest[near]]]
+    return GaussianGroups(coarse_ids, fine_ids, ground_id)
+
+
+def merge_alike_pieces(fine: np.ndarray, coarse: np.ndarray, colour: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Pieces (per voxel ids) of one object whose mean colours are within FINE_COLOUR_STEP become one part.
+
+    A part can be in pieces that do not touch (a table's four legs, cut from each other by the top).
+    colour (V, 3) and size (V,) are each voxel's mean colour and its count of solid Gaussians.
+    """
+    fine = fine.copy()
+    for group in np.unique(coarse[coarse >= 0]):
+        members = np.flatnonzero((coarse == group) & (fine >= 0))
+        pieces, inverse = np.unique(fine[members], return_inverse=True)
+        if len(pieces) < 2:
+            continue
+        weight = np.bincount(inverse, weights=size[members])[:, None]
+        means = (
+            np.stack([np.bincount(inverse, weights=colour[members, c] * size[members]) for c in range(3)], 1) / weight
+        )
+        target = pieces.copy()
+        for i in range(1, len(pieces)):  # each piece joins the first earlier piece alike in colour
+            alike = np.flatnonzero(np.linalg.norm(means[:i] - means[i], axis=1) <= FINE_COLOUR_STEP)
+            if len(alike):
+                target[i] = target[alike[0]]
+        fine[members] = target[inverse]
+    return fine
+
+
+def camera_frame(cameras, positions: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """The point the cameras look at, their largest distance from it, and the up direction.
+
+    The point: the least-squares meeting point of the cameras' axes where it lies in front of
+    every camera (a capture around an object); else (a forward-facing capture, whose axes meet
+    behind the cameras or nowhere) the median over cameras of the first surfaces along each axis:
+    the quarter-depth of the solid `positions` (S, 3) within AXIS_CONE of it. Up is minus the
+    cameras' mean down axis (OpenCV: y points down in the image).
+    """
+    to_world = np.array([np.linalg.inv(c.world_to_camera) for c in cameras])  # (C, 4, 4)
+    origins, forwards = to_world[:, :3, 3], to_world[:, :3, 2]  # (C, 3)
+    up = -to_world[:, :3, 1].mean(axis=0)
+    up /= max(np.linalg.norm(up), 1e-12)
+    projectors = np.eye(3)[None] - forwards[:, :, None] * forwards[:, None, :]  # (C, 3, 3)
+    system, target = projectors.sum(axis=0), np.einsum("cij,cj->i", projectors, origins)
+    centre = np.linalg.lstsq(system, target, rcond=None)[0]
+    if not (np.einsum("ci,ci->c", centre - origins, forwards) > 0).all():
+        points = []
+        for origin, forward in zip(origins, forwards):
+            offsets = positions - origin
+            depth = offsets @ forward
+            on_axis = (depth > 0) & (depth**2 > np.cos(AXIS_CONE) ** 2 * (offsets**2).sum(axis=1))
+            if on_axis.any():
+                points.append(origin + forward * np.percentile(depth[on_axis], 25))
+        centre = np.median(points, axis=0) if points else origins.mean(axis=0) + forwards.mean(axis=0)
+    radius = max(float(np.linalg.norm(origins - centre, axis=1).max()), 1e-6)
+    return centre, radius, up
+
+
+def contract(points: np.ndarray) -> np.ndarray:
+    """mip-NeRF 360's contraction: the unit ball kept, the outside squeezed into the shell 1 < |x| < 2."""
+    norms = np.linalg.norm(points, axis=1, keepdims=True)
+    return np.where(norms <= 1.0, points, (2.0 - 1.0 / np.maximum(norms, 1.0)) * points / np.maximum(norms, 1e-12))
+
+
+def ground_gaussians(positions, alphas, solid, centre, radius, up, tolerance) -> np.ndarray:
+    """(N,) bool: near or under the plane of most opacity among the solid Gaussians near the focus.
+
+    Candidate planes come from random triples (RANSAC); only planes whose normal lies within
+    GROUND_MAX_TILT of `up` and which pass below the focus count. The tolerance grows with the
+    distance from the focus, as the splat's own precision falls.
+    """
+    rng = np.random.default_rng(0)
+    near = solid[np.linalg.norm(positions[solid] - centre, axis=1) < 2 * radius]
+    if len(near) < 3:
+        return np.zeros(len(positions), bool)
+    sample = near[rng.permutation(len(near))[:50_000]]
+    xyz, weight = positions[sample], alphas[sample]
+    best, best_score = None, 0.0
+    for _ in range(RANSAC_TRIALS):
+        a, b, c = xyz[rng.choice(len(xyz), 3, replace=False)]
+        normal = np.cross(b - a, c - a)
+        if np.linalg.norm(normal) < 1e-12:
+            continue
+        normal /= np.linalg.norm(normal)
+        if normal @ up < 0:
+            normal = -normal
+        if np.arccos(np.clip(normal @ up, -1, 1)) > GROUND_MAX_TILT or (centre - a) @ normal <= 0:
+            continue
+        score = weight[np.abs((xyz - a) @ normal) < tolerance].sum()
+        if score > best_score:
+            best, best_score = (a, normal), score
+    if best is None:
+        return np.zeros(len(positions), bool)
+    point, normal = best
+    inliers = xyz[np.abs((xyz - point) @ normal) < tolerance]
+    point = inliers.mean(axis=0)  # refit: the plane of least squares through the inliers
+    normal = np.linalg.svd(inliers - point, full_matrices=False)[2][2]
+    normal = normal if normal @ up >= 0 else -normal
+    # The ground's top: a thin band over a flat floor, a thicker one over a lawn (its tallest inliers).
+    top = np.percentile((inliers - point) @ normal, GROUND_TOP_PERCENTILE) + GROUND_MIN_TOLERANCE * tolerance
+    height = (positions - point) @ normal  # (N,) above the ground > 0
+    distance = np.linalg.norm(positions - centre, axis=1) / radius
+    return height < top * np.maximum(distance, 1.0)
+
+
+def voxel_links(keys: np.ndarray) -> np.ndarray:
+    """(E, 2) pairs of indices into `keys` (V, 3, sorted) of occupied voxels that touch (26-neighbourhood)."""
+    low = keys.min(axis=0) - 1
+    span = keys.max(axis=0) - low + 2
+    codes = ((keys[:, 0] - low[0]) * span[1] + (keys[:, 1] - low[1])) * span[2] + (keys[:, 2] - low[2])  # sorted
+    pairs = []
+    for offset in NEIGHBOUR_OFFSETS:
+        other = codes + (offset[0] * span[1] + offset[1]) * span[2] + offset[2]
+        at = np.minimum(np.searchsorted(codes, other), len(codes) - 1)
+        hit = codes[at] == other
+        pairs.append(np.stack([np.flatnonzero(hit), at[hit]], axis=1))
+    return np.concatenate(pairs)
+
+
+def components(links: np.ndarray, size: np.ndarray, min_size: int) -> np.ndarray:
+    """(V,) component id per voxel, numbered by size (largest 0); -1 for components of < min_size Gaussians."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    count = len(size)
+    graph = coo_matrix((np.ones(len(links)), (links[:, 0], links[:, 1])), shape=(count, count))
+    _, label = connected_components(graph, directed=False)
+    sizes = np.bincount(label, weights=size)  # solid Gaussians per component
+    order = np.argsort(-sizes, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return np.where(sizes[label] >= min_size, rank[label], -1)
+
+
+def absorb_small(fine: np.ndarray, coarse: np.ndarray, links: np.ndarray, passes: int = 50) -> np.ndarray:
+    """Voxels of dropped fine pieces (-1) inside a kept object take a touching piece's id, spreading out."""
+    fine = fine.copy()
+    both = np.concatenate([links, links[:, ::-1]])
+    for _ in range(passes):
+        open_ = (fine[both[:, 0]] < 0) & (fine[both[:, 1]] >= 0) & (coarse[both[:, 0]] >= 0)
+        if not open_.any():
+            break
+        fine[both[open_, 0]] = fine[both[open_, 1]]
+    return fine
+
+
+def nested_ids(coarse: np.ndarray, fine: np.ndarray, first: int) -> np.ndarray:
+    """Fine ids where a part is its whole object are the object's id; other parts count up from `first`.
+
+    Pieces are cut only inside objects, but a piece may be -1 where its object is too small: it
+    then has no part either.
+    """
+    out = np.where(coarse >= 0, coarse, -1)
+    pieces = np.unique(fine[(fine >= 0) & (coarse >= 0)])
+    owners = np.zeros(len(pieces), np.int64)
+    np.maximum.at(
+        owners, np.searchsorted(pieces, fine[(fine >= 0) & (coarse >= 0)]), coarse[(fine >= 0) & (coarse >= 0)]
+    )
+    split = np.bincount(owners, minlength=int(coarse.max()) + 1) > 1  # objects of more than one part
+    new_id = np.full(len(pieces), -1)
+    new_id[split[owners]] = first + np.arange(int(split[owners].sum()))
+    mine = (fine >= 0) & (coarse >= 0)
+    ids = new_id[np.searchsorted(pieces, fine[mine])]
+    out[mine] = np.where(ids >= 0, ids, coarse[mine])
+    return out

@@ -1,0 +1,381 @@
+"""Cameras planned from a splat alone, for training when the photos it came from are not at hand.
+
+The rule (docs/views_from_splat.md explains it):
+  1. Extent: an opacity-weighted density grid (64 cells a side) over the 0.5-99.5 % box of the positions;
+     the densest cells holding half of all opacity are the core. Floaters and the sparse, blurry outside
+     of a capture hold little opacity per cell and drop out. Centre: the core's median; radius: 80 % of
+     its opacity lies within it, the floor (its lowest 5 %) left out so that a large floor does not make
+     the things on it small.
+  2. Up: the principal axis along which the core is flattest (snapped to a coordinate axis within 30
+     degrees), signed so that the median of all points sits near the floor. The add-on passes Blender's +Z.
+  3. Layout: "inside" when the core surrounds its centre (80 % of 64 rays from it meet a core cell: a
+     room, a street), else "object". Object: half the views on rings around the whole core (elevations
+     15, 35, 60 degrees, at the distance where the core fills the shorter side of the frame), half as
+     close-ups of its parts (k-means of the core's opacity off the floor, each part filling the frame,
+     from 25 and 50 degrees); views of a group are picked far apart in direction. Inside: cameras near
+     the centre looking outwards at several headings, level and tilted 25 degrees up and down.
+  4. Never from inside floaters: where Gaussians nearer than a third of the distance to the target would
+     hide more than a tenth of the frame (their 2-sigma discs composited on a coarse grid), the camera
+     moves towards its target, up to three times 15 %, and is dropped if that does not clear it.
+numpy only: the add-on plans inside Blender and shows the cameras before training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import UserError
+from .camera import Camera, look_at
+
+MIN_GAUSSIANS = 50  # fewer than this is not a scene to plan views for
+GRID_CELLS = 64  # per axis of the density grid
+CORE_MASS = 0.5  # share of the opacity the core's cells hold
+INSIDE_HIT_SHARE = 0.8  # rays from the centre that must meet the core for "inside"
+NEAR_FIELD = 1 / 3  # of the distance to the target: the camera's own surroundings
+NEAR_COVER_LIMIT = 0.1  # share of the frame that opaque Gaussians in the near field may cover
+FOCAL_PER_WIDTH = 0.9  # focal length in pixels per image width: a 58 degree horizontal field of view
+ASPECT = 0.75  # height / width of planned views
+LAYOUTS = ("auto", "object", "inside")
+
+
+@dataclass
+class SceneExtent:
+    center: np.ndarray  # (3,) the core's median position
+    radius: float  # the core's radius: 80 % of its opacity lies within it (the floor excluded where there is one)
+    up: np.ndarray  # (3,) unit vector
+    layout: str  # "object" or "inside"
+    core: np.ndarray  # (G, G, G) bool: the core's grid cells
+    low: np.ndarray  # (3,) corner of the grid
+    cell: np.ndarray  # (3,) size of a grid cell
+
+
+@dataclass
+class ViewPlan:
+    cameras: list  # list[Camera], OpenCV, in the splat's frame
+    extent: SceneExtent
+    dropped: int  # planned cameras whose near field stayed full of Gaussians
+
+
+def planned_size(long_side: int) -> tuple[int, int]:
+    """(width, height) of a planned view whose longer side is `long_side` pixels."""
+    return int(long_side), max(1, round(long_side * ASPECT))
+
+
+def usable(positions: np.ndarray, alphas: np.ndarray, name: str = "the splat") -> tuple[np.ndarray, np.ndarray]:
+    """The finite, not fully transparent Gaussians; a UserError when too few or too flat to plan views around."""
+    keep = np.isfinite(positions).all(axis=1) & np.isfinite(alphas) & (alphas >= 1 / 255)
+    positions, alphas = positions[keep].astype(np.float64), alphas[keep].astype(np.float64)
+    if len(positions) < MIN_GAUSSIANS:
+        raise UserError(
+            f"{name}: {len(positions)} visible Gaussians are too few to plan views around "
+            f"(at least {MIN_GAUSSIANS} are needed)"
+        )
+    spread = np.linalg.svd(positions - positions.mean(axis=0), full_matrices=False, compute_uv=False)
+    if spread[0] <= 0 or spread[2] < 1e-4 * spread[0]:
+        shape = "one point" if spread[0] <= 0 else "a line" if spread[1] < 1e-4 * spread[0] else "one plane"
+        raise UserError(
+            f"{name}: all its Gaussians lie in {shape}, so it has no inside or outside to plan views around"
+        )
+    return positions, alphas
+
+
+def scene_extent(
+    positions: np.ndarray, alphas: np.ndarray, up=None, layout: str = "auto", name: str = "the splat"
+) -> SceneExtent:
+    """Where the scene is, which way is up and whether views look at it or out from it (rules 1-3 above)."""
+    if layout not in LAYOUTS:
+        raise UserError(f"view layout {layout!r}: use one of {', '.join(LAYOUTS)}")
+    positions, alphas = usable(positions, alphas, name)
+    low, high = np.percentile(positions, [0.5, 99.5], axis=0)
+    high = np.maximum(high, low + 1e-6 * max(1.0, float(np.abs(high - low).max())))
+    mass, _ = np.histogramdd(positions, bins=GRID_CELLS, range=list(zip(low, high)), weights=alphas)
+    order = np.argsort(mass, axis=None)[::-1]
+    cumulative = np.cumsum(mass.reshape(-1)[order])
+    core = np.zeros(mass.size, bool)
+    core[order[: int(np.searchsorted(cumulative, CORE_MASS * cumulative[-1])) + 1]] = True
+    core = core.reshape(mass.shape)
+    extent = SceneExtent(np.zeros(3), 0.0, np.zeros(3), layout, core, low, (high - low) / GRID_CELLS)
+    member = in_core(positions, extent)
+    core_points, core_alphas = positions[member], alphas[member]
+    extent.center = np.median(core_points, axis=0)
+    extent.up = estimate_up(core_points, positions) if up is None else np.asarray(up, np.float64) / np.linalg.norm(up)
+    extent.radius = core_radius(core_points, core_alphas, extent.center, extent.up)
+    if layout == "auto":
+        extent.layout = (
+            "inside" if enclosed_share(core, low, extent.cell, extent.center) >= INSIDE_HIT_SHARE else "object"
+        )
+    return extent
+
+
+def estimate_up(core: np.ndarray, everything: np.ndarray) -> np.ndarray:
+    """The principal axis along which the core (P, 3) spreads least, pointing away from where all the points
+    (N, 3) pile up (the floor); a coordinate axis within 30 degrees of it is taken instead (captures are
+    usually level in their own frame)."""
+    centred = core - core.mean(axis=0)
+    _, _, axes = np.linalg.svd(centred[:: max(1, len(core) // 200_000)], full_matrices=False)
+    axis = axes[2]
+    nearest = np.eye(3)[int(np.argmax(np.abs(axis)))] * np.sign(axis[int(np.argmax(np.abs(axis)))])
+    if nearest @ axis > np.cos(np.radians(30)):
+        axis = nearest
+    low, middle, high = np.percentile(everything[:: max(1, len(everything) // 1_000_000)] @ axis, [1, 50, 99])
+    return axis if middle - low < high - middle else -axis  # the median sits close to the floor
+
+
+def core_radius(points: np.ndarray, alphas: np.ndarray, center: np.ndarray, up: np.ndarray) -> float:
+    """80 % of the core's opacity lies within this distance of its centre, the floor left out where there is one.
+
+    A large floor holds most of a scene's opacity; framing all of it makes the things on it small.
+    """
+    points, alphas = off_floor(points, alphas, center, up)
+    distance = np.linalg.norm(points - center, axis=1)
+    order = np.argsort(distance)
+    cumulative = np.cumsum(alphas[order])
+    return float(max(distance[order][np.searchsorted(cumulative, 0.8 * cumulative[-1])], 1e-6))
+
+
+def sphere_directions(count: int) -> np.ndarray:
+    """(count, 3) unit vectors spread evenly over the sphere (a Fibonacci lattice)."""
+    k = np.arange(count) + 0.5
+    z = 1 - 2 * k / count
+    angle = np.pi * (1 + 5**0.5) * k
+    r = np.sqrt(1 - z * z)
+    return np.stack([r * np.cos(angle), r * np.sin(angle), z], axis=1)
+
+
+def enclosed_share(core: np.ndarray, low: np.ndarray, cell: np.ndarray, center: np.ndarray, rays: int = 64) -> float:
+    """Share of the rays from `center` that meet a core cell before leaving the grid."""
+    steps = np.arange(1, 2 * GRID_CELLS) * 0.5  # half a cell apart, out past the grid's far corner
+    hits = 0
+    start = (center - low) / cell  # in cells
+    for direction in sphere_directions(rays):
+        cells = np.floor(start + steps[:, None] * direction).astype(np.int64)
+        cells = cells[((cells >= 0) & (cells < GRID_CELLS)).all(axis=1)]
+        away = np.linalg.norm(cells + 0.5 - start, axis=1) > 1.0  # not the centre's own cell
+        hits += bool(core[cells[away, 0], cells[away, 1], cells[away, 2]].any())
+    return hits / rays
+
+
+def basis(up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two unit vectors perpendicular to `up` and to each other: the horizontal plane."""
+    side = np.eye(3)[int(np.argmin(np.abs(up)))]
+    first = np.cross(up, side)
+    first /= np.linalg.norm(first)
+    return first, np.cross(up, first)
+
+
+def ring(center, up, distance: float, elevations, azimuths: int) -> list[np.ndarray]:
+    """Eyes on circles around `center` at `distance`, one circle per elevation (radians), every other one turned half a step."""
+    first, second = basis(up)
+    eyes = []
+    for number, elevation in enumerate(elevations):
+        for i in range(azimuths):
+            azimuth = 2 * np.pi * (i + 0.5 * (number % 2)) / azimuths
+            horizontal = np.cos(azimuth) * first + np.sin(azimuth) * second
+            eyes.append(center + distance * (np.cos(elevation) * horizontal + np.sin(elevation) * up))
+    return eyes
+
+
+def parts_of(points: np.ndarray, alphas: np.ndarray, center: np.ndarray, up: np.ndarray, count: int, seed: int = 0):
+    """`count` (centre (3,), radius) groups of the core's points off the floor (k-means): the targets of close-ups."""
+    points, alphas = off_floor(points, alphas, center, up)
+    rng = np.random.default_rng(seed)
+    sample = rng.choice(len(points), size=min(len(points), 20_000), replace=False, p=alphas / alphas.sum())
+    points = points[sample]
+    centres = points[rng.choice(len(points), size=min(count, len(points)), replace=False)]
+    for _ in range(20):
+        nearest = np.argmin(((points[:, None] - centres[None]) ** 2).sum(-1), axis=1)
+        centres = np.stack(
+            [points[nearest == k].mean(axis=0) if (nearest == k).any() else centres[k] for k in range(len(centres))]
+        )
+    nearest = np.argmin(((points[:, None] - centres[None]) ** 2).sum(-1), axis=1)
+    return [
+        (centres[k], float(np.percentile(np.linalg.norm(points[nearest == k] - centres[k], axis=1), 80)))
+        for k in range(len(centres))
+        if (nearest == k).sum() >= 0.05 * len(points)
+    ]
+
+
+def off_floor(points: np.ndarray, alphas: np.ndarray, center: np.ndarray, up: np.ndarray):
+    """The points above the floor (the lowest 5 % of the heights, widened by 5 % of their range), when a floor
+    leaves at least 5 % of them; else all."""
+    height = (points - center) @ up
+    floor = height < np.percentile(height, 5) + 0.05 * np.ptp(height)
+    return (points[~floor], alphas[~floor]) if (~floor).sum() >= 0.05 * len(points) else (points, alphas)
+
+
+def inside_views(extent: SceneExtent, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(eye, target) pairs from near the centre, looking outwards at several headings, level and tilted."""
+    pairs = []
+    for tilt in (0.0, np.radians(-25), np.radians(25)):
+        for direction in ring(np.zeros(3), extent.up, 1.0, [tilt], max(8, count)):
+            horizontal = direction - (direction @ extent.up) * extent.up
+            eye = extent.center - 0.15 * extent.radius * horizontal / np.linalg.norm(horizontal)
+            pairs.append((eye, eye + extent.radius * direction))
+    return pairs
+
+
+def near_cover(
+    camera: Camera, points: np.ndarray, alphas: np.ndarray, sizes: np.ndarray, depth_limit: float, bins: int = 32
+) -> float:
+    """Share of the frame that Gaussians nearer than `depth_limit` hide: each one's 2-sigma disc, opacity-weighted,
+    splatted into a grid of `bins` columns (and rows in proportion) and composited there, overlaps not counted twice."""
+    pixels, depth = camera.project(points)
+    near = (depth > 1e-9) & (depth < depth_limit)
+    cell = camera.width / bins
+    rows = max(1, round(camera.height / cell))
+    radius = 2 * camera.fx * sizes[near] / depth[near] / cell  # in bins
+    x, y = (pixels[near] / cell).T
+    x0 = np.clip(np.floor(x - radius), 0, bins).astype(np.int64)
+    x1 = np.clip(np.floor(x + radius) + 1, 0, bins).astype(np.int64)
+    y0 = np.clip(np.floor(y - radius), 0, rows).astype(np.int64)
+    y1 = np.clip(np.floor(y + radius) + 1, 0, rows).astype(np.int64)
+    spans_x, spans_y = x1 - x0, y1 - y0
+    seen = (spans_x > 0) & (spans_y > 0)
+    if not seen.any():
+        return 0.0
+    # each Gaussian's opacity spread over its box: the share of each bin its disc fills, at most all of it
+    fill = np.minimum(1.0, np.pi * radius**2 / np.maximum(spans_x * spans_y, 1))
+    density = -np.log1p(-np.clip(alphas[near] * fill, 0.0, 0.999))
+    density, x0, y0, spans_x, spans_y = (v[seen] for v in (density, x0, y0, spans_x, spans_y))
+    grid = np.zeros((rows + 1, bins + 1))  # a 2D difference array: each box adds its density with 4 corner updates
+    np.add.at(grid, (y0, x0), density)
+    np.add.at(grid, (y0, x0 + spans_x), -density)
+    np.add.at(grid, (y0 + spans_y, x0), -density)
+    np.add.at(grid, (y0 + spans_y, x0 + spans_x), density)
+    optical_depth = grid.cumsum(axis=0).cumsum(axis=1)[:rows, :bins]
+    return float(np.mean(1.0 - np.exp(-optical_depth)))
+
+
+def spread_pick(eyes: list, targets: list, count: int) -> list[int]:
+    """`count` indices of (eye, target) pairs whose viewing directions are far apart (farthest-point sampling)."""
+    if count <= 0:
+        return []
+    if count >= len(eyes):
+        return list(range(len(eyes)))
+    directions = np.array([(e - t) / np.linalg.norm(e - t) for e, t in zip(eyes, targets)])
+    chosen = [0]
+    closest = directions @ directions[0]
+    while len(chosen) < count:
+        pick = int(np.argmin(closest))
+        chosen.append(pick)
+        closest = np.maximum(closest, directions @ directions[pick])
+    return sorted(chosen)
+
+
+def plan_views(
+    positions: np.ndarray,
+    alphas: np.ndarray,
+    sizes: np.ndarray,
+    count: int = 24,
+    long_side: int = 512,
+    up=None,
+    layout: str = "auto",
+    name: str = "the splat",
+) -> ViewPlan:
+    """`count` cameras (`long_side` px wide, 4:3) that see the whole scene from several sides; see the module's rule.
+
+    positions (N, 3), alphas (N,) opacity in [0, 1], sizes (N,) each Gaussian's largest standard deviation.
+    """
+    if count < 1:
+        raise UserError(f"views: {count} is too few; plan at least one")
+    if long_side < 16:
+        raise UserError(f"view size: {long_side} px is too small to segment (at least 16)")
+    extent = scene_extent(positions, alphas, up, layout, name)
+    width, height = planned_size(long_side)
+    focal = FOCAL_PER_WIDTH * width
+    half_fov = np.arctan(0.5 * min(width, height) / focal)
+    keep = np.isfinite(positions).all(axis=1) & (alphas >= 0.1) & np.isfinite(sizes)
+    sample = np.nonzero(keep)[0][
+        :: max(1, int(keep.sum()) // 100_000)
+    ]  # an estimate of what covers a frame needs no more
+    points, point_alphas, point_sizes = positions[sample].astype(np.float64), alphas[sample], sizes[sample]
+
+    # Candidate groups, each (eyes, targets, share of the views): the whole core, then close-ups of its parts.
+    if extent.layout == "inside":
+        pairs = inside_views(extent, count)
+        groups = [([e for e, _ in pairs], [t for _, t in pairs], 1.0)]
+    else:
+        distance = extent.radius / np.sin(half_fov)
+        whole = ring(extent.center, extent.up, distance, np.radians([15, 35, 60]), 12)
+        groups = [(whole, [extent.center] * len(whole), 0.5)]
+        finite = np.isfinite(positions).all(axis=1)
+        member = np.zeros(len(positions), bool)
+        member[finite] = in_core(positions[finite].astype(np.float64), extent)
+        parts = parts_of(
+            positions[member].astype(np.float64), alphas[member].astype(np.float64), extent.center, extent.up, 4
+        )
+        for center, radius in parts:
+            eyes = ring(center, extent.up, max(radius / np.sin(half_fov), 0.35 * distance), np.radians([25, 50]), 8)
+            groups.append((eyes, [center] * len(eyes), 0.5 / len(parts)))
+    cameras, dropped, short = [], 0, 0
+    shares = ring_counts(count, [group[2] for group in groups])
+    for (eyes, targets, _), wanted in zip(groups, shares):
+        wanted += short  # what an earlier group could not place
+        clear_eyes, clear_targets = [], []
+        for eye, target in zip(eyes, targets):
+            eye = clear_view(eye, target, width, height, focal, extent.up, points, point_alphas, point_sizes)
+            if eye is None:
+                dropped += 1
+                continue
+            clear_eyes.append(eye)
+            clear_targets.append(target)
+        short = max(0, wanted - len(clear_eyes))
+        for index in spread_pick(clear_eyes, clear_targets, wanted):
+            cameras.append(
+                look_at(
+                    f"view_{len(cameras):03d}.png",
+                    clear_eyes[index],
+                    clear_targets[index],
+                    width,
+                    height,
+                    focal,
+                    up=extent.up,
+                )
+            )
+    if not cameras:
+        raise UserError(
+            f"{name}: every planned view starts inside dense Gaussians (floaters or a closed space) or "
+            f"looks at the scene through them; place cameras by hand"
+        )
+    return ViewPlan(cameras, extent, dropped)
+
+
+def clear_view(eye, target, width, height, focal, up, points, alphas, sizes):
+    """`eye`, moved up to three times towards `target` until Gaussians in its near field hide at most a tenth of
+    the frame; None if that never happens (rule 4)."""
+    for _ in range(4):
+        camera = look_at("candidate", eye, target, width, height, focal, up=up)
+        if (
+            near_cover(camera, points, alphas, sizes, NEAR_FIELD * float(np.linalg.norm(target - eye)))
+            <= NEAR_COVER_LIMIT
+        ):
+            return eye
+        eye = eye + 0.15 * (target - eye)
+    return None
+
+
+def in_core(points: np.ndarray, extent: SceneExtent) -> np.ndarray:
+    """(P,) whether each finite point (P, 3) lies in one of the core's cells."""
+    index = np.floor((points - extent.low) / extent.cell).astype(np.int64)
+    inside = ((index >= 0) & (index < GRID_CELLS)).all(axis=1)
+    member = np.zeros(len(points), bool)
+    member[inside] = extent.core[index[inside, 0], index[inside, 1], index[inside, 2]]
+    return member
+
+
+def ring_counts(total: int, shares) -> list[int]:
+    """`total` split by `shares`, the remainder to the first groups."""
+    counts = [int(total * share) for share in shares]
+    for i in range(total - sum(counts)):
+        counts[i % len(counts)] += 1
+    return counts
+
+
+def plan_splat_views(
+    splat, count: int = 24, long_side: int = 512, up=None, layout: str = "auto", name: str = "the splat"
+) -> ViewPlan:
+    """`plan_views` for a Splat."""
+    sizes = np.exp(splat.scales.astype(np.float64)).max(axis=1)
+    return plan_views(splat.positions, splat.alphas, sizes, count, long_side, up, layout, name)

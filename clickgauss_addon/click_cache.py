@@ -1,0 +1,235 @@
+"""What clicks on an object reuse (its backend ClickIndex: geometry, the centres' grid, the grouped
+unit features per level, and the last selection written) is built once per point cloud, when its
+features are stored or at its first click, and kept across click sessions and view changes. It is
+kept up to date without a per-click read of its million positions: a depsgraph handler
+notes every geometry update that is not the engine's own selection write (points moved in edit
+mode, undo, Blender's select tools), and the next click then compares the positions once. A
+script that moves points right after an engine write, with no depsgraph evaluation between
+(`view_layer.update()`), should call `forget()`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import bpy
+import numpy as np
+from bpy.app.handlers import persistent
+
+from .backend.errors import UserError
+from .backend.field.click import ClickIndex, FeatureGroups, Geometry, unit_features
+from .backend.formats.features import LEVEL_DIMS
+from .feature_store import (
+    CENTERS_KEY,
+    FEATURE_ATTRIBUTES,
+    PRIOR_KEY,
+    SELECTION,
+    STEP_KEY,
+    granularity_prior,
+    has_features,
+    read_features,
+    read_hidden,
+)
+from .point_attributes import read_positions, set_attribute
+from .splat_object import GEOMETRY_COLUMNS, object_to_splat
+
+
+def store_features(
+    obj, features: np.ndarray, centers: np.ndarray | None = None, step: int | None = None, prior: bool = True
+) -> None:
+    """Features (N, 24) as point attributes, and the caches built from them at once, so the first click is instant.
+
+    `step`: an intermediate field of a run still training (None: a finished one). `prior`: whether the field was
+    trained with the granularity prior, which the click then applies (backend/field/click.py unit_features). A
+    click session under way goes on with the new features: its next click uses them.
+    """
+    cloud = obj.data
+    for i, name in enumerate(FEATURE_ATTRIBUTES):
+        set_attribute(cloud, name, "FLOAT", features[:, i].astype(np.float32))
+    if centers is not None:
+        cloud[CENTERS_KEY] = json.dumps(np.asarray(centers, dtype=float).round(6).tolist())
+    elif CENTERS_KEY in cloud:
+        del cloud[CENTERS_KEY]  # the old clusters belong to the old features
+    for key, value in ((STEP_KEY, step), (PRIOR_KEY, None if prior else False)):
+        if value is not None:
+            cloud[key] = value
+        elif key in cloud:
+            del cloud[key]
+    if len(features) == 0:
+        forget(obj)
+        return
+    # the caches are built now, from the features at hand: the first click is then instant
+    groups = {"coarse": FeatureGroups.of(unit_features(features, "coarse", prior))}
+    state = _states.get(cloud.session_uid)
+    if state is not None and state.count == len(features):  # a click session under way goes on with them
+        state.index.groups = groups
+        _bump_generation(cloud.session_uid)
+        return
+    forget(obj)
+    uid = cloud.session_uid
+    index = ClickIndex(geometry_of(obj), None, read_hidden(obj))
+    index.groups = groups
+    _states[uid] = ObjectState(len(features), index)
+    _changed.discard(uid)
+
+
+def remove_features(obj) -> None:
+    """The object as it was before it had features."""
+    cloud = obj.data
+    for name in FEATURE_ATTRIBUTES:
+        if name in cloud.attributes:
+            cloud.attributes.remove(cloud.attributes[name])
+    for key in (CENTERS_KEY, STEP_KEY, PRIOR_KEY):
+        if key in cloud:
+            del cloud[key]
+    forget(obj)
+
+
+def write_selection(obj, selection: np.ndarray) -> None:
+    """Blender's point selection; the depsgraph update it causes is known not to move points."""
+    selection = np.asarray(selection, dtype=bool)
+    set_attribute(obj.data, SELECTION, "BOOLEAN", selection)
+    uid = obj.data.session_uid
+    if uid in _states:
+        _states[uid].selection = selection  # the next click starts from it without reading it back
+    _own_writes.add(uid)
+    _bump_generation(uid)
+    obj.data.update_tag()
+
+
+def geometry_of(obj) -> Geometry:
+    return Geometry.of(object_to_splat(obj, GEOMETRY_COLUMNS))
+
+
+@dataclass
+class ObjectState:
+    """What clicks on one object reuse: its click index, this session's clicks, the selection last written."""
+
+    count: int
+    index: ClickIndex
+    clicks: list = field(default_factory=list)  # this click session's clicks, replayed when level or threshold change
+    base: np.ndarray | None = None  # the selection before the session's first click
+    selection: np.ndarray | None = None  # (N,) bool what the engine last wrote, while nothing else changed it
+    info: dict | None = None  # what the last click or replay selected, for the header (click_session)
+
+    @property
+    def geometry(self) -> Geometry:
+        return self.index.geometry
+
+    def refresh(self, obj) -> None:
+        """Catch up with an update of the points: moved ones change the geometry, hidden ones the index's mask."""
+        self.selection = None  # Blender's select tools may have changed it
+        if not np.array_equal(read_positions(obj.data), self.index.geometry.positions):
+            self.index.move(geometry_of(obj))
+        self.index.hidden = read_hidden(obj)
+
+
+_states: dict[int, ObjectState] = {}  # by the point cloud's session_uid
+_changed: set[int] = set()  # point clouds updated since their last click
+_own_writes: set[int] = set()  # point clouds whose next depsgraph update is the engine's own selection write
+_generations: dict[int, int] = {}  # bumped whenever a point cloud's selection or points may have changed
+
+
+def _bump_generation(uid: int) -> None:
+    _generations[uid] = _generations.get(uid, 0) + 1
+
+
+def note_change(uid: int) -> None:
+    """The points of point cloud `uid` may have moved, or been hidden or revealed."""
+    _changed.add(uid)
+    _bump_generation(uid)
+
+
+def generation(obj) -> int:
+    """A number that changes whenever `obj`'s selection or points may have: the highlight's cache key."""
+    return _generations.get(obj.data.session_uid, 0)
+
+
+def cached_positions(obj) -> np.ndarray | None:
+    """(N, 3) the click cache's positions of `obj` while they are known to be current, else None."""
+    uid = obj.data.session_uid
+    state = _states.get(uid)
+    if state is None or uid in _changed or state.count != len(obj.data.points):
+        return None
+    return state.geometry.positions
+
+
+def forget(obj) -> None:
+    """Drop the cache of an object whose points or features changed."""
+    _states.pop(obj.data.session_uid, None)
+    note_change(obj.data.session_uid)
+
+
+def in_session(obj) -> bool:
+    """Whether clicks on `obj` are under way (so the threshold slider has clicks to replay)."""
+    state = _states.get(obj.data.session_uid)
+    return state is not None and bool(state.clicks)
+
+
+def forget_all() -> None:
+    for cache in (_states, _changed, _own_writes):  # generations stay: they only ever count up
+        cache.clear()
+
+
+def state_of(obj) -> ObjectState:
+    if not has_features(obj):
+        raise UserError(f"'{obj.name}' has no features yet: train them, or load a features file")
+    uid, count = obj.data.session_uid, len(obj.data.points)
+    state = _states.get(uid)
+    if state is None or state.count != count:
+        state = _states[uid] = ObjectState(count, ClickIndex(geometry_of(obj), None, read_hidden(obj)))
+    elif uid in _changed:
+        state.refresh(obj)
+    _changed.discard(uid)
+    # a level not clicked yet reads only its own channels, from this object (the index outlives no undo)
+    prior = granularity_prior(obj)
+    state.index.level_unit = lambda level: unit_features(read_features(obj, LEVEL_DIMS[level]), level, prior)
+    return state
+
+
+@persistent
+def note_depsgraph_updates(scene, depsgraph) -> None:
+    """Geometry updates of point clouds, but for the engine's own selection writes, mark them changed."""
+    for update in depsgraph.updates:
+        if isinstance(update.id, bpy.types.PointCloud) and update.is_updated_geometry:
+            uid = update.id.original.session_uid
+            if uid in _own_writes:
+                _own_writes.discard(uid)
+            else:
+                note_change(uid)
+
+
+@persistent
+def note_undo(*_) -> None:
+    """Undo and redo replace data wholesale (features included): every cache is rebuilt on its next click."""
+    uids = set(_states) | set(_generations)
+    _states.clear()
+    _own_writes.clear()
+    for uid in uids:
+        note_change(uid)
+
+
+@persistent
+def forget_file(*_) -> None:
+    forget_all()  # another .blend: its point clouds have new session ids
+
+
+HANDLERS = (
+    (bpy.app.handlers.depsgraph_update_post, note_depsgraph_updates),
+    (bpy.app.handlers.undo_post, note_undo),
+    (bpy.app.handlers.redo_post, note_undo),
+    (bpy.app.handlers.load_post, forget_file),
+)
+
+
+def register() -> None:
+    for handlers, handler in HANDLERS:
+        handlers.append(handler)
+
+
+def unregister() -> None:
+    for handlers, handler in HANDLERS:
+        if handler in handlers:
+            handlers.remove(handler)
+    forget_all()
