@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sys
 import time
 
 import numpy as np
@@ -14,20 +13,6 @@ from test_cli import inner_pixel
 from backend.formats.ply import read_ply
 
 pytestmark = pytest.mark.blender
-
-
-@pytest.fixture
-def addon(blender):
-    return sys.modules["bl_ext.user_default.clickgauss"]
-
-
-@pytest.fixture
-def splat_with_features(bpy, addon, trained_scene):
-    folder = trained_scene["folder"]
-    assert bpy.ops.clickgauss.import_splat(filepath=str(folder / "splat.ply")) == {"FINISHED"}
-    obj = bpy.context.view_layer.objects.active
-    assert bpy.ops.clickgauss.load_features(filepath=str(folder / "features.npz")) == {"FINISHED"}
-    return obj
 
 
 def click_on(addon, obj, trained_scene, level, name, mode="SET", view=1):

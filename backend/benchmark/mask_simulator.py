@@ -124,7 +124,7 @@ def split_mask(mask: np.ndarray, rng) -> list[np.ndarray]:
 
 
 def random_blob(scene: np.ndarray, rng) -> np.ndarray:
-    """An ellipse of random place, size and angle, clipped to where the scene is drawn: a mask of nothing in particular."""
+    """An ellipse of random place, size and angle, clipped to where the scene is drawn: a mask of nothing."""
     h, w = scene.shape
     cy, cx = rng.uniform(0, h), rng.uniform(0, w)
     ay, ax = rng.uniform(0.05, 0.25, 2) * (h, w)

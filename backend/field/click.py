@@ -405,7 +405,8 @@ class ClickIndex:
 def compose(
     index: ClickIndex, clicks: list[Click], level: Level, threshold, start: np.ndarray
 ) -> tuple[np.ndarray, list]:
-    """The selection `clicks` make from `start` ((N,) bool, or (T, N) for T thresholds), and the clicks that hit nothing.
+    """The selection `clicks` make from `start` ((N,) bool, or (T, N) for T thresholds), and the clicks that hit
+    nothing.
 
     The one composition of clicks that the add-on, `segment` and `eval` share: SET replaces, ADD
     unites, SUBTRACT removes; hidden Gaussians end unselected.

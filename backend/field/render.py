@@ -231,7 +231,7 @@ def composite_weights(
 
 
 def sparse_to(matrix: torch.Tensor, device) -> torch.Tensor:
-    """A sparse CSR matrix on `device`, or on the CPU where the device has no sparse CSR (MPS): `apply_weights` takes both."""
+    """A sparse CSR matrix on `device`, or on the CPU where it has no sparse CSR (MPS): `apply_weights` takes both."""
     try:
         return matrix.to(device)
     except (RuntimeError, NotImplementedError):

@@ -261,7 +261,9 @@ class SymmetricProduct(torch.autograd.Function):
 class NeighbourGraph:
     """A subset's K-nearest-neighbour graph as the spatial term uses it, built once per subset."""
 
-    links: torch.Tensor  # (S, S) sparse CSR A + A^T (on the CPU where the device has no sparse CSR: MPS) of the graph A that has a 1 for each Gaussian and each neighbour of it
+    # (S, S) sparse CSR A + A^T of the graph A that has a 1 for each Gaussian and each neighbour of it (on the CPU
+    # where the device has no sparse CSR: MPS)
+    links: torch.Tensor
     degrees: torch.Tensor  # (S, 1) row sums of links
     pairs: int  # Gaussian-neighbour pairs: the mean's denominator
 

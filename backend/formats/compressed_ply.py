@@ -282,7 +282,7 @@ def _pack_111011(t: np.ndarray) -> np.ndarray:  # (..., 3) in 0..1 -> (...,) uin
 
 
 def pack_rotations(wxyz: np.ndarray) -> np.ndarray:
-    """(N, 4) quaternions w x y z (any length) -> (N,) uint32 smallest-three words, the inverse of `unpack_rotations`."""
+    """(N, 4) quaternions w x y z (any length) -> (N,) uint32 smallest-three words; inverts `unpack_rotations`."""
     rows = np.arange(len(wxyz))
     q = wxyz / np.maximum(np.linalg.norm(wxyz, axis=1, keepdims=True), 1e-30)
     largest = np.argmax(np.abs(q), axis=1)

@@ -106,7 +106,7 @@ def inflate_gzip(path, data: bytes, head_size: int, limit: Callable[[bytes], int
 
 
 def inflate_zstd(path, data: bytes, size: int, what: str) -> bytes:
-    """One zstd frame decompressed to exactly `size` bytes, reading at most one byte more (whatever the frame claims)."""
+    """One zstd frame decompressed to exactly `size` bytes, reading at most one more (whatever the frame claims)."""
     try:
         from compression import zstd  # Python 3.14+
 

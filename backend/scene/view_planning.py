@@ -166,7 +166,8 @@ def basis(up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def ring(center, up, distance: float, elevations, azimuths: int) -> list[np.ndarray]:
-    """Eyes on circles around `center` at `distance`, one circle per elevation (radians), every other one turned half a step."""
+    """Eyes on circles around `center` at `distance`, one circle per elevation (radians), every other one turned
+    half a step."""
     first, second = basis(up)
     eyes = []
     for number, elevation in enumerate(elevations):
