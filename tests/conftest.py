@@ -126,9 +126,9 @@ def finished_job_events(job) -> list[dict]:
 
     events = []
     while job.running:
-        events += job.poll()
+        events += job.events()
         time.sleep(0.1)
-    return events + job.poll()
+    return events + job.events()
 
 
 def pytest_sessionfinish(session, exitstatus):

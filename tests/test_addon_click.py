@@ -273,7 +273,7 @@ def test_cancel_leaves_the_object_as_it_was(bpy, addon, trained_scene):
     prefs.python_path = BACKEND_PYTHON
     job = addon.training.TrainingJob(obj, training_settings(bpy, trained_scene, 100000), prefs)
     deadline = time.time() + 120
-    while not any(e.get("phase") == "iterations" for e in job.poll()) and time.time() < deadline:
+    while not any(e.get("phase") == "iterations" for e in job.events()) and time.time() < deadline:
         time.sleep(0.1)
     job.cancel()
     assert job.process.returncode == 143 and not (job.folder / "features.npz").exists()

@@ -92,7 +92,7 @@ def merged_groups(labels: np.ndarray, probability: float, rng, allowed) -> list[
             partner = partners[rng.choice(len(partners), p=counts / counts.sum())][0]
             old, new = group[int(label)], group[partner]
             group = {key: new if value == old else value for key, value in group.items()}
-    members = {}
+    members: dict[int, list[int]] = {}
     for label, root in group.items():
         members.setdefault(root, []).append(label)
     return list(members.values())

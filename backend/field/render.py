@@ -183,9 +183,9 @@ def composite_weights(
         x1 = (torch.floor(centre + half + margin_px) + 1).clamp(0, width).long()
         n = torch.where(disc >= 0, (x1 - x0).clamp(min=0), torch.zeros_like(x1))
         # Split the band by rows when it is too heavy (memory bound); each part keeps depth order.
-        cum_rows = torch.zeros(band_end - band_start + 1, dtype=torch.long, device=device)
-        cum_rows.index_add_(0, row - band_start + 1, n)
-        cum_rows = torch.cumsum(cum_rows, 0).tolist()
+        row_counts = torch.zeros(band_end - band_start + 1, dtype=torch.long, device=device)
+        row_counts.index_add_(0, row - band_start + 1, n)
+        cum_rows = torch.cumsum(row_counts, 0).tolist()
         part_start = band_start
         while part_start < band_end:
             part_end = part_start + 1
@@ -194,13 +194,10 @@ def composite_weights(
                 and cum_rows[part_end + 1 - band_start] - cum_rows[part_start - band_start] <= max_fragments
             ):
                 part_end += 1
-            if part_start == band_start and part_end == band_end:
-                m = None
-            else:
-                m = torch.nonzero((row >= part_start) & (row < part_end)).squeeze(1)
-            part = _composite_rows(
-                *(t if m is None else t[m] for t in (g, row, x0, n)), mx, my, A, B, C, op, width, part_start, part_end
-            )
+            whole = part_start == band_start and part_end == band_end
+            m = None if whole else torch.nonzero((row >= part_start) & (row < part_end)).squeeze(1)
+            g_part, row_part, x0_part, n_part = (t if m is None else t[m] for t in (g, row, x0, n))
+            part = _composite_rows(g_part, row_part, x0_part, n_part, mx, my, A, B, C, op, width, part_start, part_end)
             if part is not None:
                 pix, gi, w = part
                 rows_out.append(pix)

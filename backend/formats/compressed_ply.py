@@ -89,6 +89,7 @@ def _check_columns(path: Path, element: Element, names, codes, what: str) -> Non
 def _element_rows(path: Path, header: Header) -> dict[str, np.ndarray]:
     """Each element's rows as a structured array, read only once the file is known to hold them all."""
     endian = FORMATS[header.format]
+    assert endian is not None  # ASCII is refused before
     records, offset = {}, header.size
     for element in header.elements:
         if element.has_list:
@@ -151,6 +152,7 @@ def read_compressed_ply(path) -> Splat:
     if FORMATS[header.format] is None:
         raise SplatFileError(path, "compressed PLY: ASCII data is not supported (the format is binary)")
     chunk, vertex, sh = _element(header, "chunk"), _element(header, "vertex"), _element(header, "sh")
+    assert chunk is not None and vertex is not None  # is_compressed_ply found both
     if vertex.count == 0:
         raise SplatFileError(path, "the file holds zero points")
     _check_columns(path, chunk, CHUNK_COLUMNS, ("f4",), "chunk table")

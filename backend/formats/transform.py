@@ -66,7 +66,7 @@ def rotate_sh_columns(columns: dict[str, np.ndarray], rotation: np.ndarray, degr
     block = np.zeros((per_channel, per_channel))  # every band's matrix on the diagonal
     for band, matrix in enumerate(sh_rotation(rotation, degree), start=1):
         block[band * band - 1 : (band + 1) ** 2 - 1, band * band - 1 : (band + 1) ** 2 - 1] = matrix
-    turned = {}
+    turned: dict[str, np.ndarray] = {}
     for channel in range(3):
         channel_names = names[channel * per_channel : (channel + 1) * per_channel]
         old = np.stack([columns[name] for name in channel_names])  # (K-1, N): each row one column, contiguous

@@ -310,7 +310,8 @@ def plan_views(
         for center, radius in parts:
             eyes = ring(center, extent.up, max(radius / np.sin(half_fov), 0.35 * distance), np.radians([25, 50]), 8)
             groups.append((eyes, [center] * len(eyes), 0.5 / len(parts)))
-    cameras, dropped, short = [], 0, 0
+    cameras: list[Camera] = []
+    dropped = short = 0
     shares = ring_counts(count, [group[2] for group in groups])
     for (eyes, targets, _), wanted in zip(groups, shares):
         wanted += short  # what an earlier group could not place
