@@ -36,18 +36,32 @@ def majority_labels(weights: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
 
     weights: a view's (H*W, N) CSR compositing weights; labels: (N,) int64 per Gaussian, -1 = none.
     The rule of the ground truth and of a selection's rendered mask: at most one label can pass it.
+    A pixel's fragments are summed per run of one label first (its depth order keeps a surface's Gaussians
+    together: ~5x fewer runs than fragments), then per (pixel, label), whose keys are nearly sorted, as numpy's
+    stable sort likes them: on the statue at 504x378, 0.2 s a view and level (torch.unique of all fragments: 0.7 s).
     """
-    crow, columns, values = weights.crow_indices().long(), weights.col_indices().long(), weights.values()
-    pixels = torch.repeat_interleave(torch.arange(weights.shape[0]), crow.diff())  # (F,) each fragment's row
-    label = labels[columns]
-    kept = label >= 0
-    span = int(labels.max()) + 1 if len(labels) else 1
-    keys, inverse = torch.unique(pixels[kept] * span + label[kept], return_inverse=True)  # (K,) pixel-label pairs
-    totals = torch.zeros(len(keys), dtype=values.dtype).index_add_(0, inverse, values[kept])
-    winners = keys[totals > 0.5]
-    out = torch.full((weights.shape[0],), -1, dtype=torch.int64)
+    crow = weights.crow_indices().cpu().numpy()  # (H*W + 1,)
+    values = weights.values().cpu().numpy()  # (F,)
+    label = labels.cpu().numpy().astype(np.int32)[weights.col_indices().cpu().numpy()]  # (F,) each fragment's
+    out = np.full(len(crow) - 1, -1, np.int64)
+    if len(label) == 0:
+        return torch.from_numpy(out)
+    new = np.empty(len(label), bool)  # (F,) a fragment that starts a run
+    new[0] = True
+    np.not_equal(label[1:], label[:-1], out=new[1:])
+    new[crow[:-1][crow[:-1] < crow[1:]]] = True  # each pixel starts a run
+    starts = np.flatnonzero(new)  # (R,)
+    run_pixel = np.repeat(np.arange(len(crow) - 1), np.diff(np.searchsorted(starts, crow)))  # (R,)
+    run_weight, run_label = np.add.reduceat(values, starts), label[starts]
+    kept = run_label >= 0
+    span = max(int(run_label.max()) + 1, 1)
+    keys = run_pixel[kept].astype(np.int64) * span + run_label[kept]
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])  # (K,) where each pixel-label pair starts
+    winners = keys[first[np.add.reduceat(run_weight[kept][order], first) > 0.5]] if len(keys) else keys
     out[winners // span] = winners % span
-    return out
+    return torch.from_numpy(out)
 
 
 def drawn_masks(weights: torch.Tensor, shares: torch.Tensor) -> torch.Tensor:
