@@ -134,7 +134,7 @@ def mask_settings(options, device: str = "cpu") -> tuple[str, dict]:
 
 def run(options) -> int:
     from ..field.geometric_masks import geometric_labels
-    from ..field.train import TrainConfig, train_features
+    from ..field.train import TrainConfig, train_features, view_weights
     from ..formats.features import features_file_bytes, save_features
     from ..formats.files import write_keeping
     from ..scene.masks import mask_source_description, view_labels
@@ -160,8 +160,11 @@ def run(options) -> int:
     render_seconds = time.perf_counter() - started
     started = time.perf_counter()
     progress({"phase": "masks", "source": description, "views": len(cameras)})
-    if source == "geometric":
-        labels = geometric_labels(splat, cameras, stop)
+    weights, weights_seconds = None, 0.0
+    if source == "geometric":  # drawn from the views' weights, which training then takes as they are
+        weights = view_weights(splat, cameras, device, stop)
+        weights_seconds = time.perf_counter() - started
+        labels = geometric_labels(splat, cameras, stop, weights=weights)
     else:
         labels = []
         for camera, image in zip(cameras, images):
@@ -170,7 +173,7 @@ def run(options) -> int:
             labels.append(view_labels(image, camera.name, source, **settings))
     if stop():
         return cancelled(stop)
-    mask_seconds = time.perf_counter() - started
+    mask_seconds = time.perf_counter() - started - weights_seconds
     checkpoint_path = options.out.with_name(options.out.stem + ".checkpoint.npz")
 
     def write_checkpoint(field) -> None:
@@ -189,6 +192,7 @@ def run(options) -> int:
             stop,
             options.checkpoint_every,
             write_checkpoint,
+            weights=weights,
         )
     except UserError:
         if stop():
@@ -197,6 +201,7 @@ def run(options) -> int:
     finally:
         checkpoint_path.unlink(missing_ok=True)
     write_keeping(options.out, features_file_bytes(result.field), "trained features")
+    result.seconds["precompute"] += weights_seconds  # the weights belong to training's precompute, masks or not
     seconds = {"masks": round(mask_seconds, 2), **{k: round(v, 2) for k, v in result.seconds.items()}}
     if options.images is None:
         seconds = {"views": round(render_seconds, 2), **seconds}

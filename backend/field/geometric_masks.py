@@ -16,7 +16,8 @@ view is what the rasterizer draws of it: the masks agree across views by constru
      (the granularity prior). Pieces too small to be a mask join a linked piece; pieces of one
      object and one colour are one part. Faint Gaussians join the nearest group.
   4. Each view's label maps: a pixel takes the group holding more than half of its compositing
-     weight (`views.majority_labels`, the ground truth's rule), -1 where none does.
+     weight (`views.majority_labels`, the ground truth's rule), -1 where none does; drawn from the
+     weights training computes for every view anyway (`train.view_weights`), at its resolution.
 
 numpy and scipy for the grouping; torch for rendering.
 """
@@ -43,7 +44,6 @@ FINE_COLOUR_STEP = 0.15  # RGB distance (colours in [0, 1]) between linked Gauss
 MIN_GROUP_SHARE = 2e-4  # a group of fewer solid Gaussians than this share (and MIN_GROUP_GAUSSIANS) is no mask
 MIN_GROUP_GAUSSIANS = 20
 NEAREST_REACH = 2.0  # spacings: how far a faint or ungrouped Gaussian looks for a group to join
-MASK_RENDER_PIXELS = 60_000  # label maps are rendered at about this many pixels and scaled up (nearest)
 
 
 @dataclass
@@ -56,34 +56,33 @@ class GaussianGroups:
 
 
 def geometric_labels(
-    splat, cameras, should_stop=lambda: False, groups: GaussianGroups | None = None
+    splat, cameras, should_stop=lambda: False, groups: GaussianGroups | None = None, weights=None
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """The coarse and fine (H, W) int32 label maps of every camera (-1 = no mask), as `masks.view_labels` gives.
 
     `should_stop()` is polled per view: True returns the views done so far (the caller cancels).
-    `groups`: from `gaussian_groups`, when the caller has them already.
+    `groups`: from `gaussian_groups`, when the caller has them already. `weights`: the views' `train.ViewWeights`,
+    which training needs anyway: the maps are drawn from them, at the resolution training uses, for the price of
+    the majority alone; without them every view is rendered here.
     """
     import torch
 
     from .views import camera_weights, majority_labels, splat_tensors
 
     groups = groups or gaussian_groups(splat, cameras)
-    tensors = splat_tensors(splat)
-    per_level = [torch.from_numpy(ids.astype(np.int64)) for ids in (groups.coarse, groups.fine)]
+    columns = weights.order if weights is not None else np.arange(splat.count)  # the Gaussian of each column
+    per_level = [torch.from_numpy(ids[columns].astype(np.int64)) for ids in (groups.coarse, groups.fine)]
+    tensors = splat_tensors(splat) if weights is None else None
     labels = []
-    for camera in cameras:
+    for index, camera in enumerate(cameras):
         if should_stop():
             break
-        factor = min(1.0, float(np.sqrt(MASK_RENDER_PIXELS / (camera.width * camera.height))))
-        small = camera.scaled(factor) if factor < 1.0 else camera
-        weights = camera_weights(splat, small, tensors=tensors)
-        maps = []
-        for ids in per_level:
-            rendered = majority_labels(weights, ids).reshape(small.height, small.width).numpy()
-            rows = np.arange(camera.height) * small.height // camera.height
-            columns = np.arange(camera.width) * small.width // camera.width
-            maps.append(rendered[rows[:, None], columns[None, :]].astype(np.int32))
-        labels.append((maps[0], maps[1]))
+        view = weights.views[index] if weights is not None else camera_weights(splat, camera, tensors=tensors)
+        coarse, fine = (
+            majority_labels(view, ids).reshape(camera.height, camera.width).numpy().astype(np.int32)
+            for ids in per_level
+        )
+        labels.append((coarse, fine))
     return labels
 
 

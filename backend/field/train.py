@@ -395,25 +395,50 @@ def mask_shares(coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
     return 1.0 / (len(sizes) * sizes[inverse].double())
 
 
-def precompute_views(splat: Splat, cameras, labels, device, mask_balance: float = 0.0) -> list[View]:
-    """The weights W_v of every view, its coarse/fine label maps flattened to match its rows, its pixels' odds.
+@dataclass
+class ViewWeights:
+    """Every view's compositing weights W_v, computed once: training uses them, and so do masks drawn from the splat.
 
-    The weights and label maps go to `device`; the pixels to draw from and their odds stay on the CPU, where
-    the seeded generator draws each step's pixels (the same draws on every device).
+    Training renumbers the Gaussians in Morton order (`morton_order`), and the weights' columns follow it.
     """
-    tensors = splat_tensors(splat, device)
+
+    order: np.ndarray  # (N,) int64: column j of every view's weights is the splat's Gaussian order[j]
+    views: list  # per camera, its (H*W, N) sparse CSR weights on the training device
+
+
+def view_weights(splat: Splat, cameras, device="cpu", should_stop=lambda: False) -> ViewWeights:
+    """The `ViewWeights` of `cameras` (at the resolution of their label maps); `should_stop()` is polled per view:
+    True returns those of the views done so far (the caller cancels)."""
+    order = morton_order(splat.positions)
+    ordered = splat.subset(order)
+    tensors = splat_tensors(ordered, device)
+    weights = []
+    for camera in cameras:
+        if should_stop():
+            break
+        weights.append(camera_weights(ordered, camera, device, tensors))
+    return ViewWeights(order, weights)
+
+
+def precompute_views(weights: list, labels, device, mask_balance: float = 0.0) -> list[View]:
+    """Every view's weights W_v (`ViewWeights.views`) with its coarse/fine label maps flattened to match its rows
+    and its pixels' odds.
+
+    The label maps go to `device`, with the weights; the pixels to draw from and their odds stay on the CPU,
+    where the seeded generator draws each step's pixels (the same draws on every device).
+    """
     views = []
-    for camera, (coarse, fine) in zip(cameras, labels):
-        weights = camera_weights(splat, camera, device, tensors)
+    for weights_v, (coarse, fine) in zip(weights, labels):
         coarse = torch.from_numpy(coarse.reshape(-1).astype(np.int64))
         fine = torch.from_numpy(fine.reshape(-1).astype(np.int64))
         labelled = torch.nonzero((coarse >= 0) | (fine >= 0)).squeeze(1)
         odds = None
         if mask_balance > 0 and len(labelled):
             odds = mask_shares(coarse[labelled], fine[labelled]) * mask_balance + (1.0 - mask_balance) / len(labelled)
-        alpha = apply_weights(weights, torch.ones(weights.shape[1], 1, device=weights.device)).reshape(-1).cpu()
+        ones = torch.ones(weights_v.shape[1], 1, device=weights_v.device)
+        alpha = apply_weights(weights_v, ones).reshape(-1).cpu()
         unlabelled = torch.nonzero((coarse < 0) & (fine < 0) & (alpha > 0.5)).squeeze(1)
-        views.append(View(weights, coarse.to(device), fine.to(device), labelled, odds, unlabelled))
+        views.append(View(weights_v, coarse.to(device), fine.to(device), labelled, odds, unlabelled))
     return views
 
 
@@ -428,6 +453,7 @@ def train_features(
     should_stop=lambda: False,  # polled every step; True cancels without a result
     checkpoint_every: int = 0,  # steps between intermediate fields; 0: none
     checkpoint=lambda field: None,  # called with the FeatureField after every `checkpoint_every` steps (field.step)
+    weights: ViewWeights | None = None,  # the views' weights (`view_weights` of these cameras), when computed already
 ) -> TrainResult:
     """Features (N, 24) of the frozen splat learned from `labels`, put back in the splat's order.
 
@@ -446,9 +472,12 @@ def train_features(
 
     progress({"phase": "precompute", "views": len(cameras)})
     fingerprint = geometry_fingerprint(splat)
-    order = morton_order(splat.positions)
+    weights = weights or view_weights(splat, cameras, device)
+    if len(weights.views) != len(cameras):
+        raise ValueError(f"weights of {len(weights.views)} views for {len(cameras)} cameras")
+    order = weights.order
     splat = splat.subset(order)  # renumbered for memory locality; the result is put back in file order
-    views = precompute_views(splat, cameras, labels, device, config.mask_balance)
+    views = precompute_views(weights.views, labels, device, config.mask_balance)
     groups = SubsetGroups.draw(splat.positions, config.gaussian_subset, config.spatial_neighbours, config.seed, device)
     seconds["precompute"] = time.perf_counter() - started
 
