@@ -58,6 +58,23 @@ def test_the_ground_is_one_mask_apart_from_the_objects(scene_and_masks):
         assert (coarse[objects > 0] == ground_id).mean() < 0.05  # little of any object is called ground
 
 
+def test_masks_drawn_from_trainings_weights_are_the_same_and_so_is_what_it_learns(scene_and_masks):
+    """`train` draws the masks from the weights it trains with: one rendering per view, nothing else changes."""
+    from backend.field.geometric_masks import geometric_labels
+    from backend.field.train import TrainConfig, train_features, view_weights
+
+    scene, cameras, _, labels = scene_and_masks
+    weights = view_weights(scene.splat, cameras)
+    shared = geometric_labels(scene.splat, cameras, weights=weights)
+    for own, drawn in zip(labels, shared):
+        assert all(np.array_equal(a, b) for a, b in zip(own, drawn))
+    config = TrainConfig(iterations=5, pixels=300, use_gfl=False)
+    alone = train_features(scene.splat, cameras, labels, config).field.features
+    together = train_features(scene.splat, cameras, shared, config, weights=weights).field.features
+    # equal up to the summation order of multi-threaded scatter-adds (test_train): one float16 step at most
+    np.testing.assert_allclose(together.astype(np.float32), alone.astype(np.float32), atol=1e-3)
+
+
 def test_train_without_sam_or_a_mask_folder_uses_geometric_masks(tmp_path):
     from backend.benchmark.synthetic import make_scene, orbit_cameras, write_scene
 
