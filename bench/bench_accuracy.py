@@ -113,10 +113,10 @@ def geometric_benchmark(bench):
     """The same scene with the geometric masks in place of the simulated ones, and their generation time."""
     from backend.field.geometric_masks import geometric_labels
 
-    scene, cameras, _, truth, weights = bench
+    scene, cameras, _, truth, weights, _, _ = bench  # trained in the photos' cameras
     started = time.perf_counter()
     labels = geometric_labels(scene.splat, cameras)
-    return (scene, cameras, labels, truth, weights), time.perf_counter() - started
+    return (scene, cameras, labels, truth, weights, cameras, labels), time.perf_counter() - started
 
 
 def scene_miou(results_per_scene, threshold_index: int = 0) -> dict:

@@ -30,6 +30,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from ..formats.transform import rotation_entries
 from .gsplat_constants import ALPHA_MAX, ALPHA_MIN, EPS2D, FAR_PLANE, FOV_CLAMP, MAX_EXTEND, NEAR_PLANE, T_MIN
 
 # Fragments after this many (each alpha >= 1/255) are always past the T_MIN stop.
@@ -37,21 +38,9 @@ MAX_FRAGMENTS = math.ceil(math.log(T_MIN) / math.log1p(-ALPHA_MIN)) + 2
 
 
 def _rotmats(quats: torch.Tensor) -> torch.Tensor:  # (N,4) wxyz -> (N,3,3)
-    w, x, y, z = F.normalize(quats, dim=-1).unbind(-1)
-    return torch.stack(
-        [
-            1 - 2 * (y * y + z * z),
-            2 * (x * y - w * z),
-            2 * (x * z + w * y),
-            2 * (x * y + w * z),
-            1 - 2 * (x * x + z * z),
-            2 * (y * z - w * x),
-            2 * (x * z - w * y),
-            2 * (y * z + w * x),
-            1 - 2 * (x * x + y * y),
-        ],
-        dim=-1,
-    ).reshape(quats.shape[:-1] + (3, 3))
+    return torch.stack(rotation_entries(*F.normalize(quats, dim=-1).unbind(-1)), dim=-1).reshape(
+        quats.shape[:-1] + (3, 3)
+    )
 
 
 def _project(means, quats, scales, viewmat, K, width, height, opacities=None):

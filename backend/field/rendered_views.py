@@ -137,7 +137,7 @@ def write_png(path: Path, image: np.ndarray) -> None:
 
     from PIL import Image
 
-    from ..formats.ply import write_atomic
+    from ..formats.files import write_atomic
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
