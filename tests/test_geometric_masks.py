@@ -70,7 +70,7 @@ def test_masks_drawn_from_trainings_weights_are_the_same_and_so_is_what_it_learn
         assert all(np.array_equal(a, b) for a, b in zip(own, drawn))
     config = TrainConfig(iterations=5, pixels=300, use_gfl=False)
     alone = train_features(scene.splat, cameras, labels, config).field.features
-    together = train_features(scene.splat, cameras, shared, config, weights=weights).field.features
+    together = train_features(scene.splat, cameras, shared, config, precomputed=weights).field.features
     # equal up to the summation order of multi-threaded scatter-adds (test_train): one float16 step at most
     np.testing.assert_allclose(together.astype(np.float32), alone.astype(np.float32), atol=1e-3)
 

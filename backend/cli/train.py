@@ -192,7 +192,7 @@ def run(options) -> int:
             stop,
             options.checkpoint_every,
             write_checkpoint,
-            weights=weights,
+            precomputed=weights,
         )
     except UserError:
         if stop():

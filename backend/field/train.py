@@ -453,7 +453,7 @@ def train_features(
     should_stop=lambda: False,  # polled every step; True cancels without a result
     checkpoint_every: int = 0,  # steps between intermediate fields; 0: none
     checkpoint=lambda field: None,  # called with the FeatureField after every `checkpoint_every` steps (field.step)
-    weights: ViewWeights | None = None,  # the views' weights (`view_weights` of these cameras), when computed already
+    precomputed: ViewWeights | None = None,  # the views' weights (`view_weights` of these cameras), if computed already
 ) -> TrainResult:
     """Features (N, 24) of the frozen splat learned from `labels`, put back in the splat's order.
 
@@ -472,12 +472,12 @@ def train_features(
 
     progress({"phase": "precompute", "views": len(cameras)})
     fingerprint = geometry_fingerprint(splat)
-    weights = weights or view_weights(splat, cameras, device)
-    if len(weights.views) != len(cameras):
-        raise ValueError(f"weights of {len(weights.views)} views for {len(cameras)} cameras")
-    order = weights.order
+    precomputed = precomputed or view_weights(splat, cameras, device)
+    if len(precomputed.views) != len(cameras):
+        raise ValueError(f"weights of {len(precomputed.views)} views for {len(cameras)} cameras")
+    order = precomputed.order
     splat = splat.subset(order)  # renumbered for memory locality; the result is put back in file order
-    views = precompute_views(weights.views, labels, device, config.mask_balance)
+    views = precompute_views(precomputed.views, labels, device, config.mask_balance)
     groups = SubsetGroups.draw(splat.positions, config.gaussian_subset, config.spatial_neighbours, config.seed, device)
     seconds["precompute"] = time.perf_counter() - started
 
