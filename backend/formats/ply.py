@@ -176,7 +176,7 @@ def read_binary(path, header, vertex, record: np.dtype, check_block) -> np.ndarr
             raise SplatFileError(
                 path, f"element '{element.name}' before the points has list properties; cannot skip it"
             )
-        offset += element.count * np.dtype(element.properties).itemsize
+        offset += element.count * sum(np.dtype(code).itemsize for _, code in element.properties)
     expected = vertex.count * record.itemsize
     size = input_size(path)
     if size - offset < expected:
