@@ -53,7 +53,7 @@ def find_python(version: tuple[int, int]) -> str | None:
     """A working interpreter of `version`: this one, pythonX.Y on the PATH, or one of pyenv's; None if none."""
     if sys.version_info[:2] == version:
         return sys.executable
-    name = "python%d.%d" % version
+    name = f"python{version[0]}.{version[1]}"
     found = [shutil.which(name)] + sorted(Path.home().glob(f".pyenv/versions/{version[0]}.{version[1]}.*/bin/{name}"))[
         ::-1
     ]
@@ -83,7 +83,8 @@ def install_venv(venv: Path, python_version: tuple[int, int], packages: list[str
     if not venv_python(venv).exists():
         python = find_python(python_version)
         if python is None:
-            sys.exit("build.py: Python %d.%d is needed for %s; install it and run again" % (*python_version, venv.name))
+            wanted = ".".join(map(str, python_version))
+            sys.exit(f"build.py: Python {wanted} is needed for {venv.name}; install it and run again")
         run(python, "-m", "venv", venv)
     run(venv_python(venv), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *packages)
     stamp.write_text(wanted)
@@ -106,11 +107,11 @@ def matrix(versions: list[str], pytest_args: list[str], environment: dict) -> No
         for version in versions:
             bpy_requirement, python_version = MATRIX[version]
             if find_python(python_version) is None:
+                wanted = ".".join(map(str, python_version))
                 print(
-                    f"matrix: Blender {version} SKIPPED: Python %d.%d, which {bpy_requirement} needs, is not installed"
-                    % python_version
+                    f"matrix: Blender {version} SKIPPED: Python {wanted} ({bpy_requirement} needs it) is not installed"
                 )
-                results.append((version, "skipped (no Python %d.%d)" % python_version, 0.0, 0.0))
+                results.append((version, f"skipped (no Python {wanted})", 0.0, 0.0))
                 continue
             started = time.perf_counter()
             venv = install_venv(

@@ -10,7 +10,7 @@ DEVICES = ("auto", "cuda", "mps", "cpu")
 
 @dataclass(frozen=True)
 class DeviceDefaults:
-    """The settings that trade quality for time, per device: the command line and the add-on both take them from here."""
+    """The settings that trade quality for time, per device (the command line and the add-on both read them)."""
 
     downscale: int  # photos divided by this for training
     pixels: int  # sampled per step

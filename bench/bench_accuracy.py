@@ -12,7 +12,8 @@ otherwise (all uniformly, all evenly per mask), with exact masks and with fewer 
 other mask sources: the geometric masks (backend/field/geometric_masks.py, what Auto uses without SAM) and SAM-like
 masks that leave the ground unlabelled (with and without unlabelled pixels as negatives), each label also
 scored by RANDOM_CLICKS single clicks at random pixels (mean, 10th percentile) and by the share of floor in
-its selection. `--tables` picks tables; `--skip-tuning` uses the product's thresholds. Writes out/accuracy/accuracy.json.
+its selection. `--tables` picks tables; `--skip-tuning` uses the product's thresholds. Writes
+out/accuracy/accuracy.json.
 """
 
 from __future__ import annotations
@@ -112,10 +113,10 @@ def geometric_benchmark(bench):
     """The same scene with the geometric masks in place of the simulated ones, and their generation time."""
     from backend.field.geometric_masks import geometric_labels
 
-    scene, cameras, _, truth, weights = bench
+    scene, cameras, _, truth, weights, _, _ = bench  # trained in the photos' cameras
     started = time.perf_counter()
     labels = geometric_labels(scene.splat, cameras)
-    return (scene, cameras, labels, truth, weights), time.perf_counter() - started
+    return (scene, cameras, labels, truth, weights, cameras, labels), time.perf_counter() - started
 
 
 def scene_miou(results_per_scene, threshold_index: int = 0) -> dict:
@@ -231,7 +232,10 @@ def main() -> None:
             flush=True,
         )
 
-    heading = "| variant | coarse mIoU | fine mIoU | all mIoU | median click | training per scene |\n|---|---|---|---|---|---|"
+    heading = (
+        "| variant | coarse mIoU | fine mIoU | all mIoU | median click | training per scene |\n"
+        "|---|---|---|---|---|---|"
+    )
     if "ablation" in args.tables:
         print(f"\nablation on the test scenes at the picked thresholds {picked}:\n{heading}")
         for name, switches in VARIANTS.items():
@@ -254,13 +258,15 @@ def main() -> None:
     if "outside" in args.tables:
         print(
             "\nthe full method on the test scenes with one more click per object and part, outside it: on the label it "
-            f"touches most in the reference view, removing what it selects (METHOD.md: 'and optionally outside'):\n{heading}"
+            f"touches most in the reference view, removing what it selects "
+            f"(METHOD.md: 'and optionally outside'):\n{heading}"
         )
         table_row("3 inside + 1 outside", *run(test_seeds, REALISTIC, {}, thresholds, "test", negative_clicks=1))
     if "views" in args.tables:
         print(
             "\nthe full method on the same test scenes trained from views rendered from the splat alone instead of the "
-            "photos (planned by backend/scene/view_planning.py, as many and as large, the same kind of simulated masks), "
+            "photos (planned by backend/scene/view_planning.py, as many and as large, the same kind of "
+            "simulated masks), "
             f"clicked and scored in the photos:\n{heading}"
         )
         if "full" not in rows:
@@ -270,7 +276,8 @@ def main() -> None:
         )
     if "sources" in args.tables:
         print(
-            f"\nthe full method on the test scenes with other mask sources; besides the protocol's 3 clicks, {RANDOM_CLICKS} "
+            f"\nthe full method on the test scenes with other mask sources; besides the protocol's 3 clicks, "
+            f"{RANDOM_CLICKS} "
             "single clicks per label at random pixels in random views (mean / 10th percentile of their IoU), and the "
             "share of floor pixels in each object's selection (mean / largest):"
         )

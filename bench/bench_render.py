@@ -48,7 +48,8 @@ def main() -> None:
         nnz = weights._nnz()
         print(
             f"view {view:2d} {camera.width}x{camera.height}: weights {weights_s:.2f} s, {nnz:,} entries "
-            f"({nnz / (camera.width * camera.height):.1f}/px, {nnz * 8 / 2**20:.0f} MiB); from them: RGB {rgb_s * 1e3:.0f} ms, "
+            f"({nnz / (camera.width * camera.height):.1f}/px, {nnz * 8 / 2**20:.0f} MiB); "
+            f"from them: RGB {rgb_s * 1e3:.0f} ms, "
             f"24-D features {features_s * 1e3:.0f} ms, 10k sampled pixels {sampled_s * 1e3:.1f} ms; "
             f"peak RSS {peak_rss_gb():.2f} GB"
         )

@@ -27,7 +27,7 @@ classes = (
     + view_cameras.classes
     + panel.classes
 )
-keymaps = []
+keymaps: list[tuple] = []  # (keymap, keymap item) pairs to remove on unregister
 
 
 def register():

@@ -138,7 +138,8 @@ class InstallJob:
         except OSError as error:
             self.end("failed", "")
             raise UserError(f"cannot write into {folder}: {error.strerror or error}") from None
-        self.step, self.reached, self.state, self.message = 0, set(), "running", ""
+        self.step, self.state, self.message = 0, "running", ""
+        self.reached: set[str] = set()
         self.output: collections.deque[str] = collections.deque(maxlen=200)
         self.progress = Progress(STEPS[0], "", 0.0)
         self.start_step()

@@ -60,16 +60,16 @@ def store_features(
         forget(obj)
         return
     # the caches are built now, from the features at hand: the first click is then instant
-    groups = {"coarse": FeatureGroups.of(unit_features(features, "coarse", prior))}
+    coarse = FeatureGroups.of(unit_features(features, "coarse", prior))
     state = _states.get(cloud.session_uid)
     if state is not None and state.count == len(features):  # a click session under way goes on with them
-        state.index.groups = groups
+        state.index.groups = {"coarse": coarse}
         _bump_generation(cloud.session_uid)
         return
     forget(obj)
     uid = cloud.session_uid
     index = ClickIndex(geometry_of(obj), None, read_hidden(obj))
-    index.groups = groups
+    index.groups = {"coarse": coarse}
     _states[uid] = ObjectState(len(features), index)
     _changed.discard(uid)
 

@@ -85,7 +85,8 @@ class CLICKGAUSS_OT_click_mode(bpy.types.Operator):
         step = feature_store.features_step(context.active_object)
         field = "" if step is None else f"field of step {step} (training) · "
         context.area.header_text_set(
-            f"Click-Gaussian · {field}{click_level(settings)} · threshold {settings.threshold:.2f} · {status}   |   {HINTS}"
+            f"Click-Gaussian · {field}{click_level(settings)} · threshold {settings.threshold:.2f} · {status}"
+            f"   |   {HINTS}"
         )
         context.area.tag_redraw()
 

@@ -20,7 +20,7 @@ from bpy.props import BoolProperty
 
 from . import click_cache, feature_store
 from .backend.errors import UserError
-from .backend.field.click import DEFAULT_THRESHOLDS
+from .backend.field.click import DEFAULT_THRESHOLDS, FeatureGroups
 from .compat import edit_selected_points
 from .point_attributes import get_attribute, set_attribute
 from .splat_object import HIDDEN_ATTRIBUTE, SHOWN_RADIUS_ATTRIBUTE, is_splat
@@ -147,6 +147,7 @@ def cluster_labels(obj, threshold: float) -> np.ndarray:
             f"'{obj.name}' has no global clusters: train with GFL on, or load a features file that has them"
         )
     groups = state.index.level("coarse")
+    assert isinstance(groups, FeatureGroups)  # the add-on's click index groups its features
     similarity = groups.unit @ centers.T  # (N, K), rows in the groups' order
     labels = np.empty(len(similarity), np.int64)
     labels[groups.order] = np.where(similarity.max(axis=1) > threshold, similarity.argmax(axis=1), -1)

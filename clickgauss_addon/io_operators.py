@@ -27,7 +27,7 @@ def axis_matrix(operator):
 # Captures are usually in the OpenCV frame (y down, z into the scene): up is -Y, forward is Z.
 @orientation_helper(axis_forward="Z", axis_up="-Y")
 class CLICKGAUSS_OT_import_splat(bpy.types.Operator, ImportHelper):
-    """Import a 3D Gaussian Splatting file (.ply, compressed .ply, .spz, .splat, .sog) as a point-cloud object, every column an attribute"""
+    """Import a 3D Gaussian Splatting file (.ply, compressed .ply, .spz, .splat, .sog) as a point-cloud object, every column an attribute"""  # noqa: E501  Blender's tooltip: one line
 
     bl_idname = "clickgauss.import_splat"
     bl_label = "Import Gaussian Splat"
@@ -122,7 +122,7 @@ def remember_training_inputs(settings, splat_path: Path) -> None:
 
 @orientation_helper(axis_forward="Z", axis_up="-Y")
 class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
-    """Export splat objects as a Gaussian splat file that any splat viewer opens, each placed, turned and scaled as it stands in the scene. The name's ending picks the format: .ply, .compressed.ply (PlayCanvas), .spz (Niantic), .splat (antimatter15)"""
+    """Export splat objects as a Gaussian splat file that any splat viewer opens, each placed, turned and scaled as it stands in the scene. The name's ending picks the format: .ply, .compressed.ply (PlayCanvas), .spz (Niantic), .splat (antimatter15)"""  # noqa: E501  Blender's tooltip: one line
 
     bl_idname = "clickgauss.export_splat"
     bl_label = "Export Gaussian Splat"

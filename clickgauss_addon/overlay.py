@@ -1,8 +1,9 @@
 """The selected Gaussians of the splat in edit mode (click mode too), drawn over the viewport in a highlight colour.
 
 Each selected Gaussian's centre is drawn on top of the splat in every shading mode, without a
-depth test: a centre lies inside its own disc, so a depth test would hide every one. The batch is built once per change of the selection or the points, as the
-click engine's generation counter tells, never from per-frame reads.
+depth test: a centre lies inside its own disc, so a depth test would hide every one. The batch is built
+once per change of the selection or the points, as click_cache's generation counter tells, never from
+per-frame reads.
 """
 
 from __future__ import annotations

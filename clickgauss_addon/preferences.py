@@ -128,6 +128,7 @@ def follow_install(prefs, job) -> list[backend_install.Progress]:
 
 def install_tick() -> float | None:
     """A Blender timer, not a window's modal handler: the install goes on when the Preferences window is closed."""
+    assert install_job is not None  # the timer runs for a started install only
     wm = bpy.context.window_manager
     follow_install(preferences(), install_job)
     wm.progress_update(install_job.progress.percent)
@@ -167,7 +168,7 @@ class CLICKGAUSS_OT_install_backend(bpy.types.Operator):
 
 def cancel_running_install() -> None:
     """On unregister: no pip left running, the folder put back."""
-    if installing():
+    if install_job is not None and installing():
         install_job.cancel()
     if bpy.app.timers.is_registered(install_tick):
         bpy.app.timers.unregister(install_tick)  # its last tick, which ends the progress bar, will not come

@@ -59,6 +59,7 @@ def follow(prefs) -> None:
 
 
 def tick() -> float | None:
+    assert job is not None  # the timer runs for a started download only
     follow(preferences())
     wm = bpy.context.window_manager
     text = (
@@ -79,7 +80,7 @@ def tick() -> float | None:
 
 def stop() -> None:
     """Cancel (the .part stays for the next try) and stop following; on unregister too."""
-    if downloading():
+    if job is not None and downloading():
         job.cancel()
     if bpy.app.timers.is_registered(tick):
         bpy.app.timers.unregister(tick)
@@ -91,7 +92,7 @@ def draw(prefs, layout) -> None:
     box = layout.box()
     row = box.row(align=True)
     row.prop(prefs, "sam_download_model", text="SAM Model")
-    if downloading():
+    if job is not None and downloading():
         row = box.row()
         row.progress(factor=job.percent / 100, text=f"{job.checkpoint.name} {job.percent:.0f}%")
         row.operator(CLICKGAUSS_OT_cancel_sam_download.bl_idname, text="", icon="CANCEL")
@@ -133,6 +134,7 @@ class CLICKGAUSS_OT_cancel_sam_download(bpy.types.Operator):
         return downloading()
 
     def execute(self, context):
+        assert job is not None  # poll: a download runs
         job.cancel()
         return {"FINISHED"}
 

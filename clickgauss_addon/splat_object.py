@@ -150,7 +150,7 @@ def splat_to_object(splat: Splat, name: str, collection, matrix=None, point_size
 
 
 def column_layout(cloud) -> list[tuple[str, str, str]]:
-    """(column, numpy type code, attribute) in file order: as imported, or the canonical order for other point clouds."""
+    """(column, numpy type code, attribute) in file order: as imported, or the canonical order for others."""
     if LAYOUT_KEY in cloud:
         layout = cloud[LAYOUT_KEY]
         if layout.startswith("["):

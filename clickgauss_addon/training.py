@@ -91,7 +91,7 @@ class TrainingJob(ChildProcess):
             self.cleanup()
             raise UserError(f"the backend Python {self.python} cannot run ({error.strerror})") from None
 
-    def poll(self) -> list[dict]:
+    def events(self) -> list[dict]:
         """The progress events that arrived since the last call."""
         return [event for event in map(read_progress, super().poll()) if event is not None]
 
@@ -101,7 +101,7 @@ class TrainingJob(ChildProcess):
 
     def follow(self, settings) -> None:
         """What arrived since the last call: progress onto the panel, each checkpoint onto the object."""
-        for progress in self.poll():
+        for progress in self.events():
             if progress.get("phase") == "checkpoint":
                 self.use_checkpoint(settings, progress["path"])
             else:

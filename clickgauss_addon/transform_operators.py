@@ -168,7 +168,7 @@ def join_splat_objects(target, others) -> tuple[object, list[str]]:
 
 
 class CLICKGAUSS_OT_apply_transform(bpy.types.Operator):
-    """Bake the splat's location, rotation and scale into its Gaussians (positions, orientations, sizes and view-dependent colour); its transform becomes identity"""
+    """Bake the splat's location, rotation and scale into its Gaussians (positions, orientations, sizes and view-dependent colour); its transform becomes identity"""  # noqa: E501  Blender's tooltip: one line
 
     bl_idname = "clickgauss.apply_transform"
     bl_label = "Apply Transform to Splat"
@@ -195,7 +195,7 @@ class CLICKGAUSS_OT_apply_transform(bpy.types.Operator):
 
 
 class CLICKGAUSS_OT_join(bpy.types.Operator):
-    """Join the selected splats into the active one, each kept where it stands (SH padded to the highest degree; features kept when every part has them)"""
+    """Join the selected splats into the active one, each kept where it stands (SH padded to the highest degree; features kept when every part has them)"""  # noqa: E501  Blender's tooltip: one line
 
     bl_idname = "clickgauss.join"
     bl_label = "Join Splats"

@@ -1,4 +1,5 @@
-"""Views rendered from the splat: planned cameras shown as Blender camera objects, and camera objects as backend cameras.
+"""Views rendered from the splat: planned cameras shown as Blender camera objects, and camera objects as backend
+cameras.
 
 When no photos sit beside a splat, training renders its own views. "Plan Views" puts the cameras the
 backend plans (backend/scene/view_planning.py, numpy only) into a collection of their own, where the person
@@ -26,7 +27,7 @@ SENSOR_WIDTH = 36.0  # mm, Blender's default
 
 
 def rigid_part(matrix: np.ndarray, what: str) -> np.ndarray:
-    """(4, 4) `matrix` with any uniform scale taken out of its rotation; a UserError for a skewed or unevenly scaled one."""
+    """(4, 4) `matrix` with any uniform scale taken out of its rotation; a UserError for a skewed or uneven one."""
     matrix = np.array(matrix, dtype=np.float64)
     scales = np.linalg.norm(matrix[:3, :3], axis=0)
     rotation = matrix[:3, :3] / scales
@@ -37,7 +38,7 @@ def rigid_part(matrix: np.ndarray, what: str) -> np.ndarray:
 
 
 def render_size(scene, long_side: int) -> tuple[int, int]:
-    """(width, height) of a rendered view: `long_side` px wide, the scene's render aspect (what the camera view frames)."""
+    """(width, height) of a rendered view: `long_side` px wide, at the scene's render aspect (the camera's frame)."""
     aspect = (scene.render.resolution_y * scene.render.pixel_aspect_y) / (
         scene.render.resolution_x * scene.render.pixel_aspect_x
     )

@@ -53,6 +53,22 @@ def bpy(blender):
     clear_scene(blender)
 
 
+@pytest.fixture
+def addon(blender):
+    """The installed add-on's package, as Blender named it."""
+    return sys.modules["bl_ext.user_default.clickgauss"]
+
+
+@pytest.fixture
+def splat_with_features(bpy, addon, trained_scene):
+    """The trained test scene imported, its features loaded: clickable."""
+    folder = trained_scene["folder"]
+    assert bpy.ops.clickgauss.import_splat(filepath=str(folder / "splat.ply")) == {"FINISHED"}
+    obj = bpy.context.view_layer.objects.active
+    assert bpy.ops.clickgauss.load_features(filepath=str(folder / "features.npz")) == {"FINISHED"}
+    return obj
+
+
 def trained_scene_on_disk(folder: Path):
     """Write the small generated scene to `folder` and train its feature field there (needs torch)."""
     from backend.benchmark.synthetic import write_scene
@@ -91,7 +107,10 @@ def trained_scene(tmp_path_factory):
     else:  # made once for all the matrix's versions in CLICKGAUSS_TRAINED_SCENE (build.py matrix sets it)
         folder = Path(os.environ.get("CLICKGAUSS_TRAINED_SCENE") or tmp_path_factory.mktemp("scene"))
         if not (folder / "features.npz").exists():  # written last, atomically
-            code = "import sys, pathlib; sys.path[:0] = sys.argv[1:3]; import conftest; conftest.trained_scene_on_disk(pathlib.Path(sys.argv[3]))"
+            code = (
+                "import sys, pathlib; sys.path[:0] = sys.argv[1:3]; import conftest; "
+                "conftest.trained_scene_on_disk(pathlib.Path(sys.argv[3]))"
+            )
             subprocess.run([BACKEND_PYTHON, "-c", code, str(ROOT), str(ROOT / "tests"), str(folder)], check=True)
         labels, result = None, None  # only the backend's own tests read them, and they run in the backend's Python
     scene, cameras = small_scene()
@@ -107,9 +126,9 @@ def finished_job_events(job) -> list[dict]:
 
     events = []
     while job.running:
-        events += job.poll()
+        events += job.events()
         time.sleep(0.1)
-    return events + job.poll()
+    return events + job.events()
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sys
 import time
 
 import numpy as np
@@ -14,20 +13,6 @@ from test_cli import inner_pixel
 from backend.formats.ply import read_ply
 
 pytestmark = pytest.mark.blender
-
-
-@pytest.fixture
-def addon(blender):
-    return sys.modules["bl_ext.user_default.clickgauss"]
-
-
-@pytest.fixture
-def splat_with_features(bpy, addon, trained_scene):
-    folder = trained_scene["folder"]
-    assert bpy.ops.clickgauss.import_splat(filepath=str(folder / "splat.ply")) == {"FINISHED"}
-    obj = bpy.context.view_layer.objects.active
-    assert bpy.ops.clickgauss.load_features(filepath=str(folder / "features.npz")) == {"FINISHED"}
-    return obj
 
 
 def click_on(addon, obj, trained_scene, level, name, mode="SET", view=1):
@@ -288,7 +273,7 @@ def test_cancel_leaves_the_object_as_it_was(bpy, addon, trained_scene):
     prefs.python_path = BACKEND_PYTHON
     job = addon.training.TrainingJob(obj, training_settings(bpy, trained_scene, 100000), prefs)
     deadline = time.time() + 120
-    while not any(e.get("phase") == "iterations" for e in job.poll()) and time.time() < deadline:
+    while not any(e.get("phase") == "iterations" for e in job.events()) and time.time() < deadline:
         time.sleep(0.1)
     job.cancel()
     assert job.process.returncode == 143 and not (job.folder / "features.npz").exists()

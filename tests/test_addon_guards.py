@@ -23,11 +23,6 @@ from backend.formats.splat import Splat
 pytestmark = pytest.mark.blender
 
 
-@pytest.fixture
-def addon(bpy):
-    return sys.modules["bl_ext.user_default.clickgauss"]
-
-
 def scene_counts(bpy) -> tuple:
     return len(bpy.data.objects), len(bpy.data.pointclouds), len(bpy.data.meshes), len(bpy.data.materials)
 

@@ -16,11 +16,6 @@ import pytest
 pytestmark = pytest.mark.blender
 
 
-@pytest.fixture
-def addon(blender):
-    return sys.modules["bl_ext.user_default.clickgauss"]
-
-
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory):
     """A folder holding one tiny pure-Python wheel, cg_tiny 1.0, for pip's --find-links."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.ndimage import binary_dilation
-from test_addon_click import addon, click_on, opengl_matrices, splat_with_features  # noqa: F401 (fixtures)
+from test_addon_click import click_on, opengl_matrices
 
 pytestmark = pytest.mark.blender
 

@@ -1,4 +1,5 @@
-"""Apply Transform, Blender's own Ctrl+A, and Join on splats in real Blender: the file written is the scene as it looks."""
+"""Apply Transform, Blender's own Ctrl+A, and Join on splats in real Blender: the file written is the scene as it
+looks."""
 
 from __future__ import annotations
 

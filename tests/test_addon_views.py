@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 from conftest import BACKEND_PYTHON, finished_job_events
@@ -13,11 +11,6 @@ from backend.formats.ply import write_ply
 from backend.scene.view_planning import plan_splat_views
 
 pytestmark = pytest.mark.blender
-
-
-@pytest.fixture
-def addon(blender):
-    return sys.modules["bl_ext.user_default.clickgauss"]
 
 
 def test_with_no_photos_the_planned_cameras_are_shown_edited_and_rendered_for_training(bpy, addon, tmp_path):

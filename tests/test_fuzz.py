@@ -1,4 +1,5 @@
-"""Any bytes into every splat reader and the features loader: a result or the product's UserError, in bounded memory and time.
+"""Any bytes into every splat reader and the features loader: a result or the product's UserError, in bounded memory
+and time.
 
 Property-based (hypothesis, derandomized so CI sees the same cases every run): arbitrary bytes, and
 real small files of every format with bytes flipped, cut, inserted and header numbers inflated.

@@ -161,8 +161,8 @@ def reference_render(means, quats, scales, opacities, colors, viewmat, K, width,
     tanx, tany = 0.5 * width / fx, 0.5 * height / fy
     tx = tz * torch.clamp(tx / tz, -(cx / fx + 0.3 * tanx), (width - cx) / fx + 0.3 * tanx)
     ty = tz * torch.clamp(ty / tz, -(cy / fy + 0.3 * tany), (height - cy) / fy + 0.3 * tany)
-    O = torch.zeros_like(tz)
-    J = torch.stack([fx / tz, O, -fx * tx / tz**2, O, fy / tz, -fy * ty / tz**2], -1).reshape(-1, 2, 3)
+    zero = torch.zeros_like(tz)
+    J = torch.stack([fx / tz, zero, -fx * tx / tz**2, zero, fy / tz, -fy * ty / tz**2], -1).reshape(-1, 2, 3)
     cov2d = torch.einsum("nij,njk,nlk->nil", J, cc, J) + 0.3 * torch.eye(2)
     m2 = torch.einsum("ij,nj->ni", K[:2], mc) / tz[:, None]
     det = cov2d[:, 0, 0] * cov2d[:, 1, 1] - cov2d[:, 0, 1] ** 2

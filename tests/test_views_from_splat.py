@@ -198,7 +198,8 @@ def test_training_from_the_ply_alone_renders_and_caches_its_views(trained_from_p
             "fine",
             "handle",
             marks=pytest.mark.xfail(
-                reason="trained from 12 planned views of 160 px, the handle's click also takes body Gaussians (precision 0.81)"
+                reason="trained from 12 planned views of 160 px, the handle's click also takes body Gaussians "
+                "(precision 0.81)"
             ),
         ),
     ],

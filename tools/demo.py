@@ -66,7 +66,7 @@ def train_in_child_process(addon, bpy, obj, folder: Path, iterations: int):
     prefs.python_path = sys.executable
     job = addon.training.TrainingJob(obj, settings, prefs)
     while job.running:
-        for event in job.poll():
+        for event in job.events():
             addon.training.describe(settings, event)
             print(f"\r  training: {settings.status:60}", end="", flush=True)
         time.sleep(0.2)

@@ -92,7 +92,7 @@ def merged_groups(labels: np.ndarray, probability: float, rng, allowed) -> list[
             partner = partners[rng.choice(len(partners), p=counts / counts.sum())][0]
             old, new = group[int(label)], group[partner]
             group = {key: new if value == old else value for key, value in group.items()}
-    members = {}
+    members: dict[int, list[int]] = {}
     for label, root in group.items():
         members.setdefault(root, []).append(label)
     return list(members.values())
@@ -124,7 +124,7 @@ def split_mask(mask: np.ndarray, rng) -> list[np.ndarray]:
 
 
 def random_blob(scene: np.ndarray, rng) -> np.ndarray:
-    """An ellipse of random place, size and angle, clipped to where the scene is drawn: a mask of nothing in particular."""
+    """An ellipse of random place, size and angle, clipped to where the scene is drawn: a mask of nothing."""
     h, w = scene.shape
     cy, cx = rng.uniform(0, h), rng.uniform(0, w)
     ay, ax = rng.uniform(0.05, 0.25, 2) * (h, w)

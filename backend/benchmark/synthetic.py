@@ -21,9 +21,8 @@ class Part:
     part_name: str
     shape: str  # "box", "cylinder", "sphere" or "torus"
     center: tuple[float, float, float]
-    size: tuple[
-        float, float, float
-    ]  # box: half extents; cylinder: radius, half height, -; sphere: radius; torus: R, r, -
+    # box: half extents; cylinder: radius, half height, -; sphere: radius; torus: R, r, -
+    size: tuple[float, float, float]
     color: tuple[float, float, float]  # sRGB in [0, 1]
 
 
@@ -40,7 +39,9 @@ DEFAULT_PARTS = [
 
 
 # Objects that `random_layout` places: per kind, (part, shape, offset from the object's foot, size).
-CATALOGUE = {
+Vector = tuple[float, float, float]
+# kind -> its parts: (name, shape, centre relative to the object's foot, size)
+CATALOGUE: dict[str, list[tuple[str, str, Vector, Vector]]] = {
     "mug": [
         ("body", "cylinder", (0, -0.35, 0), (0.3, 0.35, 0)),
         ("handle", "torus", (0.38, -0.35, 0), (0.15, 0.05, 0)),
@@ -71,7 +72,8 @@ def random_layout(objects: int = 6, seed: int = 0, radius: float = 1.9) -> list[
     rng = np.random.default_rng(seed)
     kinds = list(CATALOGUE)
     chosen = [kinds[i % len(kinds)] for i in rng.permutation(max(objects, len(kinds)))[:objects]]
-    parts, placed = [DEFAULT_PARTS[0]], []
+    parts = [DEFAULT_PARTS[0]]
+    placed: list[tuple[float, float, float]] = []
     for number, kind in enumerate(chosen):
         for _ in range(1000):  # rejection sampling: a free spot inside the disc
             x, z = rng.uniform(-radius, radius, 2)
@@ -82,8 +84,8 @@ def random_layout(objects: int = 6, seed: int = 0, radius: float = 1.9) -> list[
             raise ValueError(f"no room for {objects} objects within radius {radius}")
         placed.append((x, z, FOOTPRINTS[kind]))
         for part_name, shape, (dx, dy, dz), size in CATALOGUE[kind]:
-            color = tuple(float(c) for c in rng.uniform(0.1, 0.95, 3))
-            parts.append(Part(f"{kind}{number}", part_name, shape, (x + dx, dy, z + dz), size, color))
+            red, green, blue = (float(c) for c in rng.uniform(0.1, 0.95, 3))
+            parts.append(Part(f"{kind}{number}", part_name, shape, (x + dx, dy, z + dz), size, (red, green, blue)))
     return parts
 
 
@@ -95,10 +97,10 @@ def sample_surface(part: Part, count: int, rng) -> tuple[np.ndarray, np.ndarray]
         n /= np.linalg.norm(n, axis=1, keepdims=True)
         return c + part.size[0] * n, n
     if part.shape == "cylinder":  # axis along y
-        radius, half = part.size[0], part.size[1]
+        radius, height = part.size[0], part.size[1]
         angle = rng.uniform(0, 2 * np.pi, count)
         n = np.stack([np.cos(angle), np.zeros(count), np.sin(angle)], axis=1)
-        y = rng.uniform(-half, half, count)
+        y = rng.uniform(-height, height, count)
         return c + radius * n + np.outer(y, [0, 1, 0]), n
     if part.shape == "torus":  # ring in the x-y plane
         big, small = part.size[0], part.size[1]

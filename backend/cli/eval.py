@@ -6,6 +6,7 @@ import json
 import sys
 
 from ..errors import UserError
+from ..formats.features import Level
 from ..ranges import COSINE, NON_NEGATIVE, POSITIVE
 from .arguments import path_argument
 from .scene import add_scene_arguments, load_scene
@@ -66,7 +67,7 @@ def run(options) -> int:
     splat, cameras, _ = load_scene(options, need_images=False)
     field = load_features(options.features, splat)
     truth = load_ground_truth(options.gt, cameras)
-    given = {"coarse": options.threshold_coarse, "fine": options.threshold_fine}
+    given: dict[Level, float | None] = {"coarse": options.threshold_coarse, "fine": options.threshold_fine}
     thresholds = {level: [DEFAULT_THRESHOLDS[level] if value is None else value] for level, value in given.items()}
     prior = field.granularity_prior
     results = evaluate(

@@ -13,7 +13,7 @@ from .arguments import path_argument
 def add_scene_arguments(
     parser, images_required: bool, cameras_help: str = "", downscale_per_device: bool = False
 ) -> None:
-    """The splat, its cameras and photos; `cameras_help` set: the cameras are optional and it says what happens without."""
+    """The splat, its cameras and photos; with `cameras_help` the cameras are optional, and it says what then."""
     path_argument(parser, "--splat", "input", required=True, help="the trained splat (.ply, compressed .ply or .spz)")
     path_argument(
         parser,

@@ -95,7 +95,8 @@ def add_parser(commands) -> None:
             )
         else:
             special = {
-                "gfl_start": "the step GFL starts at (default -1: two thirds of the iterations, as the paper's 2000 of 3000)",
+                "gfl_start": "the step GFL starts at "
+                "(default -1: two thirds of the iterations, as the paper's 2000 of 3000)",
                 "mask_balance": f"share of a step's pixels drawn evenly over the view's masks, the rest uniformly "
                 f"(default {value:g}; 0: uniform, where thin parts lose to big ones: docs/accuracy.md)",
             }

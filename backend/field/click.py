@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from ..formats.features import COARSE_DIM, LEVEL_DIMS, Level
 from ..formats.splat import Splat
@@ -224,8 +225,9 @@ def similarities(unit: np.ndarray, query: np.ndarray) -> np.ndarray:
     return np.einsum("nd,d->n", unit, query)
 
 
-def select(unit: np.ndarray, query: np.ndarray, threshold: float) -> np.ndarray:
-    """(N,) bool: the Gaussians whose unit feature has cosine similarity above `threshold` with `query`."""
+def select(unit: np.ndarray, query: np.ndarray, threshold: float | np.floating | np.ndarray) -> np.ndarray:
+    """(N,) bool: the Gaussians whose unit feature has cosine similarity above `threshold` with `query`; (T, N)
+    for a (T, 1) array of thresholds."""
     return similarities(unit, query) > threshold
 
 
@@ -313,7 +315,7 @@ class FeatureGroups:
         return selection if np.ndim(threshold) else selection[0]
 
 
-def united(bitmaps: np.ndarray, groups: np.ndarray) -> np.ndarray:
+def united(bitmaps: np.ndarray, groups: np.ndarray) -> npt.NDArray[np.uint8]:
     """(B,) uint8 the union of packed bitmaps `groups` of (G, B), zeros for none."""
     packed = np.zeros(bitmaps.shape[1], np.uint8)
     for g in groups:
@@ -372,7 +374,7 @@ class ClickIndex:
         self.geometry, self.level_unit, self.indexed = geometry, level_unit, indexed
         self.grid = CentreGrid.of(geometry) if indexed else None
         self.hidden = hidden  # (N,) bool: Gaussians no pixel composites and no click selects, or None
-        self.groups: dict[str, FeatureGroups | PlainFeatures] = {}
+        self.groups: dict[Level, FeatureGroups | PlainFeatures] = {}
 
     @property
     def nbytes(self) -> int:
@@ -405,7 +407,8 @@ class ClickIndex:
 def compose(
     index: ClickIndex, clicks: list[Click], level: Level, threshold, start: np.ndarray
 ) -> tuple[np.ndarray, list]:
-    """The selection `clicks` make from `start` ((N,) bool, or (T, N) for T thresholds), and the clicks that hit nothing.
+    """The selection `clicks` make from `start` ((N,) bool, or (T, N) for T thresholds), and the clicks that hit
+    nothing.
 
     The one composition of clicks that the add-on, `segment` and `eval` share: SET replaces, ADD
     unites, SUBTRACT removes; hidden Gaussians end unselected.

@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..formats.features import Level
 from ..formats.files import read_npz
 
-LEVEL_LABELS = {"coarse": "objects", "fine": "parts"}  # what a level's ground-truth map is called
+LEVEL_LABELS: dict[Level, str] = {"coarse": "objects", "fine": "parts"}  # what a level's ground-truth map is called
 MIN_REFERENCE_PIXELS = 25  # a label smaller than this in every view cannot be clicked reliably: not scored
 CLICK_MARGIN = 2  # px: clicks land at least this far inside the region's boundary (where the region allows)
 NEIGHBOUR_RING = 3  # px around a region in which the label it touches most is found, for its negative clicks
@@ -43,7 +44,7 @@ class GroundTruth:
 
 @dataclass
 class Query:
-    level: str
+    level: Level
     label: int
     name: str
     view: int  # the reference view's index
@@ -68,7 +69,7 @@ def load_ground_truth(folder, cameras) -> GroundTruth:
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"ground truth folder {folder}: no such folder")
-    maps = {level: [] for level in LEVEL_LABELS}
+    collected: dict[Level, list[np.ndarray]] = {level: [] for level in LEVEL_LABELS}
     for camera in cameras:
         path = folder / f"{Path(camera.name).stem}.npz"
         if not path.is_file():
@@ -83,18 +84,18 @@ def load_ground_truth(folder, cameras) -> GroundTruth:
                     f"{path}: the {LEVEL_LABELS[level]} map is {labels.shape[1]}x{labels.shape[0]} but "
                     f"image {camera.name} is {camera.width}x{camera.height} (mind --downscale)"
                 )
-            maps[level].append(labels.astype(np.int32))
-    maps = {level: views for level, views in maps.items() if len(views) == len(cameras)}
+            collected[level].append(labels.astype(np.int32))
+    maps = {level: views for level, views in collected.items() if len(views) == len(cameras)}
     names_file = folder / "labels.json"
     listed = json.loads(names_file.read_text()) if names_file.is_file() else {}
     names = {
         level: {int(label): str(label) for label in np.unique(np.concatenate([m.ravel() for m in views])) if label >= 0}
         for level, views in maps.items()
     }
-    for level, labels in names.items():
+    for level, named in names.items():
         given = listed.get(LEVEL_LABELS[level], [])
-        for label in labels:
-            labels[label] = given[label] if label < len(given) else str(label)
+        for label in named:
+            named[label] = given[label] if label < len(given) else str(label)
     return GroundTruth(maps, names, set(listed.get("ignore", [])))
 
 
@@ -184,7 +185,7 @@ def evaluate(
     grid_ms = (time.perf_counter() - started) * 1e3
     results = []
 
-    def click(level: str, view: int, x, y, levels, mode="ADD", start=None) -> np.ndarray:
+    def click(level: Level, view: int, x, y, levels, mode="ADD", start=None) -> np.ndarray:
         """(T, N) the selection after one click at pixel (x, y) of a view, from `start` (none: empty)."""
         start = np.zeros((len(levels), splat.count), bool) if start is None else start
         return compose(click_index, [Click(cameras[view], x + 0.5, y + 0.5, mode)], level, levels, start)[0]
@@ -239,12 +240,14 @@ def evaluate(
 
 def summary(results: list[QueryResult], threshold_index: int = 0) -> dict:
     """mIoU in percent per label, per level and overall, at one threshold of the sweep; click times."""
-    per_label = {level: {} for level in LEVEL_LABELS}
+    per_label: dict[Level, dict[str, float]] = {level: {} for level in LEVEL_LABELS}
     for result in results:
         per_label[result.query.level][result.query.name] = 100 * float(result.ious[:, threshold_index].mean())
     levels = {level: float(np.mean(list(scores.values()))) for level, scores in per_label.items() if scores}
     everything = [score for scores in per_label.values() for score in scores.values()]
-    singles = {level: [] for level in LEVEL_LABELS}  # per label: (mean, 10th percentile) over its single clicks
+    singles: dict[Level, list[tuple[float, float]]] = {
+        level: [] for level in LEVEL_LABELS
+    }  # per label: (mean, 10th percentile) over its single clicks
     for result in results:
         ious = result.single_ious[:, threshold_index]
         ious = ious[np.isfinite(ious)]

@@ -30,6 +30,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from ..formats.transform import rotation_entries
 from .gsplat_constants import ALPHA_MAX, ALPHA_MIN, EPS2D, FAR_PLANE, FOV_CLAMP, MAX_EXTEND, NEAR_PLANE, T_MIN
 
 # Fragments after this many (each alpha >= 1/255) are always past the T_MIN stop.
@@ -37,21 +38,9 @@ MAX_FRAGMENTS = math.ceil(math.log(T_MIN) / math.log1p(-ALPHA_MIN)) + 2
 
 
 def _rotmats(quats: torch.Tensor) -> torch.Tensor:  # (N,4) wxyz -> (N,3,3)
-    w, x, y, z = F.normalize(quats, dim=-1).unbind(-1)
-    return torch.stack(
-        [
-            1 - 2 * (y * y + z * z),
-            2 * (x * y - w * z),
-            2 * (x * z + w * y),
-            2 * (x * y + w * z),
-            1 - 2 * (x * x + z * z),
-            2 * (y * z - w * x),
-            2 * (x * z - w * y),
-            2 * (y * z + w * x),
-            1 - 2 * (x * x + y * y),
-        ],
-        dim=-1,
-    ).reshape(quats.shape[:-1] + (3, 3))
+    return torch.stack(rotation_entries(*F.normalize(quats, dim=-1).unbind(-1)), dim=-1).reshape(
+        quats.shape[:-1] + (3, 3)
+    )
 
 
 def _project(means, quats, scales, viewmat, K, width, height, opacities=None):
@@ -183,9 +172,9 @@ def composite_weights(
         x1 = (torch.floor(centre + half + margin_px) + 1).clamp(0, width).long()
         n = torch.where(disc >= 0, (x1 - x0).clamp(min=0), torch.zeros_like(x1))
         # Split the band by rows when it is too heavy (memory bound); each part keeps depth order.
-        cum_rows = torch.zeros(band_end - band_start + 1, dtype=torch.long, device=device)
-        cum_rows.index_add_(0, row - band_start + 1, n)
-        cum_rows = torch.cumsum(cum_rows, 0).tolist()
+        row_counts = torch.zeros(band_end - band_start + 1, dtype=torch.long, device=device)
+        row_counts.index_add_(0, row - band_start + 1, n)
+        cum_rows = torch.cumsum(row_counts, 0).tolist()
         part_start = band_start
         while part_start < band_end:
             part_end = part_start + 1
@@ -194,13 +183,10 @@ def composite_weights(
                 and cum_rows[part_end + 1 - band_start] - cum_rows[part_start - band_start] <= max_fragments
             ):
                 part_end += 1
-            if part_start == band_start and part_end == band_end:
-                m = None
-            else:
-                m = torch.nonzero((row >= part_start) & (row < part_end)).squeeze(1)
-            part = _composite_rows(
-                *(t if m is None else t[m] for t in (g, row, x0, n)), mx, my, A, B, C, op, width, part_start, part_end
-            )
+            whole = part_start == band_start and part_end == band_end
+            m = None if whole else torch.nonzero((row >= part_start) & (row < part_end)).squeeze(1)
+            g_part, row_part, x0_part, n_part = (t if m is None else t[m] for t in (g, row, x0, n))
+            part = _composite_rows(g_part, row_part, x0_part, n_part, mx, my, A, B, C, op, width, part_start, part_end)
             if part is not None:
                 pix, gi, w = part
                 rows_out.append(pix)
@@ -231,7 +217,7 @@ def composite_weights(
 
 
 def sparse_to(matrix: torch.Tensor, device) -> torch.Tensor:
-    """A sparse CSR matrix on `device`, or on the CPU where the device has no sparse CSR (MPS): `apply_weights` takes both."""
+    """A sparse CSR matrix on `device`, or on the CPU where it has no sparse CSR (MPS): `apply_weights` takes both."""
     try:
         return matrix.to(device)
     except (RuntimeError, NotImplementedError):

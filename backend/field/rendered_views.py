@@ -137,7 +137,7 @@ def write_png(path: Path, image: np.ndarray) -> None:
 
     from PIL import Image
 
-    from ..formats.ply import write_atomic
+    from ..formats.files import write_atomic
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,7 +159,7 @@ def views_for_training(
     should_stop=lambda: False,
     name: str = "the splat",
 ) -> tuple[list[Camera], list[np.ndarray]]:
-    """The cameras (planned from the splat when None) and their colour renders: what training reads instead of photos."""
+    """The cameras (planned from the splat when None) and their colour renders: what training reads for photos."""
     from ..scene.view_planning import plan_splat_views
 
     if cameras is None:

@@ -9,9 +9,10 @@ no rasterization inside the loop, which is what makes training feasible on a CPU
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -127,7 +128,7 @@ class View:
 @dataclass
 class TrainResult:
     field: FeatureField
-    seconds: dict = field(default_factory=dict)  # per phase
+    seconds: dict = dataclasses.field(default_factory=dict)  # per phase
 
 
 def reuse_freed_memory() -> None:
@@ -261,7 +262,9 @@ class SymmetricProduct(torch.autograd.Function):
 class NeighbourGraph:
     """A subset's K-nearest-neighbour graph as the spatial term uses it, built once per subset."""
 
-    links: torch.Tensor  # (S, S) sparse CSR A + A^T (on the CPU where the device has no sparse CSR: MPS) of the graph A that has a 1 for each Gaussian and each neighbour of it
+    # (S, S) sparse CSR A + A^T of the graph A that has a 1 for each Gaussian and each neighbour of it (on the CPU
+    # where the device has no sparse CSR: MPS)
+    links: torch.Tensor
     degrees: torch.Tensor  # (S, 1) row sums of links
     pairs: int  # Gaussian-neighbour pairs: the mean's denominator
 
@@ -434,8 +437,8 @@ def train_features(
     """
     seconds = {}
     started = time.perf_counter()
-    device = torch.device(device)
-    if device.type == "cpu":
+    on = torch.device(device)
+    if on.type == "cpu":
         reuse_freed_memory()
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
@@ -453,9 +456,9 @@ def train_features(
     initial = F.normalize(torch.randn(count, FEATURE_DIM, generator=generator), dim=1)  # drawn on the CPU: seeded alike
     features = torch.nn.Parameter(initial.to(device))
     optimizer = torch.optim.Adam(
-        [features], lr=config.learning_rate, fused=True if device.type in ("cpu", "cuda") else None
+        [features], lr=config.learning_rate, fused=True if on.type in ("cpu", "cuda") else None
     )
-    centers = {}
+    centers: dict[str, torch.Tensor] = {}
 
     def as_field(unit_features: torch.Tensor, step: int | None) -> FeatureField:
         """The (N, 24) unit features in file order with the centres found so far; step None: the finished field."""
@@ -466,7 +469,7 @@ def train_features(
 
     seconds["clustering"] = 0.0
     loop_started = time.perf_counter()
-    losses = {}
+    losses: dict[str, torch.Tensor] = {}
     for step in range(config.iterations):
         if should_stop():
             raise Cancelled("training was cancelled; nothing was written")
@@ -507,7 +510,7 @@ def train_features(
             0, rows, weights[:, None] * fragment_f
         )  # (P, 24)
         losses = {}
-        total = 0.0
+        total = torch.zeros((), device=on)
         for level in LEVELS:
             level_labels = getattr(view, level)[pixels]
             keep = level_labels >= 0
@@ -525,14 +528,16 @@ def train_features(
             )
             total = total + losses[f"contrastive_{level}"]
 
-        if config.use_gfl and centers:
-            gfl = sum(
-                global_feature_loss(
-                    level_features(subset_f, level, prior), centers[level], config.tau_global, config.tau(level)
-                )
-                for level in LEVELS
-                if len(centers.get(level, ())) > 0
-            )
+        clustered = [level for level in LEVELS if len(centers.get(level, ())) > 0] if config.use_gfl else []
+        if clustered:  # HDBSCAN may find no cluster at a level, or at none
+            gfl = torch.stack(
+                [
+                    global_feature_loss(
+                        level_features(subset_f, level, prior), centers[level], config.tau_global, config.tau(level)
+                    )
+                    for level in clustered
+                ]
+            ).sum()
             losses["gfl"] = gfl
             total = total + config.lambda_gfl * gfl
         if config.use_norm3d:

@@ -24,7 +24,7 @@ def splat_tensors(splat: Splat, device="cpu") -> dict:
 
 
 def camera_weights(splat: Splat, camera, device="cpu", tensors: dict | None = None) -> torch.Tensor:
-    """The (H*W, N) compositing weights of `splat` in `camera`; pass `tensors` to convert the splat once for many views."""
+    """The (H*W, N) compositing weights of `splat` in `camera`; `tensors` converts the splat once for many views."""
     tensors = tensors or splat_tensors(splat, device)
     viewmat = torch.from_numpy(camera.world_to_camera.astype(np.float32)).to(device)
     K = torch.from_numpy(camera.K.astype(np.float32)).to(device)

@@ -1,4 +1,5 @@
-"""Reading and writing the antimatter15 ".splat" format (the first WebGL splat viewer's; many older viewers read only it).
+"""Reading and writing the antimatter15 ".splat" format (the first WebGL splat viewer's; many older viewers read
+only it).
 
 No header: 32 bytes per Gaussian, little-endian: position float32 x 3, scale float32 x 3
 (linear, not log), colour uint8 x 4 (RGB from the SH DC term, ``(0.5 + SH_C0 * f_dc) * 255``,

@@ -89,6 +89,7 @@ def _check_columns(path: Path, element: Element, names, codes, what: str) -> Non
 def _element_rows(path: Path, header: Header) -> dict[str, np.ndarray]:
     """Each element's rows as a structured array, read only once the file is known to hold them all."""
     endian = FORMATS[header.format]
+    assert endian is not None  # ASCII is refused before
     records, offset = {}, header.size
     for element in header.elements:
         if element.has_list:
@@ -151,6 +152,7 @@ def read_compressed_ply(path) -> Splat:
     if FORMATS[header.format] is None:
         raise SplatFileError(path, "compressed PLY: ASCII data is not supported (the format is binary)")
     chunk, vertex, sh = _element(header, "chunk"), _element(header, "vertex"), _element(header, "sh")
+    assert chunk is not None and vertex is not None  # is_compressed_ply found both
     if vertex.count == 0:
         raise SplatFileError(path, "the file holds zero points")
     _check_columns(path, chunk, CHUNK_COLUMNS, ("f4",), "chunk table")
@@ -282,7 +284,7 @@ def _pack_111011(t: np.ndarray) -> np.ndarray:  # (..., 3) in 0..1 -> (...,) uin
 
 
 def pack_rotations(wxyz: np.ndarray) -> np.ndarray:
-    """(N, 4) quaternions w x y z (any length) -> (N,) uint32 smallest-three words, the inverse of `unpack_rotations`."""
+    """(N, 4) quaternions w x y z (any length) -> (N,) uint32 smallest-three words; inverts `unpack_rotations`."""
     rows = np.arange(len(wxyz))
     q = wxyz / np.maximum(np.linalg.norm(wxyz, axis=1, keepdims=True), 1e-30)
     largest = np.argmax(np.abs(q), axis=1)

@@ -113,7 +113,7 @@ def inflate_gzip(path, data: bytes, head_size: int, limit: Callable[[bytes], int
 
 
 def inflate_zstd(path, data: bytes, size: int, what: str) -> bytes:
-    """One zstd frame decompressed to exactly `size` bytes, reading at most one byte more (whatever the frame claims)."""
+    """One zstd frame decompressed to exactly `size` bytes, reading at most one more (whatever the frame claims)."""
     try:
         from compression import zstd  # Python 3.14+
 
@@ -126,7 +126,7 @@ def inflate_zstd(path, data: bytes, size: int, what: str) -> bytes:
                 path,
                 "holds zstd-compressed data; reading it needs the 'zstandard' Python package (pip install zstandard)",
             ) from None
-        reader, errors = zstandard.ZstdDecompressor().stream_reader(data), (zstandard.ZstdError,)
+        reader, errors = zstandard.ZstdDecompressor().stream_reader(data), (zstandard.ZstdError, EOFError)
     out = bytearray()
     try:
         with reader:
@@ -246,7 +246,7 @@ def check_outputs(inputs: dict, outputs: dict, folders: Iterable[str] = ()) -> N
     """
     folders = set(folders)
     given_inputs = [(option, Path(path)) for option, path in inputs.items() if path is not None]
-    written = []
+    written: list[tuple[str, Path]] = []
     for option, path in outputs.items():
         if path is None:
             continue
@@ -314,7 +314,7 @@ class StagedOutputs:
     command ends as done.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.staged: list[tuple[str, Path]] = []  # (temporary file, target)
         self.made: list[Path] = []  # folders made for the outputs, outermost first
 

@@ -44,7 +44,9 @@ class Splat:
 
     @property
     def sh_degree(self) -> int:
-        return sh_degree_for_rest_count(sum(1 for name in self.columns if name.startswith("f_rest_")))
+        degree = sh_degree_for_rest_count(sum(1 for name in self.columns if name.startswith("f_rest_")))
+        assert degree is not None  # every reader, and from_arrays, make 0, 9, 24 or 45 f_rest columns
+        return degree
 
     def stack(self, names) -> np.ndarray:
         """(N, len(names)) float32 array of the named columns."""
@@ -115,6 +117,8 @@ class Splat:
         put(DC_COLUMNS, sh_dc)
         if sh_rest is not None and sh_rest.shape[1] > 0:
             degree = sh_degree_for_rest_count(3 * sh_rest.shape[1])
+            if degree is None:
+                raise ValueError(f"sh_rest holds {sh_rest.shape[1]} coefficients per channel: no SH degree has that")
             put(rest_columns(degree), np.asarray(sh_rest).transpose(0, 2, 1).reshape(len(positions), -1))
         put(("opacity",), opacities)
         put(SCALE_COLUMNS, scales)

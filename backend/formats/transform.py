@@ -66,7 +66,7 @@ def rotate_sh_columns(columns: dict[str, np.ndarray], rotation: np.ndarray, degr
     block = np.zeros((per_channel, per_channel))  # every band's matrix on the diagonal
     for band, matrix in enumerate(sh_rotation(rotation, degree), start=1):
         block[band * band - 1 : (band + 1) ** 2 - 1, band * band - 1 : (band + 1) ** 2 - 1] = matrix
-    turned = {}
+    turned: dict[str, np.ndarray] = {}
     for channel in range(3):
         channel_names = names[channel * per_channel : (channel + 1) * per_channel]
         old = np.stack([columns[name] for name in channel_names])  # (K-1, N): each row one column, contiguous
@@ -75,23 +75,25 @@ def rotate_sh_columns(columns: dict[str, np.ndarray], rotation: np.ndarray, degr
     return turned
 
 
+def rotation_entries(w, x, y, z) -> list:
+    """The 9 entries, row by row, of the rotation of unit quaternions w x y z: arithmetic only, so numpy arrays and
+    torch tensors (the renderer) share this one formula."""
+    return [
+        1 - 2 * (y * y + z * z),
+        2 * (x * y - w * z),
+        2 * (x * z + w * y),
+        2 * (x * y + w * z),
+        1 - 2 * (x * x + z * z),
+        2 * (y * z - w * x),
+        2 * (x * z - w * y),
+        2 * (y * z + w * x),
+        1 - 2 * (x * x + y * y),
+    ]
+
+
 def quaternions_to_matrices(quaternions: np.ndarray) -> np.ndarray:  # (N, 4) w x y z, any length -> (N, 3, 3)
     q = quaternions / np.maximum(np.linalg.norm(quaternions, axis=1, keepdims=True), 1e-30)
-    w, x, y, z = q.T
-    return np.stack(
-        [
-            1 - 2 * (y * y + z * z),
-            2 * (x * y - w * z),
-            2 * (x * z + w * y),
-            2 * (x * y + w * z),
-            1 - 2 * (x * x + z * z),
-            2 * (y * z - w * x),
-            2 * (x * z - w * y),
-            2 * (y * z + w * x),
-            1 - 2 * (x * x + y * y),
-        ],
-        axis=1,
-    ).reshape(-1, 3, 3)
+    return np.stack(rotation_entries(*q.T), axis=1).reshape(-1, 3, 3)
 
 
 def matrices_to_quaternions(matrices: np.ndarray) -> np.ndarray:  # (N, 3, 3) proper rotations -> (N, 4) w x y z, w >= 0

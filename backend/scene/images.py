@@ -29,7 +29,7 @@ def list_images(images_dir: Path, subfolders) -> list[str]:
     Only folders that camera names mention are searched, so unrelated folders (masks, depth)
     beside the images are not taken for images without a camera.
     """
-    names = set()
+    names: set[str] = set()
     for sub in {""} | set(subfolders):
         folder = images_dir / sub
         if folder.is_dir():
@@ -48,7 +48,8 @@ def match_images(images_dir: Path, cameras: list[Camera]) -> list[str]:
     (transforms.json names such as train/r_0 against a folder of r_0.png).
     """
     files = list_images(images_dir, {str(Path(c.name.replace("\\", "/")).parent) for c in cameras} - {"."})
-    by_key, by_base = {}, {}
+    by_key: dict[str, list[str]] = {}
+    by_base: dict[str, list[str]] = {}
     for file in files:
         by_key.setdefault(_match_key(file), []).append(file)
         by_base.setdefault(_match_key(Path(file).name), []).append(file)
@@ -123,8 +124,8 @@ def load_images(images_dir, cameras: list[Camera], downscale: int = 1) -> tuple[
     for camera, file in zip(cameras, match_images(images_dir, cameras)):
         path = images_dir / file
         try:
-            with Image.open(io.BytesIO(read_file_bytes(path))) as image:
-                image = image.convert("RGB")
+            with Image.open(io.BytesIO(read_file_bytes(path))) as opened:
+                image = opened.convert("RGB")
         except (OSError, ValueError, Image.DecompressionBombError) as error:
             raise UserError(f"{path}: cannot read the image ({error})") from error
         camera = fit_camera_to_image(camera, image.width, image.height, path)

@@ -126,7 +126,7 @@ def mask_source_description(source: str, **options) -> str:
 
 
 def _source_function(source: str) -> Callable:
-    sources = {"sam": sam_masks, "folder": folder_masks, "felzenszwalb": felzenszwalb_masks}
+    sources: dict[str, Callable] = {"sam": sam_masks, "folder": folder_masks, "felzenszwalb": felzenszwalb_masks}
     if source not in sources:
         raise UserError(f"mask source {source!r} is unknown: use one of {', '.join(sources)}")
     return sources[source]
@@ -291,7 +291,8 @@ def folder_masks(image: np.ndarray, name: str, mask_dir: str | os.PathLike) -> M
         )
     if len(found) > 1:
         raise UserError(f"mask folder {folder}: both {found[0].name} and {found[1].name} match image {name}; keep one")
-    return read_mask_file(found[0], image.shape[:2])
+    height, width = image.shape[:2]
+    return read_mask_file(found[0], (height, width))
 
 
 def read_mask_file(path: str | os.PathLike, size: tuple[int, int]) -> MaskSet:

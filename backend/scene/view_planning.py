@@ -166,7 +166,8 @@ def basis(up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def ring(center, up, distance: float, elevations, azimuths: int) -> list[np.ndarray]:
-    """Eyes on circles around `center` at `distance`, one circle per elevation (radians), every other one turned half a step."""
+    """Eyes on circles around `center` at `distance`, one circle per elevation (radians), every other one turned
+    half a step."""
     first, second = basis(up)
     eyes = []
     for number, elevation in enumerate(elevations):
@@ -309,7 +310,8 @@ def plan_views(
         for center, radius in parts:
             eyes = ring(center, extent.up, max(radius / np.sin(half_fov), 0.35 * distance), np.radians([25, 50]), 8)
             groups.append((eyes, [center] * len(eyes), 0.5 / len(parts)))
-    cameras, dropped, short = [], 0, 0
+    cameras: list[Camera] = []
+    dropped = short = 0
     shares = ring_counts(count, [group[2] for group in groups])
     for (eyes, targets, _), wanted in zip(groups, shares):
         wanted += short  # what an earlier group could not place
