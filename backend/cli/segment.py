@@ -58,6 +58,7 @@ def run(options) -> int:
         Click,
         ClickIndex,
         Geometry,
+        Mode,
         compose,
         unit_features,
     )
@@ -76,9 +77,8 @@ def run(options) -> int:
     threshold = DEFAULT_THRESHOLDS[options.level] if options.threshold is None else options.threshold
     prior = field.granularity_prior
     index = ClickIndex(Geometry.of(splat), lambda level: unit_features(field.features, level, prior), indexed=False)
-    points = [
-        (x, y, mode) for chosen, mode in ((options.click, "ADD"), (options.exclude, "SUBTRACT")) for x, y in chosen
-    ]
+    modes: list[tuple[list, Mode]] = [(options.click, "ADD"), (options.exclude, "SUBTRACT")]
+    points = [(x, y, mode) for chosen, mode in modes for x, y in chosen]
     for x, y, _ in points:
         if not (0 <= x < camera.width and 0 <= y < camera.height):
             raise UserError(f"click ({x:g}, {y:g}) is outside view {camera.name} ({camera.width}x{camera.height})")
