@@ -8,8 +8,8 @@ from pathlib import Path
 from ..errors import SplatFileError
 from .antimatter_splat import antimatter_splat_bytes, read_antimatter_splat
 from .compressed_ply import compressed_ply_bytes, is_compressed_ply, read_compressed_ply
-from .files import read_file_bytes
-from .ply import parse_header, ply_chunks, read_ply, write_file
+from .files import read_file_bytes, write_file
+from .ply import parse_header, ply_chunks, read_ply
 from .sog import read_sog
 from .splat import REQUIRED_COLUMNS, Splat
 from .spz import pack_spz, read_spz

@@ -389,3 +389,13 @@ def write_keeping(path, data: bytes, what: str) -> None:
     raise UserError(
         f"{path}: cannot be written ({problem}); the {what} are kept in {kept}: move that file where you want it"
     )
+
+
+def write_file(path: Path, chunks) -> None:
+    """Write a splat file's byte chunks atomically; a missing folder or a failed write is a InputFileError."""
+    if not path.parent.is_dir():
+        raise InputFileError(path, "the folder to write into does not exist")
+    try:
+        write_atomic(path, chunks)
+    except OSError as error:
+        raise InputFileError(path, f"cannot be written ({error.strerror})") from None

@@ -19,7 +19,7 @@ import numpy as np
 from numpy.lib.recfunctions import structured_to_unstructured
 
 from ..errors import SplatFileError
-from .files import input_size, open_input, read_file_bytes, write_atomic
+from .files import input_size, open_input, read_file_bytes, write_file
 from .splat import REQUIRED_COLUMNS, Splat, sh_degree_for_rest_count
 
 # PLY type name -> numpy type code; the first name of each code is the one we write.
@@ -266,16 +266,6 @@ def ply_header(splat: Splat) -> bytes:
     lines += [f"property {TYPE_NAMES[values.dtype.str[1:]]} {name}" for name, values in splat.columns.items()]
     lines.append("end_header")
     return ("\n".join(lines) + "\n").encode("ascii")
-
-
-def write_file(path: Path, chunks) -> None:
-    """Write a splat file's byte chunks atomically; a missing folder or a failed write is a SplatFileError."""
-    if not path.parent.is_dir():
-        raise SplatFileError(path, "the folder to write into does not exist")
-    try:
-        write_atomic(path, chunks)
-    except OSError as error:
-        raise SplatFileError(path, f"cannot be written ({error.strerror})") from None
 
 
 def file_rows(splat: Splat, record: np.dtype) -> np.ndarray | None:
