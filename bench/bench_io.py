@@ -67,8 +67,8 @@ def compare_gsply(source: Path, folder: Path, read_s: float, write_s: float) -> 
     cold_write, best_write = cold_and_best(lambda: gsply.plywrite(written, data))
     same = written.read_bytes() == source.read_bytes()
     print(
-        f"gsply {gsply.__version__}: read {best_read:.2f} s (first {cold_read:.2f}), write {best_write:.2f} s "
-        f"(first {cold_write:.2f}); its file byte for byte the input: {same}"
+        f"gsply {gsply.__version__}: read {best_read:.3f} s (first {cold_read:.3f}), write {best_write:.3f} s "
+        f"(first {cold_write:.3f}); its file byte for byte the input: {same}"
     )
     print(f"format core against gsply: read {read_s / best_read:.2f}x, write {write_s / best_write:.2f}x its time")
 
@@ -77,14 +77,17 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="clickgauss-bench-io-"))
     source, exported = folder / "scene.ply", folder / "exported.ply"
     write_ply(source, make_scene(COUNT, sh_degree=DEGREE).splat)
-    print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    load = (
+        f", load average {os.getloadavg()[0]:.1f} (other work slows every figure)" if hasattr(os, "getloadavg") else ""
+    )
+    print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}{load}")
     print(f"file: {COUNT:,} Gaussians, SH degree {DEGREE}, {source.stat().st_size / 1e6:.0f} MB")
 
     cold_read, read_s = cold_and_best(lambda: read_ply(source))
     splat = read_ply(source)
     cold_write, write_s = cold_and_best(lambda: write_ply(exported, splat))
     print(
-        f"format core: read {read_s:.2f} s (first {cold_read:.2f}), write {write_s:.2f} s (first {cold_write:.2f}) "
+        f"format core: read {read_s:.3f} s (first {cold_read:.3f}), write {write_s:.3f} s (first {cold_write:.3f}) "
         f"(baseline), best of {REPEATS}"
     )
     moved = similarity(SCALE, 0.7)
@@ -126,7 +129,8 @@ def main() -> None:
         f"best of {REPEATS} {export_s:.2f} s"
     )
     print(
-        f"ratios to the baseline: import {import_s / read_s:.1f}x read, first export {first_export / write_s:.1f}x write"
+        f"ratios to the baseline: import {import_s / read_s:.1f}x read, "
+        f"first export {first_export / write_s:.1f}x write"
     )
     print(f"unmoved export byte for byte identical to the input: {identical}")
 

@@ -14,7 +14,10 @@ import pytest
 from conftest import ROOT
 from scipy.ndimage import distance_transform_edt
 
-from backend.formats.ply import read_ply
+from backend.formats import read_splat
+from backend.formats.compressed_ply import is_compressed_ply
+from backend.formats.ply import parse_header, read_ply, write_ply
+from backend.formats.splat import Splat
 
 
 def backend(*args, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
@@ -117,6 +120,47 @@ def test_a_click_selects_the_object_or_part_under_it(trained_scene, tmp_path, le
     assert len(list((tmp_path / "masks").glob("*.png"))) == len(trained_scene["cameras"])
 
 
+def test_segment_writes_the_format_each_output_names(trained_scene, tmp_path):
+    """--out and --rest take every format an export writes, chosen by the name; a lossy one's losses are said."""
+    folder, scene, camera = trained_scene["folder"], trained_scene["scene"], trained_scene["cameras"][1]
+    mug = scene.object_names.index("mug")
+    x, y = inner_pixel(np.load(folder / "gt" / "view_001.npz")["objects"], mug)
+    plain = scene.splat  # with SH degree 1 and normals added: the trained geometry, more for a format to lose
+    sh_rest = np.random.default_rng(0).normal(0.0, 0.1, (plain.count, 3, 3))
+    splat = Splat.from_arrays(
+        plain.positions,
+        plain.sh_dc,
+        plain.opacities,
+        plain.scales,
+        plain.rotations,
+        sh_rest,
+        np.zeros_like(plain.positions),
+    )
+    write_ply(tmp_path / "rich.ply", splat)
+
+    def segment(out, rest):
+        command = ["segment", "--splat", tmp_path / "rich.ply", "--cameras", folder / "sparse" / "0"]
+        command += ["--features", folder / "features.npz", "--view", camera.name, "--click", x, y]
+        result = backend(*command, "--out", tmp_path / out, "--rest", tmp_path / rest)
+        assert result.returncode == 0, result.stderr
+        return read_splat(tmp_path / out), read_splat(tmp_path / rest), result.stderr
+
+    selected, rest, said = segment("sel.splat", "rest.spz")
+    rows = lambda positions: np.ascontiguousarray(positions).view(np.dtype((np.void, 12))).ravel()  # noqa: E731
+    chosen = np.isin(rows(splat.positions), rows(selected.positions))  # .splat keeps float32 positions
+    assert chosen.sum() == selected.count and np.mean(scene.object_ids[chosen] == mug) > 0.9
+    assert rest.count == splat.count - selected.count and rest.sh_degree == 1
+    np.testing.assert_allclose(rest.positions, splat.positions[~chosen], atol=1 / 4096)  # SPZ's step
+    assert f"{tmp_path / 'sel.splat'}: its format holds no SH degree 1 (view-dependent colour) nor column(s) nx" in said
+    assert f"{tmp_path / 'rest.spz'}: its format holds no column(s) nx, ny, nz" in said
+
+    compressed, lossless, said = segment("sel.compressed.ply", "rest.ply")
+    assert compressed.count == selected.count and f"{tmp_path / 'rest.ply'}: its format" not in said
+    header = (tmp_path / "sel.compressed.ply").read_bytes()[:4096]
+    assert is_compressed_ply(parse_header(tmp_path / "sel.compressed.ply", header))
+    assert all(np.array_equal(lossless.columns[n], v[~chosen]) for n, v in splat.columns.items())
+
+
 def test_a_selection_of_nothing_is_an_error_and_writes_nothing(trained_scene, tmp_path):
     folder, camera = trained_scene["folder"], trained_scene["cameras"][1]
     x, y = inner_pixel(
@@ -193,6 +237,9 @@ def test_mistakes_get_one_clear_message(trained_scene, tmp_path):
     ]
     assert_user_error(backend(*segment, "--splat", other, "--view", "view_000"), "belong to another splat")
     assert_user_error(backend(*segment, "--splat", folder / "splat.ply", "--view", "nope"), "--view nope")
+    named = [*segment[:-1], tmp_path / "s.txt", "--splat", folder / "splat.ply", "--view", "view_000"]
+    assert_user_error(backend(*named), f"--out {tmp_path / 's.txt'}: ", ".ply, .spz, .splat")
+    assert not (tmp_path / "s.txt").exists()
 
 
 def test_sigterm_stops_training_and_writes_nothing(trained_scene, tmp_path):

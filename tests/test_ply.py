@@ -101,18 +101,63 @@ def test_infinite_opacity_is_a_saturated_alpha_not_damage(tmp_path):
     assert loaded.count == splat.count and np.all(loaded.alphas[:3] == 1.0)
 
 
-def test_nan_and_inf_are_counted_and_dropped_only_on_request(tmp_path):
-    splat = scene()
-    splat.columns["x"][5] = np.nan
-    splat.columns["scale_1"][[7, 9]] = -np.inf
-    splat.columns["opacity"][11] = np.nan
-    write_ply(tmp_path / "a.ply", splat)
+@pytest.mark.parametrize("layout", ["canonical", "big_endian", "ascii", "extra_columns"])
+def test_nan_and_inf_are_counted_and_dropped_only_on_request(tmp_path, layout):
+    columns = dict(scene().columns)
+    columns["x"][5] = np.nan
+    columns["scale_1"][[7, 9]] = -np.inf
+    columns["opacity"][11] = np.nan
+    columns["opacity"][12] = np.inf  # a saturated alpha, kept
+    if layout == "extra_columns":  # columns of other types: the rows are no longer one table of floats
+        columns["red"] = np.arange(500, dtype=np.uint8)
+        columns["weight"] = np.linspace(0, 1, 500)  # float64
+        columns["weight"][13] = np.inf
+    if layout == "canonical":
+        write_ply(tmp_path / "a.ply", Splat(columns))
+    else:
+        write_with_plyfile(
+            tmp_path / "a.ply", columns, text=layout == "ascii", byte_order=">" if layout == "big_endian" else "<"
+        )
+    count, named = (5, "x, opacity, scale_1, weight") if layout == "extra_columns" else (4, "x, opacity, scale_1")
     with pytest.raises(
-        SplatFileError, match=r"a\.ply: 4 of 500 points have NaN or infinite values \(in x, opacity, scale_1\)"
+        SplatFileError, match=rf"a\.ply: {count} of 500 points have NaN or infinite values \(in {named}\)"
     ):
         read_ply(tmp_path / "a.ply")
     kept = read_ply(tmp_path / "a.ply", drop_invalid=True)
-    assert kept.count == 496 and np.isfinite(kept.positions).all()
+    assert kept.count == 500 - count and np.isfinite(kept.positions).all()
+    dropped = [5, 7, 9, 11] + ([13] if layout == "extra_columns" else [])
+    assert_same_values(kept, {name: np.delete(values, dropped) for name, values in columns.items()})
+
+
+def test_a_read_splat_edited_in_place_writes_its_edits(tmp_path):
+    """Read columns are writable views of the rows as read; writing writes what they hold now."""
+    write_ply(tmp_path / "a.ply", scene(sh_degree=2))
+    splat = read_ply(tmp_path / "a.ply")
+    splat.columns["x"][0] += 1.0
+    splat.columns["f_rest_23"][-3:] = 7.5
+    write_ply(tmp_path / "b.ply", splat)
+    edited, original = read_ply(tmp_path / "b.ply"), read_ply(tmp_path / "a.ply")
+    assert edited.columns["x"][0] != original.columns["x"][0]
+    original.columns["x"][0] += 1.0  # the same edits on a fresh read: every other value as in the file
+    original.columns["f_rest_23"][-3:] = 7.5
+    assert_same_values(edited, original.columns)
+
+
+@pytest.mark.parametrize("change", ["reordered", "one_replaced", "subset", "shortened"])
+def test_a_read_splat_changed_writes_what_it_holds_not_the_rows_read(tmp_path, change):
+    write_ply(tmp_path / "a.ply", scene(sh_degree=1))
+    splat = read_ply(tmp_path / "a.ply")
+    if change == "reordered":
+        splat = Splat(dict(reversed(list(splat.columns.items()))))
+    elif change == "one_replaced":
+        splat.columns["opacity"] = np.full(splat.count, 0.25, dtype=np.float32)
+    elif change == "subset":
+        splat = splat.subset(np.arange(splat.count) % 3 == 0)
+    else:
+        splat = Splat({name: values[:100] for name, values in splat.columns.items()})
+    expected = {name: values.copy() for name, values in splat.columns.items()}
+    write_ply(tmp_path / "b.ply", splat)
+    assert_same_values(read_ply(tmp_path / "b.ply"), expected)
 
 
 def bad_file(tmp_path, content: bytes):

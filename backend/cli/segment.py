@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..formats import WRITE_FORMATS, left_out, splat_chunks, write_format
 from ..ranges import COSINE, FINITE
 from .arguments import path_argument
 from .render import io_png
@@ -43,8 +44,9 @@ def add_parser(commands) -> None:
     )
     segment.add_argument("--level", choices=("coarse", "fine"), default="coarse", help="whole objects or parts")
     segment.add_argument("--threshold", type=COSINE, help="cosine similarity to select above (default per level)")
-    path_argument(segment, "--out", "output", required=True, help="the selected Gaussians (.ply)")
-    path_argument(segment, "--rest", "output", help="the other Gaussians (.ply)")
+    formats = ", ".join(WRITE_FORMATS)
+    path_argument(segment, "--out", "output", required=True, help=f"the selected Gaussians ({formats}: by its name)")
+    path_argument(segment, "--rest", "output", help=f"the other Gaussians ({formats})")
     path_argument(
         segment, "--mask-dir", "output folder", help="write the selection's rendered mask of every view here (PNG)"
     )
@@ -56,22 +58,27 @@ def run(options) -> int:
         Click,
         ClickIndex,
         Geometry,
+        Mode,
         compose,
         unit_features,
     )
     from ..formats.features import load_features
     from ..formats.files import StagedOutputs
-    from ..formats.ply import ply_chunks
 
+    for flag, path in (("--out", options.out), ("--rest", options.rest)):
+        if path is not None:
+            try:
+                write_format(path)
+            except UserError as error:  # before any work
+                raise UserError(f"{flag} {error}") from None
     splat, cameras, _ = load_scene(options, need_images=False)
     field = load_features(options.features, splat)
     camera = find_view(cameras, options.view)
     threshold = DEFAULT_THRESHOLDS[options.level] if options.threshold is None else options.threshold
     prior = field.granularity_prior
     index = ClickIndex(Geometry.of(splat), lambda level: unit_features(field.features, level, prior), indexed=False)
-    points = [
-        (x, y, mode) for chosen, mode in ((options.click, "ADD"), (options.exclude, "SUBTRACT")) for x, y in chosen
-    ]
+    modes: list[tuple[list, Mode]] = [(options.click, "ADD"), (options.exclude, "SUBTRACT")]
+    points = [(x, y, mode) for chosen, mode in modes for x, y in chosen]
     for x, y, _ in points:
         if not (0 <= x < camera.width and 0 <= y < camera.height):
             raise UserError(f"click ({x:g}, {y:g}) is outside view {camera.name} ({camera.width}x{camera.height})")
@@ -86,9 +93,9 @@ def run(options) -> int:
             f"lower --threshold or click elsewhere; nothing was written"
         )
     with StagedOutputs() as staged:  # all of them or, after an error or a stop, none
-        staged.write(options.out, ply_chunks(splat.subset(selected)))
+        staged.write(options.out, splat_chunks(options.out, splat.subset(selected)))
         if options.rest:
-            staged.write(options.rest, ply_chunks(splat.subset(~selected)))
+            staged.write(options.rest, splat_chunks(options.rest, splat.subset(~selected)))
         if options.mask_dir:
             write_selection_masks(splat, cameras, selected, options.mask_dir, staged)
     print(
@@ -96,6 +103,10 @@ def run(options) -> int:
         f"-> {options.out}",
         file=sys.stderr,
     )
+    for path in (options.out, options.rest):
+        lost = left_out(splat, path) if path else []
+        if lost:
+            print(f"{path}: its format holds no {' nor '.join(lost)}", file=sys.stderr)
     return 0
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import SplatFileError
-from .antimatter_splat import read_antimatter_splat, write_antimatter_splat
-from .compressed_ply import is_compressed_ply, read_compressed_ply, write_compressed_ply
-from .files import read_file_bytes
-from .ply import parse_header, read_ply, write_ply
+from .antimatter_splat import antimatter_splat_bytes, read_antimatter_splat
+from .compressed_ply import compressed_ply_bytes, is_compressed_ply, read_compressed_ply
+from .files import read_file_bytes, write_file
+from .ply import parse_header, ply_chunks, read_ply
 from .sog import read_sog
 from .splat import REQUIRED_COLUMNS, Splat
-from .spz import read_spz, write_spz
+from .spz import pack_spz, read_spz
 
 SPLAT_EXTENSIONS = (".ply", ".spz", ".splat", ".sog")  # read; SOG is not written
 # What a written file's name ends with -> (format, whether it loses precision). Longest first.
@@ -49,15 +49,22 @@ def write_format(path) -> str:
     raise SplatFileError(path, "the file name says no splat format: end it with " + ", ".join(WRITE_FORMATS))
 
 
+def splat_chunks(path, splat: Splat):
+    """The bytes of `splat` in the format `path`'s name ends with (see WRITE_FORMATS), as chunks: for
+    write_splat, or StagedOutputs where several files are written all or none."""
+    ending = write_format(path)
+    if ending == ".ply":
+        return ply_chunks(splat)
+    if ending == ".compressed.ply":
+        return compressed_ply_bytes(splat)
+    if ending == ".spz":
+        return [pack_spz(splat, path=Path(path))]
+    return [antimatter_splat_bytes(splat)]
+
+
 def write_splat(path, splat: Splat) -> None:
     """Write `splat` in the format its name ends with (see WRITE_FORMATS), atomically."""
-    writers = {
-        ".compressed.ply": write_compressed_ply,
-        ".ply": write_ply,
-        ".spz": write_spz,
-        ".splat": write_antimatter_splat,
-    }
-    writers[write_format(path)](path, splat)
+    write_file(Path(path), splat_chunks(path, splat))
 
 
 def left_out(splat: Splat, path) -> list[str]:

@@ -3,6 +3,10 @@
 Reads binary little- and big-endian and ASCII, columns in any order, any extra columns; writes
 binary little-endian in the column order it was given, so an unedited canonical file comes back
 byte for byte. Every problem with a file is a SplatFileError naming the file.
+
+Binary rows are read once into one array and each column is a view of its field there (strided, not
+copied), and a splat whose columns are still those views is written as that array in one piece: the
+two cost what moving the bytes costs. Whoever needs a column contiguous copies it (np.ascontiguousarray).
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.lib.recfunctions import structured_to_unstructured
 
 from ..errors import SplatFileError
-from .files import input_size, read_file_bytes, write_atomic
+from .files import input_size, open_input, read_file_bytes, write_file
 from .splat import REQUIRED_COLUMNS, Splat, sh_degree_for_rest_count
 
 # PLY type name -> numpy type code; the first name of each code is the one we write.
@@ -39,7 +44,7 @@ PLY_TYPES = {
 TYPE_NAMES = {code: name for name, code in reversed(PLY_TYPES.items())}
 FORMATS = {"ascii": None, "binary_little_endian": "<", "binary_big_endian": ">"}
 MAX_HEADER_BYTES = 1 << 20
-BLOCK_ROWS = 1 << 15  # points interleaved or split at a time: a block of rows stays in the CPU cache
+BLOCK_ROWS = 1 << 15  # points read and checked, or interleaved, at a time: a block of rows stays in the CPU cache
 
 
 @dataclass
@@ -120,8 +125,49 @@ def check_vertex_columns(path: Path, vertex: Element) -> None:
         )
 
 
-def read_binary(path, header, vertex, endian) -> dict[str, np.ndarray]:
-    """The vertex columns, reading only the bytes up to their end, once the file is known to hold them."""
+class InvalidPoints:
+    """The points with a NaN or an infinity, and the columns holding them, found a block of rows at a time.
+
+    A block's values are checked together, as one 2-D array where every column has one type: a pass
+    per column would stride over the whole file once per column. An infinite opacity logit is a
+    saturated alpha (exported so by some tools), not damage.
+    """
+
+    def __init__(self, record: np.dtype, count: int):
+        names = record.names or ()
+        self.floats = [name for name in names if record[name].kind == "f"]
+        types = {record[name] for name in names}
+        self.table_type = types.pop() if len(types) == 1 else None  # every column one float type: rows are a table
+        self.opacity = self.floats.index("opacity")
+        self.count = count
+        self.points: np.ndarray | None = None  # (N,) bool, made at the first bad value: headers can claim billions
+        self.in_column = np.zeros(len(self.floats), dtype=bool)
+
+    def check(self, start: int, rows: np.ndarray) -> None:
+        """Check `rows`, the points from `start` on (contiguous)."""
+        if self.table_type is None:
+            values = structured_to_unstructured(rows[self.floats])  # (B, float columns)
+        else:
+            values = rows.view(self.table_type).reshape(len(rows), -1)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            bad[:, self.opacity] = np.isnan(values[:, self.opacity])
+            if self.points is None:
+                self.points = np.zeros(self.count, dtype=bool)
+            self.points[start : start + len(rows)] = bad.any(axis=1)
+            self.in_column |= bad.any(axis=0)
+
+    @property
+    def columns(self) -> list[str]:
+        return [name for name, bad in zip(self.floats, self.in_column) if bad]
+
+
+def read_binary(path, header, vertex, record: np.dtype, check_block) -> np.ndarray:
+    """(N,) rows of `record` (the vertex's, in the file's byte order), in native byte order.
+
+    Read once the file is known to hold them, block by block straight into the array the columns
+    will be views of; `check_block(start, rows)` sees each block while it is still in the CPU cache.
+    """
     offset = header.size
     for element in header.elements:
         if element is vertex:
@@ -130,8 +176,7 @@ def read_binary(path, header, vertex, endian) -> dict[str, np.ndarray]:
             raise SplatFileError(
                 path, f"element '{element.name}' before the points has list properties; cannot skip it"
             )
-        offset += element.count * np.dtype([(n, endian + c) for n, c in element.properties]).itemsize
-    record = np.dtype([(name, endian + code) for name, code in vertex.properties])
+        offset += element.count * sum(np.dtype(code).itemsize for _, code in element.properties)
     expected = vertex.count * record.itemsize
     size = input_size(path)
     if size - offset < expected:
@@ -139,40 +184,49 @@ def read_binary(path, header, vertex, endian) -> dict[str, np.ndarray]:
             path,
             f"truncated: {vertex.count} points need {expected} bytes of data, the file has {max(size - offset, 0)}",
         )
-    data = read_file_bytes(path, offset + expected)
-    rows = np.frombuffer(data, dtype=record, count=vertex.count, offset=offset)
-    columns = {name: np.empty(vertex.count, dtype=code) for name, code in vertex.properties}
-    for start in range(0, vertex.count, BLOCK_ROWS):  # block by block: each row's bytes are read while in cache
-        block = rows[start : start + BLOCK_ROWS]
-        for name, values in columns.items():
-            values[start : start + len(block)] = block[name]
-    return columns
+    rows = np.empty(vertex.count, dtype=record)
+    with open_input(path) as (file, _):
+        file.seek(offset)
+        for start in range(0, vertex.count, BLOCK_ROWS):
+            block = rows[start : start + BLOCK_ROWS]
+            if file.readinto(block.view(np.uint8)) != block.nbytes:
+                raise SplatFileError(path, "truncated: the file became shorter while it was read")
+            check_block(start, block)
+    return rows if record.isnative else rows.astype(record.newbyteorder("="))
 
 
-def read_ascii(path, data, header, vertex) -> dict[str, np.ndarray]:
+def read_ascii(path, data, header, vertex, record: np.dtype) -> np.ndarray:
+    """(N,) rows of `record`, the vertex's in native byte order."""
     lines = data[header.size :].split(b"\n")
     start = 0
     for element in header.elements:
         if element is vertex:
             break
         start += element.count
-    rows = lines[start : start + vertex.count]
+    lines = lines[start : start + vertex.count]
     width = len(vertex.properties)
     try:
-        values = np.array(b" ".join(rows).split(), dtype=np.float64)
+        values = np.array(b" ".join(lines).split(), dtype=np.float64)
     except ValueError:
         raise SplatFileError(path, "the ASCII point data holds something that is not a number") from None
-    if len(rows) < vertex.count or values.size != vertex.count * width:
+    if len(lines) < vertex.count or values.size != vertex.count * width:
         raise SplatFileError(
             path,
             f"truncated or malformed: {vertex.count} points of {width} values expected, found {values.size} values",
         )
     values = values.reshape(vertex.count, width)
-    return {name: values[:, i].astype(code) for i, (name, code) in enumerate(vertex.properties)}
+    rows = np.empty(vertex.count, dtype=record)
+    for i, (name, _) in enumerate(vertex.properties):
+        rows[name] = values[:, i]
+    return rows
 
 
 def read_ply(path, drop_invalid: bool = False) -> Splat:
-    """The splat in `path`. Points with NaN or infinite values are an error unless `drop_invalid`."""
+    """The splat in `path`. Points with NaN or infinite values are an error unless `drop_invalid`.
+
+    The columns are views of one array of rows laid out as in the file (strided, writable): reading
+    copies nothing, and an unedited splat (or one edited in place) writes back as that array whole.
+    """
     path = Path(path)
     header = parse_header(path, read_file_bytes(path, MAX_HEADER_BYTES))
     vertex = next((element for element in header.elements if element.name == "vertex"), None)
@@ -182,31 +236,26 @@ def read_ply(path, drop_invalid: bool = False) -> Splat:
         raise SplatFileError(path, "the file holds zero points")
     check_vertex_columns(path, vertex)
     endian = FORMATS[header.format]
+    record = np.dtype([(name, (endian or "=") + code) for name, code in vertex.properties])
+    invalid = InvalidPoints(record, vertex.count)
     if endian is None:
-        columns = read_ascii(path, read_file_bytes(path), header, vertex)
+        rows = read_ascii(path, read_file_bytes(path), header, vertex, record)
+        for start in range(0, vertex.count, BLOCK_ROWS):
+            invalid.check(start, rows[start : start + BLOCK_ROWS])
     else:
-        columns = read_binary(path, header, vertex, endian)
+        rows = read_binary(path, header, vertex, record, invalid.check)
 
-    invalid = np.zeros(vertex.count, dtype=bool)
-    bad_columns = []
-    for name, values in columns.items():
-        if values.dtype.kind == "f":
-            # An infinite opacity logit is a saturated alpha (exported so by some tools), not damage.
-            bad = np.isnan(values) if name == "opacity" else ~np.isfinite(values)
-            if bad.any():
-                invalid |= bad
-                bad_columns.append(name)
-    splat = Splat(columns, header.comments)
-    if invalid.any():
+    splat = Splat({name: rows[name] for name in rows.dtype.names}, header.comments)
+    if invalid.points is not None and invalid.points.any():
         if not drop_invalid:
             raise SplatFileError(
                 path,
-                f"{int(invalid.sum())} of {vertex.count} points have NaN or infinite values "
-                f"(in {', '.join(bad_columns)}); import them with 'drop invalid points' to skip them",
+                f"{int(invalid.points.sum())} of {vertex.count} points have NaN or infinite values "
+                f"(in {', '.join(invalid.columns)}); import them with 'drop invalid points' to skip them",
             )
-        if invalid.all():
+        if invalid.points.all():
             raise SplatFileError(path, "every point has NaN or infinite values: nothing is left to import")
-        splat = splat.subset(~invalid)
+        splat = splat.subset(~invalid.points)
     return splat
 
 
@@ -219,20 +268,38 @@ def ply_header(splat: Splat) -> bytes:
     return ("\n".join(lines) + "\n").encode("ascii")
 
 
-def write_file(path: Path, chunks) -> None:
-    """Write a splat file's byte chunks atomically; a missing folder or a failed write is a SplatFileError."""
-    if not path.parent.is_dir():
-        raise SplatFileError(path, "the folder to write into does not exist")
-    try:
-        write_atomic(path, chunks)
-    except OSError as error:
-        raise SplatFileError(path, f"cannot be written ({error.strerror})") from None
+def file_rows(splat: Splat, record: np.dtype) -> np.ndarray | None:
+    """The bytes of the one array `splat`'s columns are views into, when it holds exactly their rows laid out
+    as `record` (a splat as read_ply gave it, edited in place or not); None otherwise."""
+    owner = splat.columns["x"].base
+    if (
+        not isinstance(owner, np.ndarray)
+        or not owner.flags.c_contiguous
+        or owner.nbytes != splat.count * record.itemsize
+    ):
+        return None
+    address = owner.__array_interface__["data"][0]  # of the next column's first value
+    for name, values in splat.columns.items():
+        if (
+            values.base is not owner
+            or values.shape != (splat.count,)
+            or values.dtype != record[name]
+            or values.strides != (record.itemsize,)
+            or values.__array_interface__["data"][0] != address
+        ):
+            return None
+        address += values.dtype.itemsize
+    return owner.reshape(-1).view(np.uint8)
 
 
 def ply_rows(splat: Splat):
-    """The binary rows in blocks of BLOCK_ROWS points, one reused buffer: no copy of the whole file is
-    ever made (a fresh 236 MB buffer costs more in page faults than the interleaving itself)."""
+    """The binary rows: the array they already lie in, or else built in blocks of BLOCK_ROWS points in one
+    reused buffer (a fresh 236 MB buffer costs more in page faults than the interleaving itself)."""
     record = np.dtype([(name, "<" + values.dtype.str[1:]) for name, values in splat.columns.items()])
+    stored = file_rows(splat, record)
+    if stored is not None:
+        yield stored
+        return
     buffer = np.empty(min(BLOCK_ROWS, splat.count), dtype=record)
     for start in range(0, splat.count, BLOCK_ROWS):
         rows = buffer[: min(BLOCK_ROWS, splat.count - start)]
