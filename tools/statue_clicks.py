@@ -44,8 +44,7 @@ def main() -> None:
 
     from backend.field.click import DEFAULT_THRESHOLDS, Click, ClickIndex, Geometry, compose, unit_features
     from backend.field.geometric_masks import gaussian_groups
-    from backend.field.render import apply_weights
-    from backend.field.views import camera_weights, majority_labels, splat_tensors
+    from backend.field.views import camera_weights, drawn_masks, majority_labels, splat_tensors
     from backend.formats.features import load_features
     from backend.formats.ply import read_ply
     from backend.scene.cameras import load_cameras
@@ -65,8 +64,8 @@ def main() -> None:
     tensors = splat_tensors(splat)
     rng = np.random.default_rng(0)
     statue, rows = None, []
-    for index in picked:
-        camera, photo = cameras[index], images[index].astype(np.float32) / 255
+    for view in picked:
+        camera, photo = cameras[view], images[view].astype(np.float32) / 255
         weights = camera_weights(splat, camera, tensors=tensors)
         labels = majority_labels(weights, groups).reshape(camera.height, camera.width).numpy()
         if statue is None:
@@ -84,7 +83,7 @@ def main() -> None:
                 np.zeros(splat.count, bool),
             )
             share = torch.from_numpy(selected.astype(np.float32))[:, None]
-            mask = (apply_weights(weights, share).reshape(camera.height, camera.width) > 0.5).numpy()
+            mask = drawn_masks(weights, share).reshape(camera.height, camera.width).numpy()
             picture = photo.copy()
             picture[mask] = 0.45 * picture[mask] + 0.55 * np.array([1.0, 0.1, 0.1])
             picture[max(0, y - 6) : y + 7, x] = picture[y, max(0, x - 6) : x + 7] = 1.0
