@@ -3,8 +3,6 @@ looks."""
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 from test_addon_io import import_splat
@@ -13,10 +11,6 @@ from backend.benchmark.synthetic import make_scene
 from backend.formats.ply import read_ply, write_ply
 
 pytestmark = pytest.mark.blender
-
-
-def addon():
-    return sys.modules["bl_ext.user_default.clickgauss"]
 
 
 def posed_splat(bpy, tmp_path, name="mug", degree=3, seed=5, scale=(1.5, 1.5, 1.5)):
@@ -70,7 +64,7 @@ def test_blenders_own_apply_transform_on_a_splat_leaves_it_correct(bpy, tmp_path
     assert_same_splat(export(bpy, tmp_path / "applied.ply"), with_transform)
 
 
-def test_join_keeps_each_part_where_it_stands_and_pads_the_spherical_harmonics(bpy, tmp_path):
+def test_join_keeps_each_part_where_it_stands_and_pads_the_spherical_harmonics(bpy, addon, tmp_path):
     table = posed_splat(bpy, tmp_path, "table", degree=1, seed=1)
     mug = posed_splat(bpy, tmp_path, "mug", degree=3, seed=2, scale=(0.5, 0.5, 0.5))
     mug.location = (3.0, 0.0, 0.0)
@@ -78,11 +72,11 @@ def test_join_keeps_each_part_where_it_stands_and_pads_the_spherical_harmonics(b
         obj.select_set(True)
     bpy.context.view_layer.objects.active = table
     separately = export(bpy, tmp_path / "both.ply", use_selection=True)
-    addon().click_cache.store_features(mug, np.ones((500, 24), np.float32))
+    addon.click_cache.store_features(mug, np.ones((500, 24), np.float32))
     assert bpy.ops.clickgauss.join() == {"FINISHED"}
     assert [o.name for o in bpy.data.objects] == ["table"]
     joined = bpy.data.objects["table"]
-    assert len(joined.data.points) == 1000 and not addon().feature_store.has_features(joined)  # the table had none
+    assert len(joined.data.points) == 1000 and not addon.feature_store.has_features(joined)  # the table had none
     together = export(bpy, tmp_path / "joined.ply")
     assert together.sh_degree == 3
     order = [0, 1] if np.allclose(separately.columns["x"][:500], together.columns["x"][:500], atol=1e-4) else [1, 0]
@@ -104,14 +98,14 @@ def test_join_needs_two_splats(bpy, tmp_path):
         bpy.ops.clickgauss.join()
 
 
-def test_join_keeps_features_when_every_part_has_them(bpy, tmp_path):
+def test_join_keeps_features_when_every_part_has_them(bpy, addon, tmp_path):
     parts = [posed_splat(bpy, tmp_path, name, degree=0, seed=seed) for name, seed in (("a", 1), ("b", 2))]
     for value, obj in enumerate(parts):
-        addon().click_cache.store_features(obj, np.full((500, 24), value, np.float32))
+        addon.click_cache.store_features(obj, np.full((500, 24), value, np.float32))
         obj.select_set(True)
     bpy.context.view_layer.objects.active = parts[0]
     assert bpy.ops.clickgauss.join() == {"FINISHED"}
     joined = bpy.context.view_layer.objects.active
-    features = addon().feature_store.read_features(joined)
+    features = addon.feature_store.read_features(joined)
     assert features.shape == (1000, 24) and sorted(np.unique(features)) == [0.0, 1.0]
     assert (features[:, 0] == 0).sum() == 500
