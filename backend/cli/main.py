@@ -15,7 +15,7 @@ from . import eval as eval_command
 from . import render, segment, train
 from .arguments import Parser, check_paths
 from .protocol import EXIT_USER_ERROR, error_line
-from .stopping import Stopped, raise_stopped
+from .stopping import Stopped, parent_gone, raise_stopped
 
 SUBCOMMANDS = {"train": train, "segment": segment, "render": render, "eval": eval_command}
 
@@ -45,3 +45,7 @@ def main(argv=None) -> int:
     except Stopped as stop:
         print("\ncancelled: nothing was written", file=sys.stderr)
         return 128 + stop.number
+    except BrokenPipeError:  # the parent stopped reading our progress: it is gone, whether or not the watcher saw it
+        if getattr(options, "parent_link", None):
+            parent_gone(options.parent_link)
+        raise

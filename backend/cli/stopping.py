@@ -23,6 +23,16 @@ class StopRequested:
         return self.signal is not None
 
 
+def parent_gone(scratch: Path):
+    """The parent that ran this process (the add-on) has ended: remove its scratch folder and end at once, as
+    SIGTERM would; nothing is left to report to."""
+    import os
+    import shutil
+
+    shutil.rmtree(scratch, ignore_errors=True)
+    os._exit(128 + 15)
+
+
 def follow_parent(scratch: Path) -> None:
     """End this process, and remove its scratch folder, when standard input closes.
 
@@ -30,7 +40,6 @@ def follow_parent(scratch: Path) -> None:
     operating system closes it, so this works wherever pipes do (Linux, macOS, Windows).
     """
     import os
-    import shutil
     import threading
 
     stdin = sys.stdin.fileno()
@@ -38,8 +47,7 @@ def follow_parent(scratch: Path) -> None:
     def watch():  # os.read, not sys.stdin: a daemon thread holding the buffered reader's lock aborts the exit
         while os.read(stdin, 1 << 16):
             pass
-        shutil.rmtree(scratch, ignore_errors=True)
-        os._exit(128 + 15)  # as SIGTERM would; nothing is left to report to
+        parent_gone(scratch)
 
     threading.Thread(target=watch, daemon=True, name="parent-link").start()
 
