@@ -15,7 +15,7 @@ from . import eval as eval_command
 from . import render, segment, train
 from .arguments import Parser, check_paths
 from .protocol import EXIT_USER_ERROR, error_line
-from .stopping import Stopped, parent_gone, raise_stopped
+from .stopping import ParentLink, Stopped, raise_stopped
 
 SUBCOMMANDS = {"train": train, "segment": segment, "render": render, "eval": eval_command}
 
@@ -32,10 +32,22 @@ def main(argv=None) -> int:
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, raise_stopped)  # `train` polls a flag instead (StopRequested)
     options = build_parser().parse_args(argv)
-    run = SUBCOMMANDS[options.command].run
+    if getattr(options, "parent_link", None) is None:
+        return run_command(options)
+    link = ParentLink(options.parent_link)  # before the slow imports, so a parent gone meanwhile is seen at once
+    try:
+        code = run_command(options)
+    except BaseException as error:  # printing the error to a parent that is gone raises too
+        link.end_if_gone(error)
+        raise
+    link.end_if_gone(None)
+    return code
+
+
+def run_command(options) -> int:
     try:
         check_paths(options)  # before any work: no output may destroy an input or fail to be written at the end
-        return run(options)
+        return SUBCOMMANDS[options.command].run(options)
     except UserError as error:
         print(error_line(str(error)), file=sys.stderr)
         return EXIT_USER_ERROR
@@ -45,7 +57,3 @@ def main(argv=None) -> int:
     except Stopped as stop:
         print("\ncancelled: nothing was written", file=sys.stderr)
         return 128 + stop.number
-    except BrokenPipeError:  # the parent stopped reading our progress: it is gone, whether or not the watcher saw it
-        if getattr(options, "parent_link", None):
-            parent_gone(options.parent_link)
-        raise

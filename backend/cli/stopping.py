@@ -23,33 +23,57 @@ class StopRequested:
         return self.signal is not None
 
 
-def parent_gone(scratch: Path):
-    """The parent that ran this process (the add-on) has ended: remove its scratch folder and end at once, as
-    SIGTERM would; nothing is left to report to."""
-    import os
-    import shutil
-
-    shutil.rmtree(scratch, ignore_errors=True)
-    os._exit(128 + 15)
-
-
-def follow_parent(scratch: Path) -> None:
+class ParentLink:
     """End this process, and remove its scratch folder, when standard input closes.
 
-    The parent holds the other end of the pipe; whichever way it ends (quit, crash, kill) its
-    operating system closes it, so this works wherever pipes do (Linux, macOS, Windows).
+    The parent (the add-on) holds the other end of the pipe; whichever way it ends (quit, crash,
+    kill) its operating system closes it, so this works wherever pipes do (Linux, macOS, Windows).
+    The watcher thread and the main thread can both find the parent gone (EOF, or a broken pipe on
+    stdout): one lock makes the first of them remove the folder and end the process, and the main
+    thread may not end the process on its own while the watcher is at it, which would stop the
+    removal half-way (an empty folder left behind).
     """
-    import os
-    import threading
 
-    stdin = sys.stdin.fileno()
+    def __init__(self, scratch: Path):
+        import threading
 
-    def watch():  # os.read, not sys.stdin: a daemon thread holding the buffered reader's lock aborts the exit
+        self.scratch = scratch
+        self.closed = threading.Event()
+        self.ending = threading.Lock()
+        threading.Thread(target=self.watch, daemon=True, name="parent-link").start()
+
+    def watch(
+        self,
+    ) -> None:  # os.read, not sys.stdin: a daemon thread holding the buffered reader's lock aborts the exit
+        import os
+
+        stdin = sys.stdin.fileno()
         while os.read(stdin, 1 << 16):
             pass
-        parent_gone(scratch)
+        self.closed.set()
+        self.end()
 
-    threading.Thread(target=watch, daemon=True, name="parent-link").start()
+    def end(self) -> None:
+        """The parent is gone: remove the scratch folder and end at once, as SIGTERM would; nothing is left to
+        report to. A second caller waits here until the first has ended the process."""
+        import os
+        import shutil
+        import time
+
+        with self.ending:
+            for _ in range(50):  # again while a file the main thread was writing there (a checkpoint) appears
+                shutil.rmtree(self.scratch, ignore_errors=True)
+                if not self.scratch.exists():
+                    break
+                time.sleep(0.02)
+            os._exit(128 + 15)
+
+    def end_if_gone(self, error: BaseException | None) -> None:
+        """Called as the main thread ends the process, `error` being what ends it (None: a return). A broken pipe
+        means the parent is gone; after another error the watcher gets a second to say so, since the parent's
+        end is the likeliest cause (its scratch folder vanishing under the run, its pipes closing)."""
+        if isinstance(error, BrokenPipeError) or self.closed.wait(1.0 if error is not None else 0.0):
+            self.end()
 
 
 def cancelled(stop) -> int:

@@ -13,7 +13,7 @@ from ..ranges import Range
 from .arguments import path_argument
 from .protocol import progress_printer
 from .scene import add_scene_arguments, add_view_arguments, load_scene, rendered_scene
-from .stopping import StopRequested, cancelled, follow_parent
+from .stopping import StopRequested, cancelled
 
 MASK_SOURCES = ("auto", "sam", "folder", "geometric", "felzenszwalb")
 
@@ -140,8 +140,6 @@ def run(options) -> int:
     from ..scene.masks import mask_source_description, view_labels
 
     stop = StopRequested()
-    if options.parent_link:
-        follow_parent(options.parent_link)
     progress = progress_printer(options.progress)
     device = resolve_device(options.device)
     for name, value in vars(DEVICE_DEFAULTS[device]).items():  # the settings not given take the device's defaults
