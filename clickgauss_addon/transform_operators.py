@@ -9,6 +9,14 @@ redo and saved files keep it in step with the data). When the matrix and the pos
 changed yet the world positions have not, a transform D was applied to the points; the guard
 then applies D to everything else. It runs after every depsgraph update and again before export,
 Apply and Join, so a missed update cannot leak into a file.
+
+Blender's own Join (Ctrl+J) merges splats as plain points too: the parts' positions move into the
+active object's frame, their Gaussians and SH do not, and the active object's column layout hides
+the others' extra SH. It cannot be repaired afterwards (the other objects and their transforms are
+gone), so the Ctrl+J key is intercepted instead: an add-on key map item, which Blender puts before
+its own, runs Join Splats when the active object is a splat and at least two splats are selected;
+otherwise its poll fails and the key falls through to Blender's Join. The Object > Join menu entry
+reaches Blender's operator directly and is not guarded; Join Splats sits beside it.
 """
 
 from __future__ import annotations
@@ -239,15 +247,23 @@ def menu_join(self, context):
 
 MENUS = ((bpy.types.VIEW3D_MT_object_apply, menu_apply), (bpy.types.VIEW3D_MT_object, menu_join))
 classes = (CLICKGAUSS_OT_apply_transform, CLICKGAUSS_OT_join)
+key_items: list = []  # (key map, item) the add-on added: Ctrl+J on splats
 
 
 def register() -> None:
     for menu, entry in MENUS:
         menu.append(entry)
     bpy.app.handlers.depsgraph_update_post.append(guard_applied_transforms)
+    keyconfig = bpy.context.window_manager.keyconfigs.addon  # None when Blender runs without a UI
+    if keyconfig is not None:
+        keymap = keyconfig.keymaps.new(name="Object Mode", space_type="EMPTY")
+        key_items.append((keymap, keymap.keymap_items.new(CLICKGAUSS_OT_join.bl_idname, "J", "PRESS", ctrl=True)))
 
 
 def unregister() -> None:
+    for keymap, item in key_items:
+        keymap.keymap_items.remove(item)
+    key_items.clear()
     if guard_applied_transforms in bpy.app.handlers.depsgraph_update_post:
         bpy.app.handlers.depsgraph_update_post.remove(guard_applied_transforms)
     for menu, entry in MENUS:
