@@ -6,7 +6,9 @@ byte for byte. Every problem with a file is a SplatFileError naming the file.
 
 Binary rows are read once into one array and each column is a view of its field there (strided, not
 copied), and a splat whose columns are still those views is written as that array in one piece: the
-two cost what moving the bytes costs. Whoever needs a column contiguous copies it (np.ascontiguousarray).
+two cost what moving the bytes costs. Work that computes on many columns takes contiguous_columns first,
+which turns the rows into columns a cache-sized block at a time (a strided column read alone pulls the
+whole file through the cache).
 """
 
 from __future__ import annotations
