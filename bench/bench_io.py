@@ -4,8 +4,9 @@ every format's write, and gsply beside the format core.
 Targets on a 2-core machine: import <= 1.5 s; the first export after import <= 1.5 s with the object
 moved, turned and scaled (so the transform, SH included, is applied on the way out). The format
 core's own read and write are timed in the same run as the baseline, so the Blender share of each
-figure is visible; the lossy formats' writes and the transform alone are printed beside them.
-gsply (PyPI, numpy + numba; `pip install gsply`, benchmark-only) is timed on the same file when installed.
+figure is visible; the lossy formats' writes, the contiguous copy a read splat's compute pays first and the
+transform alone are printed beside them. gsply (PyPI, numpy + numba; `pip install gsply`, benchmark-only) is
+timed on the same file when installed, by turns with the core, so load from other work falls on both alike.
 Run: python3 build.py bench io
 """
 
