@@ -13,7 +13,7 @@ Apply and Join, so a missed update cannot leak into a file.
 Blender's own Join (Ctrl+J) merges splats as plain points too: the parts' positions move into the
 active object's frame, their Gaussians and SH do not, and the active object's column layout hides
 the others' extra SH. It cannot be repaired afterwards (the other objects and their transforms are
-gone), so the Ctrl+J key is intercepted instead: an add-on key map item, which Blender puts before
+gone), so the Ctrl+J key is intercepted instead: an add-on key map item (__init__.py), which Blender puts before
 its own, runs Join Splats when the active object is a splat and at least two splats are selected;
 otherwise its poll fails and the key falls through to Blender's Join. The Object > Join menu entry
 reaches Blender's operator directly and is not guarded; Join Splats sits beside it.
@@ -247,23 +247,15 @@ def menu_join(self, context):
 
 MENUS = ((bpy.types.VIEW3D_MT_object_apply, menu_apply), (bpy.types.VIEW3D_MT_object, menu_join))
 classes = (CLICKGAUSS_OT_apply_transform, CLICKGAUSS_OT_join)
-key_items: list = []  # (key map, item) the add-on added: Ctrl+J on splats
 
 
 def register() -> None:
     for menu, entry in MENUS:
         menu.append(entry)
     bpy.app.handlers.depsgraph_update_post.append(guard_applied_transforms)
-    keyconfig = bpy.context.window_manager.keyconfigs.addon  # None when Blender runs without a UI
-    if keyconfig is not None:
-        keymap = keyconfig.keymaps.new(name="Object Mode", space_type="EMPTY")
-        key_items.append((keymap, keymap.keymap_items.new(CLICKGAUSS_OT_join.bl_idname, "J", "PRESS", ctrl=True)))
 
 
 def unregister() -> None:
-    for keymap, item in key_items:
-        keymap.keymap_items.remove(item)
-    key_items.clear()
     if guard_applied_transforms in bpy.app.handlers.depsgraph_update_post:
         bpy.app.handlers.depsgraph_update_post.remove(guard_applied_transforms)
     for menu, entry in MENUS:
