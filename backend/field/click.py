@@ -7,6 +7,7 @@ unit feature at the chosen level has cosine similarity above a threshold with it
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,26 +29,27 @@ Mode = Literal["SET", "ADD", "SUBTRACT"]  # a click replaces the selection, adds
 class Geometry:
     """What the click needs of a splat, computed once per splat (not per click).
 
-    Covariances are built per click for the few Gaussians near its pixel (`covariances`): building
-    all of them up front cost most of a first click at 1M Gaussians.
+    Covariances and reaches are built per click for the few Gaussians near its pixel (`covariances`,
+    `extents`): building all of them up front cost most of a first click at 1M Gaussians, and memory.
     """
 
     positions: np.ndarray  # (N, 3) float32
     rotations: np.ndarray  # (N, 4) float32 w x y z as stored (normalised when used)
     scales: np.ndarray  # (N, 3) float32 standard deviations
     opacities: np.ndarray  # (N,) float32 in [0, 1]
-    extents: np.ndarray  # (N,) float32 a bound on the reach: 4 standard deviations of the widest axis
 
     @classmethod
     def of(cls, splat: Splat) -> Geometry:
-        scales = np.exp(splat.scales.astype(np.float32))
         return cls(
             splat.positions,
             splat.rotations.astype(np.float32),
-            scales,
+            np.exp(splat.scales.astype(np.float32)),
             splat.alphas.astype(np.float32),
-            4 * scales.max(axis=1),
         )
+
+    def extents(self, ids: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """(K,) float32 a bound on the reach of Gaussians `ids`: 4 standard deviations of the widest axis."""
+        return 4 * self.scales[ids].max(axis=1)
 
     def covariances(self, ids: np.ndarray) -> np.ndarray:
         """(K, 3, 3) float64 world-space covariances of Gaussians `ids`."""
@@ -71,8 +73,9 @@ class Projection:
 
     @classmethod
     def of(cls, geometry: Geometry, camera, ids: np.ndarray | None = None) -> Projection:
+        rows = slice(None) if ids is None else ids  # every centre: no gathered copies
         ids = np.arange(len(geometry.positions)) if ids is None else ids
-        p = geometry.positions[ids]
+        p = geometry.positions[rows]
         R, t = camera.world_to_camera[:3, :3].astype(np.float32), camera.world_to_camera[:3, 3].astype(np.float32)
         camera_points = np.stack(
             [p[:, 0] * R[i, 0] + p[:, 1] * R[i, 1] + p[:, 2] * R[i, 2] + t[i] for i in range(3)], 1
@@ -82,7 +85,7 @@ class Projection:
         u = np.float32(camera.fx) * x / safe_depth + np.float32(camera.cx)
         v = np.float32(camera.fy) * y / safe_depth + np.float32(camera.cy)
         # gsplat draws a Gaussian out to sqrt(2 ln(255 opacity)) <= 3.33 sigma; 4 sigma (+2 px) bounds that cheaply
-        reach = geometry.extents[ids] * np.float32(max(camera.fx, camera.fy)) / safe_depth + np.float32(2.0)
+        reach = geometry.extents(rows) * np.float32(max(camera.fx, camera.fy)) / safe_depth + np.float32(2.0)
         return cls(ids, camera_points, u, v, np.where(depth > NEAR_PLANE, reach, np.float32(-1.0)))
 
 
@@ -116,7 +119,7 @@ class CentreGrid:
         sorted_positions = positions[order]
         box_low = np.minimum.reduceat(sorted_positions, starts[:-1], axis=0).astype(np.float64)
         box_high = np.maximum.reduceat(sorted_positions, starts[:-1], axis=0).astype(np.float64)
-        extents = np.maximum.reduceat(geometry.extents[order], starts[:-1]).astype(np.float64)
+        extents = np.maximum.reduceat(geometry.extents(order), starts[:-1]).astype(np.float64)
         return cls(order, starts, (box_low + box_high) / 2, np.linalg.norm(box_high - box_low, axis=1) / 2, extents)
 
     def near_ray(self, camera, x: float, y: float) -> np.ndarray:
@@ -194,35 +197,71 @@ def pixel_weights(
     return ids[live], (alpha * before)[live].astype(np.float32)
 
 
-def unit_features(features: np.ndarray, level: Level, granularity_prior: bool = True) -> np.ndarray:
-    """(N, D) float32 unit features at `level`, computed once per level and kept, as clicks reuse them.
+UNIT_SCALE = 32767  # unit features are held as int16 fixed point, component x UNIT_SCALE: half float32's bytes
+QUANTUM = 2e-4  # bounds |similarity - cosine| that the rounding allows (under 8e-5 at 24 channels), doubled
+CHUNK = 1 << 14  # rows per step of a pass over features: their float32 copy stays in cache
 
-    A field trained without the granularity prior has its fine level in channels 12-23 alone.
+
+def unit_features(features: np.ndarray, level: Level, granularity_prior: bool = True) -> np.ndarray:
+    """(N, D) int16 unit features at `level` in fixed point (UNIT_SCALE), computed once per level and kept.
+
+    Each click's pass reads them whole, so their bytes are its cost: int16 halves float32's, and
+    moves a similarity by under 1e-4 (docs/accuracy.md). A row's values do not depend on the rows
+    beside it, so any slice of the features gives the same rows. A field trained without the
+    granularity prior has its fine level in channels 12-23 alone.
     """
     fine_alone = level == "fine" and not granularity_prior
-    level_features = (features[:, COARSE_DIM:] if fine_alone else features[:, : LEVEL_DIMS[level]]).astype(np.float32)
-    norms = np.linalg.norm(level_features, axis=1, keepdims=True)
-    return level_features / np.maximum(norms, 1e-12)
+    source = features[:, COARSE_DIM:] if fine_alone else features[:, : LEVEL_DIMS[level]]
+    unit = np.empty(source.shape, np.int16)
+    for start in range(0, len(source), CHUNK):
+        rows = np.array(source[start : start + CHUNK], dtype=np.float32, order="C")  # (C, D)
+        norms = np.sqrt(np.einsum("nd,nd->n", rows, rows))
+        rows *= (np.float32(UNIT_SCALE) / np.maximum(norms, np.float32(1e-30)))[:, None]
+        np.clip(np.rint(rows, out=rows), -UNIT_SCALE, UNIT_SCALE, out=rows)
+        unit[start : start + len(rows)] = rows
+    return unit
+
+
+def unit_rows(unit: np.ndarray) -> np.ndarray:
+    """(K, D) float32 the unit features that rows of `unit_features` hold."""
+    return unit.astype(np.float32) * np.float32(1 / UNIT_SCALE)
 
 
 def click_feature(unit: np.ndarray, ids: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
-    """The unit feature rendered at a pixel from its (ids, weights), or None where nothing is drawn."""
+    """The (D,) float32 unit feature rendered at a pixel from its (ids, weights), or None where nothing is drawn."""
     if len(ids) == 0:
         return None
-    rendered = weights @ unit[ids]
+    rendered = weights @ unit_rows(unit[ids])
     norm = np.linalg.norm(rendered)
     return rendered / norm if norm > 0 else None
 
 
 def similarities(unit: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """(N,) float32 cosine similarities of (N, D) unit features with a (D,) unit query.
+    """(N,) float32 cosine similarities (within QUANTUM) of (N, D) int16 unit features with a (D,) unit query.
 
-    einsum, not BLAS: each row's value is the same whatever slice of rows it is computed in (BLAS's
-    differs in the last bit with the slice's alignment), so FeatureGroups reproduces `select` exactly;
-    and it stays on one core, where a threaded BLAS call of a few thousand rows stalls for
-    milliseconds whenever the other core is busy (Blender's drawing, another program).
+    Chunk by chunk through a float32 copy that stays in cache, and einsum, not BLAS: each row's value
+    is the same whatever slice of rows it is computed in (BLAS's differs in the last bit with the
+    slice's alignment), so FeatureGroups reproduces `select` exactly; and it stays on one core, where
+    a threaded BLAS call of a few thousand rows stalls for milliseconds whenever the other core is
+    busy (Blender's drawing, another program).
     """
-    return np.einsum("nd,d->n", unit, query)
+    scaled = (query / UNIT_SCALE).astype(np.float32)
+    result = np.empty(len(unit), np.float32)
+    buffer = np.empty((min(CHUNK, len(unit)), unit.shape[1]), np.float32)
+    for start in range(0, len(unit), CHUNK):
+        rows = buffer[: min(CHUNK, len(unit) - start)]
+        rows[...] = unit[start : start + len(rows)]
+        np.einsum("nd,d->n", rows, scaled, out=result[start : start + len(rows)])
+    return result
+
+
+def cosines(unit: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """(N, K) float32 cosine similarities of (N, D) int16 unit features with (K, D) unit directions."""
+    result = np.empty((len(unit), len(directions)), np.float32)
+    scaled = (directions.T / UNIT_SCALE).astype(np.float32)
+    for start in range(0, len(unit), CHUNK):
+        np.matmul(unit[start : start + CHUNK].astype(np.float32), scaled, out=result[start : start + CHUNK])
+    return result
 
 
 def select(unit: np.ndarray, query: np.ndarray, threshold: float | np.floating | np.ndarray) -> np.ndarray:
@@ -238,33 +277,36 @@ class FeatureGroups:
     A click's similarity pass then reads only the groups that straddle its threshold: a group whose
     members all lie, by its centre's angle and its angular radius, too far from the click's feature
     is skipped, one whose members all lie close enough is selected whole. Decisions keep a margin
-    (MARGIN) over float32 rounding, so the selection is `select`'s. Whole groups are united as packed
-    bitmaps (N / 8 bytes each), as a scatter of millions of ids costs more than the similarity pass.
+    over float32 rounding (MARGIN) and over the fixed point's (QUANTUM), so the selection is
+    `select`'s. Whole groups are united as packed bitmaps (N / 8 bytes each), as a scatter of
+    millions of ids costs more than the similarity pass.
     """
 
     order: np.ndarray  # (N,) int32 Gaussian ids, group by group
     rows: np.ndarray  # (N,) int32 each Gaussian's row in `unit` (the inverse of `order`)
-    unit: np.ndarray  # (N, D) float32 unit features in `order`
+    unit: np.ndarray  # (N, D) int16 unit features (unit_features) in `order`
     starts: np.ndarray  # (G + 1,) int64 where each group begins
     centres: np.ndarray  # (G, D) float64 unit directions
-    radii: np.ndarray  # (G,) float64 radians from the centre to the group's farthest member
+    radii: np.ndarray  # (G,) float64 radians from the centre to the group's farthest member (pi: a zero feature)
     bitmaps: np.ndarray  # (G, ceil(N / 8)) uint8 each group's members in Gaussian order, packed
 
     CENTRES = 64  # spherical k-means on a sample; each centre has a core group and a rim group
     CORE = np.cos(np.radians(25.0))  # members closer than this (cosine) to their centre form its core
     SAMPLE, ITERATIONS = 20_000, 10
-    MARGIN = 2e-3  # radians: above the float32 rounding of any cosine here (worst near 0 rad: sqrt(2 * 3e-7))
+    MARGIN = 2e-3  # radians: above the float32 rounding of any angle here (worst near 0 rad: sqrt(2 * 3e-7))
 
     @classmethod
     def of(cls, unit: np.ndarray, seed: int = 0) -> FeatureGroups:
-        """Groups of `unit` (N, D) float32 unit features, in Gaussian order."""
+        """Groups of `unit` (N, D) int16 unit features, in Gaussian order."""
         centres = spherical_kmeans(unit, cls.CENTRES, cls.SAMPLE, cls.ITERATIONS, seed)
         nearest, cosine = np.empty(len(unit), np.uint16), np.empty(len(unit), np.float32)
-        chunk_rows = np.arange(1 << 15)
-        for start in range(0, len(unit), 1 << 15):  # (chunk, K) similarities stay in cache
-            similarity = unit[start : start + (1 << 15)] @ centres.T.astype(np.float32)
-            best = similarity.argmax(axis=1, out=nearest[start : start + len(similarity)])
-            cosine[start : start + len(similarity)] = similarity[chunk_rows[: len(similarity)], best]
+        for start in range(0, len(unit), CHUNK):  # (chunk, K) similarities stay in cache
+            rows = unit_rows(unit[start : start + CHUNK])
+            norms = np.linalg.norm(rows, axis=1)
+            similarity = (rows @ centres.T.astype(np.float32)) / np.maximum(norms, np.float32(1e-30))[:, None]
+            best = similarity.argmax(axis=1, out=nearest[start : start + len(rows)])
+            # a zero feature (no direction: its similarity is 0 with any click) gives its group a radius of pi
+            cosine[start : start + len(rows)] = np.where(norms > 0, similarity[np.arange(len(rows)), best], -1.0)
         keys = nearest * 2 + (cosine < cls.CORE)
         order = np.argsort(keys, kind="stable").astype(np.int32)
         counts = np.bincount(keys, minlength=2 * len(centres))
@@ -288,8 +330,14 @@ class FeatureGroups:
         )
 
     def features(self, ids: np.ndarray) -> np.ndarray:
-        """(K, D) unit features of Gaussians `ids`."""
+        """(K, D) int16 unit features of Gaussians `ids`."""
         return self.unit[self.rows[ids]]
+
+    def cosines(self, directions: np.ndarray) -> np.ndarray:
+        """(N, K) float32 cosine similarities of every Gaussian, in Gaussian order, with (K, D) unit directions."""
+        result = np.empty((len(self.order), len(directions)), np.float32)
+        result[self.order] = cosines(self.unit, directions)
+        return result
 
     def select(self, query: np.ndarray, threshold) -> np.ndarray:
         """(N,) bool, or (T, N) for T thresholds: exactly `select(unit, query, threshold)`."""
@@ -297,13 +345,11 @@ class FeatureGroups:
         count = len(self.order)
         selection = np.zeros((len(thresholds), count), bool)
         angles = np.arccos(np.clip(self.centres @ query.astype(np.float64), -1.0, 1.0))  # (G,)
+        highest = np.cos(np.maximum(angles - self.radii - self.MARGIN, 0.0)) + QUANTUM  # (G,) over any member's
+        lowest = np.cos(np.minimum(angles + self.radii + self.MARGIN, np.pi)) - QUANTUM  # under any member's
         for index, value in enumerate(thresholds):
-            if not -0.999 < value < 0.999:  # arccos is too steep there for the margin: one plain pass
-                selection[index, self.order[select(self.unit, query, np.float32(value))]] = True
-                continue
-            limit = np.arccos(value)
-            whole = angles + self.radii < limit - self.MARGIN
-            partial = ~whole & (angles - self.radii <= limit + self.MARGIN)
+            whole = lowest > value
+            partial = ~whole & (highest > value)
             if whole.sum() * 2 > len(whole):  # most groups whole: unite the others and take the complement
                 packed = ~united(self.bitmaps, np.flatnonzero(~whole))
                 selection[index] = np.unpackbits(packed, count=count).view(bool)
@@ -324,9 +370,10 @@ def united(bitmaps: np.ndarray, groups: np.ndarray) -> npt.NDArray[np.uint8]:
 
 
 def spherical_kmeans(unit: np.ndarray, count: int, sample: int, iterations: int, seed: int) -> np.ndarray:
-    """(K <= count, D) float64 unit centres of a seeded sample of `unit` (N, D), by spherical k-means."""
+    """(K <= count, D) float64 unit centres of a seeded sample of `unit` (N, D) int16, by spherical k-means."""
     rng = np.random.default_rng(seed)
     points = unit[np.sort(rng.choice(len(unit), min(sample, len(unit)), replace=False))].astype(np.float64)  # (S, D)
+    points /= np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-12)
     centres = points[rng.choice(len(points), min(count, len(points)), replace=False)]
     for _ in range(iterations):
         labels = (points @ centres.T).argmax(axis=1)
@@ -348,12 +395,17 @@ class Click:
 @dataclass
 class PlainFeatures:
     """One level's unit features in Gaussian order, read whole by each click: for a few clicks on a splat
-    (`segment`), where building FeatureGroups costs more than it saves, and the reference they match."""
+    (`segment`), where building FeatureGroups costs more than it saves, for the clicks before the groups are
+    built, and the reference the groups match."""
 
-    unit: np.ndarray  # (N, D) float32
+    unit: np.ndarray  # (N, D) int16 (unit_features)
 
     def features(self, ids: np.ndarray) -> np.ndarray:
         return self.unit[ids]
+
+    def cosines(self, directions: np.ndarray) -> np.ndarray:
+        """(N, K) float32 cosine similarities with (K, D) unit directions."""
+        return cosines(self.unit, directions)
 
     def select(self, query: np.ndarray, threshold) -> np.ndarray:
         """(N,) bool, or (T, N) for T thresholds."""
@@ -366,15 +418,32 @@ class ClickIndex:
     """What the clicks on one splat reuse: its geometry, its centres' grid, per level its grouped unit features.
 
     `level_unit(level)` gives that level's (N, D) unit features (`unit_features`); it is called once per
-    level, when the level is first clicked, so the add-on reads only the channels a level needs.
+    level, when the level is first clicked (or by the builder thread, so it must not touch Blender).
     `indexed=False`: no grid and no groups, every click reads everything (a one-off click: `segment`).
+    `background=True`: the grid and both levels' groups are built by a thread, one step after another,
+    and the clicks until then take the plain path (the same selection): neither the features' arrival
+    nor a first click waits seconds for them. numpy frees the interpreter in its long steps, so
+    Blender's own thread goes on meanwhile.
     """
 
-    def __init__(self, geometry: Geometry, level_unit, hidden: np.ndarray | None = None, indexed: bool = True):
-        self.geometry, self.level_unit, self.indexed = geometry, level_unit, indexed
-        self.grid = CentreGrid.of(geometry) if indexed else None
+    def __init__(
+        self,
+        geometry: Geometry,
+        level_unit,
+        hidden: np.ndarray | None = None,
+        indexed: bool = True,
+        background: bool = False,
+    ):
+        self.geometry, self.level_unit, self.indexed, self.background = geometry, level_unit, indexed, background
         self.hidden = hidden  # (N,) bool: Gaussians no pixel composites and no click selects, or None
+        self.grid = CentreGrid.of(geometry) if indexed and not background else None
         self.groups: dict[Level, FeatureGroups | PlainFeatures] = {}
+        self._changes = threading.Lock()  # held while geometry, grid or groups are swapped
+        self._computing = {level: threading.Lock() for level in LEVEL_DIMS}  # a level's unit features, once
+        self._generation = 0  # bumped when features or points change: a builder of older ones stops
+        self._version = 0  # bumped when the features are replaced
+        self._builder: threading.Thread | None = None
+        self._build()
 
     @property
     def nbytes(self) -> int:
@@ -388,20 +457,90 @@ class ClickIndex:
             if isinstance(value, np.ndarray)
         )
 
+    @property
+    def built(self) -> bool:
+        """Whether every click now takes the indexed path (always, for an index that is not `indexed`)."""
+        levels = self.groups.values()
+        return not self.indexed or (
+            self.grid is not None
+            and len(levels) == len(LEVEL_DIMS)
+            and all(isinstance(g, FeatureGroups) for g in levels)
+        )
+
+    def wait(self) -> None:
+        """Until the builder thread has built what it was started for (tests, benchmarks)."""
+        while self._builder is not None and self._builder.is_alive():
+            self._builder.join()
+
     def move(self, geometry: Geometry) -> None:
         """The points moved: a new geometry and grid; the features, and so their groups, stay."""
-        self.geometry, self.grid = geometry, CentreGrid.of(geometry) if self.indexed else None
+        with self._changes:
+            self.geometry, self.grid = geometry, None
+            self._generation += 1
+        if self.indexed and not self.background:
+            self.grid = CentreGrid.of(geometry)
+        self._build()
+
+    def replace_features(self, level_unit) -> None:
+        """New features for the same points (a training checkpoint): each level's unit features and groups anew."""
+        with self._changes:
+            self.level_unit, self.groups = level_unit, {}
+            self._generation += 1
+            self._version += 1
+        self._build()
+
+    def stop(self) -> None:
+        """The builder thread ends at its next step: the index is no longer used."""
+        with self._changes:
+            self._generation += 1
 
     def level(self, level: Level) -> FeatureGroups | PlainFeatures:
-        if level not in self.groups:
-            unit = self.level_unit(level)
-            self.groups[level] = FeatureGroups.of(unit) if self.indexed else PlainFeatures(unit)
-        return self.groups[level]
+        """What a click at `level` compares with: its groups once built, else its plain unit features."""
+        with self._computing[level]:  # the builder thread may be computing the same
+            while level not in self.groups:
+                version, level_unit = self._version, self.level_unit
+                unit = level_unit(level)
+                made = PlainFeatures(unit) if not self.indexed or self.background else FeatureGroups.of(unit)
+                with self._changes:
+                    if self._version == version:  # else the features were replaced meanwhile: again
+                        self.groups[level] = made
+            return self.groups[level]
 
     def query(self, level: Level, click: Click) -> np.ndarray | None:
         """The unit feature rendered at the click's pixel, or None where nothing is drawn."""
         ids, weights = pixel_weights(self.geometry, click.camera, click.x, click.y, self.grid, self.hidden)
         return None if len(ids) == 0 else click_feature(self.level(level).features(ids), np.arange(len(ids)), weights)
+
+    def _build(self) -> None:
+        if self.indexed and self.background:
+            self._builder = threading.Thread(target=self._build_steps, args=(self._generation,), daemon=True)
+            self._builder.start()
+
+    def _build_steps(self, generation: int) -> None:
+        """The builder thread: the coarse level's unit features (a click needs them first), the grid, then per
+        level its groups. Each result is kept only while nothing it was built from has changed."""
+        for step in ("coarse", "grid", "coarse groups", "fine", "fine groups"):
+            if self._generation != generation:
+                return
+            if step == "grid":
+                geometry = self.geometry
+                grid = CentreGrid.of(geometry) if self.grid is None else None
+                with self._changes:
+                    if grid is not None and self._generation == generation:
+                        self.grid = grid
+            elif step.endswith("groups"):
+                level = step.split()[0]
+                plain = self.level(level)
+                if isinstance(plain, PlainFeatures):
+                    groups = FeatureGroups.of(plain.unit)
+                    with self._changes:
+                        if self._generation == generation and self.groups.get(level) is plain:
+                            self.groups[level] = groups
+            else:
+                self.level(step)
+        with self._changes:
+            if self._generation == generation and self.built:
+                self.level_unit = None  # every level is built: the features they came from can go
 
 
 def compose(
