@@ -49,7 +49,8 @@ class Geometry:
 
     def extents(self, ids: np.ndarray | slice = slice(None)) -> np.ndarray:
         """(K,) float32 a bound on the reach of Gaussians `ids`: 4 standard deviations of the widest axis."""
-        return 4 * self.scales[ids].max(axis=1)
+        scales = self.scales[ids]
+        return 4 * np.maximum(np.maximum(scales[:, 0], scales[:, 1]), scales[:, 2])  # .max(axis=1) is 10x slower
 
     def covariances(self, ids: np.ndarray) -> np.ndarray:
         """(K, 3, 3) float64 world-space covariances of Gaussians `ids`."""
