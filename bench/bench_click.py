@@ -22,10 +22,21 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import feature_pass_ms, machine, peak_rss_gb
+from common import feature_pass_ms, machine, peak_rss_gb, statue_or_skip
 
 from backend.benchmark.synthetic import make_scene, orbit_cameras
-from backend.field.click import Click, ClickIndex, compose, pixel_weights, unit_features
+from backend.field.click import (
+    DEFAULT_THRESHOLDS,
+    Click,
+    ClickIndex,
+    Geometry,
+    PlainFeatures,
+    click_feature,
+    compose,
+    pixel_weights,
+    unit_features,
+)
+from backend.formats.features import load_features
 from backend.formats.ply import write_ply
 from tools.blender_env import clear_scene, start_blender
 
@@ -45,8 +56,8 @@ def ms_since(started: float) -> float:
 
 
 def float32_unit(features: np.ndarray) -> np.ndarray:
-    """(N, 12) float32 coarse unit features as clicks held them before the int16 fixed point: the reference."""
-    rows = features[:, :12].astype(np.float32)
+    """(N, D) float32 unit features as clicks held them before the int16 fixed point: the reference."""
+    rows = features.astype(np.float32)
     return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
 
 
@@ -114,7 +125,7 @@ def bench_size(bpy, addon, count: int, folder: Path, split_and_delete: bool) -> 
     addon.click_cache.state_of(obj).index.wait()
 
     unit = unit_features(features, "coarse")
-    reference = float32_unit(features)
+    reference = float32_unit(features[:, :12])
     floor = feature_pass_ms(reference, repeats=20)
     plain = ClickIndex(index.geometry, {"coarse": unit}.get, indexed=False)
     plain_times, differing, rounding, checked_selected = [], 0, 0, 0
@@ -158,7 +169,8 @@ def bench_size(bpy, addon, count: int, folder: Path, split_and_delete: bool) -> 
         f"thread in {build_s:.1f} s, Blender's thread stalled at most {stall_ms:.0f} ms meanwhile"
     )
     print(
-        f"  first fine-level click {fine_first_ms:.0f} ms; first click with no caches (a reopened .blend) {cold_ms:.0f} ms; "
+        f"  first fine-level click {fine_first_ms:.0f} ms; "
+        f"first click with no caches (a reopened .blend) {cold_ms:.0f} ms; "
         f"entering click mode there {enter_ms:.0f} ms, then its first click {entered_ms:.0f} ms"
     )
     print(f"  click caches with both levels built {cache_gb:.2f} GB (target 1 GB)")
@@ -192,10 +204,46 @@ def bench_split_delete(bpy, addon, obj, scene) -> None:
     )
 
 
+def rounding_on_statue(path: Path, clicks: int = 100) -> None:
+    """Gaussians that the int16 unit features select otherwise than float32 ones, for clicks at random pixels
+    of the statue's photos with a field trained on it (`train`'s features.npz for ../shared's statue)."""
+    splat, cameras = statue_or_skip()
+    field = load_features(path, splat)
+    geometry, rng = Geometry.of(splat), np.random.default_rng(0)
+    for level in ("coarse", "fine"):
+        unit = unit_features(field.features, level, field.granularity_prior)
+        dims = unit.shape[1]
+        source = field.features[:, 12:] if dims == 12 and level == "fine" else field.features[:, :dims]
+        reference = float32_unit(source)
+        differing, selected = 0, 0
+        for _ in range(clicks):
+            camera = cameras[rng.integers(len(cameras))]
+            x, y = rng.uniform([0, 0], [camera.width, camera.height])
+            ids, weights = pixel_weights(geometry, camera, x, y)
+            if len(ids) == 0:
+                continue
+            threshold = DEFAULT_THRESHOLDS[level]
+            got = PlainFeatures(unit).select(click_feature(unit, ids, weights), threshold)
+            query = weights @ reference[ids]
+            expected = reference @ (query / np.linalg.norm(query)) > threshold
+            differing, selected = differing + int((got != expected).sum()), selected + int(expected.sum())
+        print(
+            f"statue, {splat.count:,} Gaussians, {clicks} clicks at the {level} level (threshold {threshold}): "
+            f"{differing} Gaussians differ between int16 and float32 unit features, of {selected:,} selected"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=SIZES, help="splat sizes, run one after another")
-    sizes = parser.parse_args().sizes
+    parser.add_argument(
+        "--statue-features", type=Path, help="only count what int16 unit features change, with this statue field"
+    )
+    arguments = parser.parse_args()
+    if arguments.statue_features:
+        rounding_on_statue(arguments.statue_features)
+        return
+    sizes = arguments.sizes
     print(machine())
     folder = Path(tempfile.mkdtemp(prefix="clickgauss-bench-click-"))
     bpy, addon = start_blender()

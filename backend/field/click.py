@@ -8,6 +8,7 @@ unit feature at the chosen level has cosine similarity above a threshold with it
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -75,8 +76,8 @@ class Projection:
     @classmethod
     def of(cls, geometry: Geometry, camera, ids: np.ndarray | None = None) -> Projection:
         rows = slice(None) if ids is None else ids  # every centre: no gathered copies
+        p = geometry.positions if ids is None else np.take(geometry.positions, ids, axis=0)  # 3x faster than [ids]
         ids = np.arange(len(geometry.positions)) if ids is None else ids
-        p = geometry.positions[rows]
         R, t = camera.world_to_camera[:3, :3].astype(np.float32), camera.world_to_camera[:3, 3].astype(np.float32)
         camera_points = np.stack(
             [p[:, 0] * R[i, 0] + p[:, 1] * R[i, 1] + p[:, 2] * R[i, 2] + t[i] for i in range(3)], 1
@@ -114,13 +115,14 @@ class CentreGrid:
         scale = (cls.CELLS / np.maximum(high - low, 1e-9)).astype(np.float32)
         cell = np.clip(((positions - low.astype(np.float32)) * scale).astype(np.int32), 0, cls.CELLS - 1)
         keys = ((cell[:, 0] * cls.CELLS + cell[:, 1]) * cls.CELLS + cell[:, 2]).astype(np.uint16)
+        yield_point()
         order = np.argsort(keys, kind="stable").astype(np.int32)
         counts = np.bincount(keys, minlength=cls.CELLS**3)
         starts = np.concatenate([[0], np.cumsum(counts[counts > 0])])
-        sorted_positions = positions[order]
+        sorted_positions = np.take(positions, order, axis=0)  # 3x faster than positions[order]
         box_low = np.minimum.reduceat(sorted_positions, starts[:-1], axis=0).astype(np.float64)
         box_high = np.maximum.reduceat(sorted_positions, starts[:-1], axis=0).astype(np.float64)
-        extents = np.maximum.reduceat(geometry.extents(order), starts[:-1]).astype(np.float64)
+        extents = np.maximum.reduceat(geometry.extents()[order], starts[:-1]).astype(np.float64)  # 1D: 10x faster
         return cls(order, starts, (box_low + box_high) / 2, np.linalg.norm(box_high - box_low, axis=1) / 2, extents)
 
     def near_ray(self, camera, x: float, y: float) -> np.ndarray:
@@ -215,11 +217,11 @@ def unit_features(features: np.ndarray, level: Level, granularity_prior: bool = 
     source = features[:, COARSE_DIM:] if fine_alone else features[:, : LEVEL_DIMS[level]]
     unit = np.empty(source.shape, np.int16)
     for start in range(0, len(source), CHUNK):
+        yield_point()
         rows = np.array(source[start : start + CHUNK], dtype=np.float32, order="C")  # (C, D)
         norms = np.sqrt(np.einsum("nd,nd->n", rows, rows))
-        rows *= (np.float32(UNIT_SCALE) / np.maximum(norms, np.float32(1e-30)))[:, None]
-        np.clip(np.rint(rows, out=rows), -UNIT_SCALE, UNIT_SCALE, out=rows)
-        unit[start : start + len(rows)] = rows
+        rows *= (np.float32(UNIT_SCALE) / np.maximum(norms, np.float32(1e-30)))[:, None]  # |values| <= 32767.01
+        unit[start : start + len(rows)] = np.rint(rows, out=rows)
     return unit
 
 
@@ -302,6 +304,7 @@ class FeatureGroups:
         centres = spherical_kmeans(unit, cls.CENTRES, cls.SAMPLE, cls.ITERATIONS, seed)
         nearest, cosine = np.empty(len(unit), np.uint16), np.empty(len(unit), np.float32)
         for start in range(0, len(unit), CHUNK):  # (chunk, K) similarities stay in cache
+            yield_point()
             rows = unit_rows(unit[start : start + CHUNK])
             norms = np.linalg.norm(rows, axis=1)
             similarity = (rows @ centres.T.astype(np.float32)) / np.maximum(norms, np.float32(1e-30))[:, None]
@@ -309,6 +312,7 @@ class FeatureGroups:
             # a zero feature (no direction: its similarity is 0 with any click) gives its group a radius of pi
             cosine[start : start + len(rows)] = np.where(norms > 0, similarity[np.arange(len(rows)), best], -1.0)
         keys = nearest * 2 + (cosine < cls.CORE)
+        yield_point()
         order = np.argsort(keys, kind="stable").astype(np.int32)
         counts = np.bincount(keys, minlength=2 * len(centres))
         filled = np.flatnonzero(counts)
@@ -319,7 +323,11 @@ class FeatureGroups:
         group_of = np.zeros(len(counts), np.uint8)  # (2K,) -> (N,): each Gaussian's group (2K <= 256)
         group_of[filled] = np.arange(len(filled))
         group_of = group_of[keys]
-        bitmaps = np.stack([np.packbits(group_of == g) for g in range(len(filled))])
+        bitmaps = np.zeros((len(filled), (len(unit) + 7) // 8), np.uint8)
+        for g in range(len(filled)):
+            yield_point()
+            bitmaps[g] = np.packbits(group_of == g)
+        yield_point()
         return cls(
             order,
             rows,
@@ -415,6 +423,39 @@ class PlainFeatures:
         )
 
 
+class BuildStopped(Exception):
+    """An index's builder thread ends: what it builds from changed, or the index is no longer used."""
+
+
+_foreground = threading.Condition()
+_foreground_work = 0  # how many foreground() blocks are under way
+_builder_check = threading.local()  # in a builder thread: .check, which yield_point calls
+
+
+@contextmanager
+def foreground():
+    """Work that Blender's thread waits on (a click, reading attributes): builder threads pause at their next
+    yield point until it ends. Two threads that take turns at the interpreter lock many times a millisecond
+    slow each other down many times over on a loaded machine (each turn waits for the other's time slice)."""
+    global _foreground_work
+    with _foreground:
+        _foreground_work += 1
+    try:
+        yield
+    finally:
+        with _foreground:
+            _foreground_work -= 1
+            _foreground.notify_all()
+
+
+def yield_point() -> None:
+    """Called between the steps of long work: in a builder thread, it waits while foreground work runs and ends
+    the build (BuildStopped) once the index changed; elsewhere it does nothing."""
+    check = getattr(_builder_check, "check", None)
+    if check is not None:
+        check()
+
+
 class ClickIndex:
     """What the clicks on one splat reuse: its geometry, its centres' grid, per level its grouped unit features.
 
@@ -440,7 +481,6 @@ class ClickIndex:
         self.grid = CentreGrid.of(geometry) if indexed and not background else None
         self.groups: dict[Level, FeatureGroups | PlainFeatures] = {}
         self._changes = threading.Lock()  # held while geometry, grid or groups are swapped
-        self._computing = {level: threading.Lock() for level in LEVEL_DIMS}  # a level's unit features, once
         self._generation = 0  # bumped when features or points change: a builder of older ones stops
         self._version = 0  # bumped when the features are replaced
         self._builder: threading.Thread | None = None
@@ -496,16 +536,19 @@ class ClickIndex:
             self._generation += 1
 
     def level(self, level: Level) -> FeatureGroups | PlainFeatures:
-        """What a click at `level` compares with: its groups once built, else its plain unit features."""
-        with self._computing[level]:  # the builder thread may be computing the same
-            while level not in self.groups:
-                version, level_unit = self._version, self.level_unit
-                unit = level_unit(level)
-                made = PlainFeatures(unit) if not self.indexed or self.background else FeatureGroups.of(unit)
-                with self._changes:
-                    if self._version == version:  # else the features were replaced meanwhile: again
-                        self.groups[level] = made
-            return self.groups[level]
+        """What a click at `level` compares with: its groups once built, else its plain unit features.
+
+        Made here when missing, even where the builder thread is making the same: Blender's thread never
+        waits for it. The first made for the features now held is kept.
+        """
+        while level not in self.groups:
+            version, level_unit = self._version, self.level_unit
+            unit = level_unit(level)
+            made = PlainFeatures(unit) if not self.indexed or self.background else FeatureGroups.of(unit)
+            with self._changes:
+                if self._version == version and level not in self.groups:  # else new features came: again
+                    self.groups[level] = made
+        return self.groups[level]
 
     def query(self, level: Level, click: Click) -> np.ndarray | None:
         """The unit feature rendered at the click's pixel, or None where nothing is drawn."""
@@ -520,28 +563,36 @@ class ClickIndex:
     def _build_steps(self, generation: int) -> None:
         """The builder thread: the coarse level's unit features (a click needs them first), the grid, then per
         level its groups. Each result is kept only while nothing it was built from has changed."""
-        for step in ("coarse", "grid", "coarse groups", "fine", "fine groups"):
-            if self._generation != generation:
-                return
-            if step == "grid":
-                geometry = self.geometry
-                grid = CentreGrid.of(geometry) if self.grid is None else None
-                with self._changes:
-                    if grid is not None and self._generation == generation:
-                        self.grid = grid
-            elif step.endswith("groups"):
-                level = step.split()[0]
-                plain = self.level(level)
-                if isinstance(plain, PlainFeatures):
-                    groups = FeatureGroups.of(plain.unit)
+        _builder_check.check = lambda: self._check(generation)
+        try:
+            for step in ("coarse", "grid", "coarse groups", "fine", "fine groups"):
+                yield_point()
+                if step == "grid":
+                    grid = CentreGrid.of(self.geometry) if self.grid is None else None
                     with self._changes:
-                        if self._generation == generation and self.groups.get(level) is plain:
-                            self.groups[level] = groups
-            else:
-                self.level(step)
-        with self._changes:
-            if self._generation == generation and self.built:
-                self.level_unit = None  # every level is built: the features they came from can go
+                        if grid is not None and self._generation == generation:
+                            self.grid = grid
+                elif step.endswith("groups"):
+                    level = step.split()[0]
+                    plain = self.level(level)
+                    if isinstance(plain, PlainFeatures):
+                        groups = FeatureGroups.of(plain.unit)
+                        with self._changes:
+                            if self._generation == generation and self.groups.get(level) is plain:
+                                self.groups[level] = groups
+                else:
+                    self.level(step)
+            with self._changes:
+                if self._generation == generation and self.built:
+                    self.level_unit = None  # every level is built: the features they came from can go
+        except BuildStopped:
+            pass
+
+    def _check(self, generation: int) -> None:
+        with _foreground:
+            _foreground.wait_for(lambda: _foreground_work == 0)
+        if self._generation != generation:
+            raise BuildStopped
 
 
 def compose(
@@ -553,19 +604,20 @@ def compose(
     The one composition of clicks that the add-on, `segment` and `eval` share: SET replaces, ADD
     unites, SUBTRACT removes; hidden Gaussians end unselected.
     """
-    selection, missed = start.copy(), []
-    for click in clicks:
-        query = index.query(level, click)
-        if query is None:
-            missed.append(click)
-            continue
-        hit = index.level(level).select(query, threshold)
-        if click.mode == "SET":
-            selection = hit
-        elif click.mode == "ADD":
-            selection |= hit
-        else:
-            selection &= ~hit
-    if index.hidden is not None:
-        selection[..., index.hidden] = False
-    return selection, missed
+    with foreground():  # the index's builder thread, if any, pauses meanwhile
+        selection, missed = start.copy(), []
+        for click in clicks:
+            query = index.query(level, click)
+            if query is None:
+                missed.append(click)
+                continue
+            hit = index.level(level).select(query, threshold)
+            if click.mode == "SET":
+                selection = hit
+            elif click.mode == "ADD":
+                selection |= hit
+            else:
+                selection &= ~hit
+        if index.hidden is not None:
+            selection[..., index.hidden] = False
+        return selection, missed
