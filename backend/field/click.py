@@ -279,8 +279,11 @@ class FeatureGroups:
 
     A click's similarity pass then reads only the groups that straddle its threshold: a group whose
     members all lie, by its centre's angle and its angular radius, too far from the click's feature
-    is skipped, one whose members all lie close enough is selected whole. Decisions keep a margin
-    over float32 rounding (MARGIN) and over the fixed point's (QUANTUM), so the selection is
+    is skipped, one whose members all lie close enough is selected whole. Within a group that
+    straddles it, members are sorted by their angle to the centre, so the inner ones that the same
+    bound settles are skipped or selected without being read (a click on an object whose feature
+    lies just outside a large object's threshold read most of that object before). Decisions keep a
+    margin over float32 rounding (MARGIN) and over the fixed point's (QUANTUM), so the selection is
     `select`'s. Whole groups are united as packed bitmaps (N / 8 bytes each), as a scatter of
     millions of ids costs more than the similarity pass.
     """
@@ -291,12 +294,14 @@ class FeatureGroups:
     starts: np.ndarray  # (G + 1,) int64 where each group begins
     centres: np.ndarray  # (G, D) float64 unit directions
     radii: np.ndarray  # (G,) float64 radians from the centre to the group's farthest member (pi: a zero feature)
+    spreads: np.ndarray  # (N,) uint16 in `order`: each member's angle to its centre in steps of STEP, rounded down
     bitmaps: np.ndarray  # (G, ceil(N / 8)) uint8 each group's members in Gaussian order, packed
 
     CENTRES = 64  # spherical k-means on a sample; each centre has a core group and a rim group
     CORE = np.cos(np.radians(25.0))  # members closer than this (cosine) to their centre form its core
     SAMPLE, ITERATIONS = 20_000, 10
     MARGIN = 2e-3  # radians: above the float32 rounding of any angle here (worst near 0 rad: sqrt(2 * 3e-7))
+    STEP = np.pi / 65535  # radians per step of `spreads`
 
     @classmethod
     def of(cls, unit: np.ndarray, seed: int = 0) -> FeatureGroups:
@@ -312,12 +317,13 @@ class FeatureGroups:
             # a zero feature (no direction: its similarity is 0 with any click) gives its group a radius of pi
             cosine[start : start + len(rows)] = np.where(norms > 0, similarity[np.arange(len(rows)), best], -1.0)
         keys = nearest * 2 + (cosine < cls.CORE)
+        spreads = np.minimum(np.arccos(np.clip(cosine, -1.0, 1.0)) / np.float32(cls.STEP), 65535).astype(np.uint16)
         yield_point()
-        order = np.argsort(keys, kind="stable").astype(np.int32)
+        order = np.argsort((keys.astype(np.uint32) << 16) | spreads).astype(np.int32)  # by group, then angle
+        spreads = spreads[order]
         counts = np.bincount(keys, minlength=2 * len(centres))
         filled = np.flatnonzero(counts)
         starts = np.concatenate([[0], np.cumsum(counts[filled])])
-        farthest = np.minimum.reduceat(cosine[order], starts[:-1]).astype(np.float64)
         rows = np.empty_like(order)
         rows[order] = np.arange(len(order), dtype=np.int32)
         group_of = np.zeros(len(counts), np.uint8)  # (2K,) -> (N,): each Gaussian's group (2K <= 256)
@@ -334,9 +340,15 @@ class FeatureGroups:
             np.take(unit, order, axis=0),
             starts,
             centres[filled // 2],
-            np.arccos(np.clip(farthest, -1.0, 1.0)),
+            (spreads[starts[1:] - 1] + 1.0) * cls.STEP,
+            spreads,
             bitmaps,
         )
+
+    def settled(self, begin: int, end: int, angle: float) -> int:
+        """How many of the members begin:end lie surely nearer their centre than `angle` (radians)."""
+        steps = int(np.floor(angle / self.STEP)) - 2  # a member with spread s lies within (s + 1) steps
+        return 0 if steps < 0 else int(np.searchsorted(self.spreads[begin:end], np.uint16(min(steps, 65535)), "right"))
 
     def features(self, ids: np.ndarray) -> np.ndarray:
         """(K, D) int16 unit features of Gaussians `ids`."""
@@ -364,9 +376,15 @@ class FeatureGroups:
                 selection[index] = np.unpackbits(packed, count=count).view(bool)
             elif whole.any():
                 selection[index] = np.unpackbits(united(self.bitmaps, np.flatnonzero(whole)), count=count).view(bool)
+            # within a straddling group, members nearer its centre than these (radians) are settled unread
+            skipped = angles - self.MARGIN - np.arccos(np.clip(value - QUANTUM, -1.0, 1.0))  # (G,) are not selected
+            chosen = np.arccos(np.clip(value + QUANTUM, -1.0, 1.0)) - angles - self.MARGIN  # (G,) are selected
             for g in np.flatnonzero(partial):
                 begin, end = self.starts[g], self.starts[g + 1]
-                selection[index, self.order[begin:end][select(self.unit[begin:end], query, np.float32(value))]] = True
+                selected = self.settled(begin, end, chosen[g])
+                selection[index, self.order[begin : begin + selected]] = True
+                first = begin + max(selected, self.settled(begin, end, skipped[g]))
+                selection[index, self.order[first:end][select(self.unit[first:end], query, np.float32(value))]] = True
         return selection if np.ndim(threshold) else selection[0]
 
 
