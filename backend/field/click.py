@@ -113,15 +113,19 @@ class CentreGrid:
         sample = positions[:: max(1, len(positions) // 100_000)]
         low, high = np.quantile(sample, [0.005, 0.995], axis=0)  # far stragglers join the border cells
         scale = (cls.CELLS / np.maximum(high - low, 1e-9)).astype(np.float32)
+        yield_point()  # between each long step: a builder thread pauses there while Blender's thread works
         cell = np.clip(((positions - low.astype(np.float32)) * scale).astype(np.int32), 0, cls.CELLS - 1)
         keys = ((cell[:, 0] * cls.CELLS + cell[:, 1]) * cls.CELLS + cell[:, 2]).astype(np.uint16)
         yield_point()
         order = np.argsort(keys, kind="stable").astype(np.int32)
         counts = np.bincount(keys, minlength=cls.CELLS**3)
         starts = np.concatenate([[0], np.cumsum(counts[counts > 0])])
+        yield_point()
         sorted_positions = np.take(positions, order, axis=0)  # 3x faster than positions[order]
+        yield_point()
         box_low = np.minimum.reduceat(sorted_positions, starts[:-1], axis=0).astype(np.float64)
         box_high = np.maximum.reduceat(sorted_positions, starts[:-1], axis=0).astype(np.float64)
+        yield_point()
         extents = np.maximum.reduceat(geometry.extents()[order], starts[:-1]).astype(np.float64)  # 1D: 10x faster
         return cls(order, starts, (box_low + box_high) / 2, np.linalg.norm(box_high - box_low, axis=1) / 2, extents)
 
@@ -316,16 +320,20 @@ class FeatureGroups:
             best = similarity.argmax(axis=1, out=nearest[start : start + len(rows)])
             # a zero feature (no direction: its similarity is 0 with any click) gives its group a radius of pi
             cosine[start : start + len(rows)] = np.where(norms > 0, similarity[np.arange(len(rows)), best], -1.0)
+        yield_point()
         keys = nearest * 2 + (cosine < cls.CORE)
         spreads = np.minimum(np.arccos(np.clip(cosine, -1.0, 1.0)) / np.float32(cls.STEP), 65535).astype(np.uint16)
         yield_point()
         order = np.argsort((keys.astype(np.uint32) << 16) | spreads).astype(np.int32)  # by group, then angle
+        yield_point()
         spreads = spreads[order]
         counts = np.bincount(keys, minlength=2 * len(centres))
         filled = np.flatnonzero(counts)
         starts = np.concatenate([[0], np.cumsum(counts[filled])])
+        yield_point()
         rows = np.empty_like(order)
         rows[order] = np.arange(len(order), dtype=np.int32)
+        yield_point()
         group_of = np.zeros(len(counts), np.uint8)  # (2K,) -> (N,): each Gaussian's group (2K <= 256)
         group_of[filled] = np.arange(len(filled))
         group_of = group_of[keys]
@@ -334,10 +342,12 @@ class FeatureGroups:
             yield_point()
             bitmaps[g] = np.packbits(group_of == g)
         yield_point()
+        sorted_unit = np.take(unit, order, axis=0)
+        yield_point()
         return cls(
             order,
             rows,
-            np.take(unit, order, axis=0),
+            sorted_unit,
             starts,
             centres[filled // 2],
             (spreads[starts[1:] - 1] + 1.0) * cls.STEP,
@@ -582,33 +592,40 @@ class ClickIndex:
         """The builder thread: the coarse level's unit features (a click needs them first), the grid, then per
         level its groups. Each result is kept only while nothing it was built from has changed."""
         _builder_check.check = lambda: self._check(generation)
+        steps = (
+            lambda: self.level("coarse"),
+            lambda: self._build_grid(generation),
+            lambda: self._build_groups("coarse", generation),
+            lambda: self.level("fine"),
+            lambda: self._build_groups("fine", generation),
+        )
         try:
-            for step in ("coarse", "grid", "coarse groups", "fine", "fine groups"):
+            for step in steps:
                 yield_point()
-                if step == "grid":
-                    grid = CentreGrid.of(self.geometry) if self.grid is None else None
-                    with self._changes:
-                        if grid is not None and self._generation == generation:
-                            self.grid = grid
-                elif step.endswith("groups"):
-                    level = step.split()[0]
-                    plain = self.level(level)
-                    if isinstance(plain, PlainFeatures):
-                        groups = FeatureGroups.of(plain.unit)
-                        with self._changes:
-                            if self._generation == generation and self.groups.get(level) is plain:
-                                self.groups[level] = groups
-                else:
-                    self.level(step)
+                step()
             with self._changes:
                 if self._generation == generation and self.built:
                     self.level_unit = None  # every level is built: the features they came from can go
         except BuildStopped:
             pass
 
+    def _build_grid(self, generation: int) -> None:
+        grid = CentreGrid.of(self.geometry) if self.grid is None else None
+        with self._changes:
+            if grid is not None and self._generation == generation:
+                self.grid = grid
+
+    def _build_groups(self, level: Level, generation: int) -> None:
+        plain = self.level(level)
+        if isinstance(plain, PlainFeatures):
+            groups = FeatureGroups.of(plain.unit)
+            with self._changes:
+                if self._generation == generation and self.groups.get(level) is plain:
+                    self.groups[level] = groups
+
     def _check(self, generation: int) -> None:
         with _foreground:
-            _foreground.wait_for(lambda: _foreground_work == 0)
+            _foreground.wait_for(lambda: _foreground_work == 0 or self._generation != generation)
         if self._generation != generation:
             raise BuildStopped
 
