@@ -99,7 +99,7 @@ def write_planned_views(options) -> int:
     cameras = plan_splat_views(
         splat, options.views, options.view_size, layout=options.view_layout, name=str(options.splat)
     ).cameras
-    images = render_views(splat, cameras, None)
+    images, _ = render_views(splat, cameras, None)
     for camera, image in zip(cameras, images):
         write_png(options.out / camera.name, image)
     write_colmap_text(options.out / "sparse" / "0", cameras)
