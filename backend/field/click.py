@@ -487,8 +487,8 @@ def yield_point() -> None:
 class ClickIndex:
     """What the clicks on one splat reuse: its geometry, its centres' grid, per level its grouped unit features.
 
-    `level_unit(level)` gives that level's (N, D) unit features (`unit_features`); it is called once per
-    level, when the level is first clicked (or by the builder thread, so it must not touch Blender).
+    `level_unit(level)` gives that level's (N, D) unit features (`unit_features`); it is called when a
+    level is first needed, maybe by the builder thread (so it must not touch Blender).
     `indexed=False`: no grid and no groups, every click reads everything (a one-off click: `segment`).
     `background=True`: the grid and both levels' groups are built by a thread, one step after another,
     and the clicks until then take the plain path (the same selection): neither the features' arrival
@@ -569,14 +569,14 @@ class ClickIndex:
         Made here when missing, even where the builder thread is making the same: Blender's thread never
         waits for it. The first made for the features now held is kept.
         """
-        while level not in self.groups:
+        while (current := self.groups.get(level)) is None:
             version, level_unit = self._version, self.level_unit
             unit = level_unit(level)
             made = PlainFeatures(unit) if not self.indexed or self.background else FeatureGroups.of(unit)
             with self._changes:
                 if self._version == version and level not in self.groups:  # else new features came: again
                     self.groups[level] = made
-        return self.groups[level]
+        return current
 
     def query(self, level: Level, click: Click) -> np.ndarray | None:
         """The unit feature rendered at the click's pixel, or None where nothing is drawn."""
