@@ -6,7 +6,7 @@ Targets on a 2-core CPU at 6M: per click (event to selection) median <= 10 ms, 9
 for seconds while the caches build; the click caches <= 1 GB. Split or delete of 1M Gaussians
 <= 0.5 s. Baselines, measured in the same run: one pass over the coarse unit features (N x 12
 float32), which a click that reads every feature cannot beat, and the plain click
-(click.ClickIndex(indexed=False): every centre projected, every feature compared), which the indexed
+(click.ClickIndex(indexed=False): every centre tested, every feature compared), which the indexed
 click must match exactly (the differing Gaussians are counted), and float32 unit features (the
 Gaussians the int16 fixed point changes are counted).
 Run: python3 build.py bench click (all three sizes: 16 min with the 2 cores heavily loaded, peak memory 5 GB),
@@ -176,7 +176,7 @@ def bench_size(bpy, addon, count: int, folder: Path, split_and_delete: bool) -> 
     print(f"  click caches with both levels built {cache_gb:.2f} GB (target 1 GB)")
     print(
         f"  baselines: one pass over the coarse float32 unit features {floor:.1f} ms (the median click is "
-        f"{median / floor:.2f}x that); the plain click (every centre projected, every feature compared) median "
+        f"{median / floor:.2f}x that); the plain click (every centre tested, every feature compared) median "
         f"{np.median(plain_times):.0f} ms; {differing} Gaussians differ from it over {CHECKED} clicks; "
         f"{rounding} differ from float32 unit features (of {checked_selected:,} selected)"
     )
