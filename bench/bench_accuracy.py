@@ -40,6 +40,7 @@ PIXEL_DRAWS = {  # METHOD.md does not say how a step's pixels are drawn: the two
 SWEEP = [round(0.5 + 0.025 * i, 3) for i in range(20)]  # 0.5 .. 0.975
 MISSED_PART_MASKS = [0.1, 0.0]  # merge_parts below REALISTIC's 0.25: how much the fine level owes to missed part masks
 RANDOM_CLICKS = 8  # single clicks per label at random pixels in random views, in the mask-source table
+SOURCES = ("geometric", "unlabelled", "unlabelled-not-negatives")  # --sources: the rows of the sources table
 TABLES = ("ablation", "pixels", "flaws", "outside", "views", "sources")
 PLATEAU = (
     2.0  # mIoU points, about the noise of 3 clicks per label: pick the middle of the thresholds this close to the best
@@ -145,6 +146,9 @@ def main() -> None:
     parser.add_argument("--pixels", type=int, default=2048)
     parser.add_argument("--out", default=str(ROOT / "out" / "accuracy"))
     parser.add_argument("--tables", nargs="+", choices=TABLES, default=list(TABLES), help="which tables to measure")
+    parser.add_argument(
+        "--sources", nargs="+", choices=SOURCES, default=list(SOURCES), help="rows of the sources table to measure"
+    )
     parser.add_argument("--skip-tuning", action="store_true", help="score at the product's thresholds, no sweep")
     args = parser.parse_args()
 
@@ -294,7 +298,9 @@ def main() -> None:
                 False,
             ),
         }
-        for name, (flaws, switches, geometric) in sources.items():
+        for (name, (flaws, switches, geometric)), key in zip(sources.items(), SOURCES):
+            if key not in args.sources:
+                continue
             tag = "test_unlabelled" if flaws is GROUND_UNLABELLED else "test"
             per_scene, seconds = run(
                 test_seeds, flaws, switches, thresholds, tag, random_clicks=RANDOM_CLICKS, geometric=geometric

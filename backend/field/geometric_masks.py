@@ -44,6 +44,12 @@ FINE_COLOUR_STEP = 0.15  # RGB distance (colours in [0, 1]) between linked Gauss
 MIN_GROUP_SHARE = 2e-4  # a group of fewer solid Gaussians than this share (and MIN_GROUP_GAUSSIANS) is no mask
 MIN_GROUP_GAUSSIANS = 20
 NEAREST_REACH = 2.0  # spacings: how far a faint or ungrouped Gaussian looks for a group to join
+TIGHT_SPACINGS = 2.0  # spacings: Gaussians closer than this are one piece; a voxel group is cut between pieces...
+HULL_CONTACT = 0.05  # ...unless this share of one piece lies within that reach of the other's convex hull
+SPACING_RANGE = (1.0, 3.0)
+HULL_PIECE = MIN_GROUP_GAUSSIANS  # pieces at least this large have a hull; smaller ones join the nearest
+HULL_SAMPLE = 4000  # Gaussians of a piece that its convex hull is built from
+BALL_DIRECTIONS = 32  # directions that approximate a ball when a hull is widened by the reach
 
 
 @dataclass
@@ -122,7 +128,11 @@ def gaussian_groups(splat, cameras) -> GaussianGroups:
     fine = components(links[alike], size, min_size)
     fine = absorb_small(fine, coarse, links)
     fine = merge_alike_pieces(fine, coarse, colour, size)
-    coarse, fine = coarse[voxel_of], fine[voxel_of]  # per Gaussian of `objects`
+    wide_keys, wide_of = np.unique(np.floor(points[objects] / (2 * voxel)).astype(np.int64), axis=0, return_inverse=True)
+    wide_of = wide_of.reshape(-1)
+    candidates = components(voxel_links(wide_keys), np.bincount(wide_of), min_size)[wide_of]
+    coarse = separate_objects(points[objects], candidates, spacing, min_size)
+    fine = parts_within(coarse, fine[voxel_of], min_size)  # per Gaussian of `objects`
 
     # Ids: objects 0..C-1, the ground C, then the parts of objects with more than one part.
     n_objects = int(coarse.max()) + 1
@@ -140,6 +150,122 @@ def gaussian_groups(splat, cameras) -> GaussianGroups:
         coarse_ids[loose[near]] = coarse_ids[anchors[nearest[near]]]
         fine_ids[loose[near]] = fine_ids[anchors[nearest[near]]]
     return GaussianGroups(coarse_ids, fine_ids, ground_id)
+
+
+def separate_objects(
+    points: np.ndarray, groups: np.ndarray, spacing: float, min_size: int
+) -> np.ndarray:
+    """(O,) object id per Gaussian (largest 0, -1 where `groups` is): the voxel `groups` (O,) cut into pieces
+    where no Gaussian of one lies within `reach` of another's, and pieces joined back where one touches the
+    other's convex hull.
+
+    Touching voxels link Gaussians up to ~7 spacings apart: two objects a hand's width apart are one group. Links
+    within `reach` (2.5 spacings) keep them apart, but cut an object whose pieces do not touch: a splat holds
+    surfaces, not solids, and a lamp's pole stands inside its open base and reaches into its hollow shade, 4
+    spacings from both. A solid object is its surface filled in, so a piece joins another when at least
+    HULL_CONTACT of either lies within `reach` of the other's convex hull; a ball beside a figure does not.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    count = len(points)
+    tree = cKDTree(points)
+    # Each group's reach follows its own spacing (foliage is sparser than a statue), within SPACING_RANGE of the typical.
+    own = tree.query(points, k=4)[0][:, 3]  # (O,)
+    found = np.unique(groups[groups >= 0])
+    scale = np.ones(int(groups.max()) + 2)
+    scale[found] = [np.median(own[groups == group]) / spacing for group in found]
+    scale = np.clip(scale, *SPACING_RANGE)
+    pairs = tree.query_pairs(TIGHT_SPACINGS * spacing * SPACING_RANGE[1], output_type="ndarray")  # (P, 2)
+    reaches = TIGHT_SPACINGS * spacing * scale[groups]  # (O,)
+    pairs = pairs[np.linalg.norm(points[pairs[:, 0]] - points[pairs[:, 1]], axis=1) <= reaches[pairs[:, 0]]]
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(count, count))
+    piece = connected_components(graph, directed=False)[1]  # (O,): a pair within reach shares a voxel group
+    objects = np.full(count, -1, np.int64)
+    for group in np.unique(groups[groups >= 0]):
+        members = np.flatnonzero(groups == group)
+        members = members[np.argsort(piece[members], kind="stable")]
+        reach = reaches[members[0]]
+        ids, starts, sizes = np.unique(piece[members], return_index=True, return_counts=True)
+        big = np.flatnonzero(sizes >= HULL_PIECE)
+        if len(big) < 2:  # one piece with a hull at most: nothing to cut
+            objects[members] = count * group
+            continue
+        root = np.arange(len(ids))
+        spans = [points[members[starts[b] : starts[b] + sizes[b]]] for b in big]
+        low = np.array([span.min(axis=0) for span in spans]) - reach  # (B, 3) boxes around the pieces
+        high = np.array([span.max(axis=0) for span in spans]) + reach
+        near = np.triu((low[:, None] <= high[None]).all(2) & (low[None] <= high[:, None]).all(2), 1)
+        hulls: dict[int, np.ndarray | None] = {}
+        for i, j in zip(*np.nonzero(near)):
+            if root[big[i]] == root[big[j]]:
+                continue
+            for a, b in ((i, j), (j, i)):
+                if a not in hulls:
+                    hulls[a] = widened_hull(spans[a], reach)
+                if touching(spans[b], hulls[a]):
+                    root[root == root[big[j]]] = root[big[i]]
+                    break
+        # Pieces too small for a hull, then objects too small to be a mask, join the nearest object large enough.
+        label = np.repeat(root, sizes)  # (M,) per member
+        for owner in (np.repeat(np.isin(np.arange(len(ids)), big), sizes), None):
+            if owner is None:
+                owner = np.bincount(label, minlength=len(ids))[label] >= min_size
+            if owner.any() and not owner.all():
+                label[~owner] = label[owner][cKDTree(points[members[owner]]).query(points[members[~owner]])[1]]
+        objects[members] = label + count * group  # unique across groups
+    kept = objects >= 0
+    found, inverse = np.unique(objects[kept], return_inverse=True)
+    rank = np.empty(len(found), np.int64)
+    rank[np.argsort(-np.bincount(inverse), kind="stable")] = np.arange(len(found))
+    out = np.full(count, -1, np.int32)
+    out[kept] = rank[inverse]
+    return out
+
+
+def widened_hull(points: np.ndarray, reach: float) -> np.ndarray | None:
+    """(F, 4) facet planes (inside: normal . x + offset <= 0) of the convex hull of `points` (n, 3) widened by
+    `reach` in every direction (the hull of its vertices moved by `reach` along BALL_DIRECTIONS); None if flat."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    sample = points[:: max(1, len(points) // HULL_SAMPLE)]
+    index = np.arange(BALL_DIRECTIONS) + 0.5  # a Fibonacci sphere of unit directions
+    polar, azimuth = np.arccos(1 - 2 * index / BALL_DIRECTIONS), np.pi * (1 + 5**0.5) * index
+    ball = np.stack([np.cos(azimuth) * np.sin(polar), np.sin(azimuth) * np.sin(polar), np.cos(polar)], 1)
+    try:
+        vertices = sample[ConvexHull(sample).vertices]
+    except QhullError:  # fewer than 4 points off one plane: the widened sample itself
+        vertices = sample
+    try:
+        return ConvexHull((vertices[:, None, :] + reach * ball[None]).reshape(-1, 3)).equations
+    except QhullError:
+        return None
+
+
+def touching(points: np.ndarray, hull: np.ndarray | None) -> bool:
+    """At least HULL_CONTACT of `points` (n, 3) lie inside `hull` (F, 4 facet planes)."""
+    if hull is None:
+        return False
+    inside = (points @ hull[:, :3].T + hull[:, 3] <= 0).all(axis=1)
+    return bool(inside.mean() >= HULL_CONTACT)
+
+
+def parts_within(objects: np.ndarray, pieces: np.ndarray, min_size: int) -> np.ndarray:
+    """(O,) part id per Gaussian: its colour piece `pieces` (O,) cut by its object `objects` (O,); pieces of an
+    object smaller than `min_size` (a voxel shared by two objects) join the object's largest piece."""
+    kept = (objects >= 0) & (pieces >= 0)
+    out = np.full(len(objects), -1, np.int64)
+    pairs, inverse = np.unique(np.stack([objects[kept], pieces[kept]], 1), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    size = np.bincount(inverse)
+    largest = {}
+    for index in np.argsort(-size, kind="stable"):
+        largest.setdefault(int(pairs[index, 0]), int(index))
+    small = size < min_size
+    target = np.where(small, [largest[int(o)] for o in pairs[:, 0]], np.arange(len(pairs)))
+    out[kept] = target[inverse]
+    return out
 
 
 def merge_alike_pieces(fine: np.ndarray, coarse: np.ndarray, colour: np.ndarray, size: np.ndarray) -> np.ndarray:
