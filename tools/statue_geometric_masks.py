@@ -54,7 +54,9 @@ def main() -> None:
         photo = images[cameras.index(camera)].astype(np.float32) / 255
         weights = camera_weights(splat, camera, tensors=tensors)
         maps = [
-            majority_labels(weights, torch.from_numpy(ids.astype(np.int64))).reshape(camera.height, camera.width).numpy()
+            majority_labels(weights, torch.from_numpy(ids.astype(np.int64)))
+            .reshape(camera.height, camera.width)
+            .numpy()
             for ids in (groups.coarse, groups.fine)
         ]
         if statue is None:
