@@ -271,7 +271,7 @@ def parts_within(objects: np.ndarray, pieces: np.ndarray, min_size: int) -> np.n
     pairs, inverse = np.unique(np.stack([objects[kept], pieces[kept]], 1), axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     size = np.bincount(inverse)
-    largest = {}
+    largest: dict[int, int] = {}
     for index in np.argsort(-size, kind="stable"):
         largest.setdefault(int(pairs[index, 0]), int(index))
     small = size < min_size
