@@ -149,6 +149,7 @@ def main() -> None:
     parser.add_argument(
         "--sources", nargs="+", choices=SOURCES, default=list(SOURCES), help="rows of the sources table to measure"
     )
+    parser.add_argument("--test-seeds", type=int, nargs="+", help="the test scenes' seeds (default: 0 .. scenes - 1)")
     parser.add_argument("--skip-tuning", action="store_true", help="score at the product's thresholds, no sweep")
     args = parser.parse_args()
 
@@ -165,7 +166,7 @@ def main() -> None:
     config = TrainConfig(
         iterations=iterations, pixels=args.pixels, gfl_start=2 * iterations // 3, gfl_refresh=max(1, iterations // 6)
     )  # the paper's 2000 / 500 of 3000, scaled
-    tune_seeds, test_seeds = [101 + i for i in range(args.scenes)], list(range(args.scenes))
+    tune_seeds, test_seeds = [101 + i for i in range(args.scenes)], args.test_seeds or list(range(args.scenes))
     print(
         f"scenes: {args.gaussians:,} Gaussians, {args.objects} objects on a ground plane, {args.views} views "
         f"{args.width}x{args.height}, masks {REALISTIC}; tuning seeds {tune_seeds}, test seeds {test_seeds}; "
