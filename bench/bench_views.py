@@ -102,7 +102,7 @@ def main() -> None:
     plan = plan_splat_views(splat, args.views, args.view_size)
     planning, planning_cpu = time.perf_counter() - started, time.process_time() - cpu
     started, cpu = time.perf_counter(), time.process_time()
-    images = render_views(splat, plan.cameras, None)
+    images, _ = render_views(splat, plan.cameras, None)
     rendering, rendering_cpu = time.perf_counter() - started, time.process_time() - cpu
     print(
         f"statue, {splat.count:,} Gaussians: {len(plan.cameras)} views of {plan.cameras[0].width}x"

@@ -43,6 +43,9 @@ def register():
     if keyconfig:  # none in background mode
         keymap = keyconfig.keymaps.new(name="3D View", space_type="VIEW_3D")
         keymaps.append((keymap, keymap.keymap_items.new("clickgauss.click_mode", "C", "PRESS", shift=True, alt=True)))
+        # Ctrl+J on splats: Join Splats before Blender's own Join, which moves only the points (transform_operators)
+        keymap = keyconfig.keymaps.new(name="Object Mode", space_type="EMPTY")
+        keymaps.append((keymap, keymap.keymap_items.new("clickgauss.join", "J", "PRESS", ctrl=True)))
 
 
 def unregister():

@@ -1,6 +1,9 @@
 """What clicks on an object reuse (its backend ClickIndex: geometry, the centres' grid, the grouped
 unit features per level, and the last selection written) is built once per point cloud, when its
-features are stored or at its first click, and kept across click sessions and view changes. It is
+features are stored, when click mode starts or at its first click, and kept across click sessions
+and view changes. Only the reads of Blender's attributes run on Blender's thread (about 0.1 s at 6
+million Gaussians); the grid and the groups are built by the index's own thread, and clicks until
+then take the plain path, which selects the same Gaussians. It is
 kept up to date without a per-click read of its million positions: a depsgraph handler
 notes every geometry update that is not the engine's own selection write (points moved in edit
 mode, undo, Blender's select tools), and the next click then compares the positions once. A
@@ -18,8 +21,7 @@ import numpy as np
 from bpy.app.handlers import persistent
 
 from .backend.errors import UserError
-from .backend.field.click import ClickIndex, FeatureGroups, Geometry, unit_features
-from .backend.formats.features import LEVEL_DIMS
+from .backend.field.click import ClickIndex, Geometry, foreground, unit_features
 from .feature_store import (
     CENTERS_KEY,
     FEATURE_ATTRIBUTES,
@@ -38,40 +40,48 @@ from .splat_object import GEOMETRY_COLUMNS, object_to_splat
 def store_features(
     obj, features: np.ndarray, centers: np.ndarray | None = None, step: int | None = None, prior: bool = True
 ) -> None:
-    """Features (N, 24) as point attributes, and the caches built from them at once, so the first click is instant.
+    """Features (N, 24) as point attributes, and the caches built from them (on the index's thread), so the first
+    click is instant.
 
     `step`: an intermediate field of a run still training (None: a finished one). `prior`: whether the field was
     trained with the granularity prior, which the click then applies (backend/field/click.py unit_features). A
     click session under way goes on with the new features: its next click uses them.
     """
-    cloud = obj.data
-    for i, name in enumerate(FEATURE_ATTRIBUTES):
-        set_attribute(cloud, name, "FLOAT", features[:, i].astype(np.float32))
-    if centers is not None:
-        cloud[CENTERS_KEY] = json.dumps(np.asarray(centers, dtype=float).round(6).tolist())
-    elif CENTERS_KEY in cloud:
-        del cloud[CENTERS_KEY]  # the old clusters belong to the old features
-    for key, value in ((STEP_KEY, step), (PRIOR_KEY, None if prior else False)):
-        if value is not None:
-            cloud[key] = value
-        elif key in cloud:
-            del cloud[key]
-    if len(features) == 0:
+    with foreground():  # index builders pause meanwhile
+        cloud = obj.data
+        channels = features.T.astype(np.float32, order="C")  # (24, N): one pass, 2.5x faster than column by column
+        for name, values in zip(FEATURE_ATTRIBUTES, channels):
+            set_attribute(cloud, name, "FLOAT", values)
+        del channels
+        if centers is not None:
+            cloud[CENTERS_KEY] = json.dumps(np.asarray(centers, dtype=float).round(6).tolist())
+        elif CENTERS_KEY in cloud:
+            del cloud[CENTERS_KEY]  # the old clusters belong to the old features
+        for key, value in ((STEP_KEY, step), (PRIOR_KEY, None if prior else False)):
+            if value is not None:
+                cloud[key] = value
+            elif key in cloud:
+                del cloud[key]
+        if len(features) == 0:
+            forget(obj)
+            return
+        level_unit = level_units(features, prior)
+        state = _states.get(cloud.session_uid)
+        if state is not None and state.count == len(features):  # a click session under way goes on with them
+            state.index.replace_features(level_unit)
+            _bump_generation(cloud.session_uid)
+            return
         forget(obj)
-        return
-    # the caches are built now, from the features at hand: the first click is then instant
-    coarse = FeatureGroups.of(unit_features(features, "coarse", prior))
-    state = _states.get(cloud.session_uid)
-    if state is not None and state.count == len(features):  # a click session under way goes on with them
-        state.index.groups = {"coarse": coarse}
-        _bump_generation(cloud.session_uid)
-        return
-    forget(obj)
-    uid = cloud.session_uid
-    index = ClickIndex(geometry_of(obj), None, read_hidden(obj))
-    index.groups = {"coarse": coarse}
-    _states[uid] = ObjectState(len(features), index)
-    _changed.discard(uid)
+        uid = cloud.session_uid
+        _states[uid] = ObjectState(
+            len(features), ClickIndex(geometry_of(obj), level_unit, read_hidden(obj), background=True)
+        )
+        _changed.discard(uid)
+
+
+def level_units(features: np.ndarray, prior: bool):
+    """The index's `level_unit` for features (N, 24) at hand: numpy only, as the index's thread calls it."""
+    return lambda level: unit_features(features, level, prior)
 
 
 def remove_features(obj) -> None:
@@ -157,8 +167,15 @@ def cached_positions(obj) -> np.ndarray | None:
 
 def forget(obj) -> None:
     """Drop the cache of an object whose points or features changed."""
-    _states.pop(obj.data.session_uid, None)
+    dropped(_states.pop(obj.data.session_uid, None))
     note_change(obj.data.session_uid)
+
+
+def dropped(*states: ObjectState | None) -> None:
+    """Caches no longer used: their index's thread stops building."""
+    for state in states:
+        if state is not None:
+            state.index.stop()
 
 
 def in_session(obj) -> bool:
@@ -168,24 +185,28 @@ def in_session(obj) -> bool:
 
 
 def forget_all() -> None:
+    dropped(*_states.values())
     for cache in (_states, _changed, _own_writes):  # generations stay: they only ever count up
         cache.clear()
 
 
 def state_of(obj) -> ObjectState:
-    if not has_features(obj):
-        raise UserError(f"'{obj.name}' has no features yet: train them, or load a features file")
-    uid, count = obj.data.session_uid, len(obj.data.points)
-    state = _states.get(uid)
-    if state is None or state.count != count:
-        state = _states[uid] = ObjectState(count, ClickIndex(geometry_of(obj), None, read_hidden(obj)))
-    elif uid in _changed:
-        state.refresh(obj)
-    _changed.discard(uid)
-    # a level not clicked yet reads only its own channels, from this object (the index outlives no undo)
-    prior = granularity_prior(obj)
-    state.index.level_unit = lambda level: unit_features(read_features(obj, LEVEL_DIMS[level]), level, prior)
-    return state
+    """The object's click cache, made now (its build started) where there is none."""
+    with foreground():  # index builders pause while Blender's thread reads and clicks
+        if not has_features(obj):
+            raise UserError(f"'{obj.name}' has no features yet: train them, or load a features file")
+        uid, count = obj.data.session_uid, len(obj.data.points)
+        state = _states.get(uid)
+        if state is None or state.count != count:
+            forget(obj)
+            level_unit = level_units(read_features(obj), granularity_prior(obj))
+            state = _states[uid] = ObjectState(
+                count, ClickIndex(geometry_of(obj), level_unit, read_hidden(obj), background=True)
+            )
+        elif uid in _changed:
+            state.refresh(obj)
+        _changed.discard(uid)
+        return state
 
 
 @persistent
@@ -204,6 +225,7 @@ def note_depsgraph_updates(scene, depsgraph) -> None:
 def note_undo(*_) -> None:
     """Undo and redo replace data wholesale (features included): every cache is rebuilt on its next click."""
     uids = set(_states) | set(_generations)
+    dropped(*_states.values())
     _states.clear()
     _own_writes.clear()
     for uid in uids:

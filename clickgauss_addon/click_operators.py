@@ -73,6 +73,7 @@ class CLICKGAUSS_OT_click_mode(bpy.types.Operator):
         select_only(obj)
         enter_point_edit_mode(obj)
         click_session.end_session(obj, keep=True)
+        click_cache.state_of(obj)  # a reopened .blend: the click caches start building now, not at the first click
         self.info = {"selected": feature_store.read_selection(obj).sum(), "ms": 0.0, "missed": 0}
         self.show(context)
         context.window_manager.modal_handler_add(self)

@@ -20,7 +20,7 @@ from bpy.props import BoolProperty
 
 from . import click_cache, feature_store
 from .backend.errors import UserError
-from .backend.field.click import DEFAULT_THRESHOLDS, FeatureGroups
+from .backend.field.click import DEFAULT_THRESHOLDS
 from .compat import edit_selected_points
 from .point_attributes import get_attribute, set_attribute
 from .splat_object import HIDDEN_ATTRIBUTE, SHOWN_RADIUS_ATTRIBUTE, is_splat
@@ -146,11 +146,8 @@ def cluster_labels(obj, threshold: float) -> np.ndarray:
         raise UserError(
             f"'{obj.name}' has no global clusters: train with GFL on, or load a features file that has them"
         )
-    groups = state.index.level("coarse")
-    assert isinstance(groups, FeatureGroups)  # the add-on's click index groups its features
-    similarity = groups.unit @ centers.T  # (N, K), rows in the groups' order
-    labels = np.empty(len(similarity), np.int64)
-    labels[groups.order] = np.where(similarity.max(axis=1) > threshold, similarity.argmax(axis=1), -1)
+    similarity = state.index.level("coarse").cosines(centers)  # (N, K)
+    labels = np.where(similarity.max(axis=1) > threshold, similarity.argmax(axis=1), -1)
     labels[state.index.hidden] = -1  # hidden Gaussians stay where they are
     return labels
 

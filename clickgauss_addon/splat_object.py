@@ -16,6 +16,7 @@ import bpy
 import numpy as np
 
 from .backend.errors import UserError
+from .backend.formats.ply import contiguous_columns
 from .backend.formats.splat import POSITION_COLUMNS, REQUIRED_COLUMNS, ROTATION_COLUMNS, SCALE_COLUMNS, Splat
 from .compat import new_point_cloud, shader_node_tree
 from .point_attributes import get_attribute, read_positions, set_attribute
@@ -119,6 +120,7 @@ def fill_splat_material(material, mean_color) -> None:
 
 def splat_to_object(splat: Splat, name: str, collection, matrix=None, point_size: float = 1.0):
     """A new point-cloud object holding `splat`, linked into `collection`. Nothing is left behind on failure."""
+    splat = contiguous_columns(splat)  # Blender takes each attribute from one contiguous array
     obj = new_point_cloud(name, splat.count, collection)
     cloud, material = obj.data, None
     try:

@@ -9,6 +9,15 @@ redo and saved files keep it in step with the data). When the matrix and the pos
 changed yet the world positions have not, a transform D was applied to the points; the guard
 then applies D to everything else. It runs after every depsgraph update and again before export,
 Apply and Join, so a missed update cannot leak into a file.
+
+Blender's own Join (Ctrl+J) merges splats as plain points too: the parts' positions move into the
+active object's frame, their Gaussians and SH do not, and the active object's column layout hides
+the others' extra SH. It cannot be repaired afterwards (the other objects and their transforms are
+gone), so the Ctrl+J key is intercepted instead: an add-on key map item (__init__.py), which
+Blender puts before its own, runs Join Splats when the active object is a splat and at least two
+splats are selected; otherwise its poll fails and the key falls through to Blender's Join. The
+Object > Join menu entry reaches Blender's operator directly and is not guarded; Join Splats sits
+beside it.
 """
 
 from __future__ import annotations

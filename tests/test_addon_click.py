@@ -34,9 +34,15 @@ def selection_quality(addon, obj, truth: np.ndarray):
 
 def test_a_click_selects_the_object_and_the_part_under_it(splat_with_features, addon, trained_scene):
     obj, scene = splat_with_features, trained_scene["scene"]
-    info = click_on(addon, obj, trained_scene, "coarse", "mug")
+    info = click_on(addon, obj, trained_scene, "coarse", "mug")  # right after Load Features: caches still building
     precision, recall = selection_quality(addon, obj, scene.object_ids == scene.object_names.index("mug"))
     assert precision > 0.9 and recall > 0.9 and info["selected"] == addon.feature_store.read_selection(obj).sum()
+    first = addon.feature_store.read_selection(obj).copy()
+    index = addon.click_cache.state_of(obj).index
+    index.wait()
+    assert index.built
+    click_on(addon, obj, trained_scene, "coarse", "mug")  # the same click once they are built
+    np.testing.assert_array_equal(addon.feature_store.read_selection(obj), first)
     click_on(addon, obj, trained_scene, "fine", "head")
     precision, recall = selection_quality(
         addon, obj, scene.part_ids == [p.part_name for p in scene.parts].index("head")

@@ -109,3 +109,11 @@ def test_join_keeps_features_when_every_part_has_them(bpy, addon, tmp_path):
     features = addon.feature_store.read_features(joined)
     assert features.shape == (1000, 24) and sorted(np.unique(features)) == [0.0, 1.0]
     assert (features[:, 0] == 0).sum() == 500
+
+
+def test_ctrl_j_reaches_join_splats_before_blenders_own_join(bpy):
+    """Blender's Join would move only the parts' points; the add-on's key map item, which Blender puts before its
+    own, sends Ctrl+J in Object Mode to Join Splats (whose poll passes the key on when the selection is no splats)."""
+    keymap = bpy.context.window_manager.keyconfigs.addon.keymaps["Object Mode"]
+    bound = [item.idname for item in keymap.keymap_items if (item.type, item.value, item.ctrl) == ("J", "PRESS", True)]
+    assert bound == ["clickgauss.join"]

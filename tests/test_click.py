@@ -16,6 +16,7 @@ from backend.field.click import (
     pixel_weights,
     select,
     unit_features,
+    unit_rows,
 )
 from backend.field.render import apply_weights
 from backend.field.views import camera_weights
@@ -44,10 +45,10 @@ def test_the_clicked_feature_is_the_rendered_feature_and_selects_by_similarity(v
     features = np.random.default_rng(0).normal(size=(scene.splat.count, 24)).astype(np.float16)
     unit = unit_features(features, "fine")
     row = 60 * camera.width + 80
-    rendered = apply_weights(weights, torch.from_numpy(unit), torch.tensor([row]))[0].numpy()
+    rendered = apply_weights(weights, torch.from_numpy(unit_rows(unit)), torch.tensor([row]))[0].numpy()
     query = click_feature(unit, *pixel_weights(Geometry.of(scene.splat), camera, 80.5, 60.5))
     np.testing.assert_allclose(query, rendered / np.linalg.norm(rendered), atol=1e-5)
-    assert select(unit, unit[7], 0.999)[7] and select(unit, unit[7], 0.999).sum() == 1
+    assert select(unit, unit_rows(unit[7]), 0.999)[7] and select(unit, unit_rows(unit[7]), 0.999).sum() == 1
     assert click_feature(unit, np.array([], dtype=np.int64), np.array([], dtype=np.float32)) is None
 
 
@@ -65,6 +66,7 @@ def test_the_indexed_click_selects_exactly_what_one_pass_over_every_gaussian_sel
     with hidden Gaussians, select the same Gaussians as the plain path that projects and compares them all."""
     scene = make_scene(40_000, seed=3)
     features = object_features(scene.object_ids)
+    features[::997] = 0  # a feature with no direction: similarity 0 with any click
     hidden = np.random.default_rng(1).random(scene.splat.count) < 0.05
     unit = {level: unit_features(features, level) for level in ("coarse", "fine")}
     fast = ClickIndex(Geometry.of(scene.splat), unit.get, hidden)
@@ -102,3 +104,34 @@ def assert_same_weights(fast: ClickIndex, plain: ClickIndex, camera, x: float, y
     np.testing.assert_array_equal(got[0], expected[0])
     np.testing.assert_array_equal(got[1], expected[1])
     assert len(fast.grid.near_ray(camera, x, y)) < 0.2 * len(fast.geometry.positions)  # the grid leaves most out
+
+
+def test_clicks_while_the_index_builds_in_the_background_select_as_after():
+    """The add-on's index builds its grid and groups on a thread: a click right after the features arrive,
+    one after they are replaced mid-build, and one once all is built select what one plain pass selects."""
+    scene = make_scene(20_000, seed=4)
+    camera = orbit_cameras(4, width=320, height=240)[1]
+    old, new = object_features(scene.object_ids, seed=1), object_features(scene.object_ids, seed=2)
+    plain = {
+        name: ClickIndex(Geometry.of(scene.splat), lambda level, f=f: unit_features(f, level), indexed=False)
+        for name, f in (("old", old), ("new", new))
+    }
+    index = ClickIndex(Geometry.of(scene.splat), lambda level: unit_features(old, level), background=True)
+    clicks = [Click(camera, 160, 120, "SET"), Click(camera, 100, 150, "ADD")]
+    start = np.zeros(scene.splat.count, bool)
+
+    def same_as(features: str, level) -> None:
+        got, expected = (
+            compose(index, clicks, level, 0.75, start)[0],
+            compose(plain[features], clicks, level, 0.75, start)[0],
+        )
+        assert expected.any()
+        np.testing.assert_array_equal(got, expected)
+
+    same_as("old", "coarse")  # at once: the builder has barely started
+    index.replace_features(lambda level: unit_features(new, level))  # a training checkpoint arrives mid-build
+    same_as("new", "fine")
+    index.wait()
+    assert index.built and index.level_unit is None  # the features it was built from are let go
+    same_as("new", "coarse")
+    same_as("new", "fine")

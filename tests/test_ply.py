@@ -9,6 +9,7 @@ from plyfile import PlyData, PlyElement
 
 from backend.benchmark.synthetic import make_scene
 from backend.errors import SplatFileError
+from backend.formats import ply
 from backend.formats.ply import read_ply, write_ply
 from backend.formats.splat import REQUIRED_COLUMNS, Splat
 
@@ -246,3 +247,37 @@ def test_real_splats_round_trip_byte_for_byte(tmp_path, name):
     write_ply(tmp_path / "out.ply", splat)
     assert (tmp_path / "out.ply").read_bytes() == source.read_bytes()
     assert source.stat().st_mtime_ns == before
+
+
+def test_a_large_file_read_in_many_blocks_finds_every_bad_point_and_keeps_the_rest(tmp_path):
+    """Past one block of rows the file is read in runs of blocks (by several threads where there are cores):
+    bad points in the first, a middle and the last block are all found, the rest read as written."""
+    count = 3 * ply.BLOCK_ROWS + 123
+    columns = dict(scene(count=count).columns)
+    bad = [0, ply.BLOCK_ROWS + 5, count - 1]
+    columns["rot_2"][bad[0]] = np.nan
+    columns["y"][bad[1]] = np.inf
+    columns["f_dc_0"][bad[2]] = -np.inf
+    columns["opacity"][2 * ply.BLOCK_ROWS] = -np.inf  # a saturated alpha, kept
+    write_ply(tmp_path / "big.ply", Splat(columns))
+    with pytest.raises(
+        SplatFileError, match=rf"3 of {count} points have NaN or infinite values \(in y, f_dc_0, rot_2\)"
+    ):
+        read_ply(tmp_path / "big.ply")
+    kept = read_ply(tmp_path / "big.ply", drop_invalid=True)
+    assert_same_values(kept, {name: np.delete(values, bad) for name, values in columns.items()})
+
+
+@pytest.mark.parametrize("layout", ["one_type", "mixed_types"])
+def test_a_read_splat_made_contiguous_holds_and_writes_the_same(tmp_path, layout):
+    """The contiguous copy a transform or Blender computes on: every value, type and byte as read."""
+    columns = dict(scene(count=ply.TRANSPOSE_ROWS * 2 + 7, sh_degree=1).columns)
+    if layout == "mixed_types":
+        columns["red"] = np.arange(len(columns["x"]), dtype=np.uint8)
+        columns["weight"] = np.linspace(0, 1, len(columns["x"]))  # float64
+    write_ply(tmp_path / "a.ply", Splat(columns))
+    splat = ply.contiguous_columns(read_ply(tmp_path / "a.ply"))
+    assert all(values.flags.c_contiguous for values in splat.columns.values())
+    assert_same_values(splat, columns)
+    write_ply(tmp_path / "b.ply", splat)
+    assert (tmp_path / "a.ply").read_bytes() == (tmp_path / "b.ply").read_bytes()

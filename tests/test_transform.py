@@ -159,3 +159,16 @@ def test_normals_turn_with_the_surface_and_keep_their_length_and_types_are_kept(
         np.stack([moved.columns[n] for n in ("nx", "ny", "nz")], axis=1), np.tile([0.0, -1.0, 0.0], (300, 1)), atol=1e-6
     )
     np.testing.assert_array_equal(moved.columns["segment"], columns["segment"])
+
+
+def test_a_splat_read_from_a_file_transforms_as_the_splat_written(tmp_path):
+    """A read splat's columns are views of the file's rows; the transform gives what it gives the splat written."""
+    from backend.formats.ply import read_ply, write_ply
+
+    original = rich_scene(count=5000)
+    write_ply(tmp_path / "a.ply", original)
+    matrix = affine(np.diag([1.0, 2.0, 0.5]) @ rotation([1, 2, 3], 0.8), (1.0, -2.0, 0.5))
+    expected, moved = transform_splat(original, matrix), transform_splat(read_ply(tmp_path / "a.ply"), matrix)
+    assert list(moved.columns) == list(expected.columns)
+    for name, values in expected.columns.items():
+        np.testing.assert_array_equal(moved.columns[name], values, err_msg=name)

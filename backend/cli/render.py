@@ -53,7 +53,7 @@ def run(options) -> int:
     import torch
     from PIL import Image
 
-    from ..field.click import unit_features
+    from ..field.click import unit_features, unit_rows
     from ..field.render import apply_weights
     from ..field.views import camera_weights
     from ..formats.features import load_features
@@ -74,7 +74,8 @@ def run(options) -> int:
     if field is not None:
         alpha = apply_weights(weights, torch.ones(splat.count, 1)).reshape(-1).numpy()
         for level in ("coarse", "fine"):
-            rendered = apply_weights(weights, torch.from_numpy(unit_features(field.features, level))).numpy()
+            unit = unit_rows(unit_features(field.features, level))  # (N, D) float32
+            rendered = apply_weights(weights, torch.from_numpy(unit)).numpy()
             colors = np.zeros((len(rendered), 3))
             covered = alpha > 0.5
             colors[covered] = pca_colors(rendered[covered])
@@ -99,7 +100,7 @@ def write_planned_views(options) -> int:
     cameras = plan_splat_views(
         splat, options.views, options.view_size, layout=options.view_layout, name=str(options.splat)
     ).cameras
-    images = render_views(splat, cameras, None)
+    images, _ = render_views(splat, cameras, None)
     for camera, image in zip(cameras, images):
         write_png(options.out / camera.name, image)
     write_colmap_text(options.out / "sparse" / "0", cameras)

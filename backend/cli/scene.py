@@ -73,8 +73,9 @@ def load_scene(options, need_images: bool):
     return splat, cameras, images
 
 
-def rendered_scene(options, progress, stop):
-    """The splat, and views rendered from it: from --cameras where given, else planned (cached in <out>.views/)."""
+def rendered_scene(options, progress, stop, device="cpu"):
+    """The splat, views rendered from it (from --cameras where given, else planned; cached in <out>.views/) and
+    their weights on `device`, for training."""
     from ..field.rendered_views import views_for_training
     from ..formats import read_splat
     from ..scene.cameras import load_cameras
@@ -83,7 +84,7 @@ def rendered_scene(options, progress, stop):
     cameras = None
     if options.cameras:
         cameras = [camera.scaled(1.0 / options.downscale) for camera in load_cameras(options.cameras)]
-    cameras, images = views_for_training(
+    cameras, images, weights = views_for_training(
         splat,
         cameras,
         options.views,
@@ -93,8 +94,9 @@ def rendered_scene(options, progress, stop):
         progress,
         stop,
         str(options.splat),
+        device,
     )
-    return splat, cameras, images
+    return splat, cameras, images, weights
 
 
 def find_view(cameras, name: str):

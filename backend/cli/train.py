@@ -149,8 +149,9 @@ def run(options) -> int:
     source, settings = mask_settings(options, device)
     description = mask_source_description(source, **settings)
     started = time.perf_counter()
+    weights = None  # the views' weights, made once: by rendering, or for the geometric masks, then by training
     if options.images is None:
-        splat, cameras, images = rendered_scene(options, progress, stop)
+        splat, cameras, images, weights = rendered_scene(options, progress, stop, device)
         if stop():
             return cancelled(stop)
     else:
@@ -158,9 +159,9 @@ def run(options) -> int:
     render_seconds = time.perf_counter() - started
     started = time.perf_counter()
     progress({"phase": "masks", "source": description, "views": len(cameras)})
-    weights, weights_seconds = None, 0.0
+    weights_seconds = 0.0
     if source == "geometric":  # drawn from the views' weights, which training then takes as they are
-        weights = view_weights(splat, cameras, device, stop)
+        weights = weights if weights is not None else view_weights(splat, cameras, device, stop)
         weights_seconds = time.perf_counter() - started
         labels = geometric_labels(splat, cameras, stop, weights=weights)
     else:

@@ -7,6 +7,8 @@ unit feature at the chosen level has cosine similarity above a threshold with it
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,26 +30,28 @@ Mode = Literal["SET", "ADD", "SUBTRACT"]  # a click replaces the selection, adds
 class Geometry:
     """What the click needs of a splat, computed once per splat (not per click).
 
-    Covariances are built per click for the few Gaussians near its pixel (`covariances`): building
-    all of them up front cost most of a first click at 1M Gaussians.
+    Covariances and reaches are built per click for the few Gaussians near its pixel (`covariances`,
+    `extents`): building all of them up front cost most of a first click at 1M Gaussians, and memory.
     """
 
     positions: np.ndarray  # (N, 3) float32
     rotations: np.ndarray  # (N, 4) float32 w x y z as stored (normalised when used)
     scales: np.ndarray  # (N, 3) float32 standard deviations
     opacities: np.ndarray  # (N,) float32 in [0, 1]
-    extents: np.ndarray  # (N,) float32 a bound on the reach: 4 standard deviations of the widest axis
 
     @classmethod
     def of(cls, splat: Splat) -> Geometry:
-        scales = np.exp(splat.scales.astype(np.float32))
         return cls(
             splat.positions,
             splat.rotations.astype(np.float32),
-            scales,
+            np.exp(splat.scales.astype(np.float32)),
             splat.alphas.astype(np.float32),
-            4 * scales.max(axis=1),
         )
+
+    def extents(self, ids: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """(K,) float32 a bound on the reach of Gaussians `ids`: 4 standard deviations of the widest axis."""
+        scales = self.scales[ids]
+        return 4 * np.maximum(np.maximum(scales[:, 0], scales[:, 1]), scales[:, 2])  # .max(axis=1) is 10x slower
 
     def covariances(self, ids: np.ndarray) -> np.ndarray:
         """(K, 3, 3) float64 world-space covariances of Gaussians `ids`."""
@@ -71,8 +75,9 @@ class Projection:
 
     @classmethod
     def of(cls, geometry: Geometry, camera, ids: np.ndarray | None = None) -> Projection:
+        rows = slice(None) if ids is None else ids  # every centre: no gathered copies
+        p = geometry.positions if ids is None else np.take(geometry.positions, ids, axis=0)  # 3x faster than [ids]
         ids = np.arange(len(geometry.positions)) if ids is None else ids
-        p = geometry.positions[ids]
         R, t = camera.world_to_camera[:3, :3].astype(np.float32), camera.world_to_camera[:3, 3].astype(np.float32)
         camera_points = np.stack(
             [p[:, 0] * R[i, 0] + p[:, 1] * R[i, 1] + p[:, 2] * R[i, 2] + t[i] for i in range(3)], 1
@@ -82,7 +87,7 @@ class Projection:
         u = np.float32(camera.fx) * x / safe_depth + np.float32(camera.cx)
         v = np.float32(camera.fy) * y / safe_depth + np.float32(camera.cy)
         # gsplat draws a Gaussian out to sqrt(2 ln(255 opacity)) <= 3.33 sigma; 4 sigma (+2 px) bounds that cheaply
-        reach = geometry.extents[ids] * np.float32(max(camera.fx, camera.fy)) / safe_depth + np.float32(2.0)
+        reach = geometry.extents(rows) * np.float32(max(camera.fx, camera.fy)) / safe_depth + np.float32(2.0)
         return cls(ids, camera_points, u, v, np.where(depth > NEAR_PLANE, reach, np.float32(-1.0)))
 
 
@@ -108,15 +113,20 @@ class CentreGrid:
         sample = positions[:: max(1, len(positions) // 100_000)]
         low, high = np.quantile(sample, [0.005, 0.995], axis=0)  # far stragglers join the border cells
         scale = (cls.CELLS / np.maximum(high - low, 1e-9)).astype(np.float32)
+        yield_point()  # between each long step: a builder thread pauses there while Blender's thread works
         cell = np.clip(((positions - low.astype(np.float32)) * scale).astype(np.int32), 0, cls.CELLS - 1)
         keys = ((cell[:, 0] * cls.CELLS + cell[:, 1]) * cls.CELLS + cell[:, 2]).astype(np.uint16)
+        yield_point()
         order = np.argsort(keys, kind="stable").astype(np.int32)
         counts = np.bincount(keys, minlength=cls.CELLS**3)
         starts = np.concatenate([[0], np.cumsum(counts[counts > 0])])
-        sorted_positions = positions[order]
+        yield_point()
+        sorted_positions = np.take(positions, order, axis=0)  # 3x faster than positions[order]
+        yield_point()
         box_low = np.minimum.reduceat(sorted_positions, starts[:-1], axis=0).astype(np.float64)
         box_high = np.maximum.reduceat(sorted_positions, starts[:-1], axis=0).astype(np.float64)
-        extents = np.maximum.reduceat(geometry.extents[order], starts[:-1]).astype(np.float64)
+        yield_point()
+        extents = np.maximum.reduceat(geometry.extents()[order], starts[:-1]).astype(np.float64)  # 1D: 10x faster
         return cls(order, starts, (box_low + box_high) / 2, np.linalg.norm(box_high - box_low, axis=1) / 2, extents)
 
     def near_ray(self, camera, x: float, y: float) -> np.ndarray:
@@ -147,16 +157,39 @@ class CentreGrid:
         return np.concatenate([self.order[self.starts[i] : self.starts[i + 1]] for i in near])
 
 
+def near_pixel(geometry: Geometry, camera, x: float, y: float, chunk: int = 1 << 16) -> np.ndarray:
+    """(K,) ids of a superset of the Gaussians whose footprint bound (Projection.reach) covers image point (x, y),
+    every centre tested: a few float64 operations per centre where projecting it takes dozens.
+
+    With exact camera coordinates (X, Y, Z), |u - x| < reach is |fx X + (cx - x) Z| < extent f + 2 Z for Z
+    > 0 (likewise for v). Projection's float32 coordinates differ from exact ones by under 1e-6 of the
+    magnitude of their terms (4x float32's rounding of its sums), its u and reach by 1e-6 relative: `slack`.
+    """
+    R, t = camera.world_to_camera[:3, :3].astype(np.float64), camera.world_to_camera[:3, 3].astype(np.float64)
+    offsets = np.stack([camera.fx * R[0] + (camera.cx - x) * R[2], camera.fy * R[1] + (camera.cy - y) * R[2], R[2]])
+    origin = np.array([camera.fx * t[0] + (camera.cx - x) * t[2], camera.fy * t[1] + (camera.cy - y) * t[2], t[2]])
+    spread = max(camera.fx, camera.fy) + max(abs(camera.cx - x), abs(camera.cy - y)) + 4.0  # d(offset) / d(coordinate)
+    f_max, scale, found = max(camera.fx, camera.fy), float(np.abs(R).max()), []
+    for start in range(0, len(geometry.positions), chunk):
+        p = geometry.positions[start : start + chunk]
+        a, b, depth = (p @ offsets.T + origin).T  # (3, C) float64
+        slack = 1e-6 * (3 * float(np.abs(p).max(initial=0.0)) * scale + float(np.abs(t).max())) * spread
+        reach = geometry.extents(slice(start, start + chunk)) * (f_max * 1.00001) + 2.00001 * depth + slack
+        keep = (depth > NEAR_PLANE - slack) & (np.abs(a) <= reach) & (np.abs(b) <= reach)
+        found.append(np.flatnonzero(keep) + start)
+    return np.concatenate(found) if found else np.zeros(0, np.int64)
+
+
 def pixel_weights(
     geometry: Geometry, camera, x: float, y: float, grid: CentreGrid | None = None, hidden: np.ndarray | None = None
 ):
     """(ids, weights) of the Gaussians composited at image point (x, y) of `camera`, front to back.
 
     (x, y) in pixels with pixel centres at +0.5, as gsplat; `camera` a cameras.Camera (OpenCV);
-    `grid` the splat's CentreGrid, when the caller keeps one (else every centre is projected);
+    `grid` the splat's CentreGrid, when the caller keeps one (else every centre is tested: `near_pixel`);
     `hidden` (N,) bool: Gaussians that no pixel composites.
     """
-    candidates = None if grid is None else grid.near_ray(camera, x, y)
+    candidates = near_pixel(geometry, camera, x, y) if grid is None else grid.near_ray(camera, x, y)
     projection = Projection.of(geometry, camera, candidates)
     R = camera.world_to_camera[:3, :3].astype(np.float32)
     fx, fy, cx, cy = camera.fx, camera.fy, camera.cx, camera.cy
@@ -194,35 +227,71 @@ def pixel_weights(
     return ids[live], (alpha * before)[live].astype(np.float32)
 
 
-def unit_features(features: np.ndarray, level: Level, granularity_prior: bool = True) -> np.ndarray:
-    """(N, D) float32 unit features at `level`, computed once per level and kept, as clicks reuse them.
+UNIT_SCALE = 32767  # unit features are held as int16 fixed point, component x UNIT_SCALE: half float32's bytes
+QUANTUM = 2e-4  # bounds |similarity - cosine| that the rounding allows (under 8e-5 at 24 channels), doubled
+CHUNK = 1 << 14  # rows per step of a pass over features: their float32 copy stays in cache
 
-    A field trained without the granularity prior has its fine level in channels 12-23 alone.
+
+def unit_features(features: np.ndarray, level: Level, granularity_prior: bool = True) -> np.ndarray:
+    """(N, D) int16 unit features at `level` in fixed point (UNIT_SCALE), computed once per level and kept.
+
+    Each click's pass reads them whole, so their bytes are its cost: int16 halves float32's, and
+    moves a similarity by under 1e-4 (docs/accuracy.md). A row's values do not depend on the rows
+    beside it, so any slice of the features gives the same rows. A field trained without the
+    granularity prior has its fine level in channels 12-23 alone.
     """
     fine_alone = level == "fine" and not granularity_prior
-    level_features = (features[:, COARSE_DIM:] if fine_alone else features[:, : LEVEL_DIMS[level]]).astype(np.float32)
-    norms = np.linalg.norm(level_features, axis=1, keepdims=True)
-    return level_features / np.maximum(norms, 1e-12)
+    source = features[:, COARSE_DIM:] if fine_alone else features[:, : LEVEL_DIMS[level]]
+    unit = np.empty(source.shape, np.int16)
+    for start in range(0, len(source), CHUNK):
+        yield_point()
+        rows = np.array(source[start : start + CHUNK], dtype=np.float32, order="C")  # (C, D)
+        norms = np.sqrt(np.einsum("nd,nd->n", rows, rows))
+        rows *= (np.float32(UNIT_SCALE) / np.maximum(norms, np.float32(1e-30)))[:, None]  # |values| <= 32767.01
+        unit[start : start + len(rows)] = np.rint(rows, out=rows)
+    return unit
+
+
+def unit_rows(unit: np.ndarray) -> np.ndarray:
+    """(K, D) float32 the unit features that rows of `unit_features` hold."""
+    return unit.astype(np.float32) * np.float32(1 / UNIT_SCALE)
 
 
 def click_feature(unit: np.ndarray, ids: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
-    """The unit feature rendered at a pixel from its (ids, weights), or None where nothing is drawn."""
+    """The (D,) float32 unit feature rendered at a pixel from its (ids, weights), or None where nothing is drawn."""
     if len(ids) == 0:
         return None
-    rendered = weights @ unit[ids]
+    rendered = weights @ unit_rows(unit[ids])
     norm = np.linalg.norm(rendered)
     return rendered / norm if norm > 0 else None
 
 
 def similarities(unit: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """(N,) float32 cosine similarities of (N, D) unit features with a (D,) unit query.
+    """(N,) float32 cosine similarities (within QUANTUM) of (N, D) int16 unit features with a (D,) unit query.
 
-    einsum, not BLAS: each row's value is the same whatever slice of rows it is computed in (BLAS's
-    differs in the last bit with the slice's alignment), so FeatureGroups reproduces `select` exactly;
-    and it stays on one core, where a threaded BLAS call of a few thousand rows stalls for
-    milliseconds whenever the other core is busy (Blender's drawing, another program).
+    Chunk by chunk through a float32 copy that stays in cache, and einsum, not BLAS: each row's value
+    is the same whatever slice of rows it is computed in (BLAS's differs in the last bit with the
+    slice's alignment), so FeatureGroups reproduces `select` exactly; and it stays on one core, where
+    a threaded BLAS call of a few thousand rows stalls for milliseconds whenever the other core is
+    busy (Blender's drawing, another program).
     """
-    return np.einsum("nd,d->n", unit, query)
+    scaled = (query / UNIT_SCALE).astype(np.float32)
+    result = np.empty(len(unit), np.float32)
+    buffer = np.empty((min(CHUNK, len(unit)), unit.shape[1]), np.float32)
+    for start in range(0, len(unit), CHUNK):
+        rows = buffer[: min(CHUNK, len(unit) - start)]
+        rows[...] = unit[start : start + len(rows)]
+        np.einsum("nd,d->n", rows, scaled, out=result[start : start + len(rows)])
+    return result
+
+
+def cosines(unit: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """(N, K) float32 cosine similarities of (N, D) int16 unit features with (K, D) unit directions."""
+    result = np.empty((len(unit), len(directions)), np.float32)
+    scaled = (directions.T / UNIT_SCALE).astype(np.float32)
+    for start in range(0, len(unit), CHUNK):
+        np.matmul(unit[start : start + CHUNK].astype(np.float32), scaled, out=result[start : start + CHUNK])
+    return result
 
 
 def select(unit: np.ndarray, query: np.ndarray, threshold: float | np.floating | np.ndarray) -> np.ndarray:
@@ -237,59 +306,92 @@ class FeatureGroups:
 
     A click's similarity pass then reads only the groups that straddle its threshold: a group whose
     members all lie, by its centre's angle and its angular radius, too far from the click's feature
-    is skipped, one whose members all lie close enough is selected whole. Decisions keep a margin
-    (MARGIN) over float32 rounding, so the selection is `select`'s. Whole groups are united as packed
-    bitmaps (N / 8 bytes each), as a scatter of millions of ids costs more than the similarity pass.
+    is skipped, one whose members all lie close enough is selected whole. Within a group that
+    straddles it, members are sorted by their angle to the centre, so the inner ones that the same
+    bound settles are skipped or selected without being read (a click on an object whose feature
+    lies just outside a large object's threshold read most of that object before). Decisions keep a
+    margin over float32 rounding (MARGIN) and over the fixed point's (QUANTUM), so the selection is
+    `select`'s. Whole groups are united as packed bitmaps (N / 8 bytes each), as a scatter of
+    millions of ids costs more than the similarity pass.
     """
 
     order: np.ndarray  # (N,) int32 Gaussian ids, group by group
     rows: np.ndarray  # (N,) int32 each Gaussian's row in `unit` (the inverse of `order`)
-    unit: np.ndarray  # (N, D) float32 unit features in `order`
+    unit: np.ndarray  # (N, D) int16 unit features (unit_features) in `order`
     starts: np.ndarray  # (G + 1,) int64 where each group begins
     centres: np.ndarray  # (G, D) float64 unit directions
-    radii: np.ndarray  # (G,) float64 radians from the centre to the group's farthest member
+    radii: np.ndarray  # (G,) float64 radians from the centre to the group's farthest member (pi: a zero feature)
+    spreads: np.ndarray  # (N,) uint16 in `order`: each member's angle to its centre in steps of STEP, rounded down
     bitmaps: np.ndarray  # (G, ceil(N / 8)) uint8 each group's members in Gaussian order, packed
 
     CENTRES = 64  # spherical k-means on a sample; each centre has a core group and a rim group
     CORE = np.cos(np.radians(25.0))  # members closer than this (cosine) to their centre form its core
     SAMPLE, ITERATIONS = 20_000, 10
-    MARGIN = 2e-3  # radians: above the float32 rounding of any cosine here (worst near 0 rad: sqrt(2 * 3e-7))
+    MARGIN = 2e-3  # radians: above the float32 rounding of any angle here (worst near 0 rad: sqrt(2 * 3e-7))
+    STEP = np.pi / 65535  # radians per step of `spreads`
 
     @classmethod
     def of(cls, unit: np.ndarray, seed: int = 0) -> FeatureGroups:
-        """Groups of `unit` (N, D) float32 unit features, in Gaussian order."""
+        """Groups of `unit` (N, D) int16 unit features, in Gaussian order."""
         centres = spherical_kmeans(unit, cls.CENTRES, cls.SAMPLE, cls.ITERATIONS, seed)
         nearest, cosine = np.empty(len(unit), np.uint16), np.empty(len(unit), np.float32)
-        chunk_rows = np.arange(1 << 15)
-        for start in range(0, len(unit), 1 << 15):  # (chunk, K) similarities stay in cache
-            similarity = unit[start : start + (1 << 15)] @ centres.T.astype(np.float32)
-            best = similarity.argmax(axis=1, out=nearest[start : start + len(similarity)])
-            cosine[start : start + len(similarity)] = similarity[chunk_rows[: len(similarity)], best]
+        for start in range(0, len(unit), CHUNK):  # (chunk, K) similarities stay in cache
+            yield_point()
+            rows = unit_rows(unit[start : start + CHUNK])
+            norms = np.linalg.norm(rows, axis=1)
+            similarity = (rows @ centres.T.astype(np.float32)) / np.maximum(norms, np.float32(1e-30))[:, None]
+            best = similarity.argmax(axis=1, out=nearest[start : start + len(rows)])
+            # a zero feature (no direction: its similarity is 0 with any click) gives its group a radius of pi
+            cosine[start : start + len(rows)] = np.where(norms > 0, similarity[np.arange(len(rows)), best], -1.0)
+        yield_point()
         keys = nearest * 2 + (cosine < cls.CORE)
-        order = np.argsort(keys, kind="stable").astype(np.int32)
+        spreads = np.minimum(np.arccos(np.clip(cosine, -1.0, 1.0)) / np.float32(cls.STEP), 65535).astype(np.uint16)
+        yield_point()
+        order = np.argsort((keys.astype(np.uint32) << 16) | spreads).astype(np.int32)  # by group, then angle
+        yield_point()
+        spreads = spreads[order]
         counts = np.bincount(keys, minlength=2 * len(centres))
         filled = np.flatnonzero(counts)
         starts = np.concatenate([[0], np.cumsum(counts[filled])])
-        farthest = np.minimum.reduceat(cosine[order], starts[:-1]).astype(np.float64)
+        yield_point()
         rows = np.empty_like(order)
         rows[order] = np.arange(len(order), dtype=np.int32)
+        yield_point()
         group_of = np.zeros(len(counts), np.uint8)  # (2K,) -> (N,): each Gaussian's group (2K <= 256)
         group_of[filled] = np.arange(len(filled))
         group_of = group_of[keys]
-        bitmaps = np.stack([np.packbits(group_of == g) for g in range(len(filled))])
+        bitmaps = np.zeros((len(filled), (len(unit) + 7) // 8), np.uint8)
+        for g in range(len(filled)):
+            yield_point()
+            bitmaps[g] = np.packbits(group_of == g)
+        yield_point()
+        sorted_unit = np.take(unit, order, axis=0)
+        yield_point()
         return cls(
             order,
             rows,
-            np.take(unit, order, axis=0),
+            sorted_unit,
             starts,
             centres[filled // 2],
-            np.arccos(np.clip(farthest, -1.0, 1.0)),
+            (spreads[starts[1:] - 1] + 1.0) * cls.STEP,
+            spreads,
             bitmaps,
         )
 
+    def settled(self, begin: int, end: int, angle: float) -> int:
+        """How many of the members begin:end lie surely nearer their centre than `angle` (radians)."""
+        steps = int(np.floor(angle / self.STEP)) - 2  # a member with spread s lies within (s + 1) steps
+        return 0 if steps < 0 else int(np.searchsorted(self.spreads[begin:end], np.uint16(min(steps, 65535)), "right"))
+
     def features(self, ids: np.ndarray) -> np.ndarray:
-        """(K, D) unit features of Gaussians `ids`."""
+        """(K, D) int16 unit features of Gaussians `ids`."""
         return self.unit[self.rows[ids]]
+
+    def cosines(self, directions: np.ndarray) -> np.ndarray:
+        """(N, K) float32 cosine similarities of every Gaussian, in Gaussian order, with (K, D) unit directions."""
+        result = np.empty((len(self.order), len(directions)), np.float32)
+        result[self.order] = cosines(self.unit, directions)
+        return result
 
     def select(self, query: np.ndarray, threshold) -> np.ndarray:
         """(N,) bool, or (T, N) for T thresholds: exactly `select(unit, query, threshold)`."""
@@ -297,21 +399,25 @@ class FeatureGroups:
         count = len(self.order)
         selection = np.zeros((len(thresholds), count), bool)
         angles = np.arccos(np.clip(self.centres @ query.astype(np.float64), -1.0, 1.0))  # (G,)
+        highest = np.cos(np.maximum(angles - self.radii - self.MARGIN, 0.0)) + QUANTUM  # (G,) over any member's
+        lowest = np.cos(np.minimum(angles + self.radii + self.MARGIN, np.pi)) - QUANTUM  # under any member's
         for index, value in enumerate(thresholds):
-            if not -0.999 < value < 0.999:  # arccos is too steep there for the margin: one plain pass
-                selection[index, self.order[select(self.unit, query, np.float32(value))]] = True
-                continue
-            limit = np.arccos(value)
-            whole = angles + self.radii < limit - self.MARGIN
-            partial = ~whole & (angles - self.radii <= limit + self.MARGIN)
+            whole = lowest > value
+            partial = ~whole & (highest > value)
             if whole.sum() * 2 > len(whole):  # most groups whole: unite the others and take the complement
                 packed = ~united(self.bitmaps, np.flatnonzero(~whole))
                 selection[index] = np.unpackbits(packed, count=count).view(bool)
             elif whole.any():
                 selection[index] = np.unpackbits(united(self.bitmaps, np.flatnonzero(whole)), count=count).view(bool)
+            # within a straddling group, members nearer its centre than these (radians) are settled unread
+            skipped = angles - self.MARGIN - np.arccos(np.clip(value - QUANTUM, -1.0, 1.0))  # (G,) are not selected
+            chosen = np.arccos(np.clip(value + QUANTUM, -1.0, 1.0)) - angles - self.MARGIN  # (G,) are selected
             for g in np.flatnonzero(partial):
                 begin, end = self.starts[g], self.starts[g + 1]
-                selection[index, self.order[begin:end][select(self.unit[begin:end], query, np.float32(value))]] = True
+                selected = self.settled(begin, end, chosen[g])
+                selection[index, self.order[begin : begin + selected]] = True
+                first = begin + max(selected, self.settled(begin, end, skipped[g]))
+                selection[index, self.order[first:end][select(self.unit[first:end], query, np.float32(value))]] = True
         return selection if np.ndim(threshold) else selection[0]
 
 
@@ -324,9 +430,10 @@ def united(bitmaps: np.ndarray, groups: np.ndarray) -> npt.NDArray[np.uint8]:
 
 
 def spherical_kmeans(unit: np.ndarray, count: int, sample: int, iterations: int, seed: int) -> np.ndarray:
-    """(K <= count, D) float64 unit centres of a seeded sample of `unit` (N, D), by spherical k-means."""
+    """(K <= count, D) float64 unit centres of a seeded sample of `unit` (N, D) int16, by spherical k-means."""
     rng = np.random.default_rng(seed)
     points = unit[np.sort(rng.choice(len(unit), min(sample, len(unit)), replace=False))].astype(np.float64)  # (S, D)
+    points /= np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-12)
     centres = points[rng.choice(len(points), min(count, len(points)), replace=False)]
     for _ in range(iterations):
         labels = (points @ centres.T).argmax(axis=1)
@@ -348,12 +455,17 @@ class Click:
 @dataclass
 class PlainFeatures:
     """One level's unit features in Gaussian order, read whole by each click: for a few clicks on a splat
-    (`segment`), where building FeatureGroups costs more than it saves, and the reference they match."""
+    (`segment`), where building FeatureGroups costs more than it saves, for the clicks before the groups are
+    built, and the reference the groups match."""
 
-    unit: np.ndarray  # (N, D) float32
+    unit: np.ndarray  # (N, D) int16 (unit_features)
 
     def features(self, ids: np.ndarray) -> np.ndarray:
         return self.unit[ids]
+
+    def cosines(self, directions: np.ndarray) -> np.ndarray:
+        """(N, K) float32 cosine similarities with (K, D) unit directions."""
+        return cosines(self.unit, directions)
 
     def select(self, query: np.ndarray, threshold) -> np.ndarray:
         """(N,) bool, or (T, N) for T thresholds."""
@@ -362,19 +474,68 @@ class PlainFeatures:
         )
 
 
+class BuildStopped(Exception):
+    """An index's builder thread ends: what it builds from changed, or the index is no longer used."""
+
+
+_foreground = threading.Condition()
+_foreground_work = 0  # how many foreground() blocks are under way
+_builder_check = threading.local()  # in a builder thread: .check, which yield_point calls
+
+
+@contextmanager
+def foreground():
+    """Work that Blender's thread waits on (a click, reading attributes): builder threads pause at their next
+    yield point until it ends. Two threads that take turns at the interpreter lock many times a millisecond
+    slow each other down many times over on a loaded machine (each turn waits for the other's time slice)."""
+    global _foreground_work
+    with _foreground:
+        _foreground_work += 1
+    try:
+        yield
+    finally:
+        with _foreground:
+            _foreground_work -= 1
+            _foreground.notify_all()
+
+
+def yield_point() -> None:
+    """Called between the steps of long work: in a builder thread, it waits while foreground work runs and ends
+    the build (BuildStopped) once the index changed; elsewhere it does nothing."""
+    check = getattr(_builder_check, "check", None)
+    if check is not None:
+        check()
+
+
 class ClickIndex:
     """What the clicks on one splat reuse: its geometry, its centres' grid, per level its grouped unit features.
 
-    `level_unit(level)` gives that level's (N, D) unit features (`unit_features`); it is called once per
-    level, when the level is first clicked, so the add-on reads only the channels a level needs.
+    `level_unit(level)` gives that level's (N, D) unit features (`unit_features`); it is called when a
+    level is first needed, maybe by the builder thread (so it must not touch Blender).
     `indexed=False`: no grid and no groups, every click reads everything (a one-off click: `segment`).
+    `background=True`: the grid and both levels' groups are built by a thread, one step after another,
+    and the clicks until then take the plain path (the same selection): neither the features' arrival
+    nor a first click waits seconds for them. numpy frees the interpreter in its long steps, so
+    Blender's own thread goes on meanwhile.
     """
 
-    def __init__(self, geometry: Geometry, level_unit, hidden: np.ndarray | None = None, indexed: bool = True):
-        self.geometry, self.level_unit, self.indexed = geometry, level_unit, indexed
-        self.grid = CentreGrid.of(geometry) if indexed else None
+    def __init__(
+        self,
+        geometry: Geometry,
+        level_unit,
+        hidden: np.ndarray | None = None,
+        indexed: bool = True,
+        background: bool = False,
+    ):
+        self.geometry, self.level_unit, self.indexed, self.background = geometry, level_unit, indexed, background
         self.hidden = hidden  # (N,) bool: Gaussians no pixel composites and no click selects, or None
+        self.grid = CentreGrid.of(geometry) if indexed and not background else None
         self.groups: dict[Level, FeatureGroups | PlainFeatures] = {}
+        self._changes = threading.Lock()  # held while geometry, grid or groups are swapped
+        self._generation = 0  # bumped when features or points change: a builder of older ones stops
+        self._version = 0  # bumped when the features are replaced
+        self._builder: threading.Thread | None = None
+        self._build()
 
     @property
     def nbytes(self) -> int:
@@ -388,20 +549,108 @@ class ClickIndex:
             if isinstance(value, np.ndarray)
         )
 
+    @property
+    def built(self) -> bool:
+        """Whether every click now takes the indexed path (always, for an index that is not `indexed`)."""
+        levels = self.groups.values()
+        return not self.indexed or (
+            self.grid is not None
+            and len(levels) == len(LEVEL_DIMS)
+            and all(isinstance(g, FeatureGroups) for g in levels)
+        )
+
+    def wait(self) -> None:
+        """Until the builder thread has built what it was started for (tests, benchmarks)."""
+        while self._builder is not None and self._builder.is_alive():
+            self._builder.join()
+
     def move(self, geometry: Geometry) -> None:
         """The points moved: a new geometry and grid; the features, and so their groups, stay."""
-        self.geometry, self.grid = geometry, CentreGrid.of(geometry) if self.indexed else None
+        with self._changes:
+            self.geometry, self.grid = geometry, None
+            self._generation += 1
+        if self.indexed and not self.background:
+            self.grid = CentreGrid.of(geometry)
+        self._build()
+
+    def replace_features(self, level_unit) -> None:
+        """New features for the same points (a training checkpoint): each level's unit features and groups anew."""
+        with self._changes:
+            self.level_unit, self.groups = level_unit, {}
+            self._generation += 1
+            self._version += 1
+        self._build()
+
+    def stop(self) -> None:
+        """The builder thread ends at its next step: the index is no longer used."""
+        with self._changes:
+            self._generation += 1
 
     def level(self, level: Level) -> FeatureGroups | PlainFeatures:
-        if level not in self.groups:
-            unit = self.level_unit(level)
-            self.groups[level] = FeatureGroups.of(unit) if self.indexed else PlainFeatures(unit)
-        return self.groups[level]
+        """What a click at `level` compares with: its groups once built, else its plain unit features.
+
+        Made here when missing, even where the builder thread is making the same: Blender's thread never
+        waits for it. The first made for the features now held is kept.
+        """
+        while (current := self.groups.get(level)) is None:
+            version, level_unit = self._version, self.level_unit
+            unit = level_unit(level)
+            made = PlainFeatures(unit) if not self.indexed or self.background else FeatureGroups.of(unit)
+            with self._changes:
+                if self._version == version and level not in self.groups:  # else new features came: again
+                    self.groups[level] = made
+        return current
 
     def query(self, level: Level, click: Click) -> np.ndarray | None:
         """The unit feature rendered at the click's pixel, or None where nothing is drawn."""
         ids, weights = pixel_weights(self.geometry, click.camera, click.x, click.y, self.grid, self.hidden)
         return None if len(ids) == 0 else click_feature(self.level(level).features(ids), np.arange(len(ids)), weights)
+
+    def _build(self) -> None:
+        if self.indexed and self.background:
+            self._builder = threading.Thread(target=self._build_steps, args=(self._generation,), daemon=True)
+            self._builder.start()
+
+    def _build_steps(self, generation: int) -> None:
+        """The builder thread: the coarse level's unit features (a click needs them first), the grid, then per
+        level its groups. Each result is kept only while nothing it was built from has changed."""
+        _builder_check.check = lambda: self._check(generation)
+        steps = (
+            lambda: self.level("coarse"),
+            lambda: self._build_grid(generation),
+            lambda: self._build_groups("coarse", generation),
+            lambda: self.level("fine"),
+            lambda: self._build_groups("fine", generation),
+        )
+        try:
+            for step in steps:
+                yield_point()
+                step()
+            with self._changes:
+                if self._generation == generation and self.built:
+                    self.level_unit = None  # every level is built: the features they came from can go
+        except BuildStopped:
+            pass
+
+    def _build_grid(self, generation: int) -> None:
+        grid = CentreGrid.of(self.geometry) if self.grid is None else None
+        with self._changes:
+            if grid is not None and self._generation == generation:
+                self.grid = grid
+
+    def _build_groups(self, level: Level, generation: int) -> None:
+        plain = self.level(level)
+        if isinstance(plain, PlainFeatures):
+            groups = FeatureGroups.of(plain.unit)
+            with self._changes:
+                if self._generation == generation and self.groups.get(level) is plain:
+                    self.groups[level] = groups
+
+    def _check(self, generation: int) -> None:
+        with _foreground:
+            _foreground.wait_for(lambda: _foreground_work == 0 or self._generation != generation)
+        if self._generation != generation:
+            raise BuildStopped
 
 
 def compose(
@@ -413,19 +662,20 @@ def compose(
     The one composition of clicks that the add-on, `segment` and `eval` share: SET replaces, ADD
     unites, SUBTRACT removes; hidden Gaussians end unselected.
     """
-    selection, missed = start.copy(), []
-    for click in clicks:
-        query = index.query(level, click)
-        if query is None:
-            missed.append(click)
-            continue
-        hit = index.level(level).select(query, threshold)
-        if click.mode == "SET":
-            selection = hit
-        elif click.mode == "ADD":
-            selection |= hit
-        else:
-            selection &= ~hit
-    if index.hidden is not None:
-        selection[..., index.hidden] = False
-    return selection, missed
+    with foreground():  # the index's builder thread, if any, pauses meanwhile
+        selection, missed = start.copy(), []
+        for click in clicks:
+            query = index.query(level, click)
+            if query is None:
+                missed.append(click)
+                continue
+            hit = index.level(level).select(query, threshold)
+            if click.mode == "SET":
+                selection = hit
+            elif click.mode == "ADD":
+                selection |= hit
+            else:
+                selection &= ~hit
+        if index.hidden is not None:
+            selection[..., index.hidden] = False
+        return selection, missed

@@ -22,7 +22,8 @@ from ..formats.splat import Splat
 from ..scene.camera import Camera
 from ..scene.colmap import write_colmap_text
 from .render import apply_weights
-from .views import camera_weights, splat_tensors
+from .train import ViewWeights, view_weights
+from .views import camera_weights
 
 BYTES_PER_FRAGMENT = 8  # a compositing weight in training: int32 Gaussian index + float32 value
 MEMORY_SHARE = 0.7  # of the memory available now that the views' weights may take
@@ -37,11 +38,13 @@ def view_colors(splat: Splat, camera: Camera) -> torch.Tensor:
     return torch.from_numpy(sh_colors(splat.sh_dc, rest, directions.astype(np.float32)).astype(np.float32))
 
 
-def render_rgb(splat: Splat, camera: Camera, weights=None, tensors=None) -> np.ndarray:
-    """(H, W, 3) uint8: the splat in `camera` over black; `weights` from views.camera_weights if already made."""
-    weights = camera_weights(splat, camera, tensors=tensors) if weights is None else weights
-    rgb = apply_weights(weights, view_colors(splat, camera)).reshape(camera.height, camera.width, 3)
-    return (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+def render_rgb(splat: Splat, camera: Camera, weights=None) -> np.ndarray:
+    """(H, W, 3) uint8: the splat in `camera` over black; `weights` (on any device) from views.camera_weights if
+    already made."""
+    weights = camera_weights(splat, camera) if weights is None else weights
+    colors = view_colors(splat, camera).to(weights.device)
+    rgb = apply_weights(weights, colors).reshape(camera.height, camera.width, 3)
+    return (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
 
 
 def look_key(splat: Splat) -> str:
@@ -93,31 +96,36 @@ def render_views(
     progress=lambda event: None,
     should_stop=lambda: False,
     available: int | None = -1,
-) -> list[np.ndarray]:
-    """The (H, W, 3) uint8 colour render of every camera, from `cache_dir` where already there.
+    device="cpu",
+) -> tuple[list[np.ndarray], ViewWeights]:
+    """The (H, W, 3) uint8 colour render of every camera, from `cache_dir` where already there, and the views'
+    compositing weights on `device`, which training takes as they are (the renders cost no second pass).
 
     The first view's weights are made before anything is written, to refuse (UserError) a set of views
     whose training weights would not fit in memory (`available` bytes; -1: ask the system, None: no check).
     """
-    tensors = splat_tensors(splat)
-    first = camera_weights(splat, cameras[0], tensors=tensors)
-    check_memory(first._nnz(), cameras, available_memory() if available == -1 else available)
     splat_key = look_key(splat)
     images = []
-    for index, camera in enumerate(cameras):
-        if should_stop():
-            return []
+
+    def render(index: int, ordered: Splat, weights) -> None:
+        if index == 0:
+            check_memory(weights._nnz(), cameras, available_memory() if available == -1 else available)
+        camera = cameras[index]
         progress({"phase": "rendering", "view": index + 1, "of": len(cameras)})
         path = view_file(cache_dir, splat_key, camera) if cache_dir is not None else None
         image = read_png(path, camera) if path is not None and path.is_file() else None
         if image is None:
-            image = render_rgb(splat, camera, first if index == 0 else None, tensors)
+            image = render_rgb(ordered, camera, weights)
             if path is not None:
                 write_png(path, image)
         images.append(image)
+
+    weights = view_weights(splat, cameras, device, should_stop, each=render)
+    if should_stop():
+        return [], weights
     if cache_dir is not None:
         write_colmap_text(cache_dir / "sparse" / "0", cameras)  # so the renders can be reused as photos
-    return images
+    return images, weights
 
 
 def read_png(path: Path, camera: Camera) -> np.ndarray | None:
@@ -158,8 +166,10 @@ def views_for_training(
     progress=lambda event: None,
     should_stop=lambda: False,
     name: str = "the splat",
-) -> tuple[list[Camera], list[np.ndarray]]:
-    """The cameras (planned from the splat when None) and their colour renders: what training reads for photos."""
+    device="cpu",
+) -> tuple[list[Camera], list[np.ndarray], ViewWeights]:
+    """The cameras (planned from the splat when None), their colour renders (what training reads for photos) and
+    their weights on `device`, for training."""
     from ..scene.view_planning import plan_splat_views
 
     if cameras is None:
@@ -169,4 +179,5 @@ def views_for_training(
         progress({"phase": "planned", "views": len(cameras), "layout": plan.extent.layout, "dropped": plan.dropped})
     if not cameras:
         raise UserError(f"{name}: no cameras to render views from")
-    return cameras, render_views(splat, cameras, cache_dir, progress, should_stop)
+    images, weights = render_views(splat, cameras, cache_dir, progress, should_stop, device=device)
+    return cameras, images, weights

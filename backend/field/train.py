@@ -418,17 +418,21 @@ class ViewWeights:
     views: list  # per camera, its (H*W, N) sparse CSR weights on the training device
 
 
-def view_weights(splat: Splat, cameras, device="cpu", should_stop=lambda: False) -> ViewWeights:
+def view_weights(splat: Splat, cameras, device="cpu", should_stop=lambda: False, each=None) -> ViewWeights:
     """The `ViewWeights` of `cameras` (at the resolution of their label maps); `should_stop()` is polled per view:
-    True returns those of the views done so far (the caller cancels)."""
+    True returns those of the views done so far (the caller cancels). `each(index, ordered, weights_v)`, if given,
+    is called as each view's weights are made (`ordered`: the splat in the weights' column order), so that work
+    on one view (rendering it) needs no second pass."""
     order = morton_order(splat.positions)
     ordered = splat.subset(order)
     tensors = splat_tensors(ordered, device)
     weights = []
-    for camera in cameras:
+    for index, camera in enumerate(cameras):
         if should_stop():
             break
         weights.append(camera_weights(ordered, camera, device, tensors))
+        if each is not None:
+            each(index, ordered, weights[-1])
     return ViewWeights(order, weights)
 
 

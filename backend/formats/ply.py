@@ -6,12 +6,17 @@ byte for byte. Every problem with a file is a SplatFileError naming the file.
 
 Binary rows are read once into one array and each column is a view of its field there (strided, not
 copied), and a splat whose columns are still those views is written as that array in one piece: the
-two cost what moving the bytes costs. Whoever needs a column contiguous copies it (np.ascontiguousarray).
+two cost what moving the bytes costs. Work that computes on many columns takes contiguous_columns first,
+which turns the rows into columns a cache-sized block at a time (a strided column read alone pulls the
+whole file through the cache).
 """
 
 from __future__ import annotations
 
 import itertools
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +50,8 @@ TYPE_NAMES = {code: name for name, code in reversed(PLY_TYPES.items())}
 FORMATS = {"ascii": None, "binary_little_endian": "<", "binary_big_endian": ">"}
 MAX_HEADER_BYTES = 1 << 20
 BLOCK_ROWS = 1 << 15  # points read and checked, or interleaved, at a time: a block of rows stays in the CPU cache
+TRANSPOSE_ROWS = 1 << 11  # rows turned into columns at a time: the block and its columns stay in the core's cache
+READERS = 4  # threads that read a large file, each its own run of blocks (fewer on fewer cores)
 
 
 @dataclass
@@ -129,8 +136,10 @@ class InvalidPoints:
     """The points with a NaN or an infinity, and the columns holding them, found a block of rows at a time.
 
     A block's values are checked together, as one 2-D array where every column has one type: a pass
-    per column would stride over the whole file once per column. An infinite opacity logit is a
-    saturated alpha (exported so by some tools), not damage.
+    per column would stride over the whole file once per column. The common case, no bad value, costs
+    one BLAS pass: a NaN or an infinity makes the sum of squares NaN or infinite, so a finite sum rules
+    both out (an overflowing sum only sends the block to the exact test). An infinite opacity logit is
+    a saturated alpha (exported so by some tools), not damage. Blocks may be checked from several threads.
     """
 
     def __init__(self, record: np.dtype, count: int):
@@ -142,6 +151,7 @@ class InvalidPoints:
         self.count = count
         self.points: np.ndarray | None = None  # (N,) bool, made at the first bad value: headers can claim billions
         self.in_column = np.zeros(len(self.floats), dtype=bool)
+        self.lock = threading.Lock()
 
     def check(self, start: int, rows: np.ndarray) -> None:
         """Check `rows`, the points from `start` on (contiguous)."""
@@ -149,13 +159,17 @@ class InvalidPoints:
             values = structured_to_unstructured(rows[self.floats])  # (B, float columns)
         else:
             values = rows.view(self.table_type).reshape(len(rows), -1)
+        flat = values.reshape(-1)
+        if np.isfinite(np.dot(flat, flat)):
+            return
         bad = ~np.isfinite(values)
+        bad[:, self.opacity] = np.isnan(values[:, self.opacity])
         if bad.any():
-            bad[:, self.opacity] = np.isnan(values[:, self.opacity])
-            if self.points is None:
-                self.points = np.zeros(self.count, dtype=bool)
-            self.points[start : start + len(rows)] = bad.any(axis=1)
-            self.in_column |= bad.any(axis=0)
+            with self.lock:
+                if self.points is None:
+                    self.points = np.zeros(self.count, dtype=bool)
+                self.points[start : start + len(rows)] = bad.any(axis=1)
+                self.in_column |= bad.any(axis=0)
 
     @property
     def columns(self) -> list[str]:
@@ -167,6 +181,8 @@ def read_binary(path, header, vertex, record: np.dtype, check_block) -> np.ndarr
 
     Read once the file is known to hold them, block by block straight into the array the columns
     will be views of; `check_block(start, rows)` sees each block while it is still in the CPU cache.
+    Up to READERS threads each read and check their own run of blocks (file reads and numpy release
+    the GIL): filling fresh pages and copying them costs the CPU, not the disk, when the file is cached.
     """
     offset = header.size
     for element in header.elements:
@@ -185,13 +201,25 @@ def read_binary(path, header, vertex, record: np.dtype, check_block) -> np.ndarr
             f"truncated: {vertex.count} points need {expected} bytes of data, the file has {max(size - offset, 0)}",
         )
     rows = np.empty(vertex.count, dtype=record)
-    with open_input(path) as (file, _):
-        file.seek(offset)
-        for start in range(0, vertex.count, BLOCK_ROWS):
-            block = rows[start : start + BLOCK_ROWS]
-            if file.readinto(block.view(np.uint8)) != block.nbytes:
-                raise SplatFileError(path, "truncated: the file became shorter while it was read")
-            check_block(start, block)
+
+    def read_run(start: int, stop: int) -> None:
+        with open_input(path) as (file, _):
+            file.seek(offset + start * record.itemsize)
+            for first in range(start, stop, BLOCK_ROWS):
+                block = rows[first : min(first + BLOCK_ROWS, stop)]
+                if file.readinto(block.view(np.uint8)) != block.nbytes:
+                    raise SplatFileError(path, "truncated: the file became shorter while it was read")
+                check_block(first, block)
+
+    blocks = -(-vertex.count // BLOCK_ROWS)
+    readers = min(READERS, os.cpu_count() or 1, blocks)
+    bounds = [BLOCK_ROWS * (blocks * i // readers) for i in range(readers)] + [vertex.count]
+    if readers == 1:
+        read_run(0, vertex.count)
+    else:
+        with ThreadPoolExecutor(readers) as pool:
+            for run in [pool.submit(read_run, start, stop) for start, stop in itertools.pairwise(bounds)]:
+                run.result()
     return rows if record.isnative else rows.astype(record.newbyteorder("="))
 
 
@@ -257,6 +285,30 @@ def read_ply(path, drop_invalid: bool = False) -> Splat:
             raise SplatFileError(path, "every point has NaN or infinite values: nothing is left to import")
         splat = splat.subset(~invalid.points)
     return splat
+
+
+def contiguous_columns(splat: Splat) -> Splat:
+    """`splat` with each column in an array of its own, for work that computes on columns (a transform, filling
+    Blender's attributes): on a read splat's strided views every column would pull the whole file through the
+    cache. The rows are turned into columns a block at a time, the block in cache; a splat whose columns are
+    contiguous already is given back as it is."""
+    columns = splat.columns
+    if all(values.flags.c_contiguous for values in columns.values()):
+        return splat
+    types = {values.dtype for values in columns.values()}
+    record = np.dtype([(name, values.dtype) for name, values in columns.items()])
+    rows = file_rows(splat, record)
+    if rows is not None and len(types) == 1:  # one table of one type: transposed a block at a time
+        table = rows.view(types.pop()).reshape(splat.count, -1)  # (N, columns)
+        turned = np.empty(table.shape[::-1], dtype=table.dtype)  # (columns, N)
+        for start in range(0, splat.count, TRANSPOSE_ROWS):
+            turned[:, start : start + TRANSPOSE_ROWS] = table[start : start + TRANSPOSE_ROWS].T
+        return Splat(dict(zip(columns, turned)), list(splat.comments))
+    copies = {name: np.empty(splat.count, dtype=values.dtype) for name, values in columns.items()}
+    for start in range(0, splat.count, TRANSPOSE_ROWS):
+        for name, values in columns.items():
+            copies[name][start : start + TRANSPOSE_ROWS] = values[start : start + TRANSPOSE_ROWS]
+    return Splat(copies, list(splat.comments))
 
 
 def ply_header(splat: Splat) -> bytes:

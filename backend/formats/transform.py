@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UserError
+from .ply import contiguous_columns
 from .sh import sh_basis
 from .splat import (
     NORMAL_COLUMNS,
@@ -185,6 +186,7 @@ def transform_splat(splat: Splat, matrix) -> Splat:
     linear, offset = matrix[:3, :3], matrix[:3, 3]
     if abs(np.linalg.det(linear)) < 1e-12:
         raise UserError("its transform scales an axis to zero, which flattens the Gaussians; give every axis a scale")
+    splat = contiguous_columns(splat)
     columns = dict(splat.columns)
 
     def rows(names, dtype=np.float64) -> np.ndarray:  # (len(names), N)

@@ -9,11 +9,11 @@ The rule (docs/views_from_splat.md explains it):
   2. Up: the principal axis along which the core is flattest (snapped to a coordinate axis within 30
      degrees), signed so that the median of all points sits near the floor. The add-on passes Blender's +Z.
   3. Layout: "inside" when the core surrounds its centre (80 % of 64 rays from it meet a core cell: a
-     room, a street), else "object". Object: half the views on rings around the whole core (elevations
-     15, 35, 60 degrees, at the distance where the core fills the shorter side of the frame), half as
-     close-ups of its parts (k-means of the core's opacity off the floor, each part filling the frame,
-     from 25 and 50 degrees); views of a group are picked far apart in direction. Inside: cameras near
-     the centre looking outwards at several headings, level and tilted 25 degrees up and down.
+     room, a street), else "object". Object: rings around the whole core (elevations 15, 35, 60
+     degrees, at the distance where the core fills the shorter side of the frame), so every object is
+     whole in every view it is in; close-ups of parts, which cut objects at the frame's edge, cost 11
+     mIoU points (docs/views_from_splat.md). Inside: cameras near the centre looking outwards at several
+     headings, level and tilted 25 degrees up and down. The views are picked far apart in direction.
   4. Never from inside floaters: where Gaussians nearer than a third of the distance to the target would
      hide more than a tenth of the frame (their 2-sigma discs composited on a coarse grid), the camera
      moves towards its target, up to three times 15 %, and is dropped if that does not clear it.
@@ -178,26 +178,6 @@ def ring(center, up, distance: float, elevations, azimuths: int) -> list[np.ndar
     return eyes
 
 
-def parts_of(points: np.ndarray, alphas: np.ndarray, center: np.ndarray, up: np.ndarray, count: int, seed: int = 0):
-    """`count` (centre (3,), radius) groups of the core's points off the floor (k-means): the targets of close-ups."""
-    points, alphas = off_floor(points, alphas, center, up)
-    rng = np.random.default_rng(seed)
-    sample = rng.choice(len(points), size=min(len(points), 20_000), replace=False, p=alphas / alphas.sum())
-    points = points[sample]
-    centres = points[rng.choice(len(points), size=min(count, len(points)), replace=False)]
-    for _ in range(20):
-        nearest = np.argmin(((points[:, None] - centres[None]) ** 2).sum(-1), axis=1)
-        centres = np.stack(
-            [points[nearest == k].mean(axis=0) if (nearest == k).any() else centres[k] for k in range(len(centres))]
-        )
-    nearest = np.argmin(((points[:, None] - centres[None]) ** 2).sum(-1), axis=1)
-    return [
-        (centres[k], float(np.percentile(np.linalg.norm(points[nearest == k] - centres[k], axis=1), 80)))
-        for k in range(len(centres))
-        if (nearest == k).sum() >= 0.05 * len(points)
-    ]
-
-
 def off_floor(points: np.ndarray, alphas: np.ndarray, center: np.ndarray, up: np.ndarray):
     """The points above the floor (the lowest 5 % of the heights, widened by 5 % of their range), when a floor
     leaves at least 5 % of them; else all."""
@@ -293,49 +273,23 @@ def plan_views(
     ]  # an estimate of what covers a frame needs no more
     points, point_alphas, point_sizes = positions[sample].astype(np.float64), alphas[sample], sizes[sample]
 
-    # Candidate groups, each (eyes, targets, share of the views): the whole core, then close-ups of its parts.
     if extent.layout == "inside":
-        pairs = inside_views(extent, count)
-        groups = [([e for e, _ in pairs], [t for _, t in pairs], 1.0)]
-    else:
+        eyes, targets = zip(*inside_views(extent, count))
+    else:  # the whole core in every view: close-ups of parts cut objects at the frame's edge (docs: measured)
         distance = extent.radius / np.sin(half_fov)
-        whole = ring(extent.center, extent.up, distance, np.radians([15, 35, 60]), 12)
-        groups = [(whole, [extent.center] * len(whole), 0.5)]
-        finite = np.isfinite(positions).all(axis=1)
-        member = np.zeros(len(positions), bool)
-        member[finite] = in_core(positions[finite].astype(np.float64), extent)
-        parts = parts_of(
-            positions[member].astype(np.float64), alphas[member].astype(np.float64), extent.center, extent.up, 4
-        )
-        for center, radius in parts:
-            eyes = ring(center, extent.up, max(radius / np.sin(half_fov), 0.35 * distance), np.radians([25, 50]), 8)
-            groups.append((eyes, [center] * len(eyes), 0.5 / len(parts)))
-    cameras: list[Camera] = []
-    dropped = short = 0
-    shares = ring_counts(count, [group[2] for group in groups])
-    for (eyes, targets, _), wanted in zip(groups, shares):
-        wanted += short  # what an earlier group could not place
-        clear_eyes, clear_targets = [], []
-        for eye, target in zip(eyes, targets):
-            eye = clear_view(eye, target, width, height, focal, extent.up, points, point_alphas, point_sizes)
-            if eye is None:
-                dropped += 1
-                continue
+        eyes = ring(extent.center, extent.up, distance, np.radians([15, 35, 60]), max(12, -(-count // 3)))
+        targets = [extent.center] * len(eyes)
+    clear_eyes, clear_targets = [], []
+    for eye, target in zip(eyes, targets):
+        eye = clear_view(eye, target, width, height, focal, extent.up, points, point_alphas, point_sizes)
+        if eye is not None:
             clear_eyes.append(eye)
             clear_targets.append(target)
-        short = max(0, wanted - len(clear_eyes))
-        for index in spread_pick(clear_eyes, clear_targets, wanted):
-            cameras.append(
-                look_at(
-                    f"view_{len(cameras):03d}.png",
-                    clear_eyes[index],
-                    clear_targets[index],
-                    width,
-                    height,
-                    focal,
-                    up=extent.up,
-                )
-            )
+    cameras = [
+        look_at(f"view_{number:03d}.png", clear_eyes[index], clear_targets[index], width, height, focal, up=extent.up)
+        for number, index in enumerate(spread_pick(clear_eyes, clear_targets, count))
+    ]
+    dropped = len(eyes) - len(clear_eyes)
     if not cameras:
         raise UserError(
             f"{name}: every planned view starts inside dense Gaussians (floaters or a closed space) or "
@@ -365,14 +319,6 @@ def in_core(points: np.ndarray, extent: SceneExtent) -> np.ndarray:
     member = np.zeros(len(points), bool)
     member[inside] = extent.core[index[inside, 0], index[inside, 1], index[inside, 2]]
     return member
-
-
-def ring_counts(total: int, shares) -> list[int]:
-    """`total` split by `shares`, the remainder to the first groups."""
-    counts = [int(total * share) for share in shares]
-    for i in range(total - sum(counts)):
-        counts[i % len(counts)] += 1
-    return counts
 
 
 def plan_splat_views(
