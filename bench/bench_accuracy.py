@@ -40,6 +40,7 @@ PIXEL_DRAWS = {  # METHOD.md does not say how a step's pixels are drawn: the two
 SWEEP = [round(0.5 + 0.025 * i, 3) for i in range(20)]  # 0.5 .. 0.975
 MISSED_PART_MASKS = [0.1, 0.0]  # merge_parts below REALISTIC's 0.25: how much the fine level owes to missed part masks
 RANDOM_CLICKS = 8  # single clicks per label at random pixels in random views, in the mask-source table
+SOURCES = ("geometric", "unlabelled", "unlabelled-not-negatives")  # --sources: the rows of the sources table
 TABLES = ("ablation", "pixels", "flaws", "outside", "views", "sources")
 PLATEAU = (
     2.0  # mIoU points, about the noise of 3 clicks per label: pick the middle of the thresholds this close to the best
@@ -145,6 +146,10 @@ def main() -> None:
     parser.add_argument("--pixels", type=int, default=2048)
     parser.add_argument("--out", default=str(ROOT / "out" / "accuracy"))
     parser.add_argument("--tables", nargs="+", choices=TABLES, default=list(TABLES), help="which tables to measure")
+    parser.add_argument(
+        "--sources", nargs="+", choices=SOURCES, default=list(SOURCES), help="rows of the sources table to measure"
+    )
+    parser.add_argument("--test-seeds", type=int, nargs="+", help="the test scenes' seeds (default: 0 .. scenes - 1)")
     parser.add_argument("--skip-tuning", action="store_true", help="score at the product's thresholds, no sweep")
     args = parser.parse_args()
 
@@ -161,7 +166,7 @@ def main() -> None:
     config = TrainConfig(
         iterations=iterations, pixels=args.pixels, gfl_start=2 * iterations // 3, gfl_refresh=max(1, iterations // 6)
     )  # the paper's 2000 / 500 of 3000, scaled
-    tune_seeds, test_seeds = [101 + i for i in range(args.scenes)], list(range(args.scenes))
+    tune_seeds, test_seeds = [101 + i for i in range(args.scenes)], args.test_seeds or list(range(args.scenes))
     print(
         f"scenes: {args.gaussians:,} Gaussians, {args.objects} objects on a ground plane, {args.views} views "
         f"{args.width}x{args.height}, masks {REALISTIC}; tuning seeds {tune_seeds}, test seeds {test_seeds}; "
@@ -294,7 +299,9 @@ def main() -> None:
                 False,
             ),
         }
-        for name, (flaws, switches, geometric) in sources.items():
+        for (name, (flaws, switches, geometric)), key in zip(sources.items(), SOURCES):
+            if key not in args.sources:
+                continue
             tag = "test_unlabelled" if flaws is GROUND_UNLABELLED else "test"
             per_scene, seconds = run(
                 test_seeds, flaws, switches, thresholds, tag, random_clicks=RANDOM_CLICKS, geometric=geometric

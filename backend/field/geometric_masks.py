@@ -10,11 +10,14 @@ view is what the rasterizer draws of it: the masks agree across views by constru
   2. The ground: the plane, roughly perpendicular to the cameras' up direction, that holds the
      most solid Gaussians (RANSAC); it and everything under it is one group, set apart, so that
      the things standing on it are no longer connected through it.
-  3. Coarse groups (objects): connected components of the voxels that the other solid Gaussians
-     occupy (26-neighbours; a voxel is VOXEL_SPACINGS typical spacings). Fine groups (parts): the
-     same links, less those between voxels of different mean colour, so a part lies inside one object
-     (the granularity prior). Pieces too small to be a mask join a linked piece; pieces of one
-     object and one colour are one part. Faint Gaussians join the nearest group.
+  3. Coarse groups (objects): candidates are the connected components of the voxels that the other solid
+     Gaussians occupy (26-neighbours, voxels of 2 VOXEL_SPACINGS); each is cut into pieces of Gaussians within
+     reach of each other, and pieces are joined back where one reaches into the other's convex hull
+     (`separate_objects`): a ball beside a figure is apart, a lamp's pole inside its shade is not. Fine groups
+     (parts): the links of voxels of VOXEL_SPACINGS typical spacings, less those between voxels of different
+     mean colour, cut by the objects, so a part lies inside one object (the granularity prior). Pieces too small
+     to be a mask join a linked piece; pieces of one object and one colour are one part. Faint Gaussians join
+     the nearest group.
   4. Each view's label maps: a pixel takes the group holding more than half of its compositing
      weight (`views.majority_labels`, the ground truth's rule), -1 where none does; drawn from the
      weights training computes for every view anyway (`train.view_weights`), at its resolution.
@@ -44,6 +47,15 @@ FINE_COLOUR_STEP = 0.15  # RGB distance (colours in [0, 1]) between linked Gauss
 MIN_GROUP_SHARE = 2e-4  # a group of fewer solid Gaussians than this share (and MIN_GROUP_GAUSSIANS) is no mask
 MIN_GROUP_GAUSSIANS = 20
 NEAREST_REACH = 2.0  # spacings: how far a faint or ungrouped Gaussian looks for a group to join
+TIGHT_SPACINGS = 2.0  # a group's own spacings: Gaussians closer are one piece; a candidate group is cut between...
+HULL_CONTACT = 0.05  # ...pieces unless this share of one lies within that reach of the other's convex hull
+SPACING_RANGE = (
+    1.0,
+    3.0,
+)  # a group's own spacing (median distance to the 3rd nearest), in typical ones, is clipped to this
+HULL_PIECE = MIN_GROUP_GAUSSIANS  # pieces at least this large have a hull; smaller ones join the nearest
+HULL_SAMPLE = 4000  # Gaussians of a piece that its convex hull is built from
+BALL_DIRECTIONS = 32  # directions that approximate a ball when a hull is widened by the reach
 
 
 @dataclass
@@ -117,12 +129,16 @@ def gaussian_groups(splat, cameras) -> GaussianGroups:
     links = voxel_links(keys)  # (E, 2)
     min_size = max(MIN_GROUP_GAUSSIANS, int(MIN_GROUP_SHARE * len(solid)))
     size = np.bincount(voxel_of, minlength=len(keys))  # solid Gaussians per voxel
-    coarse = components(links, size, min_size)  # (V,)
+    linked = components(links, size, min_size)  # (V,) voxel groups, inside which parts are looked for
     alike = np.linalg.norm(colour[links[:, 0]] - colour[links[:, 1]], axis=1) <= FINE_COLOUR_STEP
     fine = components(links[alike], size, min_size)
-    fine = absorb_small(fine, coarse, links)
-    fine = merge_alike_pieces(fine, coarse, colour, size)
-    coarse, fine = coarse[voxel_of], fine[voxel_of]  # per Gaussian of `objects`
+    fine = absorb_small(fine, linked, links)
+    fine = merge_alike_pieces(fine, linked, colour, size)
+    wide, wide_of = np.unique(np.floor(points[objects] / (2 * voxel)).astype(np.int64), axis=0, return_inverse=True)
+    wide_of = wide_of.reshape(-1)  # (O,) index into wide (W, 3), voxels twice as wide
+    candidates = components(voxel_links(wide), np.bincount(wide_of), min_size)[wide_of]  # (O,)
+    coarse = separate_objects(points[objects], candidates, spacing, min_size)  # (O,)
+    fine = parts_within(coarse, fine[voxel_of], min_size)  # (O,)
 
     # Ids: objects 0..C-1, the ground C, then the parts of objects with more than one part.
     n_objects = int(coarse.max()) + 1
@@ -140,6 +156,128 @@ def gaussian_groups(splat, cameras) -> GaussianGroups:
         coarse_ids[loose[near]] = coarse_ids[anchors[nearest[near]]]
         fine_ids[loose[near]] = fine_ids[anchors[nearest[near]]]
     return GaussianGroups(coarse_ids, fine_ids, ground_id)
+
+
+def separate_objects(points: np.ndarray, groups: np.ndarray, spacing: float, min_size: int) -> np.ndarray:
+    """(O,) object id per Gaussian (largest 0, -1 where `groups` is): each candidate group of `groups` (O,) cut
+    into pieces, Gaussians within reach of each other, and pieces joined back where one reaches into the other's
+    convex hull.
+
+    Touching voxels link Gaussians up to ~14 spacings apart: two objects a hand's width apart are one candidate.
+    Links within a reach of TIGHT_SPACINGS of the group's own spacing keep them apart, but cut an object whose
+    pieces do not touch: a splat holds surfaces, not solids, and a lamp's pole stands inside its open base and
+    reaches into its hollow shade, 4 spacings from both. A solid object is its surface filled in, so a piece joins
+    another when at least HULL_CONTACT of either lies within the reach of the other's convex hull; a ball beside a
+    figure does not. `spacing`: the typical one; `min_size`: the fewest Gaussians of an object.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    count = len(points)
+    tree = cKDTree(points)
+    # A group's reach follows its own spacing (foliage is sparser than a statue), within SPACING_RANGE.
+    own = tree.query(points, k=4)[0][:, 3]  # (O,) distance to the 3rd nearest
+    found = np.unique(groups[groups >= 0])
+    scale = np.ones(len(found) and int(found[-1]) + 1)
+    scale[found] = [np.median(own[groups == group]) / spacing for group in found]
+    reaches = TIGHT_SPACINGS * spacing * np.clip(scale, *SPACING_RANGE)  # per group
+    pairs = tree.query_pairs(TIGHT_SPACINGS * spacing * SPACING_RANGE[1], output_type="ndarray")  # (P, 2)
+    first, second = groups[pairs[:, 0]], groups[pairs[:, 1]]
+    gap = np.linalg.norm(points[pairs[:, 0]] - points[pairs[:, 1]], axis=1)
+    pairs = pairs[(first == second) & (first >= 0) & (gap <= reaches[np.maximum(first, 0)])]
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(count, count))
+    piece = connected_components(graph, directed=False)[1]  # (O,)
+    objects = np.full(count, -1, np.int64)
+    for group in found:
+        members = np.flatnonzero(groups == group)
+        members = members[np.argsort(piece[members], kind="stable")]
+        ids, starts, sizes = np.unique(piece[members], return_index=True, return_counts=True)
+        big = np.flatnonzero(sizes >= HULL_PIECE)
+        root = np.zeros(len(ids), np.int64)
+        if len(big) >= 2:
+            root = np.arange(len(ids))
+            spans = [points[members[starts[b] : starts[b] + sizes[b]]] for b in big]
+            low = np.array([span.min(axis=0) for span in spans]) - reaches[group]  # (B, 3) boxes around the pieces
+            high = np.array([span.max(axis=0) for span in spans]) + reaches[group]
+            near = np.triu((low[:, None] <= high[None]).all(2) & (low[None] <= high[:, None]).all(2), 1)
+            hulls: dict[int, np.ndarray | None] = {}
+            for i, j in zip(*np.nonzero(near)):
+                for a, b in ((i, j), (j, i)):
+                    if root[big[i]] != root[big[j]]:
+                        if a not in hulls:
+                            hulls[a] = widened_hull(spans[a], reaches[group])
+                        if touching(spans[b], hulls[a]):
+                            root[root == root[big[j]]] = root[big[i]]
+        # Pieces too small for a hull, then objects too small to be a mask, join the nearest object large enough.
+        label = join_nearest(
+            points[members], np.repeat(root, sizes), np.repeat(np.isin(np.arange(len(ids)), big), sizes)
+        )
+        large = np.bincount(label)[label] >= min_size
+        label = join_nearest(points[members], label, large) if large.any() else np.zeros_like(label)
+        objects[members] = label + count * group  # unique across groups
+    kept = objects >= 0
+    found, inverse = np.unique(objects[kept], return_inverse=True)
+    rank = np.empty(len(found), np.int64)
+    rank[np.argsort(-np.bincount(inverse), kind="stable")] = np.arange(len(found))
+    out = np.full(count, -1, np.int32)
+    out[kept] = rank[inverse]
+    return out
+
+
+def join_nearest(points: np.ndarray, label: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """`label` (M,) with each Gaussian not an `owner` (M,) bool taking the label of the nearest owner (none: as is)."""
+    from scipy.spatial import cKDTree
+
+    if not owner.any() or owner.all():
+        return label
+    label = label.copy()
+    label[~owner] = label[owner][cKDTree(points[owner]).query(points[~owner])[1]]
+    return label
+
+
+def widened_hull(points: np.ndarray, reach: float) -> np.ndarray | None:
+    """(F, 4) facet planes (inside: normal . x + offset <= 0) of the convex hull of `points` (n, 3) widened by
+    `reach` in every direction (the hull of its vertices moved by `reach` along BALL_DIRECTIONS); None if flat."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    sample = points[:: max(1, len(points) // HULL_SAMPLE)]
+    index = np.arange(BALL_DIRECTIONS) + 0.5  # a Fibonacci sphere of unit directions
+    polar, azimuth = np.arccos(1 - 2 * index / BALL_DIRECTIONS), np.pi * (1 + 5**0.5) * index
+    ball = np.stack([np.cos(azimuth) * np.sin(polar), np.sin(azimuth) * np.sin(polar), np.cos(polar)], 1)
+    try:
+        vertices = sample[ConvexHull(sample).vertices]
+    except QhullError:  # fewer than 4 points off one plane: the widened sample itself
+        vertices = sample
+    try:
+        return ConvexHull((vertices[:, None, :] + reach * ball[None]).reshape(-1, 3)).equations
+    except QhullError:
+        return None
+
+
+def touching(points: np.ndarray, hull: np.ndarray | None) -> bool:
+    """At least HULL_CONTACT of `points` (n, 3) lie inside `hull` (F, 4 facet planes)."""
+    if hull is None:
+        return False
+    inside = (points @ hull[:, :3].T + hull[:, 3] <= 0).all(axis=1)
+    return bool(inside.mean() >= HULL_CONTACT)
+
+
+def parts_within(objects: np.ndarray, pieces: np.ndarray, min_size: int) -> np.ndarray:
+    """(O,) part id per Gaussian: its colour piece `pieces` (O,) cut by its object `objects` (O,); pieces of an
+    object smaller than `min_size` (a voxel shared by two objects) join the object's largest piece."""
+    kept = (objects >= 0) & (pieces >= 0)
+    out = np.full(len(objects), -1, np.int64)
+    pairs, inverse = np.unique(np.stack([objects[kept], pieces[kept]], 1), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    size = np.bincount(inverse)
+    largest: dict[int, int] = {}
+    for index in np.argsort(-size, kind="stable"):
+        largest.setdefault(int(pairs[index, 0]), int(index))
+    small = size < min_size
+    target = np.where(small, [largest[int(o)] for o in pairs[:, 0]], np.arange(len(pairs)))
+    out[kept] = target[inverse]
+    return out
 
 
 def merge_alike_pieces(fine: np.ndarray, coarse: np.ndarray, colour: np.ndarray, size: np.ndarray) -> np.ndarray:

@@ -269,13 +269,16 @@ class NeighbourGraph:
     pairs: int  # Gaussian-neighbour pairs: the mean's denominator
 
 
-def neighbour_graph(neighbours: np.ndarray, device="cpu") -> NeighbourGraph:
-    """neighbours: (S, K) indices into the subset. A pair that are each other's neighbours gets a 2 in links."""
+def neighbour_graph(neighbours: np.ndarray, device="cpu", keep: np.ndarray | None = None) -> NeighbourGraph:
+    """neighbours: (S, K) indices into the subset; keep: (S, K) bool, the pairs to link (None: all). A pair that are
+    each other's neighbours gets a 2 in links."""
     from scipy.sparse import coo_matrix
 
     count = len(neighbours)
     rows = np.repeat(np.arange(count), neighbours.shape[1])
     cols = neighbours.reshape(-1)
+    if keep is not None:
+        rows, cols = rows[keep.reshape(-1)], cols[keep.reshape(-1)]
     links = coo_matrix(
         (np.ones(2 * len(rows), np.float32), (np.concatenate([rows, cols]), np.concatenate([cols, rows]))),
         shape=(count, count),
@@ -327,19 +330,28 @@ class SubsetGroups:
 
     members: list  # per group: (S,) int64 sorted Gaussian indices
     graphs: list  # per group: the `NeighbourGraph` of each member's K nearest members
+    supervised: list  # per group: (S,) bool, the members that GFL pulls (not `unsupervised`); None: all of them
 
     @classmethod
-    def draw(cls, positions: np.ndarray, size: int, k: int, seed: int, device="cpu") -> SubsetGroups:
+    def draw(
+        cls, positions: np.ndarray, size: int, k: int, seed: int, device="cpu", unsupervised: np.ndarray | None = None
+    ) -> SubsetGroups:
+        """`unsupervised` (N,) bool: Gaussians that no mask covers (`unlabelled_gaussians`); they are linked to
+        their neighbours among themselves only, so that no mask's features flow into them."""
         from scipy.spatial import cKDTree
 
         order = np.random.default_rng(seed).permutation(len(positions))
-        members, graphs = [], []
+        apart = np.zeros(len(positions), bool) if unsupervised is None else unsupervised
+        members, graphs, supervised = [], [], []
         for group in np.array_split(order, max(1, round(len(positions) / size))):
             group = np.sort(group)
             _, index = cKDTree(positions[group]).query(positions[group], k=min(k + 1, len(group)), workers=-1)
+            neighbours = index.reshape(len(group), -1)[:, 1:]  # self dropped
+            keep = apart[group][neighbours] == apart[group][:, None]
             members.append(torch.from_numpy(group.astype(np.int64)).to(device))
-            graphs.append(neighbour_graph(index.reshape(len(group), -1)[:, 1:], device))  # self dropped
-        return cls(members, graphs)
+            graphs.append(neighbour_graph(neighbours, device, None if keep.all() else keep))
+            supervised.append(torch.from_numpy(~apart[group]).to(device) if apart[group].any() else None)
+        return cls(members, graphs, supervised)
 
 
 def mask_features(views: list[View], features: torch.Tensor, level: str, prior: bool) -> np.ndarray:
@@ -446,6 +458,24 @@ def precompute_views(weights: list, labels, device, mask_balance: float = 0.0) -
     return views
 
 
+def unlabelled_gaussians(views: list[View]) -> np.ndarray:
+    """(N,) bool: the Gaussians that draw more of their colour, over all views, into pixels no mask covers than
+    into masks (the floor SAM left uncovered). Nothing but their neighbours tells them what they are: the
+    spatial term would pull them to the objects beside them and GFL lock them there, so that a click on an
+    object selects a ring of floor (issue 14). Training keeps them apart from both; the unlabelled pixels
+    push them from every mask."""
+    count = views[0].weights.shape[1]
+    labelled, unlabelled = np.zeros(count), np.zeros(count)
+    for view in views:
+        fragments = np.diff(view.weights.crow_indices().cpu().numpy())  # (H*W,) per pixel
+        columns = view.weights.col_indices().cpu().numpy()
+        values = view.weights.values().cpu().numpy().astype(np.float64)
+        inside = np.repeat(((view.coarse >= 0) | (view.fine >= 0)).cpu().numpy(), fragments)  # (F,)
+        labelled += np.bincount(columns, weights=values * inside, minlength=count)
+        unlabelled += np.bincount(columns, weights=values * ~inside, minlength=count)
+    return unlabelled > labelled
+
+
 def train_features(
     splat: Splat,
     cameras,  # list[Camera], at the resolution of the label maps
@@ -482,7 +512,10 @@ def train_features(
     order = precomputed.order
     splat = splat.subset(order)  # renumbered for memory locality; the result is put back in file order
     views = precompute_views(precomputed.views, labels, device, config.mask_balance)
-    groups = SubsetGroups.draw(splat.positions, config.gaussian_subset, config.spatial_neighbours, config.seed, device)
+    unsupervised = unlabelled_gaussians(views) if config.use_unlabelled_negatives else None
+    groups = SubsetGroups.draw(
+        splat.positions, config.gaussian_subset, config.spatial_neighbours, config.seed, device, unsupervised
+    )
     seconds["precompute"] = time.perf_counter() - started
 
     count = splat.count
@@ -563,10 +596,12 @@ def train_features(
 
         clustered = [level for level in LEVELS if len(centers.get(level, ())) > 0] if config.use_gfl else []
         if clustered:  # HDBSCAN may find no cluster at a level, or at none
+            supervised = groups.supervised[group]
+            pulled = subset_f if supervised is None else subset_f[supervised]  # no centre pulls what no mask covers
             gfl = torch.stack(
                 [
                     global_feature_loss(
-                        level_features(subset_f, level, prior), centers[level], config.tau_global, config.tau(level)
+                        level_features(pulled, level, prior), centers[level], config.tau_global, config.tau(level)
                     )
                     for level in clustered
                 ]
