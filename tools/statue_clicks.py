@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from statue import load_statue
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-STATUE = ROOT.parent / "shared" / "data" / "statue"
 
 
 def main() -> None:
@@ -46,16 +46,8 @@ def main() -> None:
     from backend.field.geometric_masks import gaussian_groups
     from backend.field.views import camera_weights, drawn_masks, majority_labels, splat_tensors
     from backend.formats.features import load_features
-    from backend.formats.ply import read_ply
-    from backend.scene.cameras import load_cameras
-    from backend.scene.images import load_images
 
-    splat = read_ply(STATUE / "splat.ply")
-    cameras, images = load_images(
-        STATUE / "images",
-        load_cameras(STATUE / "poses_bounds.npy", images_dir=STATUE / "images"),
-        downscale=args.downscale,
-    )
+    splat, cameras, images = load_statue(args.downscale)
     picked = [next(i for i, c in enumerate(cameras) if c.name == name) for name in args.views]
     field = load_features(args.features, splat)
     prior = field.granularity_prior

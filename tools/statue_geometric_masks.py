@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from statue import load_statue
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-STATUE = ROOT.parent / "shared" / "data" / "statue"
 
 
 def main() -> None:
@@ -34,16 +34,8 @@ def main() -> None:
 
     from backend.field.geometric_masks import gaussian_groups
     from backend.field.views import camera_weights, majority_labels, splat_tensors
-    from backend.formats.ply import read_ply
-    from backend.scene.cameras import load_cameras
-    from backend.scene.images import load_images
 
-    splat = read_ply(STATUE / "splat.ply")
-    cameras, images = load_images(
-        STATUE / "images",
-        load_cameras(STATUE / "poses_bounds.npy", images_dir=STATUE / "images"),
-        downscale=args.downscale,
-    )
+    splat, cameras, images = load_statue(args.downscale)
     started = time.process_time()
     groups = gaussian_groups(splat, cameras)
     print(f"grouping: {time.process_time() - started:.1f} s of CPU, {int(groups.coarse.max()) + 1} coarse ids")
