@@ -22,6 +22,7 @@ from bpy.app.handlers import persistent
 
 from .backend.errors import UserError
 from .backend.field.click import ClickIndex, Geometry, foreground, unit_features
+from .compat import BUILDS_BESIDE_BLENDER
 from .feature_store import (
     CENTERS_KEY,
     FEATURE_ATTRIBUTES,
@@ -74,7 +75,7 @@ def store_features(
         forget(obj)
         uid = cloud.session_uid
         _states[uid] = ObjectState(
-            len(features), ClickIndex(geometry_of(obj), level_unit, read_hidden(obj), background=True)
+            len(features), ClickIndex(geometry_of(obj), level_unit, read_hidden(obj), background=BUILDS_BESIDE_BLENDER)
         )
         _changed.discard(uid)
 
@@ -201,7 +202,7 @@ def state_of(obj) -> ObjectState:
             forget(obj)
             level_unit = level_units(read_features(obj), granularity_prior(obj))
             state = _states[uid] = ObjectState(
-                count, ClickIndex(geometry_of(obj), level_unit, read_hidden(obj), background=True)
+                count, ClickIndex(geometry_of(obj), level_unit, read_hidden(obj), background=BUILDS_BESIDE_BLENDER)
             )
         elif uid in _changed:
             state.refresh(obj)

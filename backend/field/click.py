@@ -560,9 +560,11 @@ class ClickIndex:
         )
 
     def wait(self) -> None:
-        """Until the builder thread has built what it was started for (tests, benchmarks)."""
+        """Until every level is built (tests, benchmarks): by the builder thread, or here where there is none."""
         while self._builder is not None and self._builder.is_alive():
             self._builder.join()
+        for level in LEVEL_DIMS:
+            self.level(level)
 
     def move(self, geometry: Geometry) -> None:
         """The points moved: a new geometry and grid; the features, and so their groups, stay."""
