@@ -74,10 +74,16 @@ def store_features(
             return
         forget(obj)
         uid = cloud.session_uid
-        _states[uid] = ObjectState(
-            len(features), ClickIndex(geometry_of(obj), level_unit, read_hidden(obj), background=BUILDS_BESIDE_BLENDER)
-        )
+        _states[uid] = new_state(obj, len(features), level_unit)
         _changed.discard(uid)
+
+
+def new_state(obj, count: int, level_unit) -> ObjectState:
+    """A cache of `obj`'s `count` points whose index builds its grid and groups from `level_unit` (on a thread
+    beside Blender's where the version allows: compat.BUILDS_BESIDE_BLENDER)."""
+    return ObjectState(
+        count, ClickIndex(geometry_of(obj), level_unit, read_hidden(obj), background=BUILDS_BESIDE_BLENDER)
+    )
 
 
 def level_units(features: np.ndarray, prior: bool):
@@ -200,10 +206,7 @@ def state_of(obj) -> ObjectState:
         state = _states.get(uid)
         if state is None or state.count != count:
             forget(obj)
-            level_unit = level_units(read_features(obj), granularity_prior(obj))
-            state = _states[uid] = ObjectState(
-                count, ClickIndex(geometry_of(obj), level_unit, read_hidden(obj), background=BUILDS_BESIDE_BLENDER)
-            )
+            state = _states[uid] = new_state(obj, count, level_units(read_features(obj), granularity_prior(obj)))
         elif uid in _changed:
             state.refresh(obj)
         _changed.discard(uid)

@@ -42,9 +42,9 @@ class ParentLink:
         self.ending = threading.Lock()
         threading.Thread(target=self.watch, daemon=True, name="parent-link").start()
 
-    def watch(
-        self,
-    ) -> None:  # os.read, not sys.stdin: a daemon thread holding the buffered reader's lock aborts the exit
+    def watch(self) -> None:
+        """Until standard input closes; os.read, not sys.stdin: a daemon thread holding the buffered reader's lock
+        aborts the exit."""
         import os
 
         stdin = sys.stdin.fileno()
