@@ -566,27 +566,25 @@ class RawFeatures:
         Everything: the unit features are made for it)."""
         return cosines(unit_of(self.source), directions)
 
-    def select(self, query: np.ndarray, threshold) -> np.ndarray:
-        """(N,) bool, or (T, N) for T thresholds: exactly PlainFeatures.select."""
-        cosine = stored_cosines(self.source, query)
-        values = np.asarray(threshold, np.float64)[..., None]  # (1,) or (T, 1)
-        selection = cosine > values
-        unsure = np.abs(cosine - values) <= RAW_MARGIN
-        unsure = np.flatnonzero(unsure.any(axis=0) if unsure.ndim == 2 else unsure)
-        if len(unsure):
+    def select(self, query: np.ndarray, threshold, chunk: int = 1 << 16) -> np.ndarray:
+        """(N,) bool, or (T, N) for T thresholds: exactly PlainFeatures.select. Chunk by chunk: no temporary
+        of N values (fresh memory costs page faults, the pass's own cost again)."""
+        values = np.asarray(threshold, np.float32)[..., None]  # (1,) or (T, 1)
+        low, high = values - np.float32(RAW_MARGIN), values + np.float32(RAW_MARGIN)
+        count = len(self.source)
+        selection = np.empty((count,) if values.ndim == 1 else (len(values), count), bool)
+        query32, unsure = np.asarray(query, np.float32), []
+        for start in range(0, count, chunk):
+            rows = self.source[start : start + chunk].T  # (D, C)
+            cosine = np.sqrt(np.einsum("dn,dn->n", rows, rows))
+            np.divide(query32 @ rows, np.maximum(cosine, np.float32(1e-30), out=cosine), out=cosine)  # within 1e-5
+            np.greater(cosine, high, out=selection[..., start : start + len(cosine)])
+            near = (cosine >= low) & (cosine <= high)
+            unsure.append(np.flatnonzero(near.any(axis=0) if near.ndim == 2 else near) + start)
+        unsure = np.concatenate(unsure) if unsure else np.zeros(0, np.int64)
+        if len(unsure):  # within RAW_MARGIN of a threshold: as their unit rows decide
             selection[..., unsure] = PlainFeatures(unit_of(self.source[unsure])).select(query, threshold)
         return selection
-
-
-def stored_cosines(source: np.ndarray, query: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
-    """(N,) float32 cosines of features `source` (N, D) with a (D,) unit query, each within 1e-5."""
-    query = np.asarray(query, np.float32)
-    result = np.empty(len(source), np.float32)
-    for start in range(0, len(source), chunk):
-        rows = source[start : start + chunk].T  # (D, C)
-        norms = np.sqrt(np.einsum("dn,dn->n", rows, rows))
-        np.divide(query @ rows, np.maximum(norms, np.float32(1e-30), out=norms), out=result[start : start + chunk])
-    return result
 
 
 class BuildStopped(Exception):
