@@ -22,6 +22,7 @@ from bpy.app.handlers import persistent
 
 from .backend.errors import UserError
 from .backend.field.click import ClickIndex, Geometry, foreground, level_columns, unit_features
+from .backend.formats.features import COARSE_DIM, FEATURE_DIM, LEVEL_DIMS, Level
 from .backend.formats.splat import ROTATION_COLUMNS, SCALE_COLUMNS
 from .compat import BUILDS_BESIDE_BLENDER
 from .feature_store import (
@@ -69,7 +70,8 @@ def store_features(
         stored = channels.T  # (N, 24) as the attributes hold them, kept: clicks read no attribute back
         state = _states.get(cloud.session_uid)
         if state is not None and state.count == len(features):  # a click session under way goes on with them
-            state.index.replace_features(*feature_sources(stored, prior))
+            state.features, state.levels = None, set(LEVEL_DIMS)
+            state.index.replace_features(*feature_sources(stored, prior, state.levels))
             _bump_generation(cloud.session_uid)
             return
         forget(obj)
@@ -78,21 +80,29 @@ def store_features(
         _changed.discard(uid)
 
 
-def new_state(obj, features: np.ndarray, prior: bool) -> ObjectState:
+def new_state(obj, features: np.ndarray, prior: bool, levels: set | None = None) -> ObjectState:
     """A cache of `obj`'s points whose index builds its grid and groups from its features (N, 24) float32 (on a
     thread beside Blender's where the version allows: compat.BUILDS_BESIDE_BLENDER; clicks meanwhile compare
-    with the features as stored, which select the same)."""
-    level_unit, level_features = feature_sources(features, prior)
+    with the features as stored, which select the same). `levels`: those whose channels `features` holds
+    (all by default; ObjectState.read_level brings the others)."""
+    levels = set(LEVEL_DIMS) if levels is None else levels
+    level_unit, level_features = feature_sources(features, prior, levels)
     index = ClickIndex(
         geometry_of(obj), level_unit, read_hidden(obj), background=BUILDS_BESIDE_BLENDER, level_features=level_features
     )
-    return ObjectState(len(features), index)
+    unread = levels != set(LEVEL_DIMS)
+    return ObjectState(len(features), index, features=features if unread else None, levels=levels)
 
 
-def feature_sources(features: np.ndarray, prior: bool):
+def feature_sources(features: np.ndarray, prior: bool, levels=LEVEL_DIMS):
     """The index's `level_unit` and `level_features` for features (N, 24) at hand (fastest a transposed view of
-    (24, N), as Blender's attributes are read): numpy only, as the index's thread calls them."""
-    return (lambda level: unit_features(features, level, prior)), (lambda level: level_columns(features, level, prior))
+    (24, N), as Blender's attributes are read), None for a level not in `levels` (its channels unread yet):
+    numpy only, as the index's thread calls them."""
+
+    def at_hand(make):
+        return lambda level: make(features, level, prior) if level in levels else None
+
+    return at_hand(unit_features), at_hand(level_columns)
 
 
 def remove_features(obj) -> None:
@@ -153,6 +163,8 @@ class ObjectState:
 
     count: int
     index: ClickIndex
+    features: np.ndarray | None = None  # (N, 24) the index's features, while some levels' channels are unread
+    levels: set = field(default_factory=lambda: set(LEVEL_DIMS))  # the levels whose channels `features` holds
     clicks: list = field(default_factory=list)  # this click session's clicks, replayed when level or threshold change
     base: np.ndarray | None = None  # the selection before the session's first click
     selection: np.ndarray | None = None  # (N,) bool what the engine last wrote, while nothing else changed it
@@ -161,6 +173,17 @@ class ObjectState:
     @property
     def geometry(self) -> Geometry:
         return self.index.geometry
+
+    def read_level(self, obj, level: Level) -> None:
+        """Bring the channels a click at `level` needs where state_of left them unread: it reads the coarse level's
+        alone (12 of the 24 attributes), so entering click mode on a reopened .blend costs half, and the first
+        fine click the rest."""
+        if level not in self.levels and self.features is not None:
+            with foreground():
+                read_features(obj, range(COARSE_DIM, FEATURE_DIM), into=self.features.T)
+            self.levels.add(level)
+            self.features = None  # every level's channels are read: the index holds them while it needs them
+            self.index.resume()
 
     def refresh(self, obj) -> None:
         """Catch up with an update of the points: moved ones change the geometry, hidden ones the index's mask."""
@@ -234,7 +257,8 @@ def state_of(obj) -> ObjectState:
         state = _states.get(uid)
         if state is None or state.count != count:
             forget(obj)
-            state = _states[uid] = new_state(obj, read_features(obj), granularity_prior(obj))
+            coarse = read_features(obj, range(COARSE_DIM))  # the fine channels when a click needs them: read_level
+            state = _states[uid] = new_state(obj, coarse, granularity_prior(obj), {"coarse"})
         elif uid in _changed:
             state.refresh(obj)
         _changed.discard(uid)

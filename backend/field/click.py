@@ -626,7 +626,9 @@ class ClickIndex:
     `level_unit(level)` gives that level's (N, D) unit features (`unit_features`); it is called when a
     level is first needed, maybe by the builder thread (so it must not touch Blender). `level_features(level)`,
     where given, that level's features as stored (`level_columns`): until a level's groups are built, a click
-    compares with those (RawFeatures), so no click waits for unit features either.
+    compares with those (RawFeatures), so no click waits for unit features either. Either may give None for
+    a level whose features are not at hand yet: nothing is built for it until `resume()`, and its caller
+    brings them before clicking at it.
     `indexed=False`: no grid and no groups, every click reads everything (a one-off click: `segment`).
     `background=True`: the grid and both levels' groups are built by a thread, one step after another,
     and the clicks until then take the plain path (the same selection): neither the features' arrival
@@ -651,7 +653,7 @@ class ClickIndex:
         self._changes = threading.Lock()  # held while geometry, grid or groups are swapped
         self._generation = 0  # bumped when features or points change: a builder of older ones stops
         self._version = 0  # bumped when the features are replaced
-        self._builder: threading.Thread | None = None
+        self._builders: list[threading.Thread] = []
         self._build()
 
     @property
@@ -678,8 +680,8 @@ class ClickIndex:
 
     def wait(self) -> None:
         """Until every level is built (tests, benchmarks): by the builder thread, or here where there is none."""
-        while self._builder is not None and self._builder.is_alive():
-            self._builder.join()
+        for builder in list(self._builders):
+            builder.join()
         for level in LEVEL_DIMS:
             self._unit_level(level)
 
@@ -701,6 +703,10 @@ class ClickIndex:
             self._version += 1
         self._build()
 
+    def resume(self) -> None:
+        """Features that were not at hand (None from level_unit) are now: build what they make, too."""
+        self._build()
+
     def stop(self) -> None:
         """The builder thread ends at its next step: the index is no longer used."""
         with self._changes:
@@ -713,14 +719,20 @@ class ClickIndex:
             current, level_features = self.groups.get(level), self.level_features
         if isinstance(current, FeatureGroups) or (current is not None and level_features is None):
             return current
-        return self._unit_level(level) if level_features is None else RawFeatures(level_features(level))
+        stored = None if level_features is None else level_features(level)
+        made = self._unit_level(level) if stored is None else RawFeatures(stored)
+        if made is None:
+            raise ValueError(f"the {level} level's features are not at hand: bring them before clicking at it")
+        return made
 
-    def _unit_level(self, level: Level) -> FeatureGroups | PlainFeatures:
+    def _unit_level(self, level: Level) -> FeatureGroups | PlainFeatures | None:
         """The level's groups or plain unit features, made here when missing, even where the builder thread is
         making the same: Blender's thread never waits for it. The first made for the features now held is kept."""
         while (current := self.groups.get(level)) is None:
             version, level_unit = self._version, self.level_unit
             unit = level_unit(level)
+            if unit is None:  # not at hand yet
+                return None
             made = PlainFeatures(unit) if not self.indexed or self.background else FeatureGroups.of(unit)
             with self._changes:
                 if self._version == version and level not in self.groups:  # else new features came: again
@@ -734,8 +746,9 @@ class ClickIndex:
 
     def _build(self) -> None:
         if self.indexed and self.background:
-            self._builder = threading.Thread(target=self._build_steps, args=(self._generation,), daemon=True)
-            self._builder.start()
+            builder = threading.Thread(target=self._build_steps, args=(self._generation,), daemon=True)
+            self._builders = [b for b in self._builders if b.is_alive()] + [builder]
+            builder.start()
 
     def _build_steps(self, generation: int) -> None:
         """The builder thread: the coarse level's unit features (a click needs them first), the grid, then per
