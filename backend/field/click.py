@@ -573,15 +573,15 @@ class RawFeatures:
         low, high = values - np.float32(RAW_MARGIN), values + np.float32(RAW_MARGIN)
         count = len(self.source)
         selection = np.empty((count,) if values.ndim == 1 else (len(values), count), bool)
-        query32, unsure = np.asarray(query, np.float32), []
+        query32, near_threshold = np.asarray(query, np.float32), [np.zeros(0, np.int64)]
         for start in range(0, count, chunk):
             rows = self.source[start : start + chunk].T  # (D, C)
             cosine = np.sqrt(np.einsum("dn,dn->n", rows, rows))
             np.divide(query32 @ rows, np.maximum(cosine, np.float32(1e-30), out=cosine), out=cosine)  # within 1e-5
             np.greater(cosine, high, out=selection[..., start : start + len(cosine)])
             near = (cosine >= low) & (cosine <= high)
-            unsure.append(np.flatnonzero(near.any(axis=0) if near.ndim == 2 else near) + start)
-        unsure = np.concatenate(unsure) if unsure else np.zeros(0, np.int64)
+            near_threshold.append(np.flatnonzero(near.any(axis=0) if near.ndim == 2 else near) + start)
+        unsure = np.concatenate(near_threshold)
         if len(unsure):  # within RAW_MARGIN of a threshold: as their unit rows decide
             selection[..., unsure] = PlainFeatures(unit_of(self.source[unsure])).select(query, threshold)
         return selection
