@@ -61,14 +61,22 @@ def split_selection(obj, name: str | None = None):
     if selected_count(obj) == len(obj.data.points):
         raise UserError(f"every Gaussian of '{obj.name}' is selected: there is nothing to split it from")
     before = set(bpy.data.objects)
-    run_in_edit_mode(obj, "separate")
+    # Blender's point-cloud separate copies the material slots without counting the new user: the material
+    # then goes unsaved once either object is deleted. So the split runs with no slots, and both get them after.
+    materials = list(obj.data.materials)
+    obj.data.materials.clear()
+    try:
+        run_in_edit_mode(obj, "separate")
+    finally:
+        for material in materials:
+            obj.data.materials.append(material)
     (part,) = set(bpy.data.objects) - before
     part.name = part.data.name = name or f"{obj.name} part"
     for key in CARRIED_KEYS:
         if key in obj.data:
             part.data[key] = obj.data[key]
-    if not part.data.materials and obj.data.materials:
-        part.data.materials.append(obj.data.materials[0])
+    for material in materials:
+        part.data.materials.append(material)
     click_cache.write_selection(part, np.zeros(len(part.data.points), dtype=bool))
     return part
 

@@ -100,6 +100,21 @@ def test_split_carries_every_attribute_and_the_counts_add_up(splat_with_features
     assert np.mean(np.isin(mug.positions[:, 0], scene.splat.positions[scene.object_ids == 1, 0])) > 0.9
 
 
+def test_a_split_part_keeps_its_material_after_the_source_is_deleted_and_the_file_reopened(
+    splat_with_features, addon, trained_scene, bpy, tmp_path
+):
+    obj = splat_with_features
+    material = obj.data.materials[0]
+    material_name = material.name
+    click_on(addon, obj, trained_scene, "coarse", "mug")
+    assert bpy.ops.clickgauss.split() == {"FINISHED"}
+    assert material.users == 2  # both clouds count: a material with no users is not saved
+    bpy.data.objects.remove(obj)
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "scene.blend"))
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "scene.blend"))
+    assert bpy.data.objects["splat part"].data.materials[0].name == material_name
+
+
 def test_delete_removes_the_selection(splat_with_features, addon, trained_scene, bpy):
     obj = splat_with_features
     click_on(addon, obj, trained_scene, "coarse", "table")
