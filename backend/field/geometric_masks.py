@@ -8,8 +8,9 @@ view is what the rasterizer draws of it: the masks agree across views by constru
   1. Solid Gaussians (opacity >= SOLID_OPACITY) carry the structure; space is contracted around
      the cameras' focus (mip-NeRF 360's contraction), so the far background counts as close-knit.
   2. The ground: the plane, roughly perpendicular to the cameras' up direction, that holds the
-     most solid Gaussians (RANSAC); it and everything under it is one group, set apart, so that
-     the things standing on it are no longer connected through it.
+     most solid Gaussians near the splat's dense core (RANSAC; found from the splat alone, so photos and
+     views rendered from the splat give the same ground); it and everything under it is one group, set
+     apart, so that the things standing on it are no longer connected through it.
   3. Coarse groups (objects): candidates are the connected components of the voxels that the other solid
      Gaussians occupy (26-neighbours, voxels of 2 VOXEL_SPACINGS); each is cut into pieces of Gaussians within
      reach of each other, and pieces are joined back where one reaches into the other's convex hull
@@ -114,9 +115,7 @@ def gaussian_groups(splat, cameras) -> GaussianGroups:
     sample = sample[np.random.default_rng(0).permutation(len(sample))[:20_000]]
     spacing = float(np.median(cKDTree(points[solid]).query(points[sample], k=4)[0][:, 3]))
 
-    ground = ground_gaussians(
-        splat.positions, splat.alphas, solid, centre, radius, up, GROUND_TOLERANCE * spacing * radius
-    )  # (N,) bool
+    ground = ground_gaussians(splat.positions, splat.alphas, solid, *ground_frame(splat, solid, up))  # (N,) bool
     objects = solid[~ground[solid]]  # (O,)
     if len(objects) < MIN_GROUP_GAUSSIANS:
         return none
@@ -332,6 +331,30 @@ def camera_frame(cameras, positions: np.ndarray) -> tuple[np.ndarray, float, np.
         centre = np.median(points, axis=0) if points else origins.mean(axis=0) + forwards.mean(axis=0)
     radius = max(float(np.linalg.norm(origins - centre, axis=1).max()), 1e-6)
     return centre, radius, up
+
+
+def ground_frame(splat, solid: np.ndarray, up: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, float]:
+    """Where the ground is looked for, from the splat alone: (centre (3,), radius, up (3,), tolerance).
+
+    Not from the cameras: views planned around the whole scene stand farther out than the photos did, look at
+    another point and tilt otherwise, and the ground must be the same for both. From the splat's dense core
+    (`view_planning.scene_extent`): its median at the height of what stands on its floor (a floor lies below it),
+    the distance holding 80 % of its opacity off the floor, and its own up direction unless that is more than
+    GROUND_MAX_TILT from the cameras' `up` (then theirs). The tolerance: GROUND_TOLERANCE typical spacings (the
+    median distance from a solid Gaussian within that radius to its 3rd nearest), in the splat's units.
+    """
+    from scipy.spatial import cKDTree
+
+    from ..scene.view_planning import scene_extent
+
+    extent = scene_extent(splat.positions, splat.alphas)
+    if extent.up @ up < np.cos(GROUND_MAX_TILT):
+        extent = scene_extent(splat.positions, splat.alphas, up=up)
+    positions = splat.positions[solid].astype(np.float64)  # (S, 3)
+    near = np.flatnonzero(np.linalg.norm(positions - extent.target, axis=1) < extent.radius)
+    sample = near[np.random.default_rng(0).permutation(len(near))[:20_000]] if len(near) >= 4 else np.arange(len(solid))
+    spacing = float(np.median(cKDTree(positions).query(positions[sample], k=4)[0][:, 3]))
+    return extent.target, extent.radius, extent.up, GROUND_TOLERANCE * spacing
 
 
 def contract(points: np.ndarray) -> np.ndarray:

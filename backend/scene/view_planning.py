@@ -5,15 +5,15 @@ The rule (docs/views_from_splat.md explains it):
      the densest cells holding half of all opacity are the core. Floaters and the sparse, blurry outside
      of a capture hold little opacity per cell and drop out. Centre: the core's median; radius: 80 % of
      its opacity lies within it, the floor (its lowest 5 %) left out so that a large floor does not make
-     the things on it small.
+     the things on it small. Target: the centre raised to the median height of what stands on the floor
+     (the core off the floor), not a point of the floor.
   2. Up: the principal axis along which the core is flattest (snapped to a coordinate axis within 30
      degrees), signed so that the median of all points sits near the floor. The add-on passes Blender's +Z.
   3. Layout: "inside" when the core surrounds its centre (80 % of 64 rays from it meet a core cell: a
-     room, a street), else "object". Object: half the views on rings around the whole core (elevations
-     15, 35, 60 degrees, at the distance where the core fills the shorter side of the frame), half as
-     close-ups of its parts (k-means of the core's opacity off the floor, each part filling the frame,
-     from 25 and 50 degrees); views of a group are picked far apart in direction. Inside: cameras near
-     the centre looking outwards at several headings, level and tilted 25 degrees up and down.
+     room, a street), else "object". Object: rings around the whole core, looking at the target
+     (elevations 15, 35, 60 degrees, at the distance where the core fills the shorter side of the frame),
+     the views picked far apart in direction. Inside: cameras near the centre looking outwards at
+     several headings, level and tilted 25 degrees up and down.
   4. Never from inside floaters: where Gaussians nearer than a third of the distance to the target would
      hide more than a tenth of the frame (their 2-sigma discs composited on a coarse grid), the camera
      moves towards its target, up to three times 15 %, and is dropped if that does not clear it.
@@ -43,6 +43,7 @@ LAYOUTS = ("auto", "object", "inside")
 @dataclass
 class SceneExtent:
     center: np.ndarray  # (3,) the core's median position
+    target: np.ndarray  # (3,) what views around the scene look at: the centre at the height of what stands on the floor
     radius: float  # the core's radius: 80 % of its opacity lies within it (the floor excluded where there is one)
     up: np.ndarray  # (3,) unit vector
     layout: str  # "object" or "inside"
@@ -96,12 +97,14 @@ def scene_extent(
     core = np.zeros(mass.size, bool)
     core[order[: int(np.searchsorted(cumulative, CORE_MASS * cumulative[-1])) + 1]] = True
     core = core.reshape(mass.shape)
-    extent = SceneExtent(np.zeros(3), 0.0, np.zeros(3), layout, core, low, (high - low) / GRID_CELLS)
+    extent = SceneExtent(np.zeros(3), np.zeros(3), 0.0, np.zeros(3), layout, core, low, (high - low) / GRID_CELLS)
     member = in_core(positions, extent)
     core_points, core_alphas = positions[member], alphas[member]
     extent.center = np.median(core_points, axis=0)
     extent.up = estimate_up(core_points, positions) if up is None else np.asarray(up, np.float64) / np.linalg.norm(up)
     extent.radius = core_radius(core_points, core_alphas, extent.center, extent.up)
+    standing, _ = off_floor(core_points, core_alphas, extent.center, extent.up)
+    extent.target = extent.center + float(np.median((standing - extent.center) @ extent.up)) * extent.up
     if layout == "auto":
         extent.layout = (
             "inside" if enclosed_share(core, low, extent.cell, extent.center) >= INSIDE_HIT_SHARE else "object"
@@ -176,26 +179,6 @@ def ring(center, up, distance: float, elevations, azimuths: int) -> list[np.ndar
             horizontal = np.cos(azimuth) * first + np.sin(azimuth) * second
             eyes.append(center + distance * (np.cos(elevation) * horizontal + np.sin(elevation) * up))
     return eyes
-
-
-def parts_of(points: np.ndarray, alphas: np.ndarray, center: np.ndarray, up: np.ndarray, count: int, seed: int = 0):
-    """`count` (centre (3,), radius) groups of the core's points off the floor (k-means): the targets of close-ups."""
-    points, alphas = off_floor(points, alphas, center, up)
-    rng = np.random.default_rng(seed)
-    sample = rng.choice(len(points), size=min(len(points), 20_000), replace=False, p=alphas / alphas.sum())
-    points = points[sample]
-    centres = points[rng.choice(len(points), size=min(count, len(points)), replace=False)]
-    for _ in range(20):
-        nearest = np.argmin(((points[:, None] - centres[None]) ** 2).sum(-1), axis=1)
-        centres = np.stack(
-            [points[nearest == k].mean(axis=0) if (nearest == k).any() else centres[k] for k in range(len(centres))]
-        )
-    nearest = np.argmin(((points[:, None] - centres[None]) ** 2).sum(-1), axis=1)
-    return [
-        (centres[k], float(np.percentile(np.linalg.norm(points[nearest == k] - centres[k], axis=1), 80)))
-        for k in range(len(centres))
-        if (nearest == k).sum() >= 0.05 * len(points)
-    ]
 
 
 def off_floor(points: np.ndarray, alphas: np.ndarray, center: np.ndarray, up: np.ndarray):
@@ -293,49 +276,24 @@ def plan_views(
     ]  # an estimate of what covers a frame needs no more
     points, point_alphas, point_sizes = positions[sample].astype(np.float64), alphas[sample], sizes[sample]
 
-    # Candidate groups, each (eyes, targets, share of the views): the whole core, then close-ups of its parts.
+    # Candidates (eye, target): out from the centre, or rings around the whole core.
     if extent.layout == "inside":
         pairs = inside_views(extent, count)
-        groups = [([e for e, _ in pairs], [t for _, t in pairs], 1.0)]
     else:
         distance = extent.radius / np.sin(half_fov)
-        whole = ring(extent.center, extent.up, distance, np.radians([15, 35, 60]), 12)
-        groups = [(whole, [extent.center] * len(whole), 0.5)]
-        finite = np.isfinite(positions).all(axis=1)
-        member = np.zeros(len(positions), bool)
-        member[finite] = in_core(positions[finite].astype(np.float64), extent)
-        parts = parts_of(
-            positions[member].astype(np.float64), alphas[member].astype(np.float64), extent.center, extent.up, 4
-        )
-        for center, radius in parts:
-            eyes = ring(center, extent.up, max(radius / np.sin(half_fov), 0.35 * distance), np.radians([25, 50]), 8)
-            groups.append((eyes, [center] * len(eyes), 0.5 / len(parts)))
-    cameras: list[Camera] = []
-    dropped = short = 0
-    shares = ring_counts(count, [group[2] for group in groups])
-    for (eyes, targets, _), wanted in zip(groups, shares):
-        wanted += short  # what an earlier group could not place
-        clear_eyes, clear_targets = [], []
-        for eye, target in zip(eyes, targets):
-            eye = clear_view(eye, target, width, height, focal, extent.up, points, point_alphas, point_sizes)
-            if eye is None:
-                dropped += 1
-                continue
+        eyes = ring(extent.target, extent.up, distance, np.radians([15, 35, 60]), max(12, count))
+        pairs = [(eye, extent.target) for eye in eyes]
+    clear_eyes, clear_targets = [], []
+    for eye, target in pairs:
+        eye = clear_view(eye, target, width, height, focal, extent.up, points, point_alphas, point_sizes)
+        if eye is not None:
             clear_eyes.append(eye)
             clear_targets.append(target)
-        short = max(0, wanted - len(clear_eyes))
-        for index in spread_pick(clear_eyes, clear_targets, wanted):
-            cameras.append(
-                look_at(
-                    f"view_{len(cameras):03d}.png",
-                    clear_eyes[index],
-                    clear_targets[index],
-                    width,
-                    height,
-                    focal,
-                    up=extent.up,
-                )
-            )
+    dropped = len(pairs) - len(clear_eyes)
+    cameras: list[Camera] = [
+        look_at(f"view_{number:03d}.png", clear_eyes[index], clear_targets[index], width, height, focal, up=extent.up)
+        for number, index in enumerate(spread_pick(clear_eyes, clear_targets, count))
+    ]
     if not cameras:
         raise UserError(
             f"{name}: every planned view starts inside dense Gaussians (floaters or a closed space) or "
@@ -365,14 +323,6 @@ def in_core(points: np.ndarray, extent: SceneExtent) -> np.ndarray:
     member = np.zeros(len(points), bool)
     member[inside] = extent.core[index[inside, 0], index[inside, 1], index[inside, 2]]
     return member
-
-
-def ring_counts(total: int, shares) -> list[int]:
-    """`total` split by `shares`, the remainder to the first groups."""
-    counts = [int(total * share) for share in shares]
-    for i in range(total - sum(counts)):
-        counts[i % len(counts)] += 1
-    return counts
 
 
 def plan_splat_views(
