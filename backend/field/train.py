@@ -671,7 +671,8 @@ def train_features(
             pixels = torch.cat([pixels, view.unlabelled[torch.randint(unlabelled, (negatives,), generator=generator)]])
         pixels = pixels.to(device)
         # on the device of the weights: the CPU on MPS, which has no sparse CSR (composite_weights)
-        fragments = StepFragments.of(*(part.to(device) for part in row_fragments(view.weights, pixels)), len(pixels))
+        rows, gaussians, weights = (part.to(device) for part in row_fragments(view.weights, pixels))
+        fragments = StepFragments.of(rows, gaussians, weights, len(pixels))
         group = int(torch.randint(len(groups.members), (1,), generator=generator))
         subset = groups.members[group]
         # The rows this step reads, as leaves: their gradients land in `gradient` without a scatter over (N, 24).
