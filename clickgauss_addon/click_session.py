@@ -57,6 +57,7 @@ def apply_click(
     with foreground():  # the click caches' builder thread pauses meanwhile
         started = time.perf_counter()
         state = state_of(obj)
+        state.read_level(obj, level)
         current = state.selection if state.selection is not None else read_selection(obj)
         if not state.clicks:
             state.base = current
@@ -73,6 +74,7 @@ def reapply(obj, level: Level, threshold: float) -> dict:
     with foreground():  # the click caches' builder thread pauses meanwhile
         started = time.perf_counter()
         state = state_of(obj)
+        state.read_level(obj, level)
         start = state.base if state.base is not None else read_selection(obj)
         selection, missed = compose(state.index, state.clicks, level, threshold, start)
         write_selection(obj, selection)

@@ -21,11 +21,16 @@ def has_features(obj) -> bool:
     return obj is not None and obj.type == "POINTCLOUD" and all(n in obj.data.attributes for n in FEATURE_ATTRIBUTES)
 
 
-def read_features(obj, channels: int = FEATURE_DIM) -> np.ndarray:  # (N, channels) float32: the first `channels`
-    count = len(obj.data.points)
-    features = np.empty((channels, count), dtype=np.float32)
-    for i, name in enumerate(FEATURE_ATTRIBUTES[:channels]):
-        obj.data.attributes[name].data.foreach_get("value", features[i])
+def read_features(obj, channels: range = range(FEATURE_DIM), into: np.ndarray | None = None) -> np.ndarray:
+    """(N, 24) float32 the features, a transposed view of (24, N): each attribute read whole into its own row.
+
+    Only `channels` are read, into `into` (24, N) where given (its other rows left as they are). Each
+    read costs Blender a copy of the attribute once the depsgraph has evaluated it (it then shares the
+    array with the evaluated object): reading fewer is the only way to make it cheaper.
+    """
+    features = np.empty((FEATURE_DIM, len(obj.data.points)), np.float32) if into is None else into
+    for i in channels:
+        obj.data.attributes[FEATURE_ATTRIBUTES[i]].data.foreach_get("value", features[i])
     return features.T
 
 

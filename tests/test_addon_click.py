@@ -125,9 +125,20 @@ def test_features_survive_a_blend_save_and_reload(splat_with_features, addon, tr
     bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "scene.blend"))
     obj = bpy.data.objects["splat"]
     assert addon.feature_store.has_features(obj)
+    addon.click_cache.state_of(obj)  # entering click mode: the coarse channels alone are read
     click_on(addon, obj, trained_scene, "coarse", "mug")
     scene = trained_scene["scene"]
     assert selection_quality(addon, obj, scene.object_ids == scene.object_names.index("mug"))[0] > 0.9
+    mug = addon.feature_store.read_selection(obj).copy()
+    click_on(addon, obj, trained_scene, "fine", "head")  # reads the fine channels first
+    head = addon.feature_store.read_selection(obj).copy()
+    index = addon.click_cache.state_of(obj).index
+    index.wait()
+    assert index.built  # the fine level too, once its channels were read
+    click_on(addon, obj, trained_scene, "coarse", "mug")  # the same clicks with every cache built
+    np.testing.assert_array_equal(addon.feature_store.read_selection(obj), mug)
+    click_on(addon, obj, trained_scene, "fine", "head")
+    np.testing.assert_array_equal(addon.feature_store.read_selection(obj), head)
 
 
 def test_features_of_another_splat_are_refused(bpy, addon, trained_scene, tmp_path):

@@ -11,10 +11,14 @@ from backend.field.click import (
     Click,
     ClickIndex,
     Geometry,
+    PlainFeatures,
+    RawFeatures,
     click_feature,
     compose,
+    level_columns,
     pixel_weights,
     select,
+    similarities,
     unit_features,
     unit_rows,
 )
@@ -116,7 +120,13 @@ def test_clicks_while_the_index_builds_in_the_background_select_as_after():
         name: ClickIndex(Geometry.of(scene.splat), lambda level, f=f: unit_features(f, level), indexed=False)
         for name, f in (("old", old), ("new", new))
     }
-    index = ClickIndex(Geometry.of(scene.splat), lambda level: unit_features(old, level), background=True)
+    stored = old.astype(np.float32).T.copy().T  # channel-major, as the add-on reads Blender's attributes
+    index = ClickIndex(
+        Geometry.of(scene.splat),
+        lambda level: unit_features(stored, level),
+        background=True,
+        level_features=lambda level: level_columns(stored, level),
+    )
     clicks = [Click(camera, 160, 120, "SET"), Click(camera, 100, 150, "ADD")]
     start = np.zeros(scene.splat.count, bool)
 
@@ -132,6 +142,27 @@ def test_clicks_while_the_index_builds_in_the_background_select_as_after():
     index.replace_features(lambda level: unit_features(new, level))  # a training checkpoint arrives mid-build
     same_as("new", "fine")
     index.wait()
-    assert index.built and index.level_unit is None  # the features it was built from are let go
+    assert index.built and index.level_unit is None and index.level_features is None  # what it came from goes
     same_as("new", "coarse")
     same_as("new", "fine")
+
+
+def test_features_as_stored_select_exactly_what_their_unit_features_select():
+    """Until the unit features exist, a click compares with the features as Blender holds them: Gaussians at the
+    threshold (within the fixed point's rounding) are decided as the unit features decide them, so the
+    selection does not change when the unit features arrive."""
+    rng = np.random.default_rng(6)
+    channels = rng.normal(size=(24, 30_000)).astype(np.float32)  # (24, N) as read from Blender
+    channels[:, ::101] = 0  # no direction: similarity 0
+    for level, prior in (("coarse", True), ("fine", True), ("fine", False)):
+        unit = unit_features(channels.T, level, prior)
+        np.testing.assert_array_equal(unit, unit_features(channels.T.copy(), level, prior))  # any layout
+        raw, plain = RawFeatures(level_columns(channels.T, level, prior)), PlainFeatures(unit)
+        ids = np.array([5, 17, 2000, 29_999])
+        np.testing.assert_array_equal(raw.features(ids), unit[ids])
+        query = click_feature(unit, ids, np.full(4, 0.25, np.float32))
+        exact = np.sort(similarities(unit, query))[::-1][[10, 500, 3000]]  # thresholds that Gaussians lie on
+        thresholds = np.concatenate([exact, exact - 1e-5, exact + 1e-5, [0.0, 0.75]])
+        np.testing.assert_array_equal(raw.select(query, thresholds), plain.select(query, thresholds))
+        for threshold in thresholds:
+            np.testing.assert_array_equal(raw.select(query, threshold), plain.select(query, threshold))

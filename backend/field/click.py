@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -38,6 +38,8 @@ class Geometry:
     rotations: np.ndarray  # (N, 4) float32 w x y z as stored (normalised when used)
     scales: np.ndarray  # (N, 3) float32 standard deviations
     opacities: np.ndarray  # (N,) float32 in [0, 1]
+    _all_extents: np.ndarray | None = field(default=None, repr=False)  # (N,) float32, see all_extents
+    _largest: float | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, splat: Splat) -> Geometry:
@@ -52,6 +54,21 @@ class Geometry:
         """(K,) float32 a bound on the reach of Gaussians `ids`: 4 standard deviations of the widest axis."""
         scales = self.scales[ids]
         return 4 * np.maximum(np.maximum(scales[:, 0], scales[:, 1]), scales[:, 2])  # .max(axis=1) is 10x slower
+
+    @property
+    def all_extents(self) -> np.ndarray:
+        """(N,) float32 `extents()` of every Gaussian, made at first use and kept (a plain click and the grid read
+        them all)."""
+        if self._all_extents is None:
+            self._all_extents = self.extents()
+        return self._all_extents
+
+    @property
+    def largest(self) -> float:
+        """The largest |coordinate| of any centre, made at first use and kept."""
+        if self._largest is None:
+            self._largest = max(float(self.positions.max(initial=0.0)), -float(self.positions.min(initial=0.0)))
+        return self._largest
 
     def covariances(self, ids: np.ndarray) -> np.ndarray:
         """(K, 3, 3) float64 world-space covariances of Gaussians `ids`."""
@@ -126,7 +143,7 @@ class CentreGrid:
         box_low = np.minimum.reduceat(sorted_positions, starts[:-1], axis=0).astype(np.float64)
         box_high = np.maximum.reduceat(sorted_positions, starts[:-1], axis=0).astype(np.float64)
         yield_point()
-        extents = np.maximum.reduceat(geometry.extents()[order], starts[:-1]).astype(np.float64)  # 1D: 10x faster
+        extents = np.maximum.reduceat(geometry.all_extents[order], starts[:-1]).astype(np.float64)  # 1D: 10x faster
         return cls(order, starts, (box_low + box_high) / 2, np.linalg.norm(box_high - box_low, axis=1) / 2, extents)
 
     def near_ray(self, camera, x: float, y: float) -> np.ndarray:
@@ -159,25 +176,54 @@ class CentreGrid:
 
 def near_pixel(geometry: Geometry, camera, x: float, y: float, chunk: int = 1 << 16) -> np.ndarray:
     """(K,) ids of a superset of the Gaussians whose footprint bound (Projection.reach) covers image point (x, y),
-    every centre tested: a few float64 operations per centre where projecting it takes dozens.
+    every centre tested: a few float32 operations per centre, elementwise on chunks that stay in cache (a
+    plain click's pick at 6 million Gaussians: about 40 ms, where float64 matrix products took 150).
 
     With exact camera coordinates (X, Y, Z), |u - x| < reach is |fx X + (cx - x) Z| < extent f + 2 Z for Z
     > 0 (likewise for v). Projection's float32 coordinates differ from exact ones by under 1e-6 of the
-    magnitude of their terms (4x float32's rounding of its sums), its u and reach by 1e-6 relative: `slack`.
+    magnitude of their terms (4x float32's rounding of its sums), its u and reach by 1e-6 relative; this
+    test's own float32 sums by as much again: `slack` allows 3e-6.
     """
     R, t = camera.world_to_camera[:3, :3].astype(np.float64), camera.world_to_camera[:3, 3].astype(np.float64)
     offsets = np.stack([camera.fx * R[0] + (camera.cx - x) * R[2], camera.fy * R[1] + (camera.cy - y) * R[2], R[2]])
     origin = np.array([camera.fx * t[0] + (camera.cx - x) * t[2], camera.fy * t[1] + (camera.cy - y) * t[2], t[2]])
     spread = max(camera.fx, camera.fy) + max(abs(camera.cx - x), abs(camera.cy - y)) + 4.0  # d(offset) / d(coordinate)
-    f_max, scale, found = max(camera.fx, camera.fy), float(np.abs(R).max()), []
-    for start in range(0, len(geometry.positions), chunk):
-        p = geometry.positions[start : start + chunk]
-        a, b, depth = (p @ offsets.T + origin).T  # (3, C) float64
-        slack = 1e-6 * (3 * float(np.abs(p).max(initial=0.0)) * scale + float(np.abs(t).max())) * spread
-        reach = geometry.extents(slice(start, start + chunk)) * (f_max * 1.00001) + 2.00001 * depth + slack
-        keep = (depth > NEAR_PLANE - slack) & (np.abs(a) <= reach) & (np.abs(b) <= reach)
-        found.append(np.flatnonzero(keep) + start)
-    return np.concatenate(found) if found else np.zeros(0, np.int64)
+    positions, extents = geometry.positions, geometry.all_extents
+    if len(positions) == 0:
+        return np.zeros(0, np.int64)
+    slack = 3e-6 * (3 * geometry.largest * float(np.abs(R).max()) + float(np.abs(t).max())) * spread
+    o, c = offsets.astype(np.float32), origin.astype(np.float32)
+    f_reach, near, slack32 = (
+        np.float32(max(camera.fx, camera.fy) * 1.00001),
+        np.float32(NEAR_PLANE - slack),
+        np.float32(slack),
+    )
+    buffers = np.empty((4, min(chunk, len(positions))), np.float32)  # reused chunk by chunk: they stay in cache
+    keep, within = np.empty((2, buffers.shape[1]), bool)
+    found = []
+    for start in range(0, len(positions), chunk):
+        p = positions[start : start + chunk]
+        reach, depth, across, term = buffers[:, : len(p)]
+        linear(p, o[2], c[2], depth, term)
+        linear(p, o[0], c[0], across, term)
+        np.multiply(extents[start : start + len(p)], f_reach, out=reach)
+        reach += np.multiply(depth, np.float32(2.00001), out=term)
+        reach += slack32
+        k = np.greater(depth, near, out=keep[: len(p)])
+        k &= np.less_equal(np.abs(across, out=across), reach, out=within[: len(p)])
+        rows = np.flatnonzero(k)  # a narrow band of the centres: the test down the image for those alone
+        q = np.take(p, rows, axis=0)
+        down = np.abs(q[:, 0] * o[1, 0] + q[:, 1] * o[1, 1] + q[:, 2] * o[1, 2] + c[1])
+        found.append(rows[down <= reach[rows]] + start)
+    return np.concatenate(found)
+
+
+def linear(p: np.ndarray, weights: np.ndarray, offset: np.float32, out: np.ndarray, term: np.ndarray) -> None:
+    """out = p @ weights + offset for (C, 3) float32 centres `p`, elementwise (`term`: scratch of out's size)."""
+    np.multiply(p[:, 0], weights[0], out=out)
+    for axis in (1, 2):
+        out += np.multiply(p[:, axis], weights[axis], out=term)
+    out += offset
 
 
 def pixel_weights(
@@ -232,23 +278,46 @@ QUANTUM = 2e-4  # bounds |similarity - cosine| that the rounding allows (under 8
 CHUNK = 1 << 14  # rows per step of a pass over features: their float32 copy stays in cache
 
 
+def level_columns(features: np.ndarray, level: Level, granularity_prior: bool = True) -> np.ndarray:
+    """(N, D) the columns of features (N, 24) that make `level`'s feature (a view): a field trained without the
+    granularity prior has its fine level in channels 12-23 alone."""
+    fine_alone = level == "fine" and not granularity_prior
+    return features[:, COARSE_DIM:] if fine_alone else features[:, : LEVEL_DIMS[level]]
+
+
 def unit_features(features: np.ndarray, level: Level, granularity_prior: bool = True) -> np.ndarray:
     """(N, D) int16 unit features at `level` in fixed point (UNIT_SCALE), computed once per level and kept.
 
     Each click's pass reads them whole, so their bytes are its cost: int16 halves float32's, and
-    moves a similarity by under 1e-4 (docs/accuracy.md). A row's values do not depend on the rows
-    beside it, so any slice of the features gives the same rows. A field trained without the
-    granularity prior has its fine level in channels 12-23 alone.
+    moves a similarity by under 1e-4 (docs/accuracy.md).
     """
-    fine_alone = level == "fine" and not granularity_prior
-    source = features[:, COARSE_DIM:] if fine_alone else features[:, : LEVEL_DIMS[level]]
-    unit = np.empty(source.shape, np.int16)
-    for start in range(0, len(source), CHUNK):
+    return unit_of(level_columns(features, level, granularity_prior))
+
+
+def unit_of(source: np.ndarray) -> np.ndarray:
+    """(N, D) int16 the unit rows of features `source` (N, D) in fixed point (UNIT_SCALE).
+
+    Channel by channel, elementwise: a row's values do not depend on the rows beside it or on the
+    layout, so any slice or gather of the rows gives the same values (RawFeatures relies on it), and
+    features held channel-major (as Blender's attributes are read: a transposed view) take one
+    contiguous pass per channel (0.1 s at 6 million, where a row-major pass over them took 0.5).
+    """
+    count, dims = source.shape
+    unit = np.empty((count, dims), np.int16)
+    block = np.empty((dims, min(CHUNK, count)), np.float32)  # (D, C) a chunk channel-major, in cache
+    norms, term = np.empty((2, block.shape[1]), np.float32)
+    for start in range(0, count, CHUNK):
         yield_point()
-        rows = np.array(source[start : start + CHUNK], dtype=np.float32, order="C")  # (C, D)
-        norms = np.sqrt(np.einsum("nd,nd->n", rows, rows))
-        rows *= (np.float32(UNIT_SCALE) / np.maximum(norms, np.float32(1e-30)))[:, None]  # |values| <= 32767.01
-        unit[start : start + len(rows)] = np.rint(rows, out=rows)
+        rows = block[:, : min(CHUNK, count - start)]
+        rows[...] = source[start : start + rows.shape[1]].T
+        norm, squared = norms[: rows.shape[1]], term[: rows.shape[1]]
+        np.multiply(rows[0], rows[0], out=norm)
+        for channel in rows[1:]:
+            norm += np.multiply(channel, channel, out=squared)
+        np.sqrt(norm, out=norm)
+        np.divide(np.float32(UNIT_SCALE), np.maximum(norm, np.float32(1e-30), out=norm), out=norm)
+        rows *= norm  # |values| <= 32767.01
+        unit[start : start + rows.shape[1]] = np.rint(rows, out=rows).T
     return unit
 
 
@@ -474,6 +543,50 @@ class PlainFeatures:
         )
 
 
+RAW_MARGIN = QUANTUM + 1e-5  # bounds |similarity - float32 cosine of the features as stored|: fixed point + rounding
+
+
+@dataclass
+class RawFeatures:
+    """One level's features as stored, for the clicks before their unit features are made (unit_of: 0.1 s to
+    0.5 s at 6 million Gaussians, where one float32 pass over the stored features takes 30 ms).
+
+    That pass decides every Gaussian whose cosine lies farther than RAW_MARGIN from the threshold; the
+    few within it are decided by their own unit rows, so the selection is exactly PlainFeatures'.
+    """
+
+    source: np.ndarray  # (N, D) float32 features as stored; fastest as a transposed view of (D, N)
+
+    def features(self, ids: np.ndarray) -> np.ndarray:
+        """(K, D) int16 unit features of Gaussians `ids`: unit_features' rows."""
+        return unit_of(self.source[ids])
+
+    def cosines(self, directions: np.ndarray) -> np.ndarray:
+        """(N, K) float32 cosine similarities with (K, D) unit directions: PlainFeatures' (a one-off, Segment
+        Everything: the unit features are made for it)."""
+        return cosines(unit_of(self.source), directions)
+
+    def select(self, query: np.ndarray, threshold, chunk: int = 1 << 16) -> np.ndarray:
+        """(N,) bool, or (T, N) for T thresholds: exactly PlainFeatures.select. Chunk by chunk: no temporary
+        of N values (fresh memory costs page faults, the pass's own cost again)."""
+        values = np.asarray(threshold, np.float32)[..., None]  # (1,) or (T, 1)
+        low, high = values - np.float32(RAW_MARGIN), values + np.float32(RAW_MARGIN)
+        count = len(self.source)
+        selection = np.empty((count,) if values.ndim == 1 else (len(values), count), bool)
+        query32, near_threshold = np.asarray(query, np.float32), [np.zeros(0, np.int64)]
+        for start in range(0, count, chunk):
+            rows = self.source[start : start + chunk].T  # (D, C)
+            cosine = np.sqrt(np.einsum("dn,dn->n", rows, rows))
+            np.divide(query32 @ rows, np.maximum(cosine, np.float32(1e-30), out=cosine), out=cosine)  # within 1e-5
+            np.greater(cosine, high, out=selection[..., start : start + len(cosine)])
+            near = (cosine >= low) & (cosine <= high)
+            near_threshold.append(np.flatnonzero(near.any(axis=0) if near.ndim == 2 else near) + start)
+        unsure = np.concatenate(near_threshold)
+        if len(unsure):  # within RAW_MARGIN of a threshold: as their unit rows decide
+            selection[..., unsure] = PlainFeatures(unit_of(self.source[unsure])).select(query, threshold)
+        return selection
+
+
 class BuildStopped(Exception):
     """An index's builder thread ends: what it builds from changed, or the index is no longer used."""
 
@@ -511,7 +624,11 @@ class ClickIndex:
     """What the clicks on one splat reuse: its geometry, its centres' grid, per level its grouped unit features.
 
     `level_unit(level)` gives that level's (N, D) unit features (`unit_features`); it is called when a
-    level is first needed, maybe by the builder thread (so it must not touch Blender).
+    level is first needed, maybe by the builder thread (so it must not touch Blender). `level_features(level)`,
+    where given, that level's features as stored (`level_columns`): until a level's groups are built, a click
+    compares with those (RawFeatures), so no click waits for unit features either. Either may give None for
+    a level whose features are not at hand yet: nothing is built for it until `resume()`, and its caller
+    brings them before clicking at it.
     `indexed=False`: no grid and no groups, every click reads everything (a one-off click: `segment`).
     `background=True`: the grid and both levels' groups are built by a thread, one step after another,
     and the clicks until then take the plain path (the same selection): neither the features' arrival
@@ -526,15 +643,17 @@ class ClickIndex:
         hidden: np.ndarray | None = None,
         indexed: bool = True,
         background: bool = False,
+        level_features=None,
     ):
         self.geometry, self.level_unit, self.indexed, self.background = geometry, level_unit, indexed, background
+        self.level_features = level_features if background else None
         self.hidden = hidden  # (N,) bool: Gaussians no pixel composites and no click selects, or None
         self.grid = CentreGrid.of(geometry) if indexed and not background else None
         self.groups: dict[Level, FeatureGroups | PlainFeatures] = {}
         self._changes = threading.Lock()  # held while geometry, grid or groups are swapped
         self._generation = 0  # bumped when features or points change: a builder of older ones stops
         self._version = 0  # bumped when the features are replaced
-        self._builder: threading.Thread | None = None
+        self._builders: list[threading.Thread] = []
         self._build()
 
     @property
@@ -561,10 +680,10 @@ class ClickIndex:
 
     def wait(self) -> None:
         """Until every level is built (tests, benchmarks): by the builder thread, or here where there is none."""
-        while self._builder is not None and self._builder.is_alive():
-            self._builder.join()
+        for builder in list(self._builders):
+            builder.join()
         for level in LEVEL_DIMS:
-            self.level(level)
+            self._unit_level(level)
 
     def move(self, geometry: Geometry) -> None:
         """The points moved: a new geometry and grid; the features, and so their groups, stay."""
@@ -575,12 +694,17 @@ class ClickIndex:
             self.grid = CentreGrid.of(geometry)
         self._build()
 
-    def replace_features(self, level_unit) -> None:
+    def replace_features(self, level_unit, level_features=None) -> None:
         """New features for the same points (a training checkpoint): each level's unit features and groups anew."""
         with self._changes:
             self.level_unit, self.groups = level_unit, {}
+            self.level_features = level_features if self.background else None
             self._generation += 1
             self._version += 1
+        self._build()
+
+    def resume(self) -> None:
+        """Features that were not at hand (None from level_unit) are now: build what they make, too."""
         self._build()
 
     def stop(self) -> None:
@@ -588,15 +712,27 @@ class ClickIndex:
         with self._changes:
             self._generation += 1
 
-    def level(self, level: Level) -> FeatureGroups | PlainFeatures:
-        """What a click at `level` compares with: its groups once built, else its plain unit features.
+    def level(self, level: Level) -> FeatureGroups | PlainFeatures | RawFeatures:
+        """What a click at `level` compares with: its groups once built, else its features as stored where the
+        index holds them, else its plain unit features (made here when missing: `_unit_level`)."""
+        with self._changes:
+            current, level_features = self.groups.get(level), self.level_features
+        if isinstance(current, FeatureGroups) or (current is not None and level_features is None):
+            return current
+        stored = None if level_features is None else level_features(level)
+        made = self._unit_level(level) if stored is None else RawFeatures(stored)
+        if made is None:
+            raise ValueError(f"the {level} level's features are not at hand: bring them before clicking at it")
+        return made
 
-        Made here when missing, even where the builder thread is making the same: Blender's thread never
-        waits for it. The first made for the features now held is kept.
-        """
+    def _unit_level(self, level: Level) -> FeatureGroups | PlainFeatures | None:
+        """The level's groups or plain unit features, made here when missing, even where the builder thread is
+        making the same: Blender's thread never waits for it. The first made for the features now held is kept."""
         while (current := self.groups.get(level)) is None:
             version, level_unit = self._version, self.level_unit
             unit = level_unit(level)
+            if unit is None:  # not at hand yet
+                return None
             made = PlainFeatures(unit) if not self.indexed or self.background else FeatureGroups.of(unit)
             with self._changes:
                 if self._version == version and level not in self.groups:  # else new features came: again
@@ -610,18 +746,19 @@ class ClickIndex:
 
     def _build(self) -> None:
         if self.indexed and self.background:
-            self._builder = threading.Thread(target=self._build_steps, args=(self._generation,), daemon=True)
-            self._builder.start()
+            builder = threading.Thread(target=self._build_steps, args=(self._generation,), daemon=True)
+            self._builders = [b for b in self._builders if b.is_alive()] + [builder]
+            builder.start()
 
     def _build_steps(self, generation: int) -> None:
         """The builder thread: the coarse level's unit features (a click needs them first), the grid, then per
         level its groups. Each result is kept only while nothing it was built from has changed."""
         _builder_check.check = lambda: self._check(generation)
         steps = (
-            lambda: self.level("coarse"),
+            lambda: self._unit_level("coarse"),
             lambda: self._build_grid(generation),
             lambda: self._build_groups("coarse", generation),
-            lambda: self.level("fine"),
+            lambda: self._unit_level("fine"),
             lambda: self._build_groups("fine", generation),
         )
         try:
@@ -630,7 +767,7 @@ class ClickIndex:
                 step()
             with self._changes:
                 if self._generation == generation and self.built:
-                    self.level_unit = None  # every level is built: the features they came from can go
+                    self.level_unit = self.level_features = None  # every level is built: what they came from can go
         except BuildStopped:
             pass
 
@@ -641,7 +778,7 @@ class ClickIndex:
                 self.grid = grid
 
     def _build_groups(self, level: Level, generation: int) -> None:
-        plain = self.level(level)
+        plain = self._unit_level(level)
         if isinstance(plain, PlainFeatures):
             groups = FeatureGroups.of(plain.unit)
             with self._changes:
