@@ -20,7 +20,8 @@ class DeviceDefaults:
 
 # A GPU gets the paper's full settings (all negative pairs); the CPU half resolution, 512 negative anchors (an
 # unbiased estimate: README, Training) and a checkpoint every 250 steps: on the 2-core CPU and the statue about
-# 40 s of precompute and 150 ms a step (bench/bench_train.py), so the first clickable field comes ~80 s after Train.
+# 50 s of masks and precompute and under 125 ms a step before GFL (bench/bench_train.py, CHANGELOG 2026-12-02), so
+# the first clickable field comes ~80 s after Train.
 DEVICE_DEFAULTS = {
     "cuda": DeviceDefaults(downscale=1, pixels=10_000, negative_anchors=10_000, checkpoint_every=500),
     "mps": DeviceDefaults(downscale=1, pixels=10_000, negative_anchors=2048, checkpoint_every=500),

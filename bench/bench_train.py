@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,7 @@ def main() -> None:
         metavar="N",
         help="a generated scene of N Gaussians with 29 views at the statue's size instead of the statue",
     )
+    parser.add_argument("--keep", type=Path, metavar="FILE", help="copy the trained features to FILE")
     parser.add_argument(
         "train_options",
         nargs=argparse.REMAINDER,
@@ -66,6 +68,8 @@ def main() -> None:
             *extra,
         ]
         run_and_report(command, args.iterations)
+        if args.keep:
+            shutil.copyfile(folder / "features.npz", args.keep)
 
 
 def statue_scene() -> list[str]:

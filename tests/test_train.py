@@ -9,8 +9,10 @@ import torch.nn.functional as F
 
 from backend.benchmark.synthetic import make_scene
 from backend.errors import UserError
+from backend.field.render import apply_weights, row_fragments
 from backend.field.train import (
     Cancelled,
+    StepFragments,
     TrainConfig,
     contrastive_loss,
     global_feature_loss,
@@ -63,6 +65,46 @@ def test_contrastive_loss_is_the_mean_over_all_pairs_of_pull_and_push_with_unlab
     assert float(push) > 0.1 * float(pull)
     expected = (pull + push) / (60 * 59)
     assert float(contrastive_loss(features, labels, tau=tau)) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_contrastive_gradient_matches_autograd_of_the_pairwise_sums():
+    generator = torch.Generator().manual_seed(4)
+    features = torch.randn(3000, 12, generator=generator).requires_grad_()  # rows in several of the CPU's blocks
+    labels = torch.randint(-1, 6, (3000,), generator=generator)
+    anchors = torch.randperm(3000, generator=generator)[:300]
+
+    def by_definition(values):
+        unit = F.normalize(values, dim=1)
+        sizes = torch.bincount(labels + 1).float()[1:]
+        sums = torch.zeros(6, 12).index_add(0, labels.clamp(min=0), unit * (labels >= 0)[:, None].float())
+        pull = (sizes**2).sum() - (sums**2).sum()
+        different = labels[:, None] != labels[None, anchors]
+        push = (torch.relu(unit @ unit[anchors].T - 0.3) * different).sum() * 3000 / 300
+        return (pull + push) / (3000 * 2999)
+
+    expected_loss = by_definition(features)
+    (expected,) = torch.autograd.grad(expected_loss, features)
+    loss = contrastive_loss(features, labels, 0.3, anchors)
+    loss.backward()
+    assert float(loss.detach()) == pytest.approx(float(expected_loss.detach()), rel=1e-5)
+    assert torch.allclose(features.grad, expected, atol=1e-9, rtol=1e-4)
+
+
+def test_a_steps_pixels_and_their_gradient_are_the_weighted_sums_of_their_gaussians():
+    generator = torch.Generator().manual_seed(5)
+    dense = torch.rand(40, 30, generator=generator) * (torch.rand(40, 30, generator=generator) < 0.2)
+    weights = dense.to_sparse_csr()  # (pixels, Gaussians), as a view's compositing weights
+    features = torch.randn(30, 6, generator=generator)
+    pixels = torch.tensor([7, 3, 3, 39, 0, 12])  # a pixel drawn twice, as the draws allow
+    fragments = StepFragments.of(*row_fragments(weights, pixels), len(pixels))
+    drawn = features[fragments.gaussians].requires_grad_()
+    rendered = fragments.render(drawn)
+    assert torch.allclose(rendered, apply_weights(weights, features, pixels), atol=1e-6)
+    upstream = torch.randn(6, 6, generator=generator)
+    (rendered * upstream).sum().backward()
+    expected = dense[pixels].T @ upstream  # (30, 6): every Gaussian's gradient, zero for those not drawn
+    assert torch.allclose(drawn.grad, expected[fragments.gaussians], atol=1e-6)
+    assert not expected[torch.isin(torch.arange(30), fragments.gaussians, invert=True)].any()
 
 
 def test_fine_negative_term_leaves_the_coarse_part_without_gradient():

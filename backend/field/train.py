@@ -12,6 +12,7 @@ import ctypes
 import dataclasses
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -186,13 +187,114 @@ def contrastive_loss(rendered, labels, tau: float, anchors: torch.Tensor | None 
     positive = (sizes**2).sum() - (sums**2).sum() if bool((sizes > 1).any()) else rendered.sum() * 0.0
 
     negative_unit = unit if negative_view is None else F.normalize(negative_view, dim=1)
-    columns = slice(None) if anchors is None else anchors
-    different = (
-        (labels[:, None] != labels[None, columns]) & ((labels[:, None] >= 0) | (labels[None, columns] >= 0))
-    ).to(unit.dtype)
-    similarity = negative_unit @ negative_unit[columns].T
-    negative = (torch.relu(similarity - tau) * different).sum() * (count / similarity.shape[1])
+    if anchors is None:
+        anchors = torch.arange(count, device=labels.device)
+    negative = NegativePairs.apply(negative_unit, labels, anchors, tau) * (count / len(anchors))
     return (positive + negative) / (count * (count - 1))
+
+
+class NegativePairs(torch.autograd.Function):
+    """Sum over the pairs (pixel i, anchor a) of different labels of relu(u_i . u_a - tau), on unit features (P, D),
+    with its gradient computed in the forward pass, in row blocks.
+
+    Two pixels no mask covers (-1) have equal labels, so "different labels" already leaves out the pairs of two
+    unlabelled pixels. The loss is linear in each active similarity, so the gradient is the (P, A) 0/1 matrix
+    of the active pairs times the anchors' features, and its transpose times the pixels'. Block by block the
+    (B, A) similarities stay in cache: the whole (10k, 512) matrices and autograd's trail of them through
+    compare, relu and multiply took a third of a CPU step on the statue.
+    """
+
+    BLOCK = 1024  # CPU rows per block: 2 MB of similarities at 512 anchors
+
+    @staticmethod
+    def forward(ctx, unit: torch.Tensor, labels: torch.Tensor, anchors: torch.Tensor, tau: float) -> torch.Tensor:
+        anchor_unit = unit[anchors]  # (A, D)
+        label_ids = labels.to(unit.dtype)  # exact below 2^24 labels; the comparisons stay in float, in place
+        anchor_labels = label_ids[anchors][None, :]
+        gradient = torch.empty_like(unit)
+        anchor_gradient = torch.zeros_like(anchor_unit)
+        total = unit.new_zeros(())
+        block = NegativePairs.BLOCK if unit.device.type == "cpu" else max(len(unit), 1)  # a GPU takes it whole
+        for first in range(0, len(unit), block):
+            rows = slice(first, first + block)
+            different = (label_ids[rows, None] - anchor_labels).ne_(0.0)  # (B, A) 1.0 where the labels differ
+            excess = torch.mm(unit[rows], anchor_unit.T).sub_(tau).relu_().mul_(different)
+            total += excess.sum()
+            active = excess.gt_(0.0)  # (B, A) 1.0 for the pairs above tau
+            torch.mm(active, anchor_unit, out=gradient[rows])
+            anchor_gradient.addmm_(active.T, unit[rows])
+        gradient.index_add_(0, anchors, anchor_gradient)
+        ctx.save_for_backward(gradient)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (gradient,) = ctx.saved_tensors
+        return grad * gradient, None, None, None
+
+
+class FragmentProduct(torch.autograd.Function):
+    """matrix @ drawn with the gradient `transposed` @ grad, for a matrix whose transpose is at hand: autograd would
+    transpose the sparse matrix itself (a sort of its entries) on every backward pass."""
+
+    @staticmethod
+    def forward(ctx, drawn: torch.Tensor, matrix: torch.Tensor, transposed: torch.Tensor) -> torch.Tensor:
+        ctx.transposed = transposed
+        return matrix @ drawn
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return ctx.transposed @ grad, None, None
+
+
+@dataclass
+class StepFragments:
+    """The fragments of a step's sampled pixels: the Gaussians they draw, once each, and the weights to render them.
+
+    A pixel's rendered features are the weighted sum of its Gaussians' (`row_fragments`). Gathering every
+    fragment's features and scattering the gradient back into the (N, 24) gradient, ~400k rows on the statue,
+    was most of a CPU step; instead each Gaussian drawn is read once (U rows) and the pixels are rendered by a
+    sparse (P, U) product, whose gradient is the product with its transpose, made from the same sorted entries.
+    """
+
+    gaussians: torch.Tensor  # (U,) sorted distinct Gaussians the pixels draw
+    matrix: torch.Tensor  # (P, U) sparse CSR weights; or, where the device has no sparse CSR, (F,) fragment rows
+    transposed: torch.Tensor | None  # (U, P) sparse CSR: the matrix's transpose; None without sparse CSR
+    slots: torch.Tensor  # (F,) each fragment's index into `gaussians`
+    weights: torch.Tensor  # (F,) each fragment's weight
+    pixels: int  # P
+
+    @classmethod
+    def of(cls, rows: torch.Tensor, gaussians: torch.Tensor, weights: torch.Tensor, pixels: int) -> StepFragments:
+        """From `row_fragments`: rows (F,) nondecreasing indices of the pixels, gaussians (F,), weights (F,)."""
+        by_gaussian, order = torch.sort(gaussians, stable=True)
+        distinct, counts = torch.unique_consecutive(by_gaussian, return_counts=True)
+        slots = torch.empty_like(gaussians)
+        slots[order] = torch.repeat_interleave(torch.arange(len(distinct), device=gaussians.device), counts)
+        if gaussians.device.type not in ("cpu", "cuda"):  # MPS: dense ops only (render.apply_weights alike)
+            return cls(distinct, rows, None, slots, weights, pixels)
+        with warnings.catch_warnings():  # "sparse CSR support is in beta"
+            warnings.simplefilter("ignore")
+            matrix = torch.sparse_csr_tensor(
+                pointers(torch.bincount(rows, minlength=pixels)), slots, weights, size=(pixels, len(distinct))
+            )
+            transposed = torch.sparse_csr_tensor(
+                pointers(counts), rows[order], weights[order], size=(len(distinct), pixels)
+            )
+        return cls(distinct, matrix, transposed, slots, weights, pixels)
+
+    def render(self, drawn: torch.Tensor) -> torch.Tensor:
+        """(P, D) rendered features of the pixels from `drawn` (U, D), the features of `gaussians`."""
+        if self.transposed is not None:
+            return FragmentProduct.apply(drawn, self.matrix, self.transposed)
+        return drawn.new_zeros(self.pixels, drawn.shape[1]).index_add(
+            0, self.matrix, self.weights[:, None] * drawn.index_select(0, self.slots)
+        )
+
+
+def pointers(counts: torch.Tensor) -> torch.Tensor:
+    """(R + 1,) CSR row pointers of rows holding `counts` (R,) entries."""
+    return F.pad(torch.cumsum(counts, 0), (1, 0))
 
 
 class GlobalFeatureLoss(torch.autograd.Function):
@@ -200,11 +302,12 @@ class GlobalFeatureLoss(torch.autograd.Function):
 
     The loss is linear in each active similarity, so the gradient is a (S, K) @ (K, D) product of
     -1 / +1 / 0 weights with the centres. Doing it block by block keeps the (S, K) similarities in
-    cache: on the statue (100k Gaussians x ~123 fine centres per step) autograd's trail of fresh
-    (S, K) tensors through max, scatter and relu cost about 100 ms a step on two cores.
+    cache: on the statue (100k Gaussians x ~650 fine centres per step) autograd's trail of fresh
+    (S, K) tensors through max, scatter and relu cost about 100 ms a step on two cores. What is left is
+    mostly the two (B, K) products.
     """
 
-    BLOCK = 4096  # CPU rows per block: 2 MB of similarities at the statue's K = 123; of 1024-16384, the fastest there
+    BLOCK = 1024  # CPU rows per block: 2.6 MB of similarities at the statue's K ~ 650; of 512-4096, the fastest there
 
     @staticmethod
     def forward(ctx, unit: torch.Tensor, centers: torch.Tensor, tau_global: float, tau: float) -> torch.Tensor:
@@ -215,14 +318,16 @@ class GlobalFeatureLoss(torch.autograd.Function):
         for first in range(0, len(unit), block):
             rows = slice(first, first + block)
             similarity = unit[rows] @ centers.T  # (B, K)
-            best, closest = similarity.max(dim=1)
-            active = (best > tau_global)[:, None]
+            # amax and float masks made in place: max with indices and bool masks are each ~10x slower on a CPU
+            best = similarity.amax(dim=1)  # (B,)
+            active = (best > tau_global).to(unit.dtype)  # (B,)
             count += active.sum()
-            excess = similarity.sub_(tau).clamp_(min=0.0).scatter_(1, closest[:, None], 0.0).mul_(active)
-            pulled += (1.0 - best).mul_(active[:, 0]).sum()
-            pushed += excess.sum()
-            weight = excess.gt_(0.0).div_(others).scatter_(1, closest[:, None], -active.to(unit.dtype))
-            torch.mm(weight, centers, out=gradient[rows])
+            pulled += ((1.0 - best) * active).sum()
+            excess = (similarity - tau).relu_()  # (B, K); the closest's own excess is taken off below
+            pushed += ((excess.sum(dim=1) - (best - tau).clamp(min=0.0)) * active).sum()
+            closest = similarity.eq_(best[:, None])  # (B, K) 1.0 at the closest centre
+            weight = excess.gt_(0.0).div_(others).mul_(1.0 - closest).sub_(closest)  # -1 pull, 1/(K-1) pushes
+            torch.mm(weight, centers, out=gradient[rows]).mul_(active[:, None])
         count = count.clamp(min=1.0)
         ctx.save_for_backward(gradient.div_(count))
         return (pulled + pushed / others) / count
@@ -521,6 +626,8 @@ def train_features(
     count = splat.count
     initial = F.normalize(torch.randn(count, FEATURE_DIM, generator=generator), dim=1)  # drawn on the CPU: seeded alike
     features = torch.nn.Parameter(initial.to(device))
+    gradient = torch.zeros_like(features)  # (N, 24), filled in place each step: no fresh 77 MB block a step
+    features.grad = gradient
     optimizer = torch.optim.Adam(
         [features], lr=config.learning_rate, fused=True if on.type in ("cpu", "cuda") else None
     )
@@ -565,16 +672,13 @@ def train_features(
         pixels = pixels.to(device)
         # on the device of the weights: the CPU on MPS, which has no sparse CSR (composite_weights)
         rows, gaussians, weights = (part.to(device) for part in row_fragments(view.weights, pixels))
-        gaussians, by_index = torch.sort(gaussians)  # gathers in index order stream through memory
-        rows, weights = rows[by_index], weights[by_index]
+        fragments = StepFragments.of(rows, gaussians, weights, len(pixels))
         group = int(torch.randint(len(groups.members), (1,), generator=generator))
         subset = groups.members[group]
-        # Every row this step touches in one gather, so the backward pass scatters once into (N, 24).
-        gathered = features.index_select(0, torch.cat([gaussians, subset]))
-        fragment_f, subset_f = gathered.split([len(gaussians), len(subset)])
-        rendered = fragment_f.new_zeros(len(pixels), FEATURE_DIM).index_add(
-            0, rows, weights[:, None] * fragment_f
-        )  # (P, 24)
+        # The rows this step reads, as leaves: their gradients land in `gradient` without a scatter over (N, 24).
+        drawn = features.detach().index_select(0, fragments.gaussians).requires_grad_()  # (U, 24)
+        subset_f = features.detach().index_select(0, subset).requires_grad_()  # (S, 24)
+        rendered = fragments.render(drawn)  # (P, 24)
         losses = {}
         total = torch.zeros((), device=on)
         for level in LEVELS:
@@ -618,8 +722,12 @@ def train_features(
             losses["spatial"] = spatial_loss(subset_f, groups.graphs[group])
             total = total + config.lambda_spatial * losses["spatial"]
 
-        optimizer.zero_grad(set_to_none=True)
         total.backward()
+        gradient.zero_()  # dense Adam over every Gaussian, as the method has it; the untouched get a zero gradient
+        if drawn.grad is not None:
+            gradient.index_copy_(0, fragments.gaussians, drawn.grad)
+        if subset_f.grad is not None:  # the subset may share Gaussians with the fragments: added, not copied
+            gradient.index_copy_(0, subset, gradient.index_select(0, subset) + subset_f.grad)
         optimizer.step()
         if step % 25 == 0 or step == config.iterations - 1:
             elapsed = time.perf_counter() - loop_started
