@@ -120,8 +120,8 @@ def test_a_render_with_sh_degree_3_matches_the_per_pixel_reference():
             torch.from_numpy(np.exp(splat.scales)),
             torch.from_numpy(splat.alphas),
             torch.from_numpy(colors).float(),
-            torch.from_numpy(camera.world_to_camera).float(),
-            torch.from_numpy(camera.K).float(),
+            torch.tensor(camera.world_to_camera, dtype=torch.float32),
+            torch.tensor(camera.K, dtype=torch.float32),
             40,
             30,
         )
