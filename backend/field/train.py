@@ -258,8 +258,9 @@ class StepFragments:
     """
 
     gaussians: torch.Tensor  # (U,) sorted distinct Gaussians the pixels draw
-    matrix: torch.Tensor  # (P, U) sparse CSR weights; or, where the device has no sparse CSR, (F,) fragment rows
+    matrix: torch.Tensor | None  # (P, U) sparse CSR weights; None where the device has no sparse CSR
     transposed: torch.Tensor | None  # (U, P) sparse CSR: the matrix's transpose; None without sparse CSR
+    rows: torch.Tensor  # (F,) each fragment's pixel
     slots: torch.Tensor  # (F,) each fragment's index into `gaussians`
     weights: torch.Tensor  # (F,) each fragment's weight
     pixels: int  # P
@@ -272,7 +273,7 @@ class StepFragments:
         slots = torch.empty_like(gaussians)
         slots[order] = torch.repeat_interleave(torch.arange(len(distinct), device=gaussians.device), counts)
         if gaussians.device.type not in ("cpu", "cuda"):  # MPS: dense ops only (render.apply_weights alike)
-            return cls(distinct, rows, None, slots, weights, pixels)
+            return cls(distinct, None, None, rows, slots, weights, pixels)
         with warnings.catch_warnings():  # "sparse CSR support is in beta"
             warnings.simplefilter("ignore")
             matrix = torch.sparse_csr_tensor(
@@ -281,14 +282,14 @@ class StepFragments:
             transposed = torch.sparse_csr_tensor(
                 pointers(counts), rows[order], weights[order], size=(len(distinct), pixels)
             )
-        return cls(distinct, matrix, transposed, slots, weights, pixels)
+        return cls(distinct, matrix, transposed, rows, slots, weights, pixels)
 
     def render(self, drawn: torch.Tensor) -> torch.Tensor:
         """(P, D) rendered features of the pixels from `drawn` (U, D), the features of `gaussians`."""
-        if self.transposed is not None:
+        if self.matrix is not None:
             return FragmentProduct.apply(drawn, self.matrix, self.transposed)
         return drawn.new_zeros(self.pixels, drawn.shape[1]).index_add(
-            0, self.matrix, self.weights[:, None] * drawn.index_select(0, self.slots)
+            0, self.rows, self.weights[:, None] * drawn.index_select(0, self.slots)
         )
 
 
@@ -727,7 +728,7 @@ def train_features(
         if drawn.grad is not None:
             gradient.index_copy_(0, fragments.gaussians, drawn.grad)
         if subset_f.grad is not None:  # the subset may share Gaussians with the fragments: added, not copied
-            gradient.index_copy_(0, subset, gradient.index_select(0, subset) + subset_f.grad)
+            gradient.index_add_(0, subset, subset_f.grad)
         optimizer.step()
         if step % 25 == 0 or step == config.iterations - 1:
             elapsed = time.perf_counter() - loop_started
