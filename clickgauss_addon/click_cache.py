@@ -23,7 +23,7 @@ from bpy.app.handlers import persistent
 from .backend.errors import UserError
 from .backend.field.click import ClickIndex, Geometry, foreground, level_columns, unit_features
 from .backend.formats.features import COARSE_DIM, FEATURE_DIM, LEVEL_DIMS, Level
-from .backend.formats.splat import ROTATION_COLUMNS, SCALE_COLUMNS
+from .backend.formats.splat import ROTATION_COLUMNS, SCALE_COLUMNS, alphas_of
 from .compat import BUILDS_BESIDE_BLENDER
 from .feature_store import (
     CENTERS_KEY,
@@ -153,7 +153,7 @@ def geometry_of(obj) -> Geometry:
         read_positions(cloud),
         rotations,
         np.exp(scales, out=scales),  # on (N, 3) as Geometry.of: numpy's exp may round otherwise on other layouts
-        1.0 / (1.0 + np.exp(-opacities)),  # Splat.alphas
+        alphas_of(opacities),
     )
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import SplatFileError
 from .files import read_file_bytes, write_file
-from .splat import SH_C0, Splat
+from .splat import SH_C0, Splat, alphas_of
 
 RECORD = np.dtype([("position", "<f4", 3), ("scale", "<f4", 3), ("colour", "u1", 4), ("rotation", "u1", 4)])
 ALPHA_FLOOR, ALPHA_CEIL = 0.25 / 255.0, 254.75 / 255.0  # alpha bytes 0 and 255 decode inside (0, 1): finite logits
@@ -55,7 +55,7 @@ def antimatter_splat_bytes(splat: Splat) -> bytes:
     rows = np.empty(splat.count, dtype=RECORD)
     rows["position"] = splat.positions
     rows["scale"] = np.exp(splat.scales.astype(np.float64))
-    alpha = 1.0 / (1.0 + np.exp(-splat.opacities.astype(np.float64)))
+    alpha = alphas_of(splat.opacities.astype(np.float64))
     colour = np.concatenate([0.5 + SH_C0 * splat.sh_dc.astype(np.float64), alpha[:, None]], axis=1)
     rows["colour"] = np.clip(np.round(colour * 255.0), 0, 255)
     wxyz = splat.rotations.astype(np.float64)

@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import SplatFileError
 from .files import input_size, read_file_bytes, write_file
 from .ply import FORMATS, MAX_HEADER_BYTES, Element, Header, parse_header
-from .splat import SH_C0, Splat, rest_columns, sh_degree_for_rest_count
+from .splat import SH_C0, Splat, alphas_of, rest_columns, sh_degree_for_rest_count
 
 CHUNK_SIZE = 256
 CHUNK_COLUMNS = (
@@ -314,7 +314,7 @@ def compressed_ply_bytes(splat: Splat) -> list[bytes]:
     position_low, position_high, position_t = _chunk_ranges(per_chunk(splat.positions))
     scale_low, scale_high, scale_t = _chunk_ranges(per_chunk(splat.scales), SCALE_LIMIT)
     colour_low, colour_high, colour_t = _chunk_ranges(per_chunk(0.5 + SH_C0 * splat.sh_dc.astype(np.float64)))
-    alpha = per_chunk(1.0 / (1.0 + np.exp(-splat.opacities.astype(np.float64)))[:, None])[..., 0]
+    alpha = per_chunk(alphas_of(splat.opacities.astype(np.float64))[:, None])[..., 0]
     colour_word = (
         _pack_unorm(colour_t[..., 0], 8) << np.uint32(24)
         | _pack_unorm(colour_t[..., 1], 8) << np.uint32(16)

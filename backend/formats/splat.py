@@ -33,6 +33,11 @@ def sh_degree_for_rest_count(count: int) -> int | None:
     return None
 
 
+def alphas_of(opacities: np.ndarray) -> np.ndarray:
+    """(N,) opacity in [0, 1] of stored opacities (N,), which are logits; in their own float type."""
+    return 1.0 / (1.0 + np.exp(-opacities))
+
+
 @dataclass
 class Splat:
     columns: dict[str, np.ndarray]  # name -> (N,) raw stored values, in file order
@@ -85,7 +90,7 @@ class Splat:
 
     @property
     def alphas(self) -> np.ndarray:  # (N,) opacity in [0, 1]
-        return 1.0 / (1.0 + np.exp(-self.opacities))
+        return alphas_of(self.opacities)
 
     def subset(self, keep: np.ndarray) -> Splat:
         """The Gaussians where `keep` (a bool mask or an index array) selects, every column carried."""
