@@ -16,6 +16,7 @@ class DeviceDefaults:
     pixels: int  # sampled per step
     negative_anchors: int  # columns of a step's negative-pair similarities
     gaussian_subset: int  # Gaussians per step for the 3D terms (GFL, 3D-norm, spatial)
+    gfl_share: float  # of those, the share GFL acts on
     checkpoint_every: int  # steps between intermediate fields the add-on can click with
 
 
@@ -26,10 +27,17 @@ class DeviceDefaults:
 # (bench/bench_train.py, CHANGELOG 2026-12-02 day).
 DEVICE_DEFAULTS = {
     "cuda": DeviceDefaults(
-        downscale=1, pixels=10_000, negative_anchors=10_000, gaussian_subset=100_000, checkpoint_every=500
+        downscale=1,
+        pixels=10_000,
+        negative_anchors=10_000,
+        gaussian_subset=100_000,
+        gfl_share=1.0,
+        checkpoint_every=500,
     ),
     "mps": DeviceDefaults(
-        downscale=1, pixels=10_000, negative_anchors=2048, gaussian_subset=100_000, checkpoint_every=500
+        downscale=1, pixels=10_000, negative_anchors=2048, gaussian_subset=100_000, gfl_share=1.0, checkpoint_every=500
     ),
-    "cpu": DeviceDefaults(downscale=2, pixels=5000, negative_anchors=512, gaussian_subset=50_000, checkpoint_every=250),
+    "cpu": DeviceDefaults(
+        downscale=2, pixels=5000, negative_anchors=512, gaussian_subset=50_000, gfl_share=0.25, checkpoint_every=250
+    ),
 }
