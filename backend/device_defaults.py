@@ -21,10 +21,10 @@ class DeviceDefaults:
 
 
 # A GPU gets the paper's full settings (all negative pairs). The CPU: half resolution, half the pixels and the 3D
-# terms' subsets, 512 negative anchors (an unbiased estimate: README, Training) and a checkpoint every 250 steps. On
-# the 2-core CPU and the statue, masks cached: 56 ms a step before GFL (97 at 10,000 pixels and 100k subsets), the
-# first clickable field 71 s after Train, 3000 steps 379 s in all, and the same 12 clicks select the statue alone
-# (bench/bench_train.py, CHANGELOG 2026-12-02 day).
+# terms' subsets, GFL on a quarter of those, 512 negative anchors (an unbiased estimate: README, Training) and a
+# checkpoint every 250 steps. On the 2-core CPU and the statue, masks cached: the first clickable field 78 s after
+# Train, 3000 steps 272 s in all (519 s at 10,000 pixels and 100k subsets), and the same 12 clicks select the
+# statue alone (bench/bench_train.py, CHANGELOG 2026-12-02 day).
 DEVICE_DEFAULTS = {
     "cuda": DeviceDefaults(
         downscale=1,
