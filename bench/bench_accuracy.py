@@ -144,6 +144,7 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=192)
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--pixels", type=int, default=2048)
+    parser.add_argument("--gfl-share", type=float, default=1.0, help="share of each step's subset GFL acts on")
     parser.add_argument("--out", default=str(ROOT / "out" / "accuracy"))
     parser.add_argument("--tables", nargs="+", choices=TABLES, default=list(TABLES), help="which tables to measure")
     parser.add_argument(
@@ -164,13 +165,18 @@ def main() -> None:
     out = Path(args.out)
     iterations = args.iterations
     config = TrainConfig(
-        iterations=iterations, pixels=args.pixels, gfl_start=2 * iterations // 3, gfl_refresh=max(1, iterations // 6)
+        iterations=iterations,
+        pixels=args.pixels,
+        gfl_share=args.gfl_share,
+        gfl_start=2 * iterations // 3,
+        gfl_refresh=max(1, iterations // 6),
     )  # the paper's 2000 / 500 of 3000, scaled
     tune_seeds, test_seeds = [101 + i for i in range(args.scenes)], args.test_seeds or list(range(args.scenes))
     print(
         f"scenes: {args.gaussians:,} Gaussians, {args.objects} objects on a ground plane, {args.views} views "
         f"{args.width}x{args.height}, masks {REALISTIC}; tuning seeds {tune_seeds}, test seeds {test_seeds}; "
-        f"training: {iterations} iterations, {args.pixels} pixels, GFL from {config.gfl_start}, refreshed every "
+        f"training: {iterations} iterations, {args.pixels} pixels, GFL on {args.gfl_share:g} of each subset from "
+        f"{config.gfl_start}, refreshed every "
         f"{config.gfl_refresh}; 3 clicks per object and part"
     )
     started = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The add-on's folder and its preferences, for every module that reads them (preferences.py draws and edits them)."""
+"""The add-on's folders and its preferences, for every module that reads them (preferences.py draws and edits them)."""
 
 from __future__ import annotations
 
@@ -11,3 +11,12 @@ ADDON_DIR = Path(__file__).resolve().parent  # holds backend/, so `python -m bac
 
 def preferences(context=None):
     return (context or bpy.context).preferences.addons[__package__].preferences
+
+
+def user_data_folder(name: str, create: bool = True) -> Path:
+    """Folder `name` among the extension's user data, which Blender keeps when the extension is updated; an add-on
+    installed the legacy way has none, so Blender's user datafiles."""
+    try:
+        return Path(bpy.utils.extension_path_user(__package__, path=name, create=create))
+    except ValueError:
+        return Path(bpy.utils.user_resource("DATAFILES", path=f"clickgauss_{name}", create=create))

@@ -12,7 +12,7 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 
 from . import backend_install, sam_download
-from .addon_preferences import ADDON_DIR, preferences
+from .addon_preferences import ADDON_DIR, preferences, user_data_folder
 from .backend.errors import UserError
 
 CHECK_SCRIPT = """
@@ -90,15 +90,6 @@ install_job: backend_install.InstallJob | None = None  # the latest install: its
 
 def installing() -> bool:
     return install_job is not None and install_job.state == "running"
-
-
-def default_install_folder() -> str:
-    """Among the extension's user data, which Blender keeps when the extension is updated; an add-on installed
-    the legacy way has none, so Blender's user datafiles."""
-    try:
-        return bpy.utils.extension_path_user(__package__, path="backend", create=False)
-    except ValueError:
-        return bpy.utils.user_resource("DATAFILES", path="clickgauss_backend")
 
 
 def start_install(prefs, requirements=None, pip_options=()) -> backend_install.InstallJob:
@@ -204,7 +195,7 @@ class ClickGaussPreferences(bpy.types.AddonPreferences):
         description="Where Install puts a Python environment with the backend's packages: an empty or new folder, "
         "or one that Install filled before (replaced once the new install ends well)",
         subtype="DIR_PATH",
-        default=default_install_folder(),
+        default=str(user_data_folder("backend", create=False)),
     )
     install_torch: EnumProperty(
         name="Torch",

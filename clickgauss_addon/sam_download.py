@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 import bpy
 
-from .addon_preferences import preferences
+from .addon_preferences import preferences, user_data_folder
 from .backend.errors import UserError
 from .backend.scene.downloads import SAM_CHECKPOINTS, Checkpoint, DownloadJob
 
@@ -28,14 +28,6 @@ def downloading() -> bool:
     return job is not None and job.state == "running"
 
 
-def sam_folder() -> Path:
-    """Among the extension's user data (kept across its updates); Blender's user datafiles for a legacy install."""
-    try:
-        return Path(bpy.utils.extension_path_user(__package__, path="sam", create=True))
-    except ValueError:
-        return Path(bpy.utils.user_resource("DATAFILES", path="clickgauss_sam", create=True))
-
-
 def start(model: str, checkpoint: Checkpoint | None = None, folder: Path | None = None) -> DownloadJob:
     """A download of `model`'s checkpoint (`checkpoint` and `folder` replace Meta's file and the user folder in
     the tests); refused while Blender's online access is off, unless the file comes from this machine."""
@@ -47,7 +39,7 @@ def start(model: str, checkpoint: Checkpoint | None = None, folder: Path | None 
             f"downloading the SAM checkpoint ({checkpoint.size / 1e9:.1f} GB from {checkpoint.url}) needs "
             "online access: allow it first (Edit > Preferences > System > Network)"
         )
-    job, job_model = DownloadJob(checkpoint, (folder or sam_folder()) / checkpoint.name), model
+    job, job_model = DownloadJob(checkpoint, (folder or user_data_folder("sam")) / checkpoint.name), model
     bpy.app.timers.register(tick, first_interval=0.25)
     return job
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import bpy
 
 from . import click_cache, feature_store, view_cameras
-from .addon_preferences import ADDON_DIR, preferences
+from .addon_preferences import ADDON_DIR, preferences, user_data_folder
 from .backend.cli.protocol import read_progress, user_error
 from .backend.errors import UserError
 from .backend.formats.features import FeatureField, load_features
@@ -160,8 +160,9 @@ class FeaturesBefore:
 
 
 def mask_arguments(settings, prefs) -> list[str]:
+    """The masks' options; their cache lives among the user data, so a second Train of a splat segments nothing."""
     source = settings.mask_source.lower()
-    arguments = ["--masks", source]
+    arguments = ["--masks", source, "--mask-cache", str(user_data_folder("masks"))]
     if prefs.sam_checkpoint and source in ("auto", "sam"):
         arguments += ["--sam-checkpoint", bpy.path.abspath(prefs.sam_checkpoint), "--sam-model", prefs.sam_model]
     if settings.mask_dir and source in ("auto", "folder"):

@@ -4,6 +4,7 @@ backend's packages (torch from PyPI is too slow to test with)."""
 from __future__ import annotations
 
 import ast
+import os
 import re
 import subprocess
 import sys
@@ -174,7 +175,12 @@ def test_download_sam_asks_for_online_access_then_fills_in_the_checkpoint_that_a
     assert prefs.sam_checkpoint == str(tmp_path / "sam_vit_b_test.pth") and prefs.sam_model == "vit_l"
     settings = blender.context.scene.clickgauss
     settings.mask_source, settings.mask_dir = "AUTO", ""  # no mask folder: Auto takes SAM
-    assert addon.training.mask_arguments(settings, prefs)[2:] == [
+    arguments = addon.training.mask_arguments(settings, prefs)
+    cache = Path(arguments[3])  # among the user data, which outlives each run's folder: a second Train segments nothing
+    assert (
+        arguments[2] == "--mask-cache" and cache.is_dir() and cache.is_relative_to(os.environ["BLENDER_USER_RESOURCES"])
+    )
+    assert arguments[4:] == [
         "--sam-checkpoint",
         prefs.sam_checkpoint,
         "--sam-model",

@@ -80,6 +80,20 @@ def test_train_writes_features_and_reports_json_progress(trained_scene, tmp_path
     assert out.exists() and [p.name for p in tmp_path.iterdir()] == ["features.npz"]
 
 
+def test_geometric_masks_are_drawn_once_per_splat_and_cameras(trained_scene, tmp_path):
+    """A second Train of the same splat from the same cameras reuses the masks: the same features, one cache file
+    (another camera is another key: test_masks)."""
+    folder = trained_scene["folder"]
+    cache = tmp_path / "masks"
+    train = ["train", "--masks", "geometric", "--mask-cache", cache, "--iterations", 5, "--pixels", 300, "--no-gfl"]
+    first, second = tmp_path / "first.npz", tmp_path / "second.npz"
+    for out in (first, second):
+        result = backend(*train, *scene_args(folder), "--out", out)
+        assert result.returncode == 0, result.stderr
+    assert first.read_bytes() == second.read_bytes()
+    assert [p.suffix for p in cache.iterdir()] == [".npz"]
+
+
 @pytest.mark.parametrize("level, target", [("coarse", "mug"), ("fine", "head")])
 def test_a_click_selects_the_object_or_part_under_it(trained_scene, tmp_path, level, target):
     folder, scene, camera = trained_scene["folder"], trained_scene["scene"], trained_scene["cameras"][1]

@@ -353,6 +353,7 @@ def test_a_training_whose_output_folder_vanishes_keeps_its_result(scene, tmp_pat
         ("train", "--learning-rate", "nan"),
         ("train", "--learning-rate", "0"),
         ("train", "--mask-balance", "1.5"),
+        ("train", "--gfl-share", "0"),
         ("train", "--tau-fine", "inf"),
         ("train", "--lambda-gfl", "-1"),
         ("train", "--downscale", "0"),

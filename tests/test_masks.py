@@ -240,6 +240,20 @@ def test_cached_masks_keeps_scores_and_source(tmp_path):
     assert back.source == "made by hand"
 
 
+def test_label_maps_are_kept_per_settings_and_a_broken_file_is_recomputed(tmp_path):
+    labels = [(np.full((H, W), view, np.int32), np.arange(H * W, dtype=np.int32).reshape(H, W)) for view in range(3)]
+    M.store_label_maps(tmp_path, "geometric", {"cameras": ["a", "b", "c"]}, labels)
+    back = M.stored_label_maps(tmp_path, "geometric", {"cameras": ["a", "b", "c"]})
+    assert len(back) == 3
+    for (coarse, fine), (kept_coarse, kept_fine) in zip(labels, back):
+        np.testing.assert_array_equal(kept_coarse, coarse)
+        np.testing.assert_array_equal(kept_fine, fine)
+    assert M.stored_label_maps(tmp_path, "geometric", {"cameras": ["a", "b", "moved"]}) is None
+    (path,) = tmp_path.iterdir()  # no temporary file left behind
+    path.write_bytes(b"garbage")
+    assert M.stored_label_maps(tmp_path, "geometric", {"cameras": ["a", "b", "c"]}) is None
+
+
 # --- source (a): SAM, as far as it runs without weights ---------------------------------------
 
 

@@ -108,12 +108,16 @@ def add_parser(commands) -> None:
             )
 
 
+def mask_cache(options) -> Path:
+    return options.mask_cache or options.out.with_name(options.out.name + ".masks")
+
+
 def mask_settings(options, device: str = "cpu") -> tuple[str, dict]:
     """The mask source and its settings, `auto` resolved; each source's own function checks the rest."""
     source = options.masks
     if source == "auto":
         source = "sam" if options.sam_checkpoint else "folder" if options.mask_dir else "geometric"
-    cache = options.mask_cache or options.out.with_name(options.out.name + ".masks")
+    cache = mask_cache(options)
     settings = {
         "sam": lambda: {
             "checkpoint": options.sam_checkpoint,
@@ -135,9 +139,9 @@ def mask_settings(options, device: str = "cpu") -> tuple[str, dict]:
 def run(options) -> int:
     from ..field.geometric_masks import geometric_labels
     from ..field.train import TrainConfig, train_features, view_weights
-    from ..formats.features import features_file_bytes, save_features
+    from ..formats.features import features_file_bytes, geometry_fingerprint, save_features
     from ..formats.files import write_keeping
-    from ..scene.masks import mask_source_description, view_labels
+    from ..scene.masks import mask_source_description, store_label_maps, stored_label_maps, view_labels
 
     stop = StopRequested()
     progress = progress_printer(options.progress)
@@ -163,7 +167,12 @@ def run(options) -> int:
     if source == "geometric":  # drawn from the views' weights, which training then takes as they are
         weights = weights if weights is not None else view_weights(splat, cameras, device, stop)
         weights_seconds = time.perf_counter() - started
-        labels = geometric_labels(splat, cameras, stop, weights=weights)
+        drawn_from = {"splat": geometry_fingerprint(splat), "cameras": [camera.digest() for camera in cameras]}
+        labels = stored_label_maps(mask_cache(options), source, drawn_from)
+        if labels is None:
+            labels = geometric_labels(splat, cameras, stop, weights=weights)
+            if not stop():
+                store_label_maps(mask_cache(options), source, drawn_from, labels)
     else:
         labels = []
         for camera, image in zip(cameras, images):

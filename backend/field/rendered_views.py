@@ -58,8 +58,7 @@ def look_key(splat: Splat) -> str:
 
 
 def view_file(cache_dir: Path, splat_key: str, camera: Camera) -> Path:
-    intrinsics = (camera.width, camera.height, camera.fx, camera.fy, camera.cx, camera.cy)
-    key = hashlib.sha256((splat_key + repr(intrinsics) + camera.world_to_camera.tobytes().hex()).encode()).hexdigest()
+    key = hashlib.sha256((splat_key + camera.digest()).encode()).hexdigest()
     return cache_dir / f"{Path(camera.name).stem}_{key[:16]}.png"
 
 

@@ -68,6 +68,7 @@ class TrainConfig:
     lambda_spatial: float = 0.5
     spatial_neighbours: int = 5
     gaussian_subset: int = 100_000  # Gaussians per step for the 3D terms (GFL, 3D-norm, spatial; neighbours within it)
+    gfl_share: float = 1.0  # of those, the share GFL acts on (every 1/share-th from a random start): its cost
     use_gfl: bool = True
     use_norm3d: bool = True
     use_norm2d: bool = True
@@ -107,6 +108,7 @@ SETTING_RANGES = {  # every numeric TrainConfig setting: the command line's argu
     "lambda_spatial": NON_NEGATIVE_FLOAT,
     "spatial_neighbours": POSITIVE,
     "gaussian_subset": Range(int, 2),
+    "gfl_share": Range(float, 0.0, 1.0, above_low=True),
     "seed": NON_NEGATIVE,
 }
 
@@ -485,9 +487,11 @@ def cluster_centers(mask_vectors: np.ndarray, epsilon: float, view_count: int) -
     min_cluster_size = max(2, view_count // 5)  # an object is seen in many views: its masks form a big cluster
     if len(mask_vectors) < min_cluster_size + 1:
         return np.zeros((0, mask_vectors.shape[1]), np.float32)
-    labels = hdbscan.HDBSCAN(min_cluster_size=min_cluster_size, cluster_selection_epsilon=epsilon).fit_predict(
-        mask_vectors.astype(np.float64)
-    )
+    # Prim's exact spanning tree: on the statue's 13-15k mask vectors 2-3x faster than the default Boruvka, whose
+    # approximate tree gives the same clusters but for a few boundary masks (adjusted Rand index 0.98)
+    labels = hdbscan.HDBSCAN(
+        min_cluster_size=min_cluster_size, cluster_selection_epsilon=epsilon, algorithm="prims_kdtree"
+    ).fit_predict(mask_vectors.astype(np.float64))
     centers = [mask_vectors[labels == c].mean(axis=0) for c in range(labels.max() + 1)]
     if not centers:
         return np.zeros((0, mask_vectors.shape[1]), np.float32)
@@ -703,6 +707,9 @@ def train_features(
         if clustered:  # HDBSCAN may find no cluster at a level, or at none
             supervised = groups.supervised[group]
             pulled = subset_f if supervised is None else subset_f[supervised]  # no centre pulls what no mask covers
+            if config.gfl_share < 1.0:  # the subset is a random draw: a strided slice of it is one too
+                stride = round(1.0 / config.gfl_share)
+                pulled = pulled[int(torch.randint(stride, (1,), generator=generator)) :: stride]
             gfl = torch.stack(
                 [
                     global_feature_loss(

@@ -3,6 +3,7 @@ matrices, pixel centres at (x + 0.5, y + 0.5) as in COLMAP and gsplat). numpy on
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -33,6 +34,11 @@ class Camera:
             raise ValueError(f"camera {self.name}: {problem}")
         matrix.flags.writeable = False
         object.__setattr__(self, "world_to_camera", matrix)
+
+    def digest(self) -> str:
+        """A hash of the camera's size, intrinsics and pose: caches of what it sees are keyed by it."""
+        intrinsics = (self.width, self.height, self.fx, self.fy, self.cx, self.cy)
+        return hashlib.sha256((repr(intrinsics) + self.world_to_camera.tobytes().hex()).encode()).hexdigest()
 
     @property
     def K(self) -> np.ndarray:  # (3, 3)

@@ -457,16 +457,41 @@ def cached_masks(
     """
     if cache_dir is None:
         return compute()
-    key = json.dumps(
-        {"version": CACHE_VERSION, "source": source, "image": image_digest(image), **settings}, sort_keys=True
-    )
-    path = Path(cache_dir).expanduser() / f"{source}_{hashlib.sha256(key.encode()).hexdigest()[:32]}.npz"
+    key, path = cache_entry(cache_dir, source, {"image": image_digest(image), **settings})
     cached = _read_cache(path, key)
     if cached is not None:
         return cached
     result = compute()
     _write_cache(path, key, result)
     return result
+
+
+def cache_entry(cache_dir: str | os.PathLike, source: str, settings: dict) -> tuple[str, Path]:
+    """The key a cache file of `source` and `settings` holds (to tell a hash collision from a hit), and its path."""
+    key = json.dumps({"version": CACHE_VERSION, "source": source, **settings}, sort_keys=True)
+    return key, Path(cache_dir).expanduser() / f"{source}_{hashlib.sha256(key.encode()).hexdigest()[:32]}.npz"
+
+
+def stored_label_maps(cache_dir: str | os.PathLike, source: str, settings: dict) -> list | None:
+    """The (coarse, fine) label maps of every view that `store_label_maps` kept for these settings, or None.
+
+    For masks drawn from the splat rather than from each picture (geometric): the whole set is one file,
+    keyed by what decides it (the splat's geometry, the cameras)."""
+    key, path = cache_entry(cache_dir, source, settings)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if str(data["key"]) != key:
+                return None
+            return list(zip(data["coarse"], data["fine"]))
+    except Exception:  # missing, truncated or foreign file: recompute
+        return None
+
+
+def store_label_maps(cache_dir: str | os.PathLike, source: str, settings: dict, labels: list) -> None:
+    """Keeps every view's (coarse (H, W), fine (H, W)) int32 label maps, all of one size, for `stored_label_maps`."""
+    key, path = cache_entry(cache_dir, source, settings)
+    coarse, fine = (np.stack([maps[level] for maps in labels]) for level in (0, 1))
+    _write_npz(path, {"key": np.array(key), "coarse": coarse, "fine": fine})
 
 
 def _read_cache(path: Path, key: str) -> MaskSet | None:
@@ -483,10 +508,6 @@ def _read_cache(path: Path, key: str) -> MaskSet | None:
 
 
 def _write_cache(path: Path, key: str, result: MaskSet) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"mask cache folder {path.parent}: cannot be created ({error})") from error
     m, h, w = result.masks.shape
     arrays = {
         "key": np.array(key),
@@ -496,6 +517,15 @@ def _write_cache(path: Path, key: str, result: MaskSet) -> None:
     }  # (M, ceil(HW/8)) uint8
     if result.scores is not None:
         arrays["scores"] = np.asarray(result.scores, np.float32)
+    _write_npz(path, arrays)
+
+
+def _write_npz(path: Path, arrays: dict) -> None:
+    """A compressed .npz written whole or not at all (a temporary file, then renamed)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"mask cache folder {path.parent}: cannot be created ({error})") from error
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     try:
