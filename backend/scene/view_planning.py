@@ -11,9 +11,10 @@ The rule (docs/views_from_splat.md explains it):
      degrees), signed so that the median of all points sits near the floor. The add-on passes Blender's +Z.
   3. Layout: "inside" when the core surrounds its centre (80 % of 64 rays from it meet a core cell: a
      room, a street), else "object". Object: rings around the whole core, looking at the target
-     (elevations 15, 35, 60 degrees, at the distance where the core fills the shorter side of the frame),
-     the views picked far apart in direction. Inside: cameras near the centre looking outwards at
-     several headings, level and tilted 25 degrees up and down.
+     (elevations 25, 35, 45 degrees, at the distance where the core fills the shorter side of the frame),
+     the views picked far apart in direction (rings at 15 and 60 degrees put most views on those two: side-on
+     views where things hide each other and top-down ones, and small parts were lost). Inside: cameras near
+     the centre looking outwards at several headings, level and tilted 25 degrees up and down.
   4. Never from inside floaters: where Gaussians nearer than a third of the distance to the target would
      hide more than a tenth of the frame (their 2-sigma discs composited on a coarse grid), the camera
      moves towards its target, up to three times 15 %, and is dropped if that does not clear it.
@@ -38,6 +39,7 @@ NEAR_COVER_LIMIT = 0.1  # share of the frame that opaque Gaussians in the near f
 FOCAL_PER_WIDTH = 0.9  # focal length in pixels per image width: a 58 degree horizontal field of view
 ASPECT = 0.75  # height / width of planned views
 LAYOUTS = ("auto", "object", "inside")
+RING_ELEVATIONS = (25, 35, 45)  # degrees above the horizon of the rings of views around an object-like scene
 
 
 @dataclass
@@ -281,7 +283,7 @@ def plan_views(
         pairs = inside_views(extent, count)
     else:
         distance = extent.radius / np.sin(half_fov)
-        eyes = ring(extent.target, extent.up, distance, np.radians([15, 35, 60]), max(12, count))
+        eyes = ring(extent.target, extent.up, distance, np.radians(RING_ELEVATIONS), max(12, count))
         pairs = [(eye, extent.target) for eye in eyes]
     clear_eyes, clear_targets = [], []
     for eye, target in pairs:
