@@ -28,6 +28,8 @@ from pathlib import Path
 
 from common import ROOT, STATUE, machine, statue_or_skip
 
+MASK_CACHE = ROOT / "out" / "bench_train_masks"  # the statue's geometric masks, drawn by the first run
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -90,9 +92,6 @@ def statue_scene() -> list[str]:
         "--mask-cache",
         str(MASK_CACHE),
     ]
-
-
-MASK_CACHE = ROOT / "out" / "bench_train_masks"
 
 
 def generated_scene(folder: Path, count: int) -> list[str]:

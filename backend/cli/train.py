@@ -168,11 +168,12 @@ def run(options) -> int:
         weights = weights if weights is not None else view_weights(splat, cameras, device, stop)
         weights_seconds = time.perf_counter() - started
         drawn_from = {"splat": geometry_fingerprint(splat), "cameras": [camera.digest() for camera in cameras]}
-        labels = stored_label_maps(mask_cache(options), source, drawn_from)
+        cache = mask_cache(options)
+        labels = stored_label_maps(cache, source, drawn_from)
         if labels is None:
             labels = geometric_labels(splat, cameras, stop, weights=weights)
             if not stop():
-                store_label_maps(mask_cache(options), source, drawn_from, labels)
+                store_label_maps(cache, source, drawn_from, labels)
     else:
         labels = []
         for camera, image in zip(cameras, images):

@@ -478,13 +478,7 @@ def stored_label_maps(cache_dir: str | os.PathLike, source: str, settings: dict)
     For masks drawn from the splat rather than from each picture (geometric): the whole set is one file,
     keyed by what decides it (the splat's geometry, the cameras)."""
     key, path = cache_entry(cache_dir, source, settings)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if str(data["key"]) != key:
-                return None
-            return list(zip(data["coarse"], data["fine"]))
-    except Exception:  # missing, truncated or foreign file: recompute
-        return None
+    return _read_npz(path, key, lambda data: list(zip(data["coarse"], data["fine"])))
 
 
 def store_label_maps(cache_dir: str | os.PathLike, source: str, settings: dict, labels: list) -> None:
@@ -495,14 +489,21 @@ def store_label_maps(cache_dir: str | os.PathLike, source: str, settings: dict, 
 
 
 def _read_cache(path: Path, key: str) -> MaskSet | None:
+    def mask_set(data) -> MaskSet:
+        h, w = (int(v) for v in data["size"])
+        masks = np.unpackbits(data["masks"], axis=1, count=h * w).astype(bool).reshape(-1, h, w)
+        return MaskSet(masks, data["scores"] if "scores" in data.files else None, str(data["source"]))
+
+    return _read_npz(path, key, mask_set)
+
+
+def _read_npz(path: Path, key: str, convert: Callable):
+    """`convert(data)` of the cache file at `path` if it holds `key`; else None, to recompute."""
     try:
         with np.load(path, allow_pickle=False) as data:
             if str(data["key"]) != key:  # a hash collision, or a file copied in by hand
                 return None
-            h, w = (int(v) for v in data["size"])
-            masks = np.unpackbits(data["masks"], axis=1, count=h * w).astype(bool).reshape(-1, h, w)
-            scores = data["scores"] if "scores" in data.files else None
-            return MaskSet(masks, scores, str(data["source"]))
+            return convert(data)
     except Exception:  # missing, truncated or foreign file: recompute
         return None
 
