@@ -1,9 +1,9 @@
 """What clicks on an object reuse (its backend ClickIndex: geometry, the centres' grid, the grouped
 unit features per level, and the last selection written) is built once per point cloud, when its
 features are stored, when click mode starts or at its first click, and kept across click sessions
-and view changes. Only the reads of Blender's attributes run on Blender's thread (about 0.1 s at 6
-million Gaussians); the grid and the groups are built by the index's own thread, and clicks until
-then take the plain path, which selects the same Gaussians. It is
+and view changes. The grid and the groups are built a slice at a time by a Blender timer
+(build_indexes), on Blender's thread as its Python API requires, and clicks until then take the
+plain path, which selects the same Gaussians. It is
 kept up to date without a per-click read of its million positions: a depsgraph handler
 notes every geometry update that is not the engine's own selection write (points moved in edit
 mode, undo, Blender's select tools), and the next click then compares the positions once. A
@@ -21,10 +21,9 @@ import numpy as np
 from bpy.app.handlers import persistent
 
 from .backend.errors import UserError
-from .backend.field.click import ClickIndex, Geometry, foreground, level_columns, unit_features
+from .backend.field.click import ClickIndex, Geometry, level_columns, unit_features
 from .backend.formats.features import COARSE_DIM, FEATURE_DIM, LEVEL_DIMS, Level
 from .backend.formats.splat import ROTATION_COLUMNS, SCALE_COLUMNS, alphas_of
-from .compat import BUILDS_BESIDE_BLENDER
 from .feature_store import (
     CENTERS_KEY,
     FEATURE_ATTRIBUTES,
@@ -43,61 +42,56 @@ from .splat_object import GEOMETRY_COLUMNS, column_layout, object_to_splat
 def store_features(
     obj, features: np.ndarray, centers: np.ndarray | None = None, step: int | None = None, prior: bool = True
 ) -> None:
-    """Features (N, 24) as point attributes, and the caches built from them (on the index's thread), so the first
+    """Features (N, 24) as point attributes, and the caches built from them (build_indexes), so the first
     click is instant.
 
     `step`: an intermediate field of a run still training (None: a finished one). `prior`: whether the field was
     trained with the granularity prior, which the click then applies (backend/field/click.py unit_features). A
     click session under way goes on with the new features: its next click uses them.
     """
-    with foreground():  # index builders pause meanwhile
-        cloud = obj.data
-        channels = features.T.astype(np.float32, order="C")  # (24, N): one pass, 2.5x faster than column by column
-        for name, values in zip(FEATURE_ATTRIBUTES, channels):
-            set_attribute(cloud, name, "FLOAT", values)
-        if centers is not None:
-            cloud[CENTERS_KEY] = json.dumps(np.asarray(centers, dtype=float).round(6).tolist())
-        elif CENTERS_KEY in cloud:
-            del cloud[CENTERS_KEY]  # the old clusters belong to the old features
-        for key, value in ((STEP_KEY, step), (PRIOR_KEY, None if prior else False)):
-            if value is not None:
-                cloud[key] = value
-            elif key in cloud:
-                del cloud[key]
-        if len(features) == 0:
-            forget(obj)
-            return
-        stored = channels.T  # (N, 24) as the attributes hold them, kept: clicks read no attribute back
-        state = _states.get(cloud.session_uid)
-        if state is not None and state.count == len(features):  # a click session under way goes on with them
-            state.features, state.levels = None, set(LEVEL_DIMS)
-            state.index.replace_features(*feature_sources(stored, prior, state.levels))
-            _bump_generation(cloud.session_uid)
-            return
+    cloud = obj.data
+    channels = features.T.astype(np.float32, order="C")  # (24, N): one pass, 2.5x faster than column by column
+    for name, values in zip(FEATURE_ATTRIBUTES, channels):
+        set_attribute(cloud, name, "FLOAT", values)
+    if centers is not None:
+        cloud[CENTERS_KEY] = json.dumps(np.asarray(centers, dtype=float).round(6).tolist())
+    elif CENTERS_KEY in cloud:
+        del cloud[CENTERS_KEY]  # the old clusters belong to the old features
+    for key, value in ((STEP_KEY, step), (PRIOR_KEY, None if prior else False)):
+        if value is not None:
+            cloud[key] = value
+        elif key in cloud:
+            del cloud[key]
+    if len(features) == 0:
         forget(obj)
-        uid = cloud.session_uid
-        _states[uid] = new_state(obj, stored, prior)
-        _changed.discard(uid)
+        return
+    stored = channels.T  # (N, 24) as the attributes hold them, kept: clicks read no attribute back
+    state = _states.get(cloud.session_uid)
+    if state is not None and state.count == len(features):  # a click session under way goes on with them
+        state.features, state.levels = None, set(LEVEL_DIMS)
+        state.index.replace_features(*feature_sources(stored, prior, state.levels))
+        _bump_generation(cloud.session_uid)
+        return
+    forget(obj)
+    uid = cloud.session_uid
+    _states[uid] = new_state(obj, stored, prior)
+    _changed.discard(uid)
 
 
 def new_state(obj, features: np.ndarray, prior: bool, levels: set | None = None) -> ObjectState:
-    """A cache of `obj`'s points whose index builds its grid and groups from its features (N, 24) float32 (on a
-    thread beside Blender's where the version allows: compat.BUILDS_BESIDE_BLENDER; clicks meanwhile compare
-    with the features as stored, which select the same). `levels`: those whose channels `features` holds
-    (all by default; ObjectState.read_level brings the others)."""
+    """A cache of `obj`'s points whose index builds its grid and groups from its features (N, 24) float32
+    (build_indexes; clicks meanwhile compare with the features as stored, which select the same). `levels`:
+    those whose channels `features` holds (all by default; ObjectState.read_level brings the others)."""
     levels = set(LEVEL_DIMS) if levels is None else levels
     level_unit, level_features = feature_sources(features, prior, levels)
-    index = ClickIndex(
-        geometry_of(obj), level_unit, read_hidden(obj), background=BUILDS_BESIDE_BLENDER, level_features=level_features
-    )
+    index = ClickIndex(geometry_of(obj), level_unit, read_hidden(obj), background=True, level_features=level_features)
     unread = levels != set(LEVEL_DIMS)
     return ObjectState(len(features), index, features=features if unread else None, levels=levels)
 
 
 def feature_sources(features: np.ndarray, prior: bool, levels=LEVEL_DIMS):
     """The index's `level_unit` and `level_features` for features (N, 24) at hand (fastest a transposed view of
-    (24, N), as Blender's attributes are read), None for a level not in `levels` (its channels unread yet):
-    numpy only, as the index's thread calls them."""
+    (24, N), as Blender's attributes are read), None for a level not in `levels` (its channels unread yet)."""
 
     def at_hand(make):
         return lambda level: make(features, level, prior) if level in levels else None
@@ -179,8 +173,7 @@ class ObjectState:
         alone (12 of the 24 attributes), so entering click mode on a reopened .blend costs half, and the first
         fine click the rest."""
         if level not in self.levels and self.features is not None:
-            with foreground():
-                read_features(obj, range(COARSE_DIM, FEATURE_DIM), into=self.features.T)
+            read_features(obj, range(COARSE_DIM, FEATURE_DIM), into=self.features.T)
             self.levels.add(level)
             self.features = None  # every level's channels are read: the index holds them while it needs them
             self.index.resume()
@@ -230,7 +223,7 @@ def forget(obj) -> None:
 
 
 def dropped(*states: ObjectState | None) -> None:
-    """Caches no longer used: their index's thread stops building."""
+    """Caches no longer used: their index stops building."""
     for state in states:
         if state is not None:
             state.index.stop()
@@ -250,19 +243,18 @@ def forget_all() -> None:
 
 def state_of(obj) -> ObjectState:
     """The object's click cache, made now (its build started) where there is none."""
-    with foreground():  # index builders pause while Blender's thread reads and clicks
-        if not has_features(obj):
-            raise UserError(f"'{obj.name}' has no features yet: train them, or load a features file")
-        uid, count = obj.data.session_uid, len(obj.data.points)
-        state = _states.get(uid)
-        if state is None or state.count != count:
-            forget(obj)
-            coarse = read_features(obj, range(COARSE_DIM))  # the fine channels when a click needs them: read_level
-            state = _states[uid] = new_state(obj, coarse, granularity_prior(obj), {"coarse"})
-        elif uid in _changed:
-            state.refresh(obj)
-        _changed.discard(uid)
-        return state
+    if not has_features(obj):
+        raise UserError(f"'{obj.name}' has no features yet: train them, or load a features file")
+    uid, count = obj.data.session_uid, len(obj.data.points)
+    state = _states.get(uid)
+    if state is None or state.count != count:
+        forget(obj)
+        coarse = read_features(obj, range(COARSE_DIM))  # the fine channels when a click needs them: read_level
+        state = _states[uid] = new_state(obj, coarse, granularity_prior(obj), {"coarse"})
+    elif uid in _changed:
+        state.refresh(obj)
+    _changed.discard(uid)
+    return state
 
 
 @persistent
@@ -301,12 +293,30 @@ HANDLERS = (
 )
 
 
+BUILD_SLICE = 0.02  # seconds of Blender's thread a timer tick lends the indexes' builds: the viewport stays fluid
+
+
+def build_indexes() -> float:
+    """The timer that builds the click indexes a slice at a time between Blender's events; the seconds to its
+    next tick. An index whose build fails is left unbuilt: its clicks keep the plain path, which selects the same."""
+    for state in list(_states.values()):
+        try:
+            if state.index.build(BUILD_SLICE):
+                return 0.01
+        except (MemoryError, ValueError):
+            state.index.stop()
+    return 0.25
+
+
 def register() -> None:
     for handlers, handler in HANDLERS:
         handlers.append(handler)
+    bpy.app.timers.register(build_indexes, first_interval=0.25, persistent=True)
 
 
 def unregister() -> None:
+    if bpy.app.timers.is_registered(build_indexes):
+        bpy.app.timers.unregister(build_indexes)
     for handlers, handler in HANDLERS:
         if handler in handlers:
             handlers.remove(handler)

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from .backend.field.click import DEFAULT_THRESHOLDS, Click, Mode, compose, foreground
+from .backend.field.click import DEFAULT_THRESHOLDS, Click, Mode, compose
 from .backend.formats.features import Level
 from .backend.scene.camera import Camera
 from .click_cache import ObjectState, _states, state_of, write_selection
@@ -54,31 +54,29 @@ def apply_click(
     obj, camera: Camera, x: float, y: float, mode: Mode = "SET", level: Level = "coarse", threshold: float | None = None
 ) -> dict:
     """Select by a click at image point (x, y) of `camera`; returns what the header shows."""
-    with foreground():  # the click caches' builder thread pauses meanwhile
-        started = time.perf_counter()
-        state = state_of(obj)
-        state.read_level(obj, level)
-        current = state.selection if state.selection is not None else read_selection(obj)
-        if not state.clicks:
-            state.base = current
-        click = Click(camera, x, y, mode)
-        state.clicks.append(click)
-        threshold = DEFAULT_THRESHOLDS[level] if threshold is None else threshold
-        selection, missed = compose(state.index, [click], level, threshold, current)
-        write_selection(obj, selection)
-        return selection_info(state, selection, level, threshold, started, missed)
+    started = time.perf_counter()
+    state = state_of(obj)
+    state.read_level(obj, level)
+    current = state.selection if state.selection is not None else read_selection(obj)
+    if not state.clicks:
+        state.base = current
+    click = Click(camera, x, y, mode)
+    state.clicks.append(click)
+    threshold = DEFAULT_THRESHOLDS[level] if threshold is None else threshold
+    selection, missed = compose(state.index, [click], level, threshold, current)
+    write_selection(obj, selection)
+    return selection_info(state, selection, level, threshold, started, missed)
 
 
 def reapply(obj, level: Level, threshold: float) -> dict:
     """Replay this session's clicks at another level or threshold (the live slider)."""
-    with foreground():  # the click caches' builder thread pauses meanwhile
-        started = time.perf_counter()
-        state = state_of(obj)
-        state.read_level(obj, level)
-        start = state.base if state.base is not None else read_selection(obj)
-        selection, missed = compose(state.index, state.clicks, level, threshold, start)
-        write_selection(obj, selection)
-        return selection_info(state, selection, level, threshold, started, missed)
+    started = time.perf_counter()
+    state = state_of(obj)
+    state.read_level(obj, level)
+    start = state.base if state.base is not None else read_selection(obj)
+    selection, missed = compose(state.index, state.clicks, level, threshold, start)
+    write_selection(obj, selection)
+    return selection_info(state, selection, level, threshold, started, missed)
 
 
 def end_session(obj, keep: bool) -> None:

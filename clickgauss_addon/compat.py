@@ -16,10 +16,6 @@ from .backend.errors import UserError
 
 # Point-cloud edit mode (drawing the point selection; separate and delete operators) exists from Blender 4.5 on.
 HAS_POINT_CLOUD_EDIT_MODE = "separate" in dir(bpy.ops.pointcloud)  # bpy.ops makes any name, so hasattr is always true
-# Click caches built on a thread beside Blender's (click_cache): Blender 4.2 crashed (a segfault in a depsgraph
-# handler during the nested operator of `apply_points_modifier`) while such threads ran numpy, once in two CI runs;
-# 4.5, 5.0 and 5.2 did not. There the caches are built on Blender's thread, as before: a pause when features arrive.
-BUILDS_BESIDE_BLENDER = bpy.app.version >= (4, 5)
 ATTRIBUTE_ARRAYS = {  # point attribute type: (numpy type, values per point, the property foreach_get reads)
     "FLOAT": (np.float32, 1, "value"),
     "INT": (np.int32, 1, "value"),

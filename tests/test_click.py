@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -111,7 +113,7 @@ def assert_same_weights(fast: ClickIndex, plain: ClickIndex, camera, x: float, y
 
 
 def test_clicks_while_the_index_builds_in_the_background_select_as_after():
-    """The add-on's index builds its grid and groups on a thread: a click right after the features arrive,
+    """The add-on's index builds its grid and groups a slice at a time: a click right after the features arrive,
     one after they are replaced mid-build, and one once all is built select what one plain pass selects."""
     scene = make_scene(20_000, seed=4)
     camera = orbit_cameras(4, width=320, height=240)[1]
@@ -138,13 +140,36 @@ def test_clicks_while_the_index_builds_in_the_background_select_as_after():
         assert expected.any()
         np.testing.assert_array_equal(got, expected)
 
-    same_as("old", "coarse")  # at once: the builder has barely started
+    same_as("old", "coarse")  # at once: nothing built yet
+    index.build(0.0)
     index.replace_features(lambda level: unit_features(new, level))  # a training checkpoint arrives mid-build
     same_as("new", "fine")
     index.wait()
     assert index.built and index.level_unit is None and index.level_features is None  # what it came from goes
     same_as("new", "coarse")
     same_as("new", "fine")
+
+
+def test_checkpoints_faster_than_the_builds_start_no_thread_and_the_last_features_win():
+    """A training streams checkpoints faster than the index builds them, a slice at a time as Blender's timer
+    does: no thread is started (threads beside Blender's crashed it), and the last features are what is built."""
+    scene = make_scene(20_000, seed=4)
+    camera = orbit_cameras(4, width=320, height=240)[1]
+    checkpoints = [object_features(scene.object_ids, seed=seed) for seed in range(6)]
+    threads = threading.active_count()
+    index = ClickIndex(Geometry.of(scene.splat), lambda level: unit_features(checkpoints[0], level), background=True)
+    for features in checkpoints[1:]:
+        assert index.build(0.0)  # a step or two, then the next checkpoint arrives
+        index.replace_features(lambda level, f=features: unit_features(f, level))
+    while index.build(0.001):
+        assert threading.active_count() == threads
+    assert index.built
+    plain = ClickIndex(Geometry.of(scene.splat), lambda level: unit_features(checkpoints[-1], level), indexed=False)
+    clicks, start = [Click(camera, 160, 120, "SET")], np.zeros(scene.splat.count, bool)
+    for level in ("coarse", "fine"):
+        expected = compose(plain, clicks, level, 0.75, start)[0]
+        assert expected.any()
+        np.testing.assert_array_equal(compose(index, clicks, level, 0.75, start)[0], expected)
 
 
 def test_features_as_stored_select_exactly_what_their_unit_features_select():

@@ -7,10 +7,11 @@ unit feature at the chosen level has cosine similarity above a threshold with it
 
 from __future__ import annotations
 
-import threading
-from contextlib import contextmanager
+import math
+import time
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +25,7 @@ from .gsplat_constants import ALPHA_MAX, ALPHA_MIN, EPS2D, FOV_CLAMP, NEAR_PLANE
 # of the thresholds within 2 mIoU points of the best (coarse 0.525-0.975, fine 0.925-0.975 there).
 DEFAULT_THRESHOLDS: dict[Level, float] = {"coarse": 0.75, "fine": 0.95}
 Mode = Literal["SET", "ADD", "SUBTRACT"]  # a click replaces the selection, adds to it or takes from it
+T = TypeVar("T")
 
 
 @dataclass
@@ -126,23 +128,28 @@ class CentreGrid:
 
     @classmethod
     def of(cls, geometry: Geometry) -> CentreGrid:
+        return finished(cls.steps(geometry))
+
+    @classmethod
+    def steps(cls, geometry: Geometry) -> Generator[None, None, CentreGrid]:
+        """`of` in steps (ClickIndex.build): each under 0.2 s at 6 million Gaussians."""
         positions = geometry.positions
         sample = positions[:: max(1, len(positions) // 100_000)]
         low, high = np.quantile(sample, [0.005, 0.995], axis=0)  # far stragglers join the border cells
         scale = (cls.CELLS / np.maximum(high - low, 1e-9)).astype(np.float32)
-        yield_point()  # between each long step: a builder thread pauses there while Blender's thread works
+        yield
         cell = np.clip(((positions - low.astype(np.float32)) * scale).astype(np.int32), 0, cls.CELLS - 1)
         keys = ((cell[:, 0] * cls.CELLS + cell[:, 1]) * cls.CELLS + cell[:, 2]).astype(np.uint16)
-        yield_point()
+        yield
         order = np.argsort(keys, kind="stable").astype(np.int32)
         counts = np.bincount(keys, minlength=cls.CELLS**3)
         starts = np.concatenate([[0], np.cumsum(counts[counts > 0])])
-        yield_point()
+        yield
         sorted_positions = np.take(positions, order, axis=0)  # 3x faster than positions[order]
-        yield_point()
+        yield
         box_low = np.minimum.reduceat(sorted_positions, starts[:-1], axis=0).astype(np.float64)
         box_high = np.maximum.reduceat(sorted_positions, starts[:-1], axis=0).astype(np.float64)
-        yield_point()
+        yield
         extents = np.maximum.reduceat(geometry.all_extents[order], starts[:-1]).astype(np.float64)  # 1D: 10x faster
         return cls(order, starts, (box_low + box_high) / 2, np.linalg.norm(box_high - box_low, axis=1) / 2, extents)
 
@@ -307,7 +314,6 @@ def unit_of(source: np.ndarray) -> np.ndarray:
     block = np.empty((dims, min(CHUNK, count)), np.float32)  # (D, C) a chunk channel-major, in cache
     norms, term = np.empty((2, block.shape[1]), np.float32)
     for start in range(0, count, CHUNK):
-        yield_point()
         rows = block[:, : min(CHUNK, count - start)]
         rows[...] = source[start : start + rows.shape[1]].T
         norm, squared = norms[: rows.shape[1]], term[: rows.shape[1]]
@@ -402,40 +408,45 @@ class FeatureGroups:
     @classmethod
     def of(cls, unit: np.ndarray, seed: int = 0) -> FeatureGroups:
         """Groups of `unit` (N, D) int16 unit features, in Gaussian order."""
+        return finished(cls.steps(unit, seed))
+
+    @classmethod
+    def steps(cls, unit: np.ndarray, seed: int = 0) -> Generator[None, None, FeatureGroups]:
+        """`of` in steps (ClickIndex.build): each under 0.5 s at 6 million Gaussians (the sort)."""
         centres = spherical_kmeans(unit, cls.CENTRES, cls.SAMPLE, cls.ITERATIONS, seed)
         nearest, cosine = np.empty(len(unit), np.uint16), np.empty(len(unit), np.float32)
         for start in range(0, len(unit), CHUNK):  # (chunk, K) similarities stay in cache
-            yield_point()
+            yield
             rows = unit_rows(unit[start : start + CHUNK])
             norms = np.linalg.norm(rows, axis=1)
             similarity = (rows @ centres.T.astype(np.float32)) / np.maximum(norms, np.float32(1e-30))[:, None]
             best = similarity.argmax(axis=1, out=nearest[start : start + len(rows)])
             # a zero feature (no direction: its similarity is 0 with any click) gives its group a radius of pi
             cosine[start : start + len(rows)] = np.where(norms > 0, similarity[np.arange(len(rows)), best], -1.0)
-        yield_point()
+        yield
         keys = nearest * 2 + (cosine < cls.CORE)
         spreads = np.minimum(np.arccos(np.clip(cosine, -1.0, 1.0)) / np.float32(cls.STEP), 65535).astype(np.uint16)
-        yield_point()
+        yield
         order = np.argsort((keys.astype(np.uint32) << 16) | spreads).astype(np.int32)  # by group, then angle
-        yield_point()
+        yield
         spreads = spreads[order]
         counts = np.bincount(keys, minlength=2 * len(centres))
         filled = np.flatnonzero(counts)
         starts = np.concatenate([[0], np.cumsum(counts[filled])])
-        yield_point()
+        yield
         rows = np.empty_like(order)
         rows[order] = np.arange(len(order), dtype=np.int32)
-        yield_point()
+        yield
         group_of = np.zeros(len(counts), np.uint8)  # (2K,) -> (N,): each Gaussian's group (2K <= 256)
         group_of[filled] = np.arange(len(filled))
         group_of = group_of[keys]
         bitmaps = np.zeros((len(filled), (len(unit) + 7) // 8), np.uint8)
         for g in range(len(filled)):
-            yield_point()
+            yield
             bitmaps[g] = np.packbits(group_of == g)
-        yield_point()
+        yield
         sorted_unit = np.take(unit, order, axis=0)
-        yield_point()
+        yield
         return cls(
             order,
             rows,
@@ -587,53 +598,29 @@ class RawFeatures:
         return selection
 
 
-class BuildStopped(Exception):
-    """An index's builder thread ends: what it builds from changed, or the index is no longer used."""
-
-
-_foreground = threading.Condition()
-_foreground_work = 0  # how many foreground() blocks are under way
-_builder_check = threading.local()  # in a builder thread: .check, which yield_point calls
-
-
-@contextmanager
-def foreground():
-    """Work that Blender's thread waits on (a click, reading attributes): builder threads pause at their next
-    yield point until it ends. Two threads that take turns at the interpreter lock many times a millisecond
-    slow each other down many times over on a loaded machine (each turn waits for the other's time slice)."""
-    global _foreground_work
-    with _foreground:
-        _foreground_work += 1
-    try:
-        yield
-    finally:
-        with _foreground:
-            _foreground_work -= 1
-            _foreground.notify_all()
-
-
-def yield_point() -> None:
-    """Called between the steps of long work: in a builder thread, it waits while foreground work runs and ends
-    the build (BuildStopped) once the index changed; elsewhere it does nothing."""
-    check = getattr(_builder_check, "check", None)
-    if check is not None:
-        check()
+def finished(steps: Generator[None, None, T]) -> T:
+    """What build steps make (CentreGrid.steps, FeatureGroups.steps), run all at once."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
 
 
 class ClickIndex:
     """What the clicks on one splat reuse: its geometry, its centres' grid, per level its grouped unit features.
 
     `level_unit(level)` gives that level's (N, D) unit features (`unit_features`); it is called when a
-    level is first needed, maybe by the builder thread (so it must not touch Blender). `level_features(level)`,
-    where given, that level's features as stored (`level_columns`): until a level's groups are built, a click
-    compares with those (RawFeatures), so no click waits for unit features either. Either may give None for
-    a level whose features are not at hand yet: nothing is built for it until `resume()`, and its caller
-    brings them before clicking at it.
+    level is first needed. `level_features(level)`, where given, that level's features as stored
+    (`level_columns`): until a level's groups are built, a click compares with those (RawFeatures), so no
+    click waits for unit features either. Either may give None for a level whose features are not at hand
+    yet: nothing is built for it until `resume()`, and its caller brings them before clicking at it.
     `indexed=False`: no grid and no groups, every click reads everything (a one-off click: `segment`).
-    `background=True`: the grid and both levels' groups are built by a thread, one step after another,
-    and the clicks until then take the plain path (the same selection): neither the features' arrival
-    nor a first click waits seconds for them. numpy frees the interpreter in its long steps, so
-    Blender's own thread goes on meanwhile.
+    `background=True`: the grid and both levels' groups are built a step at a time by `build(seconds)`,
+    which the caller calls when it is idle (the add-on: a Blender timer), and the clicks until then take the
+    plain path (the same selection): neither the features' arrival nor a first click waits seconds for them.
+    The steps run on the caller's thread, never on one beside it: Blender's Python API is not thread safe
+    (a builder thread crashed the add-on's tests in Blender 4.2 and 5.0 while Blender applied a modifier).
     """
 
     def __init__(
@@ -650,11 +637,8 @@ class ClickIndex:
         self.hidden = hidden  # (N,) bool: Gaussians no pixel composites and no click selects, or None
         self.grid = CentreGrid.of(geometry) if indexed and not background else None
         self.groups: dict[Level, FeatureGroups | PlainFeatures] = {}
-        self._changes = threading.Lock()  # held while geometry, grid or groups are swapped
-        self._generation = 0  # bumped when features or points change: a builder of older ones stops
-        self._version = 0  # bumped when the features are replaced
-        self._builders: list[threading.Thread] = []
-        self._build()
+        self._steps: Iterator[None] = iter(())
+        self.resume()
 
     @property
     def nbytes(self) -> int:
@@ -678,65 +662,65 @@ class ClickIndex:
             and all(isinstance(g, FeatureGroups) for g in levels)
         )
 
+    def build(self, seconds: float) -> bool:
+        """Build steps for about `seconds` (a step may overrun it: at most 0.5 s at 6 million Gaussians); whether
+        steps remain."""
+        end = time.perf_counter() + seconds
+        for _ in self._steps:
+            if time.perf_counter() >= end:
+                return True
+        return False
+
     def wait(self) -> None:
-        """Until every level is built (tests, benchmarks): by the builder thread, or here where there is none."""
-        for builder in list(self._builders):
-            builder.join()
+        """Until every level is built (tests, benchmarks)."""
+        self.build(math.inf)
         for level in LEVEL_DIMS:
             self._unit_level(level)
 
     def move(self, geometry: Geometry) -> None:
         """The points moved: a new geometry and grid; the features, and so their groups, stay."""
-        with self._changes:
-            self.geometry, self.grid = geometry, None
-            self._generation += 1
+        self.geometry, self.grid = geometry, None
         if self.indexed and not self.background:
             self.grid = CentreGrid.of(geometry)
-        self._build()
+        self.resume()
 
     def replace_features(self, level_unit, level_features=None) -> None:
         """New features for the same points (a training checkpoint): each level's unit features and groups anew."""
-        with self._changes:
-            self.level_unit, self.groups = level_unit, {}
-            self.level_features = level_features if self.background else None
-            self._generation += 1
-            self._version += 1
-        self._build()
+        self.level_unit, self.groups = level_unit, {}
+        self.level_features = level_features if self.background else None
+        self.resume()
 
     def resume(self) -> None:
-        """Features that were not at hand (None from level_unit) are now: build what they make, too."""
-        self._build()
+        """What the index holds changed (or features that were not at hand are now): the build starts over, and
+        keeps what is built and still valid."""
+        if self.indexed and self.background:
+            self._steps = self._build_steps()
 
     def stop(self) -> None:
-        """The builder thread ends at its next step: the index is no longer used."""
-        with self._changes:
-            self._generation += 1
+        """No more build steps: the index is no longer used."""
+        self._steps = iter(())
 
     def level(self, level: Level) -> FeatureGroups | PlainFeatures | RawFeatures:
         """What a click at `level` compares with: its groups once built, else its features as stored where the
         index holds them, else its plain unit features (made here when missing: `_unit_level`)."""
-        with self._changes:
-            current, level_features = self.groups.get(level), self.level_features
-        if isinstance(current, FeatureGroups) or (current is not None and level_features is None):
+        current = self.groups.get(level)
+        if isinstance(current, FeatureGroups) or (current is not None and self.level_features is None):
             return current
-        stored = None if level_features is None else level_features(level)
+        stored = None if self.level_features is None else self.level_features(level)
         made = self._unit_level(level) if stored is None else RawFeatures(stored)
         if made is None:
             raise ValueError(f"the {level} level's features are not at hand: bring them before clicking at it")
         return made
 
     def _unit_level(self, level: Level) -> FeatureGroups | PlainFeatures | None:
-        """The level's groups or plain unit features, made here when missing, even where the builder thread is
-        making the same: Blender's thread never waits for it. The first made for the features now held is kept."""
-        while (current := self.groups.get(level)) is None:
-            version, level_unit = self._version, self.level_unit
-            unit = level_unit(level)
-            if unit is None:  # not at hand yet
+        """The level's groups or plain unit features, made here when missing (None: not at hand yet)."""
+        current = self.groups.get(level)
+        if current is None:
+            unit = self.level_unit(level)
+            if unit is None:
                 return None
-            made = PlainFeatures(unit) if not self.indexed or self.background else FeatureGroups.of(unit)
-            with self._changes:
-                if self._version == version and level not in self.groups:  # else new features came: again
-                    self.groups[level] = made
+            current = PlainFeatures(unit) if not self.indexed or self.background else FeatureGroups.of(unit)
+            self.groups[level] = current
         return current
 
     def query(self, level: Level, click: Click) -> np.ndarray | None:
@@ -744,52 +728,20 @@ class ClickIndex:
         ids, weights = pixel_weights(self.geometry, click.camera, click.x, click.y, self.grid, self.hidden)
         return None if len(ids) == 0 else click_feature(self.level(level).features(ids), np.arange(len(ids)), weights)
 
-    def _build(self) -> None:
-        if self.indexed and self.background:
-            builder = threading.Thread(target=self._build_steps, args=(self._generation,), daemon=True)
-            self._builders = [b for b in self._builders if b.is_alive()] + [builder]
-            builder.start()
-
-    def _build_steps(self, generation: int) -> None:
-        """The builder thread: the coarse level's unit features (a click needs them first), the grid, then per
-        level its groups. Each result is kept only while nothing it was built from has changed."""
-        _builder_check.check = lambda: self._check(generation)
-        steps = (
-            lambda: self._unit_level("coarse"),
-            lambda: self._build_grid(generation),
-            lambda: self._build_groups("coarse", generation),
-            lambda: self._unit_level("fine"),
-            lambda: self._build_groups("fine", generation),
-        )
-        try:
-            for step in steps:
-                yield_point()
-                step()
-            with self._changes:
-                if self._generation == generation and self.built:
-                    self.level_unit = self.level_features = None  # every level is built: what they came from can go
-        except BuildStopped:
-            pass
-
-    def _build_grid(self, generation: int) -> None:
-        grid = CentreGrid.of(self.geometry) if self.grid is None else None
-        with self._changes:
-            if grid is not None and self._generation == generation:
-                self.grid = grid
-
-    def _build_groups(self, level: Level, generation: int) -> None:
-        plain = self._unit_level(level)
-        if isinstance(plain, PlainFeatures):
-            groups = FeatureGroups.of(plain.unit)
-            with self._changes:
-                if self._generation == generation and self.groups.get(level) is plain:
-                    self.groups[level] = groups
-
-    def _check(self, generation: int) -> None:
-        with _foreground:
-            _foreground.wait_for(lambda: _foreground_work == 0 or self._generation != generation)
-        if self._generation != generation:
-            raise BuildStopped
+    def _build_steps(self) -> Iterator[None]:
+        """The coarse level's unit features (a click needs them first), the grid, then per level its groups. The
+        steps are dropped, mid-way, when what they build from changes (`resume`)."""
+        self._unit_level("coarse")
+        yield
+        if self.grid is None:
+            self.grid = yield from CentreGrid.steps(self.geometry)
+        for level in LEVEL_DIMS:
+            plain = self._unit_level(level)
+            yield
+            if isinstance(plain, PlainFeatures):
+                self.groups[level] = yield from FeatureGroups.steps(plain.unit)
+        if self.built:
+            self.level_unit = self.level_features = None  # every level is built: what they came from can go
 
 
 def compose(
@@ -801,20 +753,19 @@ def compose(
     The one composition of clicks that the add-on, `segment` and `eval` share: SET replaces, ADD
     unites, SUBTRACT removes; hidden Gaussians end unselected.
     """
-    with foreground():  # the index's builder thread, if any, pauses meanwhile
-        selection, missed = start.copy(), []
-        for click in clicks:
-            query = index.query(level, click)
-            if query is None:
-                missed.append(click)
-                continue
-            hit = index.level(level).select(query, threshold)
-            if click.mode == "SET":
-                selection = hit
-            elif click.mode == "ADD":
-                selection |= hit
-            else:
-                selection &= ~hit
-        if index.hidden is not None:
-            selection[..., index.hidden] = False
-        return selection, missed
+    selection, missed = start.copy(), []
+    for click in clicks:
+        query = index.query(level, click)
+        if query is None:
+            missed.append(click)
+            continue
+        hit = index.level(level).select(query, threshold)
+        if click.mode == "SET":
+            selection = hit
+        elif click.mode == "ADD":
+            selection |= hit
+        else:
+            selection &= ~hit
+    if index.hidden is not None:
+        selection[..., index.hidden] = False
+    return selection, missed
