@@ -1,51 +1,66 @@
-"""A child process whose output arrives through reader threads, so that a Blender timer never waits on it.
+"""A child process whose output goes to files that a Blender timer reads, so that it never waits on it.
 
 Training and the backend's install both run one: Blender stays responsive, and cancelling is a terminate.
+Files, not pipes read by threads: Blender's Python API is not thread safe, and Python threads running beside
+Blender's crashed it (the click caches' builder did, in Blender 4.2 and 5.0). Reading a file another process
+is writing works the same on Windows, macOS and Linux.
 """
 
 from __future__ import annotations
 
-import collections
+import locale
 import subprocess
-import threading
+import tempfile
+from pathlib import Path
 
 
 class ChildProcess:
-    """`poll()` from a timer for the stdout lines that arrived; `stderr` gathers the rest unless merged into stdout."""
+    """`poll()` from a timer for the stdout lines that arrived; `stderr` holds the rest, once it has ended, unless
+    merged into stdout."""
 
     def __init__(self, command: list[str], merge_stderr: bool = False, **popen):
-        self.process = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            text=True,
-            stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
-            **popen,
-        )
-        self.lines: collections.deque[str] = collections.deque()
+        self.output = tempfile.TemporaryDirectory(prefix="clickgauss-child-", ignore_cleanup_errors=True)
+        self.stdout_path, self.stderr_path = Path(self.output.name, "stdout"), Path(self.output.name, "stderr")
+        try:
+            with open(self.stdout_path, "wb") as stdout, open(self.stderr_path, "wb") as stderr:
+                self.process = subprocess.Popen(
+                    command, stdout=stdout, stderr=subprocess.STDOUT if merge_stderr else stderr, **popen
+                )
+        except OSError:
+            self.output.cleanup()
+            raise
+        self.stdout = open(self.stdout_path, "rb")  # open until the process has ended
+        self.encoding = locale.getpreferredencoding(False)  # what the child's print writes to a file
+        self.unfinished = b""  # the last line read, while its end has not been written yet
+        self.lines: list[str] = []  # read, not yet polled
         self.stderr: list[str] = []
-        pipes = [(self.lines, self.process.stdout)] + ([] if merge_stderr else [(self.stderr, self.process.stderr)])
-        self.readers = [threading.Thread(target=sink.extend, args=(pipe,), daemon=True) for sink, pipe in pipes]
-        for reader in self.readers:
-            reader.start()
 
     def poll(self) -> list[str]:
         """The stdout lines that arrived since the last call."""
-        arrived = []
-        while self.lines:
-            arrived.append(self.lines.popleft())
+        self.read()
+        arrived, self.lines = self.lines, []
         return arrived
+
+    def read(self) -> None:
+        if self.stdout.closed:
+            return
+        *complete, self.unfinished = (self.unfinished + self.stdout.read()).split(b"\n")
+        self.lines += [line.decode(self.encoding, "replace") + "\n" for line in complete]
 
     @property
     def running(self) -> bool:
-        """False once the process has ended and all it wrote has been read, so no last line is missed."""
+        """False once the process has ended; all it wrote is then read, so no last line is missed."""
         if self.process.poll() is None:
             return True
-        for reader in self.readers:
-            reader.join(timeout=5)  # a grandchild holding the pipe open must not hang Blender
-        if not any(reader.is_alive() for reader in self.readers):
-            for pipe in (self.process.stdin, self.process.stdout, self.process.stderr):
-                if pipe:
-                    pipe.close()
+        if not self.stdout.closed:
+            self.read()
+            if self.unfinished:
+                self.lines.append(self.unfinished.decode(self.encoding, "replace"))
+            self.stderr = self.stderr_path.read_bytes().decode(self.encoding, "replace").splitlines(keepends=True)
+            self.stdout.close()
+            if self.process.stdin:
+                self.process.stdin.close()
+            self.output.cleanup()
         return False
 
     def cancel(self) -> None:

@@ -1,25 +1,71 @@
-"""Preferences > Download SAM checkpoint: Meta's model file into the extension's user folder, in a thread.
+"""Preferences > Download SAM checkpoint: Meta's model file into the extension's user folder.
 
-The download itself (URLs, SHA-256, .part and resume) is `backend.scene.downloads`, which knows no bpy. A Blender timer
+The download itself (URLs, SHA-256, .part and resume) is `backend.scene.downloads`, which knows no bpy; it runs in
+a child process of Blender's own Python (no thread beside Blender's: child_process). A Blender timer
 follows it, so it goes on when the Preferences window closes; progress shows in the preferences and the status
 bar. When the file is whole and checked it becomes the SAM checkpoint, and Automatic masks use SAM.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
 import bpy
 
-from .addon_preferences import preferences, user_data_folder
+from .addon_preferences import ADDON_DIR, preferences, user_data_folder
 from .backend.errors import UserError
-from .backend.scene.downloads import SAM_CHECKPOINTS, Checkpoint, DownloadJob
+from .backend.scene.downloads import SAM_CHECKPOINTS, Checkpoint
+from .child_process import ChildProcess
 
 MODEL_ITEMS = [
     (model, "ViT-" + model[-1].upper(), f"{checkpoint.name}, {checkpoint.size / 1e9:.2f} GB")
     for model, checkpoint in SAM_CHECKPOINTS.items()
 ]
+
+
+class DownloadJob(ChildProcess):
+    """`downloads.download` in a child process; `follow()` from a timer updates `done`/`total` bytes, `state`
+    (running, done, failed) and `message`."""
+
+    def __init__(self, checkpoint: Checkpoint, destination: Path):
+        self.checkpoint, self.destination = checkpoint, Path(destination)
+        self.done, self.total = 0, checkpoint.size
+        self.state, self.message = "running", f"downloading {checkpoint.name}"
+        command = [sys.executable, "-m", "backend.scene.downloads", checkpoint.url, checkpoint.sha256]
+        super().__init__(
+            [*command, str(checkpoint.size), str(self.destination)],
+            env=dict(os.environ, PYTHONPATH=str(ADDON_DIR), PYTHONUNBUFFERED="1"),
+        )
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.done / max(self.total, 1)
+
+    def follow(self) -> None:
+        ended = not self.running  # first: once it has ended, every line it wrote is in
+        for line in self.poll():
+            self.done, self.total = map(int, line.split())
+        if not ended or self.state != "running":
+            return
+        part = self.destination.with_name(self.destination.name + ".part")
+        kept = part.stat().st_size if part.is_file() else 0
+        if self.process.returncode == 0:
+            self.state, self.message = "done", f"downloaded {self.destination}"
+        elif self.process.returncode == 1 and self.stderr:  # the backend's message
+            self.state, self.message = "failed", self.stderr[-1].strip()
+        else:  # cancelled, or ended by the system
+            self.state, self.message = (
+                "failed",
+                (
+                    f"download of {self.checkpoint.name} stopped ({kept:,} of {self.checkpoint.size:,} bytes kept; "
+                    "the next try resumes)"
+                ),
+            )
+
+
 job: DownloadJob | None = None
 job_model = ""  # the SAM model type of the file `job` fetches
 
@@ -46,6 +92,8 @@ def start(model: str, checkpoint: Checkpoint | None = None, folder: Path | None 
 
 def follow(prefs) -> None:
     """One look at the download: when it has ended well, its file is the SAM checkpoint."""
+    if job is not None:
+        job.follow()
     if job is not None and job.state == "done" and prefs.sam_checkpoint != str(job.destination):
         prefs.sam_checkpoint, prefs.sam_model = str(job.destination), job_model
 
@@ -74,6 +122,7 @@ def stop() -> None:
     """Cancel (the .part stays for the next try) and stop following; on unregister too."""
     if job is not None and downloading():
         job.cancel()
+        job.follow()
     if bpy.app.timers.is_registered(tick):
         bpy.app.timers.unregister(tick)
         for window in bpy.context.window_manager.windows:

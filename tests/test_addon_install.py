@@ -165,8 +165,8 @@ def test_download_sam_asks_for_online_access_then_fills_in_the_checkpoint_that_a
     prefs.sam_checkpoint, prefs.sam_model = "", "vit_h"
     server = Server()  # on this machine: no online access needed
     try:
-        job = download.start("vit_l", server.checkpoint(), tmp_path)
-        job.thread.join(60)
+        job = download.start("vit_l", server.checkpoint(), tmp_path)  # a child process: no thread beside Blender's
+        job.process.wait(60)
         download.follow(prefs)  # what the timer does
     finally:
         download.stop()

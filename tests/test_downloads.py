@@ -1,30 +1,35 @@
-"""The SAM checkpoint download against a real HTTP server on 127.0.0.1: success, a wrong checksum, cancel,
-the server gone mid-way; a partial file is never taken for a whole one, and the next try resumes it."""
+"""The SAM checkpoint download against a real HTTP server on 127.0.0.1: success, a wrong checksum, cancel (the
+child process the add-on runs it in, ended), the server gone mid-way; a partial file is never taken for a whole
+one, and the next try resumes it."""
 
 from __future__ import annotations
 
 import hashlib
 import http.server
+import subprocess
+import sys
 import threading
 
 import numpy as np
 import pytest
 
 from backend.errors import UserError
-from backend.scene.downloads import Checkpoint, DownloadCancelled, DownloadJob, download
+from backend.scene.downloads import CHUNK, Checkpoint, download, main
 
 PAYLOAD = np.random.default_rng(0).bytes(3 * (1 << 20) + 12345)  # a few chunks
 
 
 class Server(http.server.ThreadingHTTPServer):
-    """Serves PAYLOAD at any path, honouring Range requests; `cut_at` bytes: it hangs up after sending that many."""
+    """Serves PAYLOAD at any path, honouring Range requests; `cut_at` bytes: it hangs up after sending that many;
+    `hold_at`: it waits there until `released` is set."""
 
     cut_at: int | None = None
+    hold_at: int | None = None
     ranges: list
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), Handler)
-        self.ranges = []
+        self.ranges, self.released = [], threading.Event()
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
     def checkpoint(self, sha256: str = hashlib.sha256(PAYLOAD).hexdigest()) -> Checkpoint:
@@ -39,7 +44,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(PAYLOAD) - start))
         self.end_headers()
         end = len(PAYLOAD) if self.server.cut_at is None else self.server.cut_at
-        self.wfile.write(PAYLOAD[start:end])
+        hold = self.server.hold_at
+        if hold is not None and start < hold < end:
+            self.wfile.write(PAYLOAD[start:hold])
+            self.wfile.flush()
+            self.server.released.wait(30)
+            start = hold
+        try:
+            self.wfile.write(PAYLOAD[start:end])
+        except OSError:  # the client is gone (a cancelled download)
+            pass
         self.close_connection = True
 
     def log_message(self, *args):
@@ -67,24 +81,36 @@ def test_a_wrong_checksum_leaves_no_file(server, tmp_path):
 
 
 def test_cancel_keeps_the_part_which_the_next_try_resumes(server, tmp_path):
-    with pytest.raises(DownloadCancelled, match="cancelled"):
-        download(server.checkpoint(), tmp_path / "sam.pth", should_stop=lambda: True)
-    assert not (tmp_path / "sam.pth").exists() and 0 < (tmp_path / "sam.pth.part").stat().st_size < len(PAYLOAD)
-    kept = (tmp_path / "sam.pth.part").stat().st_size
+    """Cancel ends the download's child process (as the add-on does) while the server is mid-way."""
+    server.hold_at = CHUNK + 1000
+    checkpoint = server.checkpoint()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "backend.scene.downloads", checkpoint.url, checkpoint.sha256, str(checkpoint.size)]
+        + [str(tmp_path / "sam.pth")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout.readline().split() == [str(CHUNK), str(len(PAYLOAD))]  # a chunk in: the server holds
+    child.terminate()
+    child.wait(30)
+    server.released.set()
+    assert not (tmp_path / "sam.pth").exists() and (tmp_path / "sam.pth.part").stat().st_size == CHUNK
+    kept = CHUNK
+    server.hold_at = None
     assert download(server.checkpoint(), tmp_path / "sam.pth").read_bytes() == PAYLOAD
     assert server.ranges == [0, kept]
 
 
-def test_the_server_gone_mid_way_is_a_clear_error_and_never_a_whole_file(server, tmp_path):
+def test_the_server_gone_mid_way_is_a_clear_error_and_never_a_whole_file(server, tmp_path, capsys):
     server.cut_at = len(PAYLOAD) // 2
     with pytest.raises(UserError, match=r"sam_vit_b_test\.pth .*(stopped|ended) at .* try again, it resumes"):
         download(server.checkpoint(), tmp_path / "sam.pth")
     assert not (tmp_path / "sam.pth").exists()
     server.cut_at = None
-    job = DownloadJob(server.checkpoint(), tmp_path / "sam.pth")  # as the preferences run it: in a thread
-    job.thread.join(30)
-    assert job.state == "done" and job.percent == 100.0 and (tmp_path / "sam.pth").read_bytes() == PAYLOAD
-    assert server.ranges == [0, len(PAYLOAD) // 2]
+    checkpoint = server.checkpoint()
+    assert main([checkpoint.url, checkpoint.sha256, str(checkpoint.size), str(tmp_path / "sam.pth")]) == 0
+    assert (tmp_path / "sam.pth").read_bytes() == PAYLOAD and server.ranges == [0, len(PAYLOAD) // 2]
+    assert capsys.readouterr().out.splitlines()[-1] == f"{len(PAYLOAD)} {len(PAYLOAD)}"  # what the add-on follows
 
 
 def test_a_server_that_is_not_there(tmp_path):

@@ -3,7 +3,9 @@
 The bytes go to `<name>.part` beside the destination; only when the server has sent them all and their
 SHA-256 is the published one is the file renamed to its name. A cancelled or broken download leaves the
 .part, and the next try asks the server for the rest (an HTTP Range request). Standard library only:
-the add-on runs it in a thread inside Blender; the tests against a server on 127.0.0.1.
+the add-on runs it as a child process of Blender's own Python (`python -m backend.scene.downloads`, `main`),
+whose progress lines a Blender timer reads, and cancels it by ending that process; the tests run it against a
+server on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import threading
+import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -55,20 +57,15 @@ SAM_CHECKPOINTS = {
 }
 
 
-class DownloadCancelled(UserError):
-    pass
-
-
 def download(
     checkpoint: Checkpoint,
     destination: Path,
     progress=lambda done, total: None,
-    should_stop=lambda: False,
     timeout: float = 30.0,
 ) -> Path:
     """`checkpoint` saved as `destination`, resuming a `.part` left by an earlier try; returns `destination`.
 
-    progress(bytes done, bytes in all) after every chunk; should_stop() polled between chunks.
+    progress(bytes done, bytes in all) after every chunk.
     """
     destination = Path(destination)
     if destination.is_file() and destination.stat().st_size == checkpoint.size:
@@ -78,7 +75,7 @@ def download(
     have = part.stat().st_size if part.is_file() else 0
     try:
         if have < checkpoint.size:
-            _fetch(checkpoint, part, have, progress, should_stop, timeout)
+            _fetch(checkpoint, part, have, progress, timeout)
     except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
         reason = getattr(error, "reason", None) or error
         got = part.stat().st_size if part.is_file() else 0
@@ -103,7 +100,7 @@ def download(
     return destination
 
 
-def _fetch(checkpoint: Checkpoint, part: Path, have: int, progress, should_stop, timeout: float) -> None:
+def _fetch(checkpoint: Checkpoint, part: Path, have: int, progress, timeout: float) -> None:
     """The bytes from `have` on appended to `part` (all of them again where the server ignores the Range)."""
     request = urllib.request.Request(checkpoint.url, headers={"Range": f"bytes={have}-"} if have else {})
     with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -115,11 +112,6 @@ def _fetch(checkpoint: Checkpoint, part: Path, have: int, progress, should_stop,
                 out.write(chunk)
                 done += len(chunk)
                 progress(done, checkpoint.size)
-                if should_stop():
-                    raise DownloadCancelled(
-                        f"download of {checkpoint.name} cancelled ({done:,} of "
-                        f"{checkpoint.size:,} bytes kept; the next try resumes)"
-                    )
 
 
 def file_sha256(path: Path) -> str:
@@ -130,32 +122,19 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-class DownloadJob:
-    """`download` in a thread, for a UI timer: `done`/`total` bytes, `state` running/done/failed, `message`."""
+def main(argv: list[str] | None = None) -> int:
+    """`python -m backend.scene.downloads URL SHA256 SIZE DESTINATION`: a line `done total` (bytes) after each
+    chunk on stdout; a UserError's message on stderr with exit code 1. Ended by a signal, it leaves the .part."""
+    url, sha256, size, destination = sys.argv[1:] if argv is None else argv
+    try:
+        download(
+            Checkpoint(url, sha256, int(size)), Path(destination), lambda done, total: print(done, total, flush=True)
+        )
+    except UserError as error:
+        print(error, file=sys.stderr, flush=True)
+        return 1
+    return 0
 
-    def __init__(self, checkpoint: Checkpoint, destination: Path):
-        self.checkpoint, self.destination = checkpoint, Path(destination)
-        self.done, self.total = 0, checkpoint.size
-        self.state, self.message = "running", f"downloading {checkpoint.name}"
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
 
-    def _run(self) -> None:
-        try:
-            download(self.checkpoint, self.destination, self._progress, self._stop.is_set)
-        except UserError as error:
-            self.state, self.message = "failed", str(error)
-            return
-        self.state, self.message = "done", f"downloaded {self.destination}"
-
-    def _progress(self, done: int, total: int) -> None:
-        self.done, self.total = done, total
-
-    @property
-    def percent(self) -> float:
-        return 100.0 * self.done / max(self.total, 1)
-
-    def cancel(self, wait: float = 10.0) -> None:
-        self._stop.set()
-        self.thread.join(wait)
+if __name__ == "__main__":
+    sys.exit(main())
