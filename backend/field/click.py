@@ -132,25 +132,28 @@ class CentreGrid:
 
     @classmethod
     def steps(cls, geometry: Geometry) -> Generator[None, None, CentreGrid]:
-        """`of` in steps (ClickIndex.build): each under 0.2 s at 6 million Gaussians."""
+        """`of` in steps (ClickIndex.build), a block of Gaussians each."""
         positions = geometry.positions
         sample = positions[:: max(1, len(positions) // 100_000)]
         low, high = np.quantile(sample, [0.005, 0.995], axis=0)  # far stragglers join the border cells
         scale = (cls.CELLS / np.maximum(high - low, 1e-9)).astype(np.float32)
-        yield
-        cell = np.clip(((positions - low.astype(np.float32)) * scale).astype(np.int32), 0, cls.CELLS - 1)
-        keys = ((cell[:, 0] * cls.CELLS + cell[:, 1]) * cls.CELLS + cell[:, 2]).astype(np.uint16)
-        yield
-        order = np.argsort(keys, kind="stable").astype(np.int32)
+        keys = np.empty(len(positions), np.uint16)
+        for begin in range(0, len(positions), BLOCK):
+            yield
+            block = positions[begin : begin + BLOCK]
+            cell = np.clip(((block - low.astype(np.float32)) * scale).astype(np.int32), 0, cls.CELLS - 1)
+            keys[begin : begin + BLOCK] = (cell[:, 0] * cls.CELLS + cell[:, 1]) * cls.CELLS + cell[:, 2]
+        order = yield from stable_order_steps(keys, cls.CELLS**3)
         counts = np.bincount(keys, minlength=cls.CELLS**3)
         starts = np.concatenate([[0], np.cumsum(counts[counts > 0])])
-        yield
-        sorted_positions = np.take(positions, order, axis=0)  # 3x faster than positions[order]
-        yield
+        sorted_positions = yield from gather_steps(positions, order)
         box_low = np.minimum.reduceat(sorted_positions, starts[:-1], axis=0).astype(np.float64)
         box_high = np.maximum.reduceat(sorted_positions, starts[:-1], axis=0).astype(np.float64)
         yield
-        extents = np.maximum.reduceat(geometry.all_extents[order], starts[:-1]).astype(np.float64)  # 1D: 10x faster
+        all_extents = geometry.all_extents
+        yield
+        sorted_extents = yield from gather_steps(all_extents, order)
+        extents = np.maximum.reduceat(sorted_extents, starts[:-1]).astype(np.float64)  # 1D: 10x faster
         return cls(order, starts, (box_low + box_high) / 2, np.linalg.norm(box_high - box_low, axis=1) / 2, extents)
 
     def near_ray(self, camera, x: float, y: float) -> np.ndarray:
@@ -283,6 +286,7 @@ def pixel_weights(
 UNIT_SCALE = 32767  # unit features are held as int16 fixed point, component x UNIT_SCALE: half float32's bytes
 QUANTUM = 2e-4  # bounds |similarity - cosine| that the rounding allows (under 8e-5 at 24 channels), doubled
 CHUNK = 1 << 14  # rows per step of a pass over features: their float32 copy stays in cache
+BLOCK = 1 << 18  # Gaussians per build step of a sort or gather (ClickIndex.build): tens of ms
 
 
 def level_columns(features: np.ndarray, level: Level, granularity_prior: bool = True) -> np.ndarray:
@@ -302,7 +306,12 @@ def unit_features(features: np.ndarray, level: Level, granularity_prior: bool = 
 
 
 def unit_of(source: np.ndarray) -> np.ndarray:
-    """(N, D) int16 the unit rows of features `source` (N, D) in fixed point (UNIT_SCALE).
+    """(N, D) int16 the unit rows of features `source` (N, D) in fixed point (UNIT_SCALE)."""
+    return finished(unit_steps(source))
+
+
+def unit_steps(source: np.ndarray) -> Generator[None, None, np.ndarray]:
+    """`unit_of` in steps (ClickIndex.build), a chunk each.
 
     Channel by channel, elementwise: a row's values do not depend on the rows beside it or on the
     layout, so any slice or gather of the rows gives the same values (RawFeatures relies on it), and
@@ -314,6 +323,7 @@ def unit_of(source: np.ndarray) -> np.ndarray:
     block = np.empty((dims, min(CHUNK, count)), np.float32)  # (D, C) a chunk channel-major, in cache
     norms, term = np.empty((2, block.shape[1]), np.float32)
     for start in range(0, count, CHUNK):
+        yield
         rows = block[:, : min(CHUNK, count - start)]
         rows[...] = source[start : start + rows.shape[1]].T
         norm, squared = norms[: rows.shape[1]], term[: rows.shape[1]]
@@ -412,31 +422,34 @@ class FeatureGroups:
 
     @classmethod
     def steps(cls, unit: np.ndarray, seed: int = 0) -> Generator[None, None, FeatureGroups]:
-        """`of` in steps (ClickIndex.build): each under 0.5 s at 6 million Gaussians (the sort)."""
-        centres = spherical_kmeans(unit, cls.CENTRES, cls.SAMPLE, cls.ITERATIONS, seed)
-        nearest, cosine = np.empty(len(unit), np.uint16), np.empty(len(unit), np.float32)
+        """`of` in steps (ClickIndex.build), a block of Gaussians each."""
+        centres = yield from spherical_kmeans_steps(unit, cls.CENTRES, cls.SAMPLE, cls.ITERATIONS, seed)
+        keys = np.empty(len(unit), np.uint8)  # each Gaussian's group: 2 x its nearest centre, + 1 in the rim
+        spreads = np.empty(len(unit), np.uint16)
         for start in range(0, len(unit), CHUNK):  # (chunk, K) similarities stay in cache
             yield
             rows = unit_rows(unit[start : start + CHUNK])
             norms = np.linalg.norm(rows, axis=1)
             similarity = (rows @ centres.T.astype(np.float32)) / np.maximum(norms, np.float32(1e-30))[:, None]
-            best = similarity.argmax(axis=1, out=nearest[start : start + len(rows)])
+            nearest = similarity.argmax(axis=1)
             # a zero feature (no direction: its similarity is 0 with any click) gives its group a radius of pi
-            cosine[start : start + len(rows)] = np.where(norms > 0, similarity[np.arange(len(rows)), best], -1.0)
-        yield
-        keys = nearest * 2 + (cosine < cls.CORE)
-        spreads = np.minimum(np.arccos(np.clip(cosine, -1.0, 1.0)) / np.float32(cls.STEP), 65535).astype(np.uint16)
-        yield
-        order = np.argsort((keys.astype(np.uint32) << 16) | spreads).astype(np.int32)  # by group, then angle
-        yield
-        spreads = spreads[order]
+            cosine = np.where(norms > 0, similarity[np.arange(len(rows)), nearest], np.float32(-1.0))
+            keys[start : start + len(rows)] = nearest * 2 + (cosine < cls.CORE)
+            angles = np.arccos(np.clip(cosine, -1.0, 1.0)) / np.float32(cls.STEP)
+            spreads[start : start + len(rows)] = np.minimum(angles, 65535)
+        by_spread = yield from stable_order_steps(spreads, 65536)  # by group, then angle: two counting sorts
+        by_group = yield from stable_order_steps((yield from gather_steps(keys, by_spread)), 2 * len(centres))
+        order = yield from gather_steps(by_spread, by_group)
+        sorted_spreads = yield from gather_steps(spreads, order)
         counts = np.bincount(keys, minlength=2 * len(centres))
         filled = np.flatnonzero(counts)
         starts = np.concatenate([[0], np.cumsum(counts[filled])])
-        yield
         rows = np.empty_like(order)
-        rows[order] = np.arange(len(order), dtype=np.int32)
-        yield
+        for begin in range(0, len(order), BLOCK):
+            yield
+            rows[order[begin : begin + BLOCK]] = np.arange(
+                begin, begin + len(order[begin : begin + BLOCK]), dtype=np.int32
+            )
         group_of = np.zeros(len(counts), np.uint8)  # (2K,) -> (N,): each Gaussian's group (2K <= 256)
         group_of[filled] = np.arange(len(filled))
         group_of = group_of[keys]
@@ -444,17 +457,15 @@ class FeatureGroups:
         for g in range(len(filled)):
             yield
             bitmaps[g] = np.packbits(group_of == g)
-        yield
-        sorted_unit = np.take(unit, order, axis=0)
-        yield
+        sorted_unit = yield from gather_steps(unit, order)
         return cls(
             order,
             rows,
             sorted_unit,
             starts,
             centres[filled // 2],
-            (spreads[starts[1:] - 1] + 1.0) * cls.STEP,
-            spreads,
+            (sorted_spreads[starts[1:] - 1] + 1.0) * cls.STEP,
+            sorted_spreads,
             bitmaps,
         )
 
@@ -509,13 +520,17 @@ def united(bitmaps: np.ndarray, groups: np.ndarray) -> npt.NDArray[np.uint8]:
     return packed
 
 
-def spherical_kmeans(unit: np.ndarray, count: int, sample: int, iterations: int, seed: int) -> np.ndarray:
-    """(K <= count, D) float64 unit centres of a seeded sample of `unit` (N, D) int16, by spherical k-means."""
+def spherical_kmeans_steps(
+    unit: np.ndarray, count: int, sample: int, iterations: int, seed: int
+) -> Generator[None, None, np.ndarray]:
+    """(K <= count, D) float64 unit centres of a seeded sample of `unit` (N, D) int16, by spherical k-means; an
+    iteration a step (ClickIndex.build)."""
     rng = np.random.default_rng(seed)
     points = unit[np.sort(rng.choice(len(unit), min(sample, len(unit)), replace=False))].astype(np.float64)  # (S, D)
     points /= np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-12)
     centres = points[rng.choice(len(points), min(count, len(points)), replace=False)]
     for _ in range(iterations):
+        yield
         labels = (points @ centres.T).argmax(axis=1)
         sums = np.zeros_like(centres)
         np.add.at(sums, labels, points)
@@ -598,6 +613,32 @@ class RawFeatures:
         return selection
 
 
+def stable_order_steps(keys: np.ndarray, key_count: int) -> Generator[None, None, np.ndarray]:
+    """(N,) int32 np.argsort(keys, kind="stable") of keys in [0, key_count), by a counting sort a block a step."""
+    counts = np.bincount(keys, minlength=key_count)
+    next_slot = np.cumsum(counts) - counts  # (K,) where each key's next Gaussian goes
+    order = np.empty(len(keys), np.int32)
+    for begin in range(0, len(keys), BLOCK):
+        yield
+        block = keys[begin : begin + BLOCK]
+        local = np.argsort(block, kind="stable")
+        sorted_block = block[local]
+        block_counts = np.bincount(block, minlength=key_count)
+        run_start = np.cumsum(block_counts) - block_counts  # (K,) where each key's run begins in the sorted block
+        order[next_slot[sorted_block] + np.arange(len(block)) - run_start[sorted_block]] = begin + local
+        next_slot += block_counts
+    return order
+
+
+def gather_steps(source: np.ndarray, ids: np.ndarray) -> Generator[None, None, np.ndarray]:
+    """np.take(source, ids, axis=0), a block of rows a step."""
+    out = np.empty((len(ids), *source.shape[1:]), source.dtype)
+    for begin in range(0, len(ids), BLOCK):
+        yield
+        np.take(source, ids[begin : begin + BLOCK], axis=0, out=out[begin : begin + BLOCK])
+    return out
+
+
 def finished(steps: Generator[None, None, T]) -> T:
     """What build steps make (CentreGrid.steps, FeatureGroups.steps), run all at once."""
     while True:
@@ -663,8 +704,8 @@ class ClickIndex:
         )
 
     def build(self, seconds: float) -> bool:
-        """Build steps for about `seconds` (a step may overrun it: at most 0.5 s at 6 million Gaussians); whether
-        steps remain."""
+        """Build steps for about `seconds` (a step may overrun it: by at most 0.1 s at 6 million Gaussians on a
+        2-core CPU); whether steps remain."""
         end = time.perf_counter() + seconds
         for _ in self._steps:
             if time.perf_counter() >= end:
@@ -728,16 +769,23 @@ class ClickIndex:
         ids, weights = pixel_weights(self.geometry, click.camera, click.x, click.y, self.grid, self.hidden)
         return None if len(ids) == 0 else click_feature(self.level(level).features(ids), np.arange(len(ids)), weights)
 
+    def _unit_steps(self, level: Level) -> Generator[None, None, FeatureGroups | PlainFeatures | None]:
+        """`_unit_level` in steps where the features as stored are at hand (`unit_features` of them, a chunk a
+        step)."""
+        stored = None if level in self.groups or self.level_features is None else self.level_features(level)
+        if stored is not None:
+            unit = yield from unit_steps(stored)
+            self.groups.setdefault(level, PlainFeatures(unit))  # unless a click made them meanwhile
+        return self._unit_level(level)
+
     def _build_steps(self) -> Iterator[None]:
         """The coarse level's unit features (a click needs them first), the grid, then per level its groups. The
         steps are dropped, mid-way, when what they build from changes (`resume`)."""
-        self._unit_level("coarse")
-        yield
+        yield from self._unit_steps("coarse")
         if self.grid is None:
             self.grid = yield from CentreGrid.steps(self.geometry)
         for level in LEVEL_DIMS:
-            plain = self._unit_level(level)
-            yield
+            plain = yield from self._unit_steps(level)
             if isinstance(plain, PlainFeatures):
                 self.groups[level] = yield from FeatureGroups.steps(plain.unit)
         if self.built:
