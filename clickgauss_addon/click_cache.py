@@ -303,8 +303,9 @@ def build_indexes() -> float:
         try:
             if state.index.build(BUILD_SLICE):
                 return 0.01
-        except (MemoryError, ValueError):
+        except Exception as error:  # the timer must live on for the other objects and the next features
             state.index.stop()
+            print(f"Click-Gaussian: a click cache was not built ({error!r}); its clicks take the plain path")
     return 0.25
 
 

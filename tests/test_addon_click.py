@@ -65,6 +65,21 @@ def test_shift_click_adds_and_ctrl_click_subtracts(splat_with_features, addon, t
     assert precision > 0.9 and recall > 0.9
 
 
+def test_a_cache_build_that_fails_leaves_the_timer_and_the_clicks_working(splat_with_features, addon, trained_scene):
+    """Memory runs out mid-build: the timer stays for the other objects, and clicks take the plain path."""
+    obj, scene = splat_with_features, trained_scene["scene"]
+    index = addon.click_cache.state_of(obj).index
+
+    def out_of_memory():
+        yield
+        raise MemoryError
+
+    index._steps = out_of_memory()
+    assert addon.click_cache.build_indexes() == 0.25 and not index.built  # no more steps: the idle tick
+    click_on(addon, obj, trained_scene, "coarse", "mug")
+    assert selection_quality(addon, obj, scene.object_ids == scene.object_names.index("mug"))[0] > 0.9
+
+
 def test_a_click_that_selects_nothing_says_why(splat_with_features, addon, trained_scene):
     obj, camera = splat_with_features, trained_scene["cameras"][1]
     info = click_on(addon, obj, trained_scene, "coarse", "mug")
