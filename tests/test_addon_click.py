@@ -75,7 +75,9 @@ def test_a_cache_build_that_fails_leaves_the_timer_and_the_clicks_working(splat_
         raise MemoryError
 
     index._steps = out_of_memory()
-    assert addon.click_cache.build_indexes() == 0.25 and not index.built  # no more steps: the idle tick
+    while addon.click_cache.build_indexes() < 0.25:  # the other objects' caches build on
+        pass
+    assert not index.built
     click_on(addon, obj, trained_scene, "coarse", "mug")
     assert selection_quality(addon, obj, scene.object_ids == scene.object_names.index("mug"))[0] > 0.9
 

@@ -336,10 +336,10 @@ class StagedOutputs:
         self.staged.append((temporary, path))
         with open(temporary, "xb") as out:  # x: never another's file
             for chunk in chunks:
-                if isinstance(chunk, np.ndarray):  # numpy reserves the space first (fallocate): half the time at 236 MB
-                    chunk.tofile(out)
-                else:
-                    out.write(chunk)
+                if isinstance(chunk, np.ndarray):
+                    reserve(out, chunk.nbytes)
+                    chunk = np.ascontiguousarray(chunk).data  # not tofile: it swallows a stop raised inside it
+                out.write(chunk)
 
     def __enter__(self):
         return self
@@ -365,6 +365,15 @@ class StagedOutputs:
         finally:
             for number, handler in handlers.items():
                 signal.signal(number, handler)
+
+
+def reserve(out, size: int) -> None:
+    """The next `size` bytes of the file `out` allocated before they are written (fallocate, where the system has
+    it): half the time of a plain write at 236 MB."""
+    if hasattr(os, "posix_fallocate") and size:
+        out.flush()
+        with contextlib.suppress(OSError):  # a file system without it: the write allocates as it goes
+            os.posix_fallocate(out.fileno(), out.tell(), size)
 
 
 def write_keeping(path, data: bytes, what: str) -> None:
