@@ -136,12 +136,12 @@ class CentreGrid:
         positions = geometry.positions
         sample = positions[:: max(1, len(positions) // 100_000)]
         low, high = np.quantile(sample, [0.005, 0.995], axis=0)  # far stragglers join the border cells
-        scale = (cls.CELLS / np.maximum(high - low, 1e-9)).astype(np.float32)
+        low, scale = low.astype(np.float32), (cls.CELLS / np.maximum(high - low, 1e-9)).astype(np.float32)
         keys = np.empty(len(positions), np.uint16)
         for begin in range(0, len(positions), BLOCK):
             yield
             block = positions[begin : begin + BLOCK]
-            cell = np.clip(((block - low.astype(np.float32)) * scale).astype(np.int32), 0, cls.CELLS - 1)
+            cell = np.clip(((block - low) * scale).astype(np.int32), 0, cls.CELLS - 1)
             keys[begin : begin + BLOCK] = (cell[:, 0] * cls.CELLS + cell[:, 1]) * cls.CELLS + cell[:, 2]
         order = yield from stable_order_steps(keys, cls.CELLS**3)
         counts = np.bincount(keys, minlength=cls.CELLS**3)
@@ -454,9 +454,8 @@ class FeatureGroups:
         rows = np.empty_like(order)
         for begin in range(0, len(order), BLOCK):
             yield
-            rows[order[begin : begin + BLOCK]] = np.arange(
-                begin, begin + len(order[begin : begin + BLOCK]), dtype=np.int32
-            )
+            block = order[begin : begin + BLOCK]
+            rows[block] = np.arange(begin, begin + len(block), dtype=np.int32)
         group_of = np.zeros(len(counts), np.uint8)  # (2K,) -> (N,): each Gaussian's group (2K <= 256)
         group_of[filled] = np.arange(len(filled))
         group_of = group_of[keys]
