@@ -129,3 +129,20 @@ def test_train_without_sam_or_a_mask_folder_uses_geometric_masks(tmp_path):
     first = json.loads(result.stdout.splitlines()[0])
     assert first["phase"] == "masks" and first["source"].startswith("geometric masks")
     assert (tmp_path / "f.npz").is_file()
+
+
+def test_an_object_scanned_without_a_floor_has_no_ground_and_stays_whole():
+    """With no floor in the capture, the flattest face of the object is no ground to cut away (a guitar's top)."""
+    from backend.benchmark.synthetic import Part, make_scene
+    from backend.field.geometric_masks import gaussian_groups
+    from backend.scene.view_planning import plan_splat_views
+
+    board = [  # a guitar-like board standing on its end, its face a colour of its own
+        Part("board", "back", "box", (0.0, -0.6, 0.0), (0.3, 0.6, 0.05), (0.35, 0.2, 0.1)),
+        Part("board", "face", "box", (0.0, -0.6, -0.055), (0.28, 0.58, 0.004), (0.9, 0.6, 0.2)),
+    ]
+    scene = make_scene(6000, seed=0, parts=board)
+    groups = gaussian_groups(scene.splat, plan_splat_views(scene.splat, count=8, long_side=96).cameras)
+    assert groups.ground == -1
+    ids, counts = np.unique(groups.coarse, return_counts=True)
+    assert counts.max() >= 0.95 * scene.splat.count, dict(zip(ids, counts))

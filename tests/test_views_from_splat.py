@@ -8,7 +8,7 @@ import torch
 from test_cli import assert_user_error, backend, inner_pixel
 from test_render import reference_render
 
-from backend.benchmark.synthetic import make_scene, random_layout, render_views
+from backend.benchmark.synthetic import Part, make_scene, random_layout, render_views
 from backend.field.rendered_views import render_rgb
 from backend.formats.ply import read_ply, write_ply
 from backend.formats.splat import Splat
@@ -54,6 +54,40 @@ def test_views_are_never_planned_inside_a_cloud_of_floaters():
         assert np.linalg.norm(camera.center - eye) > 0.3
         covered = near_cover(camera, floaters, np.full(300, 0.95), np.full(300, 0.05), depth_limit=10.0)
         assert covered <= NEAR_COVER_LIMIT, (camera.name, covered)
+
+
+def scanned_alone(parts: list[Part], z_up: bool) -> Splat:
+    """An object scanned with no floor (a turntable, a studio), in a y-down file frame (COLMAP, 3DGS) or z-up."""
+    splat = make_scene(4000, seed=3, parts=parts).splat
+    if z_up:  # (x, y, z) -> (x, z, -y): the object's up, -y, becomes +z
+        x, y, z = (splat.columns[name].copy() for name in ("x", "y", "z"))
+        splat.columns["y"], splat.columns["z"] = z, -y
+    return splat
+
+
+STANDING = [  # a person-like column: a head over a body, taller than wide
+    Part("figure", "body", "cylinder", (0.0, -0.5, 0.0), (0.18, 0.5, 0), (0.1, 0.3, 0.85)),
+    Part("figure", "head", "sphere", (0.0, -1.2, 0.0), (0.16, 0, 0), (0.95, 0.8, 0.65)),
+]
+LYING = [  # a flat round thing with its top a colour of its own: a cake, a donut, a plate
+    Part("cake", "base", "cylinder", (0.0, -0.1, 0.0), (0.5, 0.1, 0), (0.8, 0.7, 0.5)),
+    Part("cake", "icing", "cylinder", (0.0, -0.24, 0.0), (0.45, 0.04, 0), (0.9, 0.5, 0.75)),
+]
+
+
+@pytest.mark.parametrize("z_up", [False, True], ids=["y-down file", "z-up file"])
+@pytest.mark.parametrize("parts", [STANDING, LYING], ids=["standing", "lying"])
+def test_an_object_scanned_without_a_floor_stands_upright_in_every_planned_view(parts, z_up):
+    """No floor to say where up is: a tall thing stands on its end, a flat one lies, in the file's own convention."""
+    splat = scanned_alone(parts, z_up)
+    plan = plan_splat_views(splat, count=12, long_side=128)
+    assert not plan.extent.floor
+    part_ids = make_scene(4000, seed=3, parts=parts).part_ids
+    top, bottom = (splat.positions[part_ids == part].mean(axis=0) for part in (1, 0))  # part 1 sits on part 0
+    for camera in plan.cameras:
+        (top_pixel, bottom_pixel), _ = camera.project(np.stack([top, bottom]))
+        assert top_pixel[1] < bottom_pixel[1], camera.name  # the head, the icing, above the rest in the picture
+        assert (0 <= top_pixel).all() and top_pixel[0] < camera.width and top_pixel[1] < camera.height
 
 
 # The 3DGS code's eval_sh, written out per Gaussian: the reference for the colours of a view.

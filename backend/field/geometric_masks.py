@@ -115,7 +115,8 @@ def gaussian_groups(splat, cameras) -> GaussianGroups:
     sample = sample[np.random.default_rng(0).permutation(len(sample))[:20_000]]
     spacing = float(np.median(cKDTree(points[solid]).query(points[sample], k=4)[0][:, 3]))
 
-    ground = ground_gaussians(splat.positions, splat.alphas, solid, *ground_frame(splat, solid, up))  # (N,) bool
+    frame = ground_frame(splat, solid, up)
+    ground = np.zeros(count, bool) if frame is None else ground_gaussians(splat.positions, splat.alphas, solid, *frame)
     objects = solid[~ground[solid]]  # (O,)
     if len(objects) < MIN_GROUP_GAUSSIANS:
         return none
@@ -333,8 +334,9 @@ def camera_frame(cameras, positions: np.ndarray) -> tuple[np.ndarray, float, np.
     return centre, radius, up
 
 
-def ground_frame(splat, solid: np.ndarray, up: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, float]:
-    """Where the ground is looked for, from the splat alone: (centre (3,), radius, up (3,), tolerance).
+def ground_frame(splat, solid: np.ndarray, up: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, float] | None:
+    """Where the ground is looked for, from the splat alone: (centre (3,), radius, up (3,), tolerance); None where
+    the splat has no floor (an object scanned on its own: its flattest side is no ground to set apart).
 
     Not from the cameras: views planned around the whole scene stand farther out than the photos did, look at
     another point and tilt otherwise, and the ground must be the same for both. From the splat's dense core
@@ -350,6 +352,8 @@ def ground_frame(splat, solid: np.ndarray, up: np.ndarray) -> tuple[np.ndarray, 
     extent = scene_extent(splat.positions, splat.alphas)
     if extent.up @ up < np.cos(GROUND_MAX_TILT):
         extent = scene_extent(splat.positions, splat.alphas, up=up)
+    if not extent.floor:
+        return None
     positions = splat.positions[solid].astype(np.float64)  # (S, 3)
     near = np.flatnonzero(np.linalg.norm(positions - extent.target, axis=1) < extent.radius)
     sample = near[np.random.default_rng(0).permutation(len(near))[:20_000]] if len(near) >= 4 else np.arange(len(solid))

@@ -3,12 +3,18 @@
 The rule (docs/views_from_splat.md explains it):
   1. Extent: an opacity-weighted density grid (64 cells a side) over the 0.5-99.5 % box of the positions;
      the densest cells holding half of all opacity are the core. Floaters and the sparse, blurry outside
-     of a capture hold little opacity per cell and drop out. Centre: the core's median; radius: 80 % of
-     its opacity lies within it, the floor (its lowest 5 %) left out so that a large floor does not make
-     the things on it small. Target: the centre raised to the median height of what stands on the floor
-     (the core off the floor), not a point of the floor.
-  2. Up: the principal axis along which the core is flattest (snapped to a coordinate axis within 30
-     degrees), signed so that the median of all points sits near the floor. The add-on passes Blender's +Z.
+     of a capture hold little opacity per cell and drop out. Centre: the core's median. A floor is the core's
+     lowest band (5 % of the heights, widened by 5 % of their range) where it holds at least FLOOR_SHARE of the
+     core's opacity (a lawn, a table top); an object scanned on its own (a turntable, a studio) has none.
+     Radius: 80 % of the core's opacity off the floor lies within it, so that a large floor does not make the
+     things on it small; with no floor, 95 %, so that the whole object is in the frame. Target: the centre
+     raised to the median height of what stands on the floor (the core off the floor), not a point of it.
+  2. Up: a core with a floor, or no long axis, is flattest along its up (a floor, a table, a donut lying);
+     a core much longer along one axis than along the others with no floor stands on its end (a person, a
+     guitar on its stand, a bottle). That axis is snapped to a coordinate axis within 30 degrees, and signed
+     by the frame's convention: a splat's file is in its capture's camera frame, y down (COLMAP, 3DGS), or in
+     a z-up frame (Blender, nerfstudio), so -y or +z is up; a tilted axis, or x, points away from where all
+     points pile up (the floor). The add-on passes Blender's +Z.
   3. Layout: "inside" when the core surrounds its centre (80 % of 64 rays from it meet a core cell: a
      room, a street), else "object". Object: rings around the whole core, looking at the target
      (elevations 25, 35, 45 degrees, at the distance where the core fills the shorter side of the frame),
@@ -40,6 +46,12 @@ FOCAL_PER_WIDTH = 0.9  # focal length in pixels per image width: a 58 degree hor
 ASPECT = 0.75  # height / width of planned views
 LAYOUTS = ("auto", "object", "inside")
 RING_ELEVATIONS = (25, 35, 45)  # degrees above the horizon of the rings of views around an object-like scene
+FLOOR_SHARE = 0.4  # of the core's opacity in its lowest band: a floor (rule 1)
+FRAMED_SHARE = (0.8, 0.95)  # of the core's opacity within the radius: with a floor (left out), with none
+LONG_AXIS = 0.45  # a core whose second extent is below this share of its first, and ...
+SLAB = 0.4  # ... whose third is above this share of its second (not a strip of floor), stands on its end
+SNAP_DEGREES = 30  # an up this close to a coordinate axis is that axis
+CONVENTION_UP = {1: -1.0, 2: 1.0}  # coordinate axis -> the sign that is up in splat files (rule 2)
 
 
 @dataclass
@@ -48,6 +60,7 @@ class SceneExtent:
     target: np.ndarray  # (3,) what views around the scene look at: the centre at the height of what stands on the floor
     radius: float  # the core's radius: 80 % of its opacity lies within it (the floor excluded where there is one)
     up: np.ndarray  # (3,) unit vector
+    floor: bool  # the core's lowest band holds FLOOR_SHARE of its opacity: things stand on a floor
     layout: str  # "object" or "inside"
     core: np.ndarray  # (G, G, G) bool: the core's grid cells
     low: np.ndarray  # (3,) corner of the grid
@@ -99,11 +112,17 @@ def scene_extent(
     core = np.zeros(mass.size, bool)
     core[order[: int(np.searchsorted(cumulative, CORE_MASS * cumulative[-1])) + 1]] = True
     core = core.reshape(mass.shape)
-    extent = SceneExtent(np.zeros(3), np.zeros(3), 0.0, np.zeros(3), layout, core, low, (high - low) / GRID_CELLS)
+    extent = SceneExtent(
+        np.zeros(3), np.zeros(3), 0.0, np.zeros(3), False, layout, core, low, (high - low) / GRID_CELLS
+    )
     member = in_core(positions, extent)
     core_points, core_alphas = positions[member], alphas[member]
     extent.center = np.median(core_points, axis=0)
-    extent.up = estimate_up(core_points, positions) if up is None else np.asarray(up, np.float64) / np.linalg.norm(up)
+    if up is None:
+        extent.up = estimate_up(core_points, core_alphas, positions)
+    else:
+        extent.up = np.asarray(up, np.float64) / np.linalg.norm(up)
+    extent.floor = floor_band(core_points, core_alphas, extent.center, extent.up) is not None
     extent.radius = core_radius(core_points, core_alphas, extent.center, extent.up)
     standing, _ = off_floor(core_points, core_alphas, extent.center, extent.up)
     extent.target = extent.center + float(np.median((standing - extent.center) @ extent.up)) * extent.up
@@ -114,30 +133,48 @@ def scene_extent(
     return extent
 
 
-def estimate_up(core: np.ndarray, everything: np.ndarray) -> np.ndarray:
-    """The principal axis along which the core (P, 3) spreads least, pointing away from where all the points
-    (N, 3) pile up (the floor); a coordinate axis within 30 degrees of it is taken instead (captures are
-    usually level in their own frame)."""
-    centred = core - core.mean(axis=0)
-    _, _, axes = np.linalg.svd(centred[:: max(1, len(core) // 200_000)], full_matrices=False)
+def estimate_up(core: np.ndarray, alphas: np.ndarray, everything: np.ndarray) -> np.ndarray:
+    """Up (rule 2) from the core (P, 3), its opacities (P,) and all the points (N, 3)."""
+    centre = np.median(core, axis=0)
+
+    def floored(direction: np.ndarray) -> bool:
+        return floor_band(core, alphas, centre, direction) is not None
+
+    _, spread, axes = np.linalg.svd((core - core.mean(axis=0))[:: max(1, len(core) // 200_000)], full_matrices=False)
     axis = axes[2]
-    nearest = np.eye(3)[int(np.argmax(np.abs(axis)))] * np.sign(axis[int(np.argmax(np.abs(axis)))])
-    if nearest @ axis > np.cos(np.radians(30)):
-        axis = nearest
+    if spread[1] < LONG_AXIS * spread[0] and spread[2] > SLAB * spread[1] and not (floored(axis) or floored(-axis)):
+        axis = axes[0]
+    index = int(np.argmax(np.abs(axis)))
+    if abs(axis[index]) > np.cos(np.radians(SNAP_DEGREES)):
+        axis = np.eye(3)[index]
+        if index in CONVENTION_UP:
+            up = CONVENTION_UP[index] * axis
+            return -up if floored(-up) and not floored(up) else up
     low, middle, high = np.percentile(everything[:: max(1, len(everything) // 1_000_000)] @ axis, [1, 50, 99])
     return axis if middle - low < high - middle else -axis  # the median sits close to the floor
 
 
-def core_radius(points: np.ndarray, alphas: np.ndarray, center: np.ndarray, up: np.ndarray) -> float:
-    """80 % of the core's opacity lies within this distance of its centre, the floor left out where there is one.
+def floor_band(points: np.ndarray, alphas: np.ndarray, center: np.ndarray, up: np.ndarray) -> np.ndarray | None:
+    """(P,) bool: the points (P, 3) in the lowest band of heights along `up` (the lowest 5 %, widened by 5 % of
+    their range) where that band holds at least FLOOR_SHARE of the opacity `alphas` (P,) and leaves 5 % of the
+    points above it; else None (no floor)."""
+    height = (points - center) @ up
+    band = height < np.percentile(height, 5) + 0.05 * np.ptp(height)
+    if (~band).sum() < 0.05 * len(points) or alphas[band].sum() < FLOOR_SHARE * alphas.sum():
+        return None
+    return band
 
-    A large floor holds most of a scene's opacity; framing all of it makes the things on it small.
-    """
-    points, alphas = off_floor(points, alphas, center, up)
-    distance = np.linalg.norm(points - center, axis=1)
+
+def core_radius(points: np.ndarray, alphas: np.ndarray, center: np.ndarray, up: np.ndarray) -> float:
+    """FRAMED_SHARE of the core's opacity lies within this distance of its centre: 80 % off the floor where there
+    is one (a large floor holds most of a scene's opacity; framing all of it makes the things on it small), 95 %
+    of an object with none (all of it in the frame)."""
+    kept, kept_alphas = off_floor(points, alphas, center, up)
+    share = FRAMED_SHARE[0] if len(kept) < len(points) else FRAMED_SHARE[1]
+    distance = np.linalg.norm(kept - center, axis=1)
     order = np.argsort(distance)
-    cumulative = np.cumsum(alphas[order])
-    return float(max(distance[order][np.searchsorted(cumulative, 0.8 * cumulative[-1])], 1e-6))
+    cumulative = np.cumsum(kept_alphas[order])
+    return float(max(distance[order][np.searchsorted(cumulative, share * cumulative[-1])], 1e-6))
 
 
 def sphere_directions(count: int) -> np.ndarray:
@@ -184,11 +221,9 @@ def ring(center, up, distance: float, elevations, azimuths: int) -> list[np.ndar
 
 
 def off_floor(points: np.ndarray, alphas: np.ndarray, center: np.ndarray, up: np.ndarray):
-    """The points above the floor (the lowest 5 % of the heights, widened by 5 % of their range), when a floor
-    leaves at least 5 % of them; else all."""
-    height = (points - center) @ up
-    floor = height < np.percentile(height, 5) + 0.05 * np.ptp(height)
-    return (points[~floor], alphas[~floor]) if (~floor).sum() >= 0.05 * len(points) else (points, alphas)
+    """The points (P, 3) and their opacities (P,) above the floor (`floor_band`); all where there is none."""
+    band = floor_band(points, alphas, center, up)
+    return (points, alphas) if band is None else (points[~band], alphas[~band])
 
 
 def inside_views(extent: SceneExtent, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
