@@ -14,11 +14,12 @@ view is what the rasterizer draws of it: the masks agree across views by constru
   3. Coarse groups (objects): candidates are the connected components of the voxels that the other solid
      Gaussians occupy (26-neighbours, voxels of 2 VOXEL_SPACINGS); each is cut into pieces of Gaussians within
      reach of each other, and pieces are joined back where one reaches into the other's convex hull
-     (`separate_objects`): a ball beside a figure is apart, a lamp's pole inside its shade is not. Fine groups
-     (parts): the links of voxels of VOXEL_SPACINGS typical spacings, less those between voxels of different
-     mean colour, cut by the objects, so a part lies inside one object (the granularity prior). Pieces too small
-     to be a mask join a linked piece; pieces of one object and one colour are one part. Faint Gaussians join
-     the nearest group.
+     (`separate_objects`): a ball beside a figure is apart, a lamp's pole inside its shade is not. Objects whose
+     Gaussians overlap are joined where they are alike in colour or one lies over the other (`join_overlapping`:
+     a person's legs and jacket, a donut's icing and dough), and every object is then cut where it touches the
+     rest little and differs in colour (`surface_cuts.OBJECTS`: a guitar's stand). Fine groups (parts): each object
+     cut at its necks and colour edges (`surface_cuts.PARTS`: a leg, a helmet held against a jacket, the icing), so
+     a part lies inside one object (the granularity prior). Faint Gaussians join the nearest group.
   4. Each view's label maps: a pixel takes the group holding more than half of its compositing
      weight (`views.majority_labels`, the ground truth's rule), -1 where none does; drawn from the
      weights training computes for every view anyway (`train.view_weights`), at its resolution.
@@ -32,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .surface_cuts import CUT_VOXEL, OBJECTS, PARTS, cut_apart, link_weights, surface_links
+
 SOLID_OPACITY = 0.3  # Gaussians at least this opaque define the surfaces; fainter ones join the nearest group
 VOXEL_SPACINGS = 2.0  # voxel edge: solid Gaussians in touching voxels (26-neighbours) are linked; the spacing
 # is the median distance from a solid Gaussian to its 3rd nearest (in the contracted space)
@@ -44,7 +47,6 @@ NEIGHBOUR_OFFSETS = np.array(
 )  # (13, 3): each of the 26 neighbours once per pair
 RANSAC_TRIALS = 400
 AXIS_CONE = np.radians(5)  # a forward-facing capture looks at the first surfaces within this angle of its axes
-FINE_COLOUR_STEP = 0.15  # RGB distance (colours in [0, 1]) between linked Gaussians that separates two parts
 MIN_GROUP_SHARE = 2e-4  # a group of fewer solid Gaussians than this share (and MIN_GROUP_GAUSSIANS) is no mask
 MIN_GROUP_GAUSSIANS = 20
 NEAREST_REACH = 2.0  # spacings: how far a faint or ungrouped Gaussian looks for a group to join
@@ -56,6 +58,10 @@ SPACING_RANGE = (
 )  # a group's own spacing (median distance to the 3rd nearest), in typical ones, is clipped to this
 HULL_PIECE = MIN_GROUP_GAUSSIANS  # pieces at least this large have a hull; smaller ones join the nearest
 HULL_SAMPLE = 4000  # Gaussians of a piece that its convex hull is built from
+JOIN_LINKS = 5  # overlapping Gaussians that join two objects (`join_overlapping`) ...
+JOIN_COLOUR_GAP = 0.06  # ... whose mean opponent colours are closer than this ...
+WIDE_CONTACT = 0.05  # ... or where this share of the smaller one's Gaussians overlap the other ...
+JOIN_SHARE = 0.05  # ... and the smaller holds at least this share of the two
 BALL_DIRECTIONS = 32  # directions that approximate a ball when a hull is widened by the reach
 
 
@@ -121,24 +127,20 @@ def gaussian_groups(splat, cameras) -> GaussianGroups:
     if len(objects) < MIN_GROUP_GAUSSIANS:
         return none
     voxel = VOXEL_SPACINGS * spacing
-    keys, voxel_of = np.unique(np.floor(points[objects] / voxel).astype(np.int64), axis=0, return_inverse=True)
-    voxel_of = voxel_of.reshape(-1)  # (O,) index into keys (V, 3)
-    colour = np.zeros((len(keys), 3))
-    np.add.at(colour, voxel_of, splat.colors[objects])
-    colour /= np.bincount(voxel_of, minlength=len(keys))[:, None]  # (V, 3) mean colour per voxel
-    links = voxel_links(keys)  # (E, 2)
     min_size = max(MIN_GROUP_GAUSSIANS, int(MIN_GROUP_SHARE * len(solid)))
-    size = np.bincount(voxel_of, minlength=len(keys))  # solid Gaussians per voxel
-    linked = components(links, size, min_size)  # (V,) voxel groups, inside which parts are looked for
-    alike = np.linalg.norm(colour[links[:, 0]] - colour[links[:, 1]], axis=1) <= FINE_COLOUR_STEP
-    fine = components(links[alike], size, min_size)
-    fine = absorb_small(fine, linked, links)
-    fine = merge_alike_pieces(fine, linked, colour, size)
     wide, wide_of = np.unique(np.floor(points[objects] / (2 * voxel)).astype(np.int64), axis=0, return_inverse=True)
     wide_of = wide_of.reshape(-1)  # (O,) index into wide (W, 3), voxels twice as wide
     candidates = components(voxel_links(wide), np.bincount(wide_of), min_size)[wide_of]  # (O,)
     coarse = separate_objects(points[objects], candidates, spacing, min_size)  # (O,)
-    fine = parts_within(coarse, fine[voxel_of], min_size)  # (O,)
+    # Surfaces: the Gaussians that overlap; objects joined along them, then cut apart where they touch little or
+    # change colour (objects), and where they narrow or change colour (parts).
+    overlaps = surface_links(points[objects], contracted_sigmas(splat, objects, centre, radius), voxel, spacing)
+    colours = splat.colors[objects]
+    weights = link_weights(colours, overlaps)
+    coarse = join_overlapping(coarse, overlaps, colours)
+    node = CUT_VOXEL * spacing
+    coarse = cut_apart(points[objects], colours, overlaps, weights, coarse, OBJECTS, node, min_size)  # (O,)
+    fine = cut_apart(points[objects], colours, overlaps, weights, coarse, PARTS, node, min_size)  # (O,)
 
     # Ids: objects 0..C-1, the ground C, then the parts of objects with more than one part.
     n_objects = int(coarse.max()) + 1
@@ -156,6 +158,46 @@ def gaussian_groups(splat, cameras) -> GaussianGroups:
         coarse_ids[loose[near]] = coarse_ids[anchors[nearest[near]]]
         fine_ids[loose[near]] = fine_ids[anchors[nearest[near]]]
     return GaussianGroups(coarse_ids, fine_ids, ground_id)
+
+
+def contracted_sigmas(splat, members: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
+    """(M,) the largest standard deviation of each of `members` in the contracted space of `contract`: scaled by
+    the radius, and shrunk as the contraction shrinks space outside the unit ball (about 1 / |x|^2)."""
+    distance = np.linalg.norm(splat.positions[members] - centre, axis=1) / radius
+    return np.exp(splat.scales[members].max(axis=1).astype(np.float64)) / radius / np.maximum(distance, 1.0) ** 2
+
+
+def join_overlapping(objects: np.ndarray, overlaps: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """`objects` (O,) with two objects made one (ids by size) where their Gaussians overlap at JOIN_LINKS `overlaps`
+    (L, 2) or more, neither is a sliver of the two (JOIN_SHARE), and either they are alike in colour (a person's
+    black legs hang from the black jacket through the belt's large Gaussians) or one lies over the other
+    (WIDE_CONTACT of the smaller's Gaussians overlap: a donut's icing on its dough). A small patch stuck to a large
+    object (the shadowed rim of a statue's pedestal) stays apart, as `separate_objects` left it; a joined pair that
+    is two objects (a guitar on its stand) is cut apart again by `surface_cuts.OBJECTS`. `colours` (O, 3) RGB."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from .surface_cuts import means, opponent
+
+    ends = objects[overlaps]  # (L, 2)
+    ends = ends[(ends[:, 0] != ends[:, 1]) & (ends >= 0).all(axis=1)]
+    count = int(objects.max(initial=-1)) + 1
+    if not len(ends):
+        return objects
+    pairs, links = np.unique(np.sort(ends, axis=1), axis=0, return_counts=True)  # (P, 2), (P,)
+    kept = objects >= 0
+    size = np.bincount(objects[kept], minlength=count)
+    mean = means(objects[kept], opponent(colours[kept]), count)  # (count, 3) mean opponent colour
+    smaller = np.minimum(size[pairs[:, 0]], size[pairs[:, 1]])
+    alike = np.linalg.norm(mean[pairs[:, 0]] - mean[pairs[:, 1]], axis=1) < JOIN_COLOUR_GAP
+    layered = links >= WIDE_CONTACT * smaller
+    whole = smaller >= JOIN_SHARE * (size[pairs[:, 0]] + size[pairs[:, 1]])
+    pairs = pairs[(links >= JOIN_LINKS) & whole & (alike | layered)]
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(count, count))
+    merged = connected_components(graph, directed=False)[1]
+    rank = np.empty(merged.max() + 1, np.int64)  # ids by size, largest 0
+    rank[np.argsort(-np.bincount(merged, weights=size), kind="stable")] = np.arange(len(rank))
+    return np.where(objects >= 0, rank[merged[np.maximum(objects, 0)]], -1).astype(objects.dtype)
 
 
 def separate_objects(points: np.ndarray, groups: np.ndarray, spacing: float, min_size: int) -> np.ndarray:
@@ -261,48 +303,6 @@ def touching(points: np.ndarray, hull: np.ndarray | None) -> bool:
         return False
     inside = (points @ hull[:, :3].T + hull[:, 3] <= 0).all(axis=1)
     return bool(inside.mean() >= HULL_CONTACT)
-
-
-def parts_within(objects: np.ndarray, pieces: np.ndarray, min_size: int) -> np.ndarray:
-    """(O,) part id per Gaussian: its colour piece `pieces` (O,) cut by its object `objects` (O,); pieces of an
-    object smaller than `min_size` (a voxel shared by two objects) join the object's largest piece."""
-    kept = (objects >= 0) & (pieces >= 0)
-    out = np.full(len(objects), -1, np.int64)
-    pairs, inverse = np.unique(np.stack([objects[kept], pieces[kept]], 1), axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    size = np.bincount(inverse)
-    largest: dict[int, int] = {}
-    for index in np.argsort(-size, kind="stable"):
-        largest.setdefault(int(pairs[index, 0]), int(index))
-    small = size < min_size
-    target = np.where(small, [largest[int(o)] for o in pairs[:, 0]], np.arange(len(pairs)))
-    out[kept] = target[inverse]
-    return out
-
-
-def merge_alike_pieces(fine: np.ndarray, coarse: np.ndarray, colour: np.ndarray, size: np.ndarray) -> np.ndarray:
-    """Pieces (per voxel ids) of one object whose mean colours are within FINE_COLOUR_STEP become one part.
-
-    A part can be in pieces that do not touch (a table's four legs, cut from each other by the top).
-    colour (V, 3) and size (V,) are each voxel's mean colour and its count of solid Gaussians.
-    """
-    fine = fine.copy()
-    for group in np.unique(coarse[coarse >= 0]):
-        members = np.flatnonzero((coarse == group) & (fine >= 0))
-        pieces, inverse = np.unique(fine[members], return_inverse=True)
-        if len(pieces) < 2:
-            continue
-        weight = np.bincount(inverse, weights=size[members])[:, None]
-        means = (
-            np.stack([np.bincount(inverse, weights=colour[members, c] * size[members]) for c in range(3)], 1) / weight
-        )
-        target = pieces.copy()
-        for i in range(1, len(pieces)):  # each piece joins the first earlier piece alike in colour
-            alike = np.flatnonzero(np.linalg.norm(means[:i] - means[i], axis=1) <= FINE_COLOUR_STEP)
-            if len(alike):
-                target[i] = target[alike[0]]
-        fine[members] = target[inverse]
-    return fine
 
 
 def camera_frame(cameras, positions: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
@@ -435,18 +435,6 @@ def components(links: np.ndarray, size: np.ndarray, min_size: int) -> np.ndarray
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     return np.where(sizes[label] >= min_size, rank[label], -1)
-
-
-def absorb_small(fine: np.ndarray, coarse: np.ndarray, links: np.ndarray, passes: int = 50) -> np.ndarray:
-    """Voxels of dropped fine pieces (-1) inside a kept object take a touching piece's id, spreading out."""
-    fine = fine.copy()
-    both = np.concatenate([links, links[:, ::-1]])
-    for _ in range(passes):
-        open_ = (fine[both[:, 0]] < 0) & (fine[both[:, 1]] >= 0) & (coarse[both[:, 0]] >= 0)
-        if not open_.any():
-            break
-        fine[both[open_, 0]] = fine[both[open_, 1]]
-    return fine
 
 
 def nested_ids(coarse: np.ndarray, fine: np.ndarray, first: int) -> np.ndarray:
