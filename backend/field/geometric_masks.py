@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .surface_cuts import CUT_VOXEL, OBJECTS, PARTS, cut_apart, link_weights, surface_links
+from .surface_cuts import CUT_VOXEL, OBJECTS, PARTS, SIGMA_CAP, cut_apart, link_weights, surface_links
 
 SOLID_OPACITY = 0.3  # Gaussians at least this opaque define the surfaces; fainter ones join the nearest group
 VOXEL_SPACINGS = 2.0  # voxel edge: solid Gaussians in touching voxels (26-neighbours) are linked; the spacing
@@ -148,13 +148,15 @@ def gaussian_groups(splat, cameras) -> GaussianGroups:
     coarse_ids, fine_ids = np.full(count, -1, np.int32), np.full(count, -1, np.int32)
     coarse_ids[objects], fine_ids[objects] = coarse, nested_ids(coarse, fine, n_objects + 1)
     coarse_ids[ground] = fine_ids[ground] = ground_id
-    # Faint Gaussians, and solid ones of groups too small, take the group of the nearest grouped solid one
-    # within NEAREST_REACH spacings (faint skins and fringes of objects); the rest stay in no group.
+    # Faint Gaussians, and solid ones of groups too small, take the group of the nearest grouped solid one within
+    # NEAREST_REACH spacings or their own size (faint skins of objects: a guitar's lacquered top); the rest stay in
+    # no group.
     anchors = objects[coarse >= 0]
     loose = np.flatnonzero((coarse_ids < 0) & ~ground)
     if len(anchors) and len(loose):
-        distance, nearest = cKDTree(points[anchors]).query(points[loose], distance_upper_bound=NEAREST_REACH * spacing)
-        near = np.isfinite(distance)
+        reach = NEAREST_REACH * spacing + np.minimum(contracted_sigmas(splat, loose, centre, radius), SIGMA_CAP * spacing)
+        distance, nearest = cKDTree(points[anchors]).query(points[loose], distance_upper_bound=float(reach.max()))
+        near = distance <= reach
         coarse_ids[loose[near]] = coarse_ids[anchors[nearest[near]]]
         fine_ids[loose[near]] = fine_ids[anchors[nearest[near]]]
     return GaussianGroups(coarse_ids, fine_ids, ground_id)

@@ -24,7 +24,7 @@ LIGHTNESS_WEIGHT = 0.3  # shading changes the lightness of one surface more than
 CUT_VOXEL = 3.0  # typical spacings: the edge of the voxels that are the graph's nodes ...
 CHROMA_BIN = 0.1  # ... one node per this much of red-green and yellow-blue in it (colour edges stay sharp)
 EIGENVECTORS = 4  # the cuts along this many eigenvectors are weighed
-MAX_NODES = 8000  # a group of more nodes is cut on voxels twice as wide (the eigenvectors' cost)
+MAX_NODES = 20000  # a group of more nodes is cut on wider voxels (the eigenvectors' cost)
 DENSE_NODES = 600  # a group of at most this many nodes has its eigenvectors from a dense solver
 PIECES_APART = 3 * COLOUR_SIGMA  # pieces of a group that do not touch are cut apart only this far apart in colour
 DOMINANT_PIECE = 0.75  # ...else where one holds this share, it is cut further and the others ride along with it
@@ -162,12 +162,12 @@ class VoxelGraph:
     def __init__(self, points: np.ndarray, ends: np.ndarray, links: np.ndarray, weights: np.ndarray, voxel: float):
         from scipy.sparse import coo_matrix
 
-        while True:  # voxels twice as wide until the eigenvector's graph is small enough
+        while True:  # wider voxels until the eigenvectors' graph is small enough (a surface: nodes ~ 1 / edge^2)
             cells = np.concatenate([np.floor(points / voxel), np.floor(ends[:, 1:] / CHROMA_BIN)], axis=1)
             keys, node = np.unique(cells.astype(np.int64), axis=0, return_inverse=True)
             if len(keys) <= MAX_NODES:
                 break
-            voxel *= 2
+            voxel *= max(1.1, np.sqrt(len(keys) / MAX_NODES))
         self.node = node.reshape(-1)  # (n,) the voxel of each point
         count = len(keys)
         ends_of = self.node[links]

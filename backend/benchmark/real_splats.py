@@ -1,0 +1,88 @@
+"""Ground truth for the real splats in ../shared/data/splats: each Gaussian's object and part, by written rules.
+
+Nobody segmented these captures for us, so the labels are rules on positions and colours, in each file's own
+frame (y down, as the files store them), each checked by eye on renders of the planned views (docs/accuracy.md
+shows them). They are approximate where a rule meets a boundary it cannot see: the guitar's dark binding and
+pickups near its stand count as stand where they are below the stand's top, the helmet is a ball around it (the
+gloves holding it count as helmet), the neck's boundary is a height.
+
+  guitar.ply  objects: guitar, stand (dark, grey Gaussians below the top of the stand: luminance < 0.12,
+              saturation < 0.08, y > -1.6).
+  biker.ply   objects: the person (helmet included: it is held). Parts: helmet (within 0.27 of (-0.38, -1.38,
+              0.33)), head (y < -2.68), the two legs (y > -1.45, split at z = -0.08), torso and arms (the rest).
+  donut.ply   objects: the donut. Parts: icing with its sprinkles (pink: r - g > 0.12, or blue: b > r + 0.05),
+              dough (the rest).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class RealLabels:
+    coarse: np.ndarray  # (N,) int64 object id
+    fine: np.ndarray  # (N,) int64 part id
+    names: dict  # level -> {id: name}
+
+
+def guitar(positions: np.ndarray, colours: np.ndarray) -> RealLabels:
+    luminance = colours @ np.array([0.3, 0.59, 0.11])
+    saturation = colours.max(axis=1) - colours.min(axis=1)
+    stand = (luminance < 0.12) & (saturation < 0.08) & (positions[:, 1] > -1.6)
+    ids = stand.astype(np.int64)
+    names = {0: "guitar", 1: "stand"}
+    return RealLabels(ids, ids.copy(), {"coarse": names, "fine": dict(names)})
+
+
+def biker(positions: np.ndarray, colours: np.ndarray) -> RealLabels:
+    y, z = positions[:, 1], positions[:, 2]
+    helmet = np.linalg.norm(positions - np.array([-0.38, -1.38, 0.33]), axis=1) < 0.27
+    part = np.select([helmet, y < -2.68, (y > -1.45) & (z < -0.08), y > -1.45], [1, 2, 3, 4], 0).astype(np.int64)
+    return RealLabels(
+        np.zeros(len(positions), np.int64),
+        part,
+        {"coarse": {0: "person"}, "fine": {0: "torso", 1: "helmet", 2: "head", 3: "left leg", 4: "right leg"}},
+    )
+
+
+def donut(positions: np.ndarray, colours: np.ndarray) -> RealLabels:
+    red, green, blue = colours.T
+    icing = (red - green > 0.12) | (blue > red + 0.05)
+    return RealLabels(
+        np.zeros(len(positions), np.int64),
+        icing.astype(np.int64),
+        {"coarse": {0: "donut"}, "fine": {0: "dough", 1: "icing"}},
+    )
+
+
+RULES = {"guitar.ply": guitar, "biker.ply": biker, "donut.ply": donut}
+
+
+def real_splats(folder: Path) -> list[Path]:
+    """The labelled splats present in `folder` (../shared/data/splats), in RULES' order."""
+    return [folder / name for name in RULES if (folder / name).is_file()]
+
+
+def labels_of(path: Path, splat) -> RealLabels:
+    return RULES[Path(path).name](splat.positions.astype(np.float64), splat.colors)
+
+
+def ground_truth(splat, cameras, labels: RealLabels, weights=None):
+    """`evaluate.GroundTruth` of `cameras`: each view's label maps by the majority rule the clicks are scored by."""
+    import torch
+
+    from ..field.evaluate import GroundTruth
+    from ..field.views import camera_weights, majority_labels, splat_tensors
+
+    tensors = splat_tensors(splat) if weights is None else None
+    maps: dict = {"coarse": [], "fine": []}
+    for index, camera in enumerate(cameras):
+        view = weights[index] if weights is not None else camera_weights(splat, camera, tensors=tensors)
+        for level, ids in (("coarse", labels.coarse), ("fine", labels.fine)):
+            drawn = majority_labels(view, torch.from_numpy(ids))
+            maps[level].append(drawn.reshape(camera.height, camera.width).numpy().astype(np.int32))
+    return GroundTruth(maps, labels.names, set())
