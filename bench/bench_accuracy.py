@@ -12,8 +12,11 @@ otherwise (all uniformly, all evenly per mask), with exact masks and with fewer 
 other mask sources: the geometric masks (backend/field/geometric_masks.py, what Auto uses without SAM) and SAM-like
 masks that leave the ground unlabelled (with and without unlabelled pixels as negatives), each label also
 scored by RANDOM_CLICKS single clicks at random pixels (mean, 10th percentile) and by the share of floor in
-its selection. `--tables` picks tables; `--skip-tuning` uses the product's thresholds. Writes
-out/accuracy/accuracy.json.
+its selection. The `real` table (not run unless asked) trains each real splat of ../shared/data/splats from its .ply
+alone, as a user would (`python -m backend train --splat S --out F`: planned views, geometric masks, the defaults),
+and scores the protocol's clicks and RANDOM_CLICKS single clicks per label against the written ground truth of
+backend/benchmark/real_splats.py, in the planned views. `--tables` picks tables; `--skip-tuning` uses the product's
+thresholds. Writes out/accuracy/accuracy.json.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import argparse
 import json
 import time
 from dataclasses import replace
+from pathlib import Path
 
+import numpy as np
 from common import ROOT, machine, write_generated_scene
 
 VARIANTS = {  # the ablations of METHOD.md: TrainConfig switches
@@ -41,10 +46,59 @@ SWEEP = [round(0.5 + 0.025 * i, 3) for i in range(20)]  # 0.5 .. 0.975
 MISSED_PART_MASKS = [0.1, 0.0]  # merge_parts below REALISTIC's 0.25: how much the fine level owes to missed part masks
 RANDOM_CLICKS = 8  # single clicks per label at random pixels in random views, in the mask-source table
 SOURCES = ("geometric", "unlabelled", "unlabelled-not-negatives")  # --sources: the rows of the sources table
-TABLES = ("ablation", "pixels", "flaws", "outside", "views", "sources")
+TABLES = ("ablation", "pixels", "flaws", "outside", "views", "sources", "real")
+REAL_SPLATS = ROOT.parent / "shared" / "data" / "splats"
+REAL_VIEW_SIZE = 256  # px: the planned views the real splats are clicked and scored in (the same poses as training's)
 PLATEAU = (
     2.0  # mIoU points, about the noise of 3 clicks per label: pick the middle of the thresholds this close to the best
 )
+
+
+def real_rows(features_folder: Path, thresholds: dict) -> dict:
+    """The real table: per real splat, train (unless its features exist), click and score against its ground truth."""
+    import subprocess
+    import sys
+
+    from backend.benchmark.real_splats import ground_truth, labels_of, real_splats
+    from backend.field.evaluate import evaluate, summary
+    from backend.formats import read_splat
+    from backend.formats.features import load_features
+    from backend.scene.view_planning import plan_splat_views
+
+    rows = {}
+    for path in real_splats(REAL_SPLATS):
+        features = features_folder / f"{path.stem}.npz"
+        seconds = None
+        if not features.exists():
+            started = time.perf_counter()
+            command = [sys.executable, "-m", "backend", "train", "--splat", str(path), "--out", str(features)]
+            subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+            seconds = time.perf_counter() - started
+        splat = read_splat(path)
+        cameras = plan_splat_views(splat, long_side=REAL_VIEW_SIZE).cameras
+        truth = ground_truth(splat, cameras, labels_of(path, splat))
+        field_ = load_features(features, splat)
+        results = evaluate(
+            splat, cameras, truth, field_.features.astype(np.float32), thresholds, random_clicks=RANDOM_CLICKS
+        )
+        report = summary(results)
+        rows[path.name] = {**report, "train_s": seconds}
+        single = report["single_clicks"]
+        scores = [f"{name} {score:.0f}" for per_level in report["labels"].values() for name, score in per_level.items()]
+        labels = "; ".join(scores)
+        print(
+            f"| {path.name} | {report['miou'].get('coarse', float('nan')):.1f} | "
+            f"{report['miou'].get('fine', float('nan')):.1f} | "
+            + " | ".join(
+                f"{single[level]['mean']:.1f} / {single[level]['p10']:.1f}" if level in single else "-"
+                for level in ("coarse", "fine")
+            )
+            + f" | {labels} | "
+            + (f"{seconds:.0f} s" if seconds is not None else "(given)")
+            + " |",
+            flush=True,
+        )
+    return rows
 
 
 def make_benchmark(folder, seed: int, args, flaws, rendered_views: bool = False):
@@ -146,15 +200,18 @@ def main() -> None:
     parser.add_argument("--pixels", type=int, default=2048)
     parser.add_argument("--gfl-share", type=float, default=1.0, help="share of each step's subset GFL acts on")
     parser.add_argument("--out", default=str(ROOT / "out" / "accuracy"))
-    parser.add_argument("--tables", nargs="+", choices=TABLES, default=list(TABLES), help="which tables to measure")
+    parser.add_argument(
+        "--tables", nargs="+", choices=TABLES, default=list(TABLES[:-1]), help="which tables to measure (real: asked)"
+    )
+    parser.add_argument(
+        "--real-features", type=Path, help="a folder of <name>.npz features of the real splats: trained when missing"
+    )
     parser.add_argument(
         "--sources", nargs="+", choices=SOURCES, default=list(SOURCES), help="rows of the sources table to measure"
     )
     parser.add_argument("--test-seeds", type=int, nargs="+", help="the test scenes' seeds (default: 0 .. scenes - 1)")
     parser.add_argument("--skip-tuning", action="store_true", help="score at the product's thresholds, no sweep")
     args = parser.parse_args()
-
-    from pathlib import Path
 
     from backend.benchmark.mask_simulator import GROUND_UNLABELLED, REALISTIC
     from backend.field.click import DEFAULT_THRESHOLDS
@@ -338,6 +395,18 @@ def main() -> None:
                 f"{floor['mean']:.1f} % / {floor['max']:.1f} % | {seconds:.0f} s |",
                 flush=True,
             )
+    if "real" in args.tables:
+        print(
+            f"\nthe real splats of {REAL_SPLATS}, each trained from its .ply alone with the defaults, clicked in its "
+            f"planned views ({REAL_VIEW_SIZE} px) at the picked thresholds {picked}: the protocol's 3 clicks, and "
+            f"{RANDOM_CLICKS} single clicks per label (mean / 10th percentile), against the written labels of "
+            "backend/benchmark/real_splats.py:\n"
+            "| splat | coarse mIoU | fine mIoU | coarse single clicks | fine single clicks | per label | training |\n"
+            "|---|---|---|---|---|---|---|"
+        )
+        folder = args.real_features or out / "real"
+        folder.mkdir(parents=True, exist_ok=True)
+        report["real"] = real_rows(folder, {level: [value] for level, value in picked.items()})
     report["ablation"] = rows
     if "full" in rows:
         print("\nfor reference, the full method's sweep on the test scenes (not used to choose anything):")

@@ -26,7 +26,28 @@ from .child_process import ChildProcess
 PYPROJECT = Path(__file__).parent / "pyproject.toml"  # the project's one list of packages, carried in the zip
 TORCH_INDEX = "https://download.pytorch.org/whl/"
 MARKER = "clickgauss-backend.json"  # written first, completed last: the folder is ours, and usable once complete
-STEPS = ("creating the environment", "installing the packages")
+STEPS = ("creating the environment", "installing the packages", "checking the packages import")
+# What an install must import, together in one process, before it is called done: project name -> module. A build
+# of torchvision that does not match the torch beside it installs fine and fails on import ("operator
+# torchvision::nms does not exist"), and segment-anything with it.
+IMPORTED = {
+    "torch": "torch",
+    "hdbscan": "hdbscan",
+    "torchvision": "torchvision",
+    "segment-anything": "segment_anything",
+}
+NEEDED = ("torch", "hdbscan")  # without these nothing trains: the install fails; without the rest SAM cannot run
+IMPORT_CHECK = """
+import importlib, json, sys
+report = {}
+for name in sys.argv[1:]:
+    try:
+        module = importlib.import_module(name)
+        report[name] = {"version": str(getattr(module, "__version__", "yes"))}
+    except Exception as error:
+        report[name] = {"error": (str(error).strip().splitlines() or [type(error).__name__])[-1]}
+print(json.dumps(report))
+"""
 
 
 @dataclass
@@ -62,7 +83,10 @@ def env_python(folder: Path) -> Path:
 
 
 def install_commands(base_python: str, folder: Path, requirements, pip_options=()) -> list[list[str]]:
-    """The steps: a venv made by `base_python` (Blender's own, inside Blender), then pip into it."""
+    """The steps: a venv made by `base_python` (Blender's own, inside Blender), pip into it, then (where any of
+    IMPORTED is asked for) importing those together in the new Python."""
+    modules = [IMPORTED[name] for name in map(package_name, requirements) if name in IMPORTED]
+    check = [[str(env_python(folder)), "-c", IMPORT_CHECK, *modules]] if modules else []
     return [
         [str(base_python), "-m", "venv", str(folder)],
         [
@@ -76,7 +100,25 @@ def install_commands(base_python: str, folder: Path, requirements, pip_options=(
             *pip_options,
             *requirements,
         ],
+        *check,
     ]
+
+
+def import_problems(report: dict) -> tuple[str, str]:
+    """(why the backend cannot run, why SAM cannot run) from an IMPORT_CHECK report; '' where nothing is wrong."""
+    failed = {name: entry["error"] for name, entry in report.items() if "error" in entry}
+    needed = "; ".join(f"{name} does not import: {why}" for name, why in failed.items() if name in NEEDED)
+    sam = "; ".join(f"{name} does not import: {why}" for name, why in failed.items() if name not in NEEDED)
+    return needed, sam
+
+
+def sam_problem(folder: Path) -> str:
+    """Why SAM cannot run in the install in `folder`, as its last import check found; '' if it can or is unknown."""
+    try:
+        report = json.loads((folder / MARKER).read_text()).get("imports", {})
+    except (OSError, ValueError):
+        return ""
+    return import_problems(report)[1]
 
 
 def installed(folder: Path) -> bool:
@@ -184,7 +226,7 @@ class InstallJob:
         code = self.child.process.returncode
         if code != 0:
             self.end("failed", f"{STEPS[self.step]} failed (exit code {code}): {self.last_error()}")
-        else:
+        elif self.step != 2 or self.read_imports():  # a failed import check ends the install itself
             self.reached.add(f"step {self.step}")
             if self.step + 1 < len(self.steps):
                 self.step += 1
@@ -193,12 +235,27 @@ class InstallJob:
                 self.finish()
         return self.update(self.output[-1] if self.output else "")
 
+    def read_imports(self) -> bool:
+        """The import check's report kept in the marker; an install whose torch or hdbscan does not import fails."""
+        try:
+            self.record["imports"] = json.loads(self.output[-1])
+        except (IndexError, ValueError):
+            self.end("failed", f"{STEPS[2]} failed: {self.last_error()}")
+            return False
+        needed, _ = import_problems(self.record["imports"])
+        if needed:
+            self.end("failed", f"installed, but {needed}")
+            return False
+        return True
+
     def finish(self) -> None:
         self.record["complete"] = True
         self.write_marker()
         if self.aside:
             shutil.rmtree(self.aside, ignore_errors=True)
-        self.state, self.message = "done", f"installed into {self.folder}"
+        _, sam = import_problems(self.record.get("imports", {}))
+        why = f"; SAM cannot run ({sam}): Automatic masks will be geometric" if sam else ""
+        self.state, self.message = "done", f"installed into {self.folder}{why}"
 
     def last_error(self) -> str:
         """pip's (or venv's) last ERROR line, else the last line the step wrote."""

@@ -3,6 +3,8 @@
 import bpy
 
 from . import feature_store, view_cameras
+from .addon_preferences import preferences
+from .preferences import sam_status
 from .splat_object import is_splat
 
 
@@ -70,6 +72,8 @@ class CLICKGAUSS_PT_train(SidebarPanel, bpy.types.Panel):
             count = len(view_cameras.scene_cameras(context))
             box.label(text=f"Train renders the {count} cameras of the scene" if count else "Train plans views first")
         layout.prop(settings, "mask_source")
+        if settings.mask_source in {"SAM", "AUTO"} and (why := sam_status(preferences(context))):
+            layout.label(text=f"SAM unavailable: {why}", icon="ERROR")
         if settings.mask_source in {"FOLDER", "AUTO"}:
             layout.prop(settings, "mask_dir")
         layout.prop(settings, "iterations")

@@ -17,13 +17,15 @@ from .backend.errors import UserError
 
 CHECK_SCRIPT = """
 import json, importlib
-report = {}
-for name in ("torch", "gsplat", "hdbscan", "segment_anything", "scipy", "skimage", "PIL"):
+report, errors = {}, {}
+for name in ("torch", "gsplat", "hdbscan", "torchvision", "segment_anything", "scipy", "skimage", "PIL"):
     try:
         module = importlib.import_module(name)
         report[name] = getattr(module, "__version__", "yes")
     except Exception as error:
         report[name] = None
+        errors[name] = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+report["errors"] = errors
 try:
     from backend.device import resolve_device
     report["device"] = resolve_device("auto")
@@ -77,12 +79,32 @@ class CLICKGAUSS_OT_check_python(bpy.types.Operator):
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
         missing = [name for name in ("torch", "hdbscan", "scipy", "skimage", "PIL") if report.get(name) is None]
-        summary = ", ".join(f"{k} {v}" for k, v in report.items() if v and k != "device")
+        summary = ", ".join(f"{k} {v}" for k, v in report.items() if v and k not in ("device", "errors"))
         level = {"ERROR"} if missing else {"INFO"}
         self.report(
-            level, f"device {report.get('device')}; {summary}" + (f"; missing: {', '.join(missing)}" if missing else "")
+            level,
+            f"device {report.get('device')}; {summary}"
+            + (f"; missing: {', '.join(missing)}" if missing else "")
+            + (f"; SAM unavailable: {why}" if (why := sam_unavailable(report)) else ""),
         )
         return {"CANCELLED"} if missing else {"FINISHED"}
+
+
+def sam_status(prefs) -> str:
+    """Why SAM cannot run in the Backend Python, where that is the install's and its import check found out; ''."""
+    folder = Path(bpy.path.abspath(prefs.install_folder)) if prefs.install_folder else None
+    if folder is None or not prefs.python_path or Path(prefs.python_path) != backend_install.env_python(folder):
+        return ""
+    return backend_install.sam_problem(folder)
+
+
+def sam_unavailable(report: dict) -> str:
+    """Why a Check report's Python cannot run SAM ('' if it can): the module that does not import, and its error."""
+    errors = report.get("errors", {})
+    for name in ("segment_anything", "torchvision"):
+        if report.get(name) is None:
+            return f"{name} does not import: {errors.get(name, 'not installed')}"
+    return ""
 
 
 install_job: backend_install.InstallJob | None = None  # the latest install: its progress, then how it ended

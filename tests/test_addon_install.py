@@ -32,11 +32,40 @@ def wheels(tmp_path_factory):
     return folder
 
 
-def install(addon, folder, wheels, requirement="cg-tiny==1.0", cancel_in_step=None):
+def stand_in_wheel(folder: Path, project: str, module: str, source: str) -> None:
+    """A tiny wheel, version 0.1 (below any cap on the real ones), named as one of the backend's packages, whose
+    module is `source`."""
+    info = f"{module}-0.1.dist-info"
+    with zipfile.ZipFile(folder / f"{module}-0.1-py3-none-any.whl", "w") as wheel:
+        wheel.writestr(f"{module}/__init__.py", source)
+        wheel.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {project}\nVersion: 0.1\n")
+        wheel.writestr(
+            f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
+        wheel.writestr(f"{info}/RECORD", "")
+
+
+@pytest.fixture(scope="module")
+def mismatched_wheels(tmp_path_factory):
+    """Stand-ins for torch and hdbscan that import, and a torchvision built for another torch, as PyPI's is beside
+    a local torch build: it installs, and its import fails (and segment-anything's with it)."""
+    folder = tmp_path_factory.mktemp("mismatched")
+    stand_in_wheel(folder, "torch", "torch", "__version__ = '0.1'\n")
+    stand_in_wheel(folder, "hdbscan", "hdbscan", "")
+    stand_in_wheel(
+        folder, "torchvision", "torchvision", "raise RuntimeError('operator torchvision::nms does not exist')\n"
+    )
+    stand_in_wheel(folder, "segment-anything", "segment_anything", "import torchvision\n")
+    return folder
+
+
+def install(addon, folder, wheels, requirement="cg-tiny==1.0", cancel_in_step=None, requirements=None):
     """Run an install to its end as the Install operator's timer does; returns the job and its progress."""
     prefs = addon.addon_preferences.preferences()
     prefs.install_folder = str(folder)
-    job = addon.preferences.start_install(prefs, [requirement], ["--no-index", "--find-links", str(wheels)])
+    job = addon.preferences.start_install(
+        prefs, requirements or [requirement], ["--no-index", "--find-links", str(wheels)]
+    )
     events, deadline = [], time.time() + 60
     while job.state == "running" and time.time() < deadline:
         events += addon.preferences.follow_install(prefs, job)
@@ -68,6 +97,28 @@ def test_install_makes_a_python_that_becomes_the_backend_python(addon, wheels, t
     assert again.state == "failed" and prefs.python_path == python
     assert addon.backend_install.installed(tmp_path / "env") and not (tmp_path / "env.previous").exists()
     assert subprocess.run([python, "-c", "import cg_tiny"]).returncode == 0
+
+
+def test_an_install_whose_sam_does_not_import_says_so_and_why(addon, mismatched_wheels, tmp_path):
+    prefs = addon.addon_preferences.preferences()
+    prefs.python_path = ""
+    everything = ["torch==0.1", "hdbscan==0.1", "torchvision==0.1", "segment-anything==0.1"]
+    job, events = install(addon, tmp_path / "env", mismatched_wheels, requirements=everything)
+    assert job.state == "done", job.message  # the backend runs, with geometric masks
+    assert "SAM cannot run (torchvision does not import: operator torchvision::nms does not exist" in job.message
+    assert "segment_anything does not import: operator torchvision::nms does not exist" in job.message
+    assert "checking the packages import" in {event.phase for event in events}
+    assert addon.preferences.sam_status(prefs).startswith("torchvision does not import: operator torchvision::nms")
+    report = addon.preferences.check_python(prefs.python_path)  # the Check button says the same
+    assert addon.preferences.sam_unavailable(report) == (
+        "segment_anything does not import: operator torchvision::nms does not exist"
+    )
+
+    broken = ["torch==0.1", "hdbscan==0.1", "torchvision==0.1"]  # torch itself must import: else the install fails
+    stand_in_wheel(mismatched_wheels, "torch", "torch", "raise ImportError('libtorch_cpu.so: cannot open')\n")
+    again, _ = install(addon, tmp_path / "other", mismatched_wheels, requirements=broken)
+    assert again.state == "failed" and "installed, but torch does not import: libtorch_cpu.so" in again.message
+    assert not (tmp_path / "other").exists()
 
 
 def test_a_failing_package_is_named_and_leaves_nothing(addon, wheels, tmp_path):
