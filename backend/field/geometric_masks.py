@@ -154,7 +154,8 @@ def gaussian_groups(splat, cameras) -> GaussianGroups:
     anchors = objects[coarse >= 0]
     loose = np.flatnonzero((coarse_ids < 0) & ~ground)
     if len(anchors) and len(loose):
-        reach = NEAREST_REACH * spacing + np.minimum(contracted_sigmas(splat, loose, centre, radius), SIGMA_CAP * spacing)
+        own = np.minimum(contracted_sigmas(splat, loose, centre, radius), SIGMA_CAP * spacing)  # (L,) their sizes
+        reach = NEAREST_REACH * spacing + own
         distance, nearest = cKDTree(points[anchors]).query(points[loose], distance_upper_bound=float(reach.max()))
         near = distance <= reach
         coarse_ids[loose[near]] = coarse_ids[anchors[nearest[near]]]
