@@ -174,7 +174,8 @@ class InstallJob:
         self.steps = install_commands(base_python, folder, requirements, pip_options)
         self.existed = folder.is_dir()
         self.aside = claim(folder)
-        self.record = {"complete": False, "requirements": list(requirements), "pip_options": list(pip_options)}
+        self.record: dict = {"complete": False, "requirements": list(requirements), "pip_options": list(pip_options)}
+        self.imports: dict = {}  # the import check's report: module -> {"version": ...} or {"error": ...}
         try:
             self.write_marker()
         except OSError as error:
@@ -238,11 +239,11 @@ class InstallJob:
     def read_imports(self) -> bool:
         """The import check's report kept in the marker; an install whose torch or hdbscan does not import fails."""
         try:
-            self.record["imports"] = json.loads(self.output[-1])
+            self.imports = self.record["imports"] = json.loads(self.output[-1])
         except (IndexError, ValueError):
             self.end("failed", f"{STEPS[2]} failed: {self.last_error()}")
             return False
-        needed, _ = import_problems(self.record["imports"])
+        needed, _ = import_problems(self.imports)
         if needed:
             self.end("failed", f"installed, but {needed}")
             return False
@@ -253,7 +254,7 @@ class InstallJob:
         self.write_marker()
         if self.aside:
             shutil.rmtree(self.aside, ignore_errors=True)
-        _, sam = import_problems(self.record.get("imports", {}))
+        _, sam = import_problems(self.imports)
         why = f"; SAM cannot run ({sam}): Automatic masks will be geometric" if sam else ""
         self.state, self.message = "done", f"installed into {self.folder}{why}"
 

@@ -1,0 +1,76 @@
+"""Real splats nobody here made (../shared/data/splats), from their .ply alone: planned views stand upright, and the
+geometric masks take each object whole and apart from what it touches, against the written labels of
+backend/benchmark/real_splats.py. Skipped where ../shared is absent (a user's clone)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from backend.benchmark.real_splats import labels_of
+from backend.formats import read_splat
+
+SPLATS = ROOT.parent / "shared" / "data" / "splats"
+pytestmark = pytest.mark.skipif(not SPLATS.is_dir(), reason="needs ../shared/data/splats")
+
+
+@pytest.fixture(scope="module", params=["guitar.ply", "biker.ply", "donut.ply"])
+def grouped(request):
+    from backend.field.geometric_masks import gaussian_groups
+    from backend.scene.view_planning import plan_splat_views
+
+    path = SPLATS / request.param
+    splat = read_splat(path)
+    plan = plan_splat_views(splat, count=24, long_side=128)
+    return path.name, splat, labels_of(path, splat), plan, gaussian_groups(splat, plan.cameras)
+
+
+def best(truth: np.ndarray, label: int, predicted: np.ndarray, solid: np.ndarray) -> tuple[int, float, float]:
+    """The group holding most of the label's solid Gaussians, its IoU with them, and the share of them it holds."""
+    region = (truth == label) & solid
+    values, counts = np.unique(predicted[region], return_counts=True)
+    group = int(values[counts.argmax()])
+    chosen = (predicted == group) & solid
+    return (
+        group,
+        float((region & chosen).sum() / (region | chosen).sum()),
+        float((region & chosen).sum() / region.sum()),
+    )
+
+
+def test_planned_views_of_a_capture_with_no_floor_stand_upright(grouped):
+    name, splat, labels, plan, _ = grouped
+    assert not plan.extent.floor
+    top, bottom = {"guitar.ply": (0, 1), "biker.ply": (2, 3), "donut.ply": (1, 0)}[name]  # guitar/stand, head/leg,
+    truth = labels.coarse if name == "guitar.ply" else labels.fine  # icing/dough
+    above, below = (splat.positions[truth == label].mean(axis=0) for label in (top, bottom))
+    for camera in plan.cameras:
+        (above_pixel, below_pixel), _ = camera.project(np.stack([above, below]))
+        assert above_pixel[1] < below_pixel[1], (name, camera.name)
+
+
+def test_each_object_is_whole_and_apart_from_what_it_touches(grouped):
+    name, splat, labels, _, groups = grouped
+    solid = splat.alphas >= 0.3
+    if name == "guitar.ply":  # leaning on its stand: the guitar whole, the stand not with it
+        guitar, iou, held = best(labels.coarse, 0, groups.coarse, solid)
+        assert held > 0.85, iou
+        stand = (labels.coarse == 1) & solid
+        assert (groups.coarse[stand] == guitar).mean() < 0.5
+    else:  # a person holding a helmet, a donut: one object each
+        _, iou, _ = best(labels.coarse, 0, groups.coarse, solid)
+        assert iou > 0.9
+
+
+def test_parts_of_one_object_are_parts_of_their_own(grouped):
+    name, splat, labels, _, groups = grouped
+    solid = splat.alphas >= 0.3
+    if name == "biker.ply":  # the head, each leg
+        for part in (2, 3, 4):
+            _, iou, _ = best(labels.fine, part, groups.fine, solid)
+            assert iou > 0.6, (labels.names["fine"][part], iou)
+    if name == "donut.ply":  # the icing is not the dough
+        icing, _, _ = best(labels.fine, 1, groups.fine, solid)
+        dough, _, _ = best(labels.fine, 0, groups.fine, solid)
+        assert icing != dough
