@@ -244,10 +244,10 @@ def candidate_cuts(graph, linked, ends: np.ndarray, size: np.ndarray, least: int
     first. `linked` (V, V): the count of links, for the cuts' measures. A guitar's stand is not always the cheapest
     cut (its neck may be), but it is among the first few."""
     from scipy.sparse import diags
-    from scipy.sparse.linalg import ArpackNoConvergence, eigsh
+    from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, eigsh
 
     count = graph.shape[0]
-    if size.sum() < 2 * least or count < 2:
+    if size.sum() < 2 * least or count < 2 or linked.nnz == 0:  # nothing, or pieces with no link at all
         return []
     degree = np.asarray(graph.sum(axis=1)).reshape(-1)
     degree = degree + 1e-9 * max(float(degree.mean()), 1e-12)
@@ -268,6 +268,8 @@ def candidate_cuts(graph, linked, ends: np.ndarray, size: np.ndarray, least: int
             )
         except ArpackNoConvergence as error:
             values, vectors = error.eigenvalues, error.eigenvectors
+        except ArpackError:  # a graph ARPACK cannot work on is left uncut
+            return []
     volume_all = degree.sum()
     cuts = []
     for index in np.argsort(values)[::-1][1:wanted]:  # the largest is the trivial one
