@@ -4,9 +4,10 @@ Gaussians whose ellipsoids overlap belong to one surface: a person's legs hang f
 Gaussians of the belt, and a guitar leaning on its stand touches it. Along a connected surface, an object ends, or a
 part begins, where few links hold much together on either side (a neck, a contact) or where the colour changes (a
 donut's icing). So the Gaussians are linked where they overlap (`surface_links`), each link weighted by how alike the
-colours at its ends are, the links summed between voxels into a graph, and the graph cut where its normalized cut
-(Shi and Malik, 2000) is smallest: the second eigenvector of the normalized adjacency, swept for its best threshold.
-Each side is cut again while a cut is cheap enough (`cut_apart`).
+colours at its ends are, the links summed between voxels into a graph, and the graph cut along the smallest
+normalized cut (Shi and Malik, 2000) of each of its first eigenvectors that a `CutRule` takes: objects where they
+touch little and differ in colour (`OBJECTS`), parts at necks and colour edges (`PARTS`). Each side is cut again
+until no rule takes a cut (`cut_apart`).
 
 numpy and scipy.
 """
@@ -41,7 +42,8 @@ def surface_links(points: np.ndarray, sigmas: np.ndarray, reach: float, spacing:
     found = tree.query_ball_point(points, 2 * sizes + reach)
     first = np.repeat(np.arange(len(points)), [len(f) for f in found])
     second = np.concatenate(found).astype(np.int64) if len(first) else np.zeros(0, np.int64)
-    keep = first < second
+    # each pair once, from the end whose own query is sure to reach the other (the larger, whose radius is wider)
+    keep = (sizes[first] > sizes[second]) | ((sizes[first] == sizes[second]) & (first < second))
     first, second = first[keep], second[keep]
     gap = np.linalg.norm(points[first] - points[second], axis=1)
     keep = (gap <= reach) | (gap <= sizes[first] + sizes[second])
