@@ -33,7 +33,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .surface_cuts import CUT_VOXEL, OBJECTS, PARTS, SIGMA_CAP, cut_apart, link_weights, surface_links
+from .surface_cuts import (
+    CUT_VOXEL,
+    OBJECTS,
+    PARTS,
+    SIGMA_CAP,
+    cut_apart,
+    link_weights,
+    means,
+    opponent,
+    surface_links,
+)
 
 SOLID_OPACITY = 0.3  # Gaussians at least this opaque define the surfaces; fainter ones join the nearest group
 VOXEL_SPACINGS = 2.0  # voxel edge: solid Gaussians in touching voxels (26-neighbours) are linked; the spacing
@@ -177,11 +187,6 @@ def join_overlapping(objects: np.ndarray, overlaps: np.ndarray, colours: np.ndar
     (WIDE_CONTACT of the smaller's Gaussians overlap: a donut's icing on its dough). A small patch stuck to a large
     object (the shadowed rim of a statue's pedestal) stays apart, as `separate_objects` left it; a joined pair that
     is two objects (a guitar on its stand) is cut apart again by `surface_cuts.OBJECTS`. `colours` (O, 3) RGB."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    from .surface_cuts import means, opponent
-
     ends = objects[overlaps]  # (L, 2)
     ends = ends[(ends[:, 0] != ends[:, 1]) & (ends >= 0).all(axis=1)]
     count = int(objects.max(initial=-1)) + 1
@@ -195,12 +200,8 @@ def join_overlapping(objects: np.ndarray, overlaps: np.ndarray, colours: np.ndar
     alike = np.linalg.norm(mean[pairs[:, 0]] - mean[pairs[:, 1]], axis=1) < JOIN_COLOUR_GAP
     layered = links >= WIDE_CONTACT * smaller
     whole = smaller >= JOIN_SHARE * (size[pairs[:, 0]] + size[pairs[:, 1]])
-    pairs = pairs[(links >= JOIN_LINKS) & whole & (alike | layered)]
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(count, count))
-    merged = connected_components(graph, directed=False)[1]
-    rank = np.empty(merged.max() + 1, np.int64)  # ids by size, largest 0
-    rank[np.argsort(-np.bincount(merged, weights=size), kind="stable")] = np.arange(len(rank))
-    return np.where(objects >= 0, rank[merged[np.maximum(objects, 0)]], -1).astype(objects.dtype)
+    merged = components(pairs[(links >= JOIN_LINKS) & whole & (alike | layered)], size, 0)  # ids by size, largest 0
+    return np.where(objects >= 0, merged[np.maximum(objects, 0)], -1).astype(objects.dtype)
 
 
 def separate_objects(points: np.ndarray, groups: np.ndarray, spacing: float, min_size: int) -> np.ndarray:
