@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """The project's one entry point: set-up, the extension zip, the demo, the tests and the benchmarks.
 
-    python3 build.py demo            set up, build the zip, run the demo into out/
+    python3 build.py demo            set up, build the zip, run the demo into out/ (in Blender 5.3 where Python 3.13 is)
     python3 build.py test [ARGS]     set up, build the zip, run pytest (ARGS go to pytest)
-    python3 build.py matrix [V] [ARGS]  the add-on's tests (tests/test_addon_*.py) in Blender 4.2, 4.5, 5.2 (or V)
+    python3 build.py matrix [V] [ARGS]  the add-on's tests (tests/test_addon_*.py) in Blender 4.2, 4.5, 5.2, 5.3 (or V)
     python3 build.py bench [NAME]    set up, build the zip, run bench/NAME.py (all when no NAME)
     python3 build.py zip             set up and build dist/<id>-<version>.zip, validated by Blender
     python3 build.py setup           create .venv from pyproject.toml's lists (Python 3.11, as bpy 5.0 needs)
@@ -33,8 +33,14 @@ PYPROJECT = ROOT / "pyproject.toml"
 PYTHON_VERSION = (3, 11)  # bpy 5.0.1 is built for CPython 3.11 only
 EXTENSION_VALIDATOR = "bpy/5.0/scripts/addons_core/bl_pkg/cli/blender_ext.py"
 # The other Blender versions the add-on is tested in: bpy from PyPI and the one Python each is built for.
-MATRIX = {"4.2": ("bpy==4.2.23", (3, 11)), "4.5": ("bpy==4.5.15", (3, 11)), "5.2": ("bpy==5.2.3", (3, 13))}
+MATRIX = {
+    "4.2": ("bpy==4.2.23", (3, 11)),
+    "4.5": ("bpy==4.5.15", (3, 11)),
+    "5.2": ("bpy==5.2.3", (3, 13)),
+    "5.3": ("bpy==5.3.0", (3, 13)),  # the first with native Gaussian splats
+}
 MATRIX_VENVS = ROOT / ".venvs"
+DEMO_BLENDER = "5.3"  # the demo's Blender, where its Python is installed: it draws Gaussian splats natively
 NOT_SHIPPED = Path("backend/benchmark")
 
 
@@ -137,6 +143,21 @@ def matrix(versions: list[str], pytest_args: list[str], environment: dict) -> No
         sys.exit(1)
 
 
+def demo_blender(python: Path) -> Path:
+    """The Python whose bpy the demo runs in: Blender 5.3's, which draws the splats as Gaussians, where Python 3.13 is
+    on this machine; otherwise .venv's Blender 5.0 (drawn as discs). The backend trains in .venv's Python either way."""
+    bpy_requirement, python_version = MATRIX[DEMO_BLENDER]
+    if find_python(python_version) is None:
+        print(
+            f"demo: Blender {DEMO_BLENDER} needs Python {python_version[0]}.{python_version[1]}: the demo runs in 5.0"
+        )
+        return python
+    print(f"demo: in Blender {DEMO_BLENDER} (.venvs/blender-{DEMO_BLENDER}), training in .venv")
+    return install_venv(
+        MATRIX_VENVS / f"blender-{DEMO_BLENDER}", python_version, [*requirements("matrix"), bpy_requirement]
+    )
+
+
 def manifest() -> dict:
     with open(ROOT / "blender_manifest.toml", "rb") as file:
         return tomllib.load(file)
@@ -235,7 +256,8 @@ def main(argv=None) -> None:
     package = build_zip(python)
     environment = dict(os.environ, CLICKGAUSS_ZIP=str(package), PYTHONUNBUFFERED="1")
     if options.command == "demo":
-        run(python, ROOT / "tools" / "demo.py", *options.args, env=environment, cwd=ROOT)
+        environment["CLICKGAUSS_BACKEND_PYTHON"] = str(python)
+        run(demo_blender(python), ROOT / "tools" / "demo.py", *options.args, env=environment, cwd=ROOT)
     elif options.command == "test":
         run(python, "-m", "pytest", *options.args, env=environment, cwd=ROOT)
     elif options.command == "matrix":

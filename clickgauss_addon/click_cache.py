@@ -35,8 +35,9 @@ from .feature_store import (
     read_features,
     read_hidden,
 )
+from .native_splat import BASE
 from .point_attributes import read_positions, set_attribute
-from .splat_object import GEOMETRY_COLUMNS, column_layout, object_to_splat
+from .splat_object import GEOMETRY_COLUMNS, column_layout, is_native, object_to_splat, read_native
 
 
 def store_features(
@@ -128,6 +129,10 @@ def geometry_of(obj) -> Geometry:
     million Gaussians, where object_to_splat and Geometry.of took 0.3 s through their copies); the same
     values as Geometry.of(object_to_splat(obj)), which reports what is missing or unusual."""
     cloud = obj.data
+    if is_native(cloud) and len(cloud.points):  # what Blender draws: unit quaternions, linear scales, alphas
+        native = read_native(cloud, ("position", "rotation", "scale", BASE))
+        if len(native) == 4:
+            return Geometry(native["position"], native["rotation"], native["scale"], native[BASE][:, 3].copy())
     names = {column: name for column, _, name in column_layout(cloud)}
     columns = SCALE_COLUMNS + ROTATION_COLUMNS + ("opacity",)
     attributes = [cloud.attributes.get(names.get(column, "")) for column in columns]

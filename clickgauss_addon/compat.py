@@ -1,7 +1,7 @@
-"""Everything that differs between the Blender versions the add-on supports (4.2 LTS to 5.2), in one place.
+"""Everything that differs between the Blender versions the add-on supports (4.2 LTS to 5.3), in one place.
 
 Each function does one thing the same way on every supported version, so the rest of the add-on
-never asks which Blender it runs in. Tested on 4.2, 4.5, 5.0 and 5.2 (`python3 build.py matrix`).
+never asks which Blender it runs in. Tested on 4.2, 4.5, 5.0, 5.2 and 5.3 (`python3 build.py matrix`).
 The same in all four, so not here: FileHandler (drag and drop), bpy.utils.extension_path_user,
 and numpy (1.x up to 4.5, 2.x in 5.2: the add-on and its backend run on both).
 """
@@ -16,6 +16,8 @@ from .backend.errors import UserError
 
 # Point-cloud edit mode (drawing the point selection; separate and delete operators) exists from Blender 4.5 on.
 HAS_POINT_CLOUD_EDIT_MODE = "separate" in dir(bpy.ops.pointcloud)  # bpy.ops makes any name, so hasattr is always true
+# Blender draws Gaussian splats itself from 5.3 on: a point cloud of type 'GAUSSIAN_SPLAT' (native_splat.py).
+HAS_NATIVE_SPLATS = "type" in bpy.types.PointCloud.bl_rna.properties
 ATTRIBUTE_ARRAYS = {  # point attribute type: (numpy type, values per point, the property foreach_get reads)
     "FLOAT": (np.float32, 1, "value"),
     "INT": (np.int32, 1, "value"),
@@ -25,6 +27,7 @@ ATTRIBUTE_ARRAYS = {  # point attribute type: (numpy type, values per point, the
     "FLOAT_COLOR": (np.float32, 4, "color"),
     "BYTE_COLOR": (np.float32, 4, "color"),
     "QUATERNION": (np.float32, 4, "value"),
+    "FLOAT4": (np.float32, 4, "vector"),
 }
 
 

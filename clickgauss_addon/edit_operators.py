@@ -22,8 +22,8 @@ from . import click_cache, feature_store
 from .backend.errors import UserError
 from .backend.field.click import DEFAULT_THRESHOLDS
 from .compat import edit_selected_points
-from .point_attributes import get_attribute, set_attribute
-from .splat_object import HIDDEN_ATTRIBUTE, SHOWN_RADIUS_ATTRIBUTE, is_splat
+from .point_attributes import get_attribute
+from .splat_object import HIDDEN_ATTRIBUTE, draw_hidden, is_splat
 
 CARRIED_KEYS = ("cg_ply_columns", "cg_ply_comments", feature_store.CENTERS_KEY, feature_store.PRIOR_KEY)
 
@@ -107,11 +107,7 @@ def hide_gaussians(obj, unselected: bool = False) -> int:
     selection = feature_store.read_selection(obj)
     was_hidden = get_attribute(cloud, HIDDEN_ATTRIBUTE, bool)
     hidden = was_hidden | (~selection if unselected else selection)
-    if SHOWN_RADIUS_ATTRIBUTE not in cloud.attributes:
-        set_attribute(cloud, SHOWN_RADIUS_ATTRIBUTE, "FLOAT", get_attribute(cloud, "radius", np.float32))
-    shown = get_attribute(cloud, SHOWN_RADIUS_ATTRIBUTE, np.float32)
-    set_attribute(cloud, "radius", "FLOAT", np.where(hidden, np.float32(0), shown))
-    set_attribute(cloud, HIDDEN_ATTRIBUTE, "BOOLEAN", hidden)
+    draw_hidden(cloud, hidden)
     click_cache.write_selection(obj, selection & ~hidden)
     click_cache.note_change(cloud.session_uid)
     return int(hidden.sum() - was_hidden.sum())
@@ -121,11 +117,7 @@ def reveal_gaussians(obj, select: bool = True) -> int:
     """Show every hidden Gaussian at its radius again (selected, as Blender's Reveal does); returns how many."""
     cloud = obj.data
     hidden = get_attribute(cloud, HIDDEN_ATTRIBUTE, bool)
-    if SHOWN_RADIUS_ATTRIBUTE in cloud.attributes:
-        set_attribute(cloud, "radius", "FLOAT", get_attribute(cloud, SHOWN_RADIUS_ATTRIBUTE, np.float32))
-    for name in (HIDDEN_ATTRIBUTE, SHOWN_RADIUS_ATTRIBUTE):
-        if name in cloud.attributes:
-            cloud.attributes.remove(cloud.attributes[name])
+    draw_hidden(cloud, None)
     if select:
         click_cache.write_selection(obj, feature_store.read_selection(obj) | hidden)
     click_cache.note_change(cloud.session_uid)

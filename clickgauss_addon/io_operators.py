@@ -16,12 +16,21 @@ from .backend.errors import UserError
 from .backend.formats import SPLAT_EXTENSIONS, WRITE_FORMATS, left_out, read_splat, write_splat
 from .backend.formats.splat import Splat, join_splats
 from .backend.formats.transform import transform_splat
-from .splat_object import is_splat, object_to_splat, splat_to_object
+from .splat_object import FILE_AXES_KEY, is_splat, object_to_splat, source_axes, splat_to_object
 from .transform_operators import guard
 
 
-def axis_matrix(operator):
-    return axis_conversion(from_forward=operator.axis_forward, from_up=operator.axis_up).to_4x4()
+def axis_matrix(forward: str, up: str):
+    """The file's axes turned into Blender's (Z up)."""
+    return axis_conversion(from_forward=forward, from_up=up).to_4x4()
+
+
+def file_axes(operator, obj) -> tuple[str, str]:
+    """The axes an object is exported in: the export's own where the user set them, otherwise those of the file
+    the object came from."""
+    if operator.properties.is_property_set("axis_forward") or operator.properties.is_property_set("axis_up"):
+        return operator.axis_forward, operator.axis_up
+    return source_axes(obj.data) or (operator.axis_forward, operator.axis_up)
 
 
 # Captures are usually in the OpenCV frame (y down, z into the scene): up is -Y, forward is Z.
@@ -66,7 +75,10 @@ class CLICKGAUSS_OT_import_splat(bpy.types.Operator, ImportHelper):
             started = time.perf_counter()
             try:
                 splat = read_splat(path, drop_invalid=self.drop_invalid)
-                obj = splat_to_object(splat, path.stem, context.collection, axis_matrix(self), self.point_size)
+                obj = splat_to_object(
+                    splat, path.stem, context.collection, axis_matrix(self.axis_forward, self.axis_up), self.point_size
+                )
+                obj.data[FILE_AXES_KEY] = [self.axis_forward, self.axis_up]
             except Exception as error:  # an internal failure too: one message, the scene as it was
                 self.report({"ERROR"}, failure_message(error, path))
                 return {"FINISHED"} if imported else {"CANCELLED"}
@@ -163,8 +175,12 @@ class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
             return {"CANCELLED"}
         started = time.perf_counter()
         try:
-            to_file = axis_matrix(self).inverted()  # Blender's axes back to the file's, as the import turned them
-            parts = [splat_for_export(obj, self.include_features, to_file @ obj.matrix_world) for obj in objects]
+            parts = [
+                splat_for_export(
+                    obj, self.include_features, axis_matrix(*file_axes(self, obj)).inverted() @ obj.matrix_world
+                )
+                for obj in objects
+            ]
             splat, dropped = join_splats(parts)
             lost = left_out(splat, self.filepath)
             write_splat(self.filepath, splat)

@@ -1,10 +1,13 @@
 """Conversion between the backend's Splat and a Blender point-cloud object.
 
-Every file column becomes a point attribute holding the raw stored value (x y z become the
-built-in `position`), and the column order, types and header comments are kept on the data
-block, so an unedited object exports exactly what was imported. The display attributes
-(`radius`, `cg_color`, and while Gaussians are hidden `cg_hidden` and `cg_shown_radius`) are
-derived or viewport state, never exported.
+Where Blender draws Gaussian splats itself (5.3 on), an import is a native splat (native_splat.py):
+Blender's own attributes hold the Gaussians, and the columns its activations lose are kept raw
+beside them. Before, every file column becomes a point attribute holding the raw stored value (x y
+z become the built-in `position`), drawn as discs by the display attributes (`radius`,
+`cg_color`). Either way the column order, types and header comments are kept on the data block, so
+an unedited object exports exactly what was imported; display state (`radius`, `cg_color`, and
+while Gaussians are hidden `cg_hidden`, `cg_shown_radius` or `cg_shown_alpha`) is never exported.
+A native splat from anywhere else (Blender's PLY or SPZ import, Geometry Nodes) is a splat too.
 """
 
 from __future__ import annotations
@@ -17,16 +20,41 @@ import numpy as np
 
 from .backend.errors import UserError
 from .backend.formats.ply import contiguous_columns
-from .backend.formats.splat import POSITION_COLUMNS, REQUIRED_COLUMNS, ROTATION_COLUMNS, SCALE_COLUMNS, Splat
-from .compat import new_point_cloud, shader_node_tree
+from .backend.formats.splat import (
+    DC_COLUMNS,
+    POSITION_COLUMNS,
+    REQUIRED_COLUMNS,
+    ROTATION_COLUMNS,
+    SCALE_COLUMNS,
+    Splat,
+    rest_columns,
+    sh_degree_for_rest_count,
+)
+from .compat import HAS_NATIVE_SPLATS, new_point_cloud, shader_node_tree
+from .native_splat import (
+    BASE,
+    NATIVE_TYPES,
+    RAW_COLUMNS,
+    SH_PREFIX,
+    SH_TYPE,
+    SHOWN_ALPHA,
+    held_columns,
+    is_native_attribute,
+    native_arrays,
+    native_columns,
+    native_sources,
+    sh_count,
+    stacked,
+)
 from .point_attributes import get_attribute, read_positions, set_attribute
 
 LAYOUT_KEY = "cg_ply_columns"  # JSON [column, type code, attribute] per column, in file order (older: "name:code,...")
 COMMENTS_KEY = "cg_ply_comments"
+FILE_AXES_KEY = "cg_file_axes"  # [forward, up]: the file's axes the import turned into Blender's, which export undoes
 COLOR_ATTRIBUTE = "cg_color"
 HIDDEN_ATTRIBUTE = "cg_hidden"  # BOOLEAN: hidden Gaussians, drawn at radius 0 and ignored by clicks
 SHOWN_RADIUS_ATTRIBUTE = "cg_shown_radius"  # the display radii to restore when the hidden Gaussians are revealed
-DISPLAY_ATTRIBUTES = {"position", "radius", COLOR_ATTRIBUTE, HIDDEN_ATTRIBUTE, SHOWN_RADIUS_ATTRIBUTE}
+DISPLAY_ATTRIBUTES = {"position", "radius", COLOR_ATTRIBUTE, HIDDEN_ATTRIBUTE, SHOWN_RADIUS_ATTRIBUTE, SHOWN_ALPHA}
 GEOMETRY_COLUMNS = POSITION_COLUMNS + ("opacity",) + SCALE_COLUMNS + ROTATION_COLUMNS  # what a footprint depends on
 RESERVED_PREFIX = "ply_"  # a file column whose name Blender or display uses is stored under this prefix
 MAX_ATTRIBUTE_BYTES = (
@@ -36,7 +64,8 @@ MAX_ATTRIBUTE_BYTES = (
 
 def attribute_name(column: str) -> str:
     """The attribute a file column is stored in when Blender takes it: its own name, unless display uses it."""
-    return fitted(RESERVED_PREFIX + column if column in DISPLAY_ATTRIBUTES or column.startswith(".") else column)
+    reserved = column in DISPLAY_ATTRIBUTES or is_native_attribute(column) or column.startswith(".")
+    return fitted(RESERVED_PREFIX + column if reserved else column)
 
 
 def fitted(name: str) -> str:
@@ -71,7 +100,21 @@ def store_column(mesh, column: str, values: np.ndarray) -> str:
 
 
 def is_splat(obj) -> bool:
-    return obj is not None and obj.type == "POINTCLOUD" and LAYOUT_KEY in obj.data
+    return obj is not None and obj.type == "POINTCLOUD" and (LAYOUT_KEY in obj.data or is_native(obj.data))
+
+
+def source_axes(cloud) -> tuple[str, str] | None:
+    """(forward, up) of the file the cloud's splat came from, in Blender's axis names: as our import recorded
+    them, Blender's own for a splat Blender made; None for one imported before they were recorded."""
+    if FILE_AXES_KEY in cloud:
+        forward, up = cloud[FILE_AXES_KEY]
+        return str(forward), str(up)
+    return None if LAYOUT_KEY in cloud else ("Y", "Z")
+
+
+def is_native(cloud) -> bool:
+    """Whether Blender draws the point cloud as Gaussian splats itself (5.3 on)."""
+    return getattr(cloud, "type", "POINTS") == "GAUSSIAN_SPLAT"
 
 
 def storage(values: np.ndarray) -> tuple[str, np.ndarray]:
@@ -119,27 +162,33 @@ def fill_splat_material(material, mean_color) -> None:
 
 
 def splat_to_object(splat: Splat, name: str, collection, matrix=None, point_size: float = 1.0):
-    """A new point-cloud object holding `splat`, linked into `collection`. Nothing is left behind on failure."""
+    """A new point-cloud object holding `splat`, linked into `collection`: a native splat where Blender has them,
+    drawn as discs of `point_size` before. Nothing is left behind on failure."""
     splat = contiguous_columns(splat)  # Blender takes each attribute from one contiguous array
     obj = new_point_cloud(name, splat.count, collection)
     cloud, material = obj.data, None
     try:
-        cloud.attributes["position"].data.foreach_set("vector", splat.positions.ravel())
-        stored_as = {
-            column: store_column(cloud, column, values)
-            for column, values in splat.columns.items()
-            if column not in POSITION_COLUMNS
-        }
-        set_attribute(cloud, "radius", "FLOAT", display_radius(splat, point_size))
-        set_attribute(cloud, COLOR_ATTRIBUTE, "FLOAT_COLOR", display_colors(splat), "color")
+        if HAS_NATIVE_SPLATS:
+            cloud.type = "GAUSSIAN_SPLAT"
+            write_native(cloud, native_arrays(splat.columns))
+            held = {column: native_home(column) for column in splat.columns if native_home(column)}
+            kept = [column for column in splat.columns if column not in held]
+        else:
+            cloud.attributes["position"].data.foreach_set("vector", splat.positions.ravel())
+            held, kept = {}, [column for column in splat.columns if column not in POSITION_COLUMNS]
+        stored_as = held | {column: store_column(cloud, column, splat.columns[column]) for column in kept}
+        if not HAS_NATIVE_SPLATS:
+            set_attribute(cloud, "radius", "FLOAT", display_radius(splat, point_size))
+            set_attribute(cloud, COLOR_ATTRIBUTE, "FLOAT_COLOR", display_colors(splat), "color")
         cloud[LAYOUT_KEY] = json.dumps(
             [[column, values.dtype.str[1:], stored_as.get(column, column)] for column, values in splat.columns.items()]
         )
         cloud[COMMENTS_KEY] = json.dumps(splat.comments)
-        mean = srgb_to_linear(np.median(splat.colors, axis=0))
-        material = bpy.data.materials.new(name)
-        fill_splat_material(material, [float(c) for c in mean])
-        cloud.materials.append(material)
+        if not HAS_NATIVE_SPLATS:  # a native splat is drawn by Blender, as its own import is: no material
+            mean = srgb_to_linear(np.median(splat.colors, axis=0))
+            material = bpy.data.materials.new(name)
+            fill_splat_material(material, [float(c) for c in mean])
+            cloud.materials.append(material)
         if matrix is not None:
             obj.matrix_world = matrix
         return obj
@@ -149,6 +198,81 @@ def splat_to_object(splat: Splat, name: str, collection, matrix=None, point_size
         if material is not None:
             bpy.data.materials.remove(material)
         raise
+
+
+def native_home(column: str) -> str | None:
+    """The native attribute that holds a file column exactly (positions, f_dc, f_rest); None for the others."""
+    if column in POSITION_COLUMNS:
+        return "position"
+    if column.startswith("f_dc_"):
+        return BASE
+    if column.startswith("f_rest_"):
+        return SH_PREFIX + "*"
+    return None
+
+
+def draw_hidden(cloud, hidden: np.ndarray | None) -> None:
+    """Draw the `hidden` (N,) bool Gaussians invisible (at radius 0, or alpha 0 where native) and record them;
+    None shows every Gaussian again as it was."""
+    drawn, shown = (BASE, SHOWN_ALPHA) if is_native(cloud) else ("radius", SHOWN_RADIUS_ATTRIBUTE)
+    kind, width, key = NATIVE_TYPES.get(drawn, ("FLOAT", 1, "value"))
+    values = np.empty((len(cloud.points), width), np.float32)
+    cloud.attributes[drawn].data.foreach_get(key, values.ravel())
+    if shown not in cloud.attributes:
+        set_attribute(cloud, shown, "FLOAT", values[:, -1])
+    values[:, -1] = get_attribute(cloud, shown, np.float32)
+    if hidden is None:
+        set_attribute(cloud, drawn, kind, values, key)
+        for name in (HIDDEN_ATTRIBUTE, shown):
+            if name in cloud.attributes:
+                cloud.attributes.remove(cloud.attributes[name])
+        return
+    values[hidden, -1] = 0.0
+    set_attribute(cloud, drawn, kind, values, key)
+    set_attribute(cloud, HIDDEN_ATTRIBUTE, "BOOLEAN", hidden)
+
+
+def write_columns(cloud, columns: dict[str, np.ndarray], changed) -> None:
+    """Store the `changed` file columns of a splat's `columns` in the cloud's attributes, native ones included;
+    positions too when named."""
+    stored_as = {column: attribute for column, _, attribute in column_layout(cloud)}
+    native = is_native(cloud)
+    for name in changed:
+        if name not in POSITION_COLUMNS and not (native and native_home(name)):
+            set_attribute(cloud, stored_as.get(name, attribute_name(name)), *storage(columns[name]))
+    if native:
+        write_native(cloud, native_arrays(columns, changed))
+    elif any(name in POSITION_COLUMNS for name in changed):
+        cloud.attributes["position"].data.foreach_set("vector", stacked(columns, POSITION_COLUMNS).ravel())
+
+
+def write_native(cloud, arrays: dict[str, np.ndarray]) -> None:
+    """Store native attributes (name -> (N, width) float32); a hidden Gaussian's alpha goes to its shown copy."""
+    if BASE in arrays and SHOWN_ALPHA in cloud.attributes:
+        set_attribute(cloud, SHOWN_ALPHA, "FLOAT", arrays[BASE][:, 3])
+        arrays[BASE][get_attribute(cloud, HIDDEN_ATTRIBUTE, bool), 3] = 0.0
+    for name, values in arrays.items():
+        kind, _, key = NATIVE_TYPES.get(name, SH_TYPE)
+        set_attribute(cloud, name, kind, values, key)
+
+
+def read_native(cloud, names) -> dict[str, np.ndarray]:
+    """Native attributes (name -> (N, width) float32) of those in `names` that exist; a hidden Gaussian's alpha
+    from its shown copy."""
+    arrays = {}
+    for name in names:
+        attribute = cloud.attributes.get(name)
+        if attribute is None:
+            continue
+        kind, width, key = NATIVE_TYPES.get(name, SH_TYPE)
+        if attribute.data_type != kind:
+            raise UserError(f"the splat attribute '{name}' is {attribute.data_type}, where Blender draws {kind}")
+        values = np.empty((len(cloud.points), width), np.float32)
+        attribute.data.foreach_get(key, values.ravel())
+        arrays[name] = values
+    if BASE in arrays and SHOWN_ALPHA in cloud.attributes:
+        arrays[BASE][:, 3] = get_attribute(cloud, SHOWN_ALPHA, np.float32)
+    return arrays
 
 
 def column_layout(cloud) -> list[tuple[str, str, str]]:
@@ -161,7 +285,19 @@ def column_layout(cloud) -> list[tuple[str, str, str]]:
             (*item.rsplit(":", 1), attribute_name(item.rsplit(":", 1)[0])) for item in layout.split(",")
         ]  # older files
     names = [a.name for a in cloud.attributes if a.name not in DISPLAY_ATTRIBUTES and not a.name.startswith(".")]
-    return [(column, "f4", column) for column in POSITION_COLUMNS] + [(name, "f4", name) for name in names]
+    if not is_native(cloud):
+        return [(column, "f4", column) for column in POSITION_COLUMNS] + [(name, "f4", name) for name in names]
+    rest = rest_columns(sh_degree_for_rest_count(3 * sh_count(cloud.attributes)) or 0)
+    native = [*POSITION_COLUMNS, *DC_COLUMNS, *rest, *RAW_COLUMNS]
+    extra = [
+        (name, "f4" if cloud.attributes[name].data_type == "FLOAT" else "i4", name)
+        for name in names
+        if cloud.attributes[name].domain == "POINT"
+        and cloud.attributes[name].data_type in ("FLOAT", "INT")
+        and not is_native_attribute(name)
+        and not name.startswith("cg_")
+    ]
+    return [(column, "f4", native_home(column) or column) for column in native] + extra
 
 
 def object_to_splat(obj, columns=None) -> Splat:
@@ -177,20 +313,24 @@ def object_to_splat(obj, columns=None) -> Splat:
         raise UserError(f"'{obj.name}' has no points left to export")
     wanted = REQUIRED_COLUMNS if columns is None else columns
     layout = [item for item in column_layout(cloud) if columns is None or item[0] in columns]
-    missing = [c for c, _, name in layout if c not in POSITION_COLUMNS and name not in cloud.attributes]
-    missing += [
-        c for c in REQUIRED_COLUMNS if c in wanted and c not in POSITION_COLUMNS and c not in {i[0] for i in layout}
-    ]
+    native = read_native(cloud, native_sources(column for column, _, _ in layout)) if is_native(cloud) else {}
+    held = set(held_columns(native)) if native else set(POSITION_COLUMNS)
+    missing = [c for c, _, name in layout if c not in held and name not in cloud.attributes]
+    missing += [c for c in REQUIRED_COLUMNS if c in wanted and c not in held | {item[0] for item in layout}]
     if missing:
         raise UserError(f"'{obj.name}' is missing the splat attribute(s) {', '.join(sorted(set(missing)))}")
-    positions = read_positions(cloud)
-    read = {}
+    raw = {}
     for column, code, name in layout:
-        if column in POSITION_COLUMNS:
-            read[column] = positions[:, POSITION_COLUMNS.index(column)].astype(code)
-            continue
-        attribute = cloud.attributes[name]
-        stored = get_attribute(cloud, attribute.name, np.float32 if attribute.data_type == "FLOAT" else np.int32)
-        read[column] = stored.view(np.uint32) if code == "u4" else stored.astype(code)
+        if (column not in held or column in RAW_COLUMNS) and name in cloud.attributes:
+            attribute = cloud.attributes[name]
+            stored = get_attribute(cloud, name, np.float32 if attribute.data_type == "FLOAT" else np.int32)
+            raw[column] = stored.view(np.uint32) if code == "u4" else stored
+    values = native_columns(native, raw) if native else dict(zip(POSITION_COLUMNS, read_positions(cloud).T))
+    read = {}
+    for column, code, _ in layout:
+        if column in values:
+            read[column] = np.ascontiguousarray(values[column]).astype(code, copy=False)
+        else:
+            read[column] = raw[column].astype(code, copy=False)
     comments = json.loads(cloud.get(COMMENTS_KEY, "[]"))
     return Splat(read, comments)

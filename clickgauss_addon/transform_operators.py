@@ -32,13 +32,14 @@ from .backend.formats.splat import POSITION_COLUMNS, Splat, join_splats
 from .backend.formats.transform import transform_splat
 from .point_attributes import get_attribute, set_attribute
 from .splat_object import (
+    FILE_AXES_KEY,
     SHOWN_RADIUS_ATTRIBUTE,
-    attribute_name,
-    column_layout,
+    is_native,
     is_splat,
     object_to_splat,
+    source_axes,
     splat_to_object,
-    storage,
+    write_columns,
 )
 
 FINGERPRINT_KEY = "_cg_transform_fingerprint"  # count, matrix_world (16, by rows), SAMPLES positions; "_": not shown
@@ -54,12 +55,7 @@ def write_back(obj, before: Splat, after: Splat, positions: bool = True) -> None
     """Store the columns `after` changed from `before` in obj's attributes; display radii grow with the scales."""
     cloud = obj.data
     changed = [name for name, values in after.columns.items() if values is not before.columns[name]]
-    stored_as = {column: attribute for column, _, attribute in column_layout(cloud)}
-    for name in changed:
-        if name not in POSITION_COLUMNS:
-            set_attribute(cloud, stored_as.get(name, attribute_name(name)), *storage(after.columns[name]))
-    if positions and any(name in POSITION_COLUMNS for name in changed):
-        cloud.attributes["position"].data.foreach_set("vector", after.positions.ravel())
+    write_columns(cloud, after.columns, [name for name in changed if positions or name not in POSITION_COLUMNS])
     growth = radius_growth(before, after)
     for name in ("radius", SHOWN_RADIUS_ATTRIBUTE):
         if name in cloud.attributes:
@@ -164,7 +160,11 @@ def join_splat_objects(target, others) -> tuple[object, list[str]]:
         )
     name, matrix, collection = target.name, target.matrix_world.copy(), target.users_collection[0]
     result = splat_to_object(joined, name, collection, matrix)
-    set_attribute(result.data, "radius", "FLOAT", np.concatenate(radii))
+    axes = source_axes(target.data)
+    if axes is not None:
+        result.data[FILE_AXES_KEY] = list(axes)
+    if not is_native(result.data):  # discs keep each part's point size
+        set_attribute(result.data, "radius", "FLOAT", np.concatenate(radii))
     if features is not None:
         click_cache.store_features(result, features, prior=all(feature_store.granularity_prior(o) for o in objects))
         if len(centers) == 1 and None not in centers:  # parts of one training keep its clusters

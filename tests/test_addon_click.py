@@ -28,6 +28,15 @@ def click_on(addon, obj, trained_scene, level, name, mode="SET", view=1):
     return addon.click_session.apply_click(obj, camera, x + 0.5, y + 0.5, mode, level)
 
 
+def drawn_sizes(addon, obj) -> np.ndarray:  # (N,)
+    """How visible each Gaussian is drawn: its alpha where Blender draws splats itself, its disc's radius before."""
+    if getattr(obj.data, "type", "POINTS") == "GAUSSIAN_SPLAT":
+        values = np.empty((len(obj.data.points), 4), np.float32)
+        obj.data.attributes["radiance:base"].data.foreach_get("vector", values.ravel())
+        return values[:, 3]
+    return addon.point_attributes.get_attribute(obj.data, "radius", np.float32)
+
+
 def selection_quality(addon, obj, truth: np.ndarray):
     selected = addon.feature_store.read_selection(obj)
     return np.mean(truth[selected]), np.mean(selected[truth])  # precision, recall
@@ -123,16 +132,23 @@ def test_split_carries_every_attribute_and_the_counts_add_up(splat_with_features
 def test_a_split_part_keeps_its_material_after_the_source_is_deleted_and_the_file_reopened(
     splat_with_features, addon, trained_scene, bpy, tmp_path
 ):
+    """Drawn as it was: with its material where the splat is drawn as discs, as a native splat where Blender has
+    them."""
     obj = splat_with_features
-    material = obj.data.materials[0]
-    material_name = material.name
+    native = addon.compat.HAS_NATIVE_SPLATS
+    material = None if native else obj.data.materials[0]
     click_on(addon, obj, trained_scene, "coarse", "mug")
     assert bpy.ops.clickgauss.split() == {"FINISHED"}
-    assert material.users == 2  # both clouds count: a material with no users is not saved
+    assert native or material.users == 2  # both clouds count: a material with no users is not saved
+    material_name = None if native else material.name
     bpy.data.objects.remove(obj)
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "scene.blend"))
     bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "scene.blend"))
-    assert bpy.data.objects["splat part"].data.materials[0].name == material_name
+    part = bpy.data.objects["splat part"]
+    if native:
+        assert part.data.type == "GAUSSIAN_SPLAT" and not part.data.materials
+    else:
+        assert part.data.materials[0].name == material_name
 
 
 def test_delete_removes_the_selection(splat_with_features, addon, trained_scene, bpy):
@@ -224,16 +240,15 @@ def test_hidden_gaussians_are_clicked_through_never_selected_and_exported_unchan
     splat_with_features, addon, trained_scene, bpy, tmp_path
 ):
     obj, scene = splat_with_features, trained_scene["scene"]
-    get_attribute = addon.point_attributes.get_attribute
     mug = scene.object_ids == scene.object_names.index("mug")
     names = lambda: sorted(a.name for a in obj.data.attributes if not a.name.startswith("."))  # noqa: E731
-    attributes, radius = names(), get_attribute(obj.data, "radius", np.float32)
+    attributes, radius = names(), drawn_sizes(addon, obj)
     bpy.ops.object.mode_set(mode="EDIT")  # as in click mode
     click_on(addon, obj, trained_scene, "coarse", "mug")
     chosen = addon.feature_store.read_selection(obj)
     assert bpy.ops.clickgauss.hide() == {"FINISHED"}
     assert not addon.feature_store.read_selection(obj).any()
-    assert (get_attribute(obj.data, "radius", np.float32)[chosen] == 0).all()
+    assert (drawn_sizes(addon, obj)[chosen] == 0).all() and (drawn_sizes(addon, obj)[~chosen] > 0).all()
     click_on(addon, obj, trained_scene, "coarse", "mug")  # sees what the mug hid, and selects that
     selected = addon.feature_store.read_selection(obj)
     assert selected.any() and not (selected & chosen).any() and np.mean(mug[selected]) < 0.1
@@ -243,7 +258,7 @@ def test_hidden_gaussians_are_clicked_through_never_selected_and_exported_unchan
     addon.click_cache.write_selection(obj, np.zeros(len(obj.data.points), bool))
     assert bpy.ops.clickgauss.reveal() == {"FINISHED"}
     assert (addon.feature_store.read_selection(obj) == chosen).all()  # revealed and selected, as Blender's Reveal does
-    np.testing.assert_array_equal(get_attribute(obj.data, "radius", np.float32), radius)
+    np.testing.assert_array_equal(drawn_sizes(addon, obj), radius)
     assert names() == attributes and len(obj.data.points) == scene.splat.count
     click_on(addon, obj, trained_scene, "coarse", "mug")
     assert selection_quality(addon, obj, mug)[0] > 0.9

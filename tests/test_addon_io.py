@@ -30,7 +30,7 @@ def test_the_zip_installs_as_an_extension_with_menu_entries(bpy):
 
 
 @pytest.mark.parametrize("degree", [0, 3])
-def test_import_makes_one_point_cloud_with_raw_attributes_and_export_is_byte_identical(bpy, tmp_path, degree):
+def test_import_makes_one_point_cloud_with_raw_attributes_and_export_is_byte_identical(bpy, addon, tmp_path, degree):
     source = tmp_path / "scene.ply"
     splat = make_scene(3000, sh_degree=degree, seed=2).splat
     write_ply(source, splat)
@@ -42,7 +42,10 @@ def test_import_makes_one_point_cloud_with_raw_attributes_and_export_is_byte_ide
     opacity = np.empty(3000, np.float32)
     cloud.attributes["opacity"].data.foreach_get("value", opacity)
     np.testing.assert_array_equal(opacity, splat.columns["opacity"])
-    assert "cg_color" in cloud.attributes and "radius" in cloud.attributes
+    if addon.compat.HAS_NATIVE_SPLATS:  # drawn by Blender as Gaussians
+        assert cloud.type == "GAUSSIAN_SPLAT" and "radius" not in cloud.attributes
+    else:  # drawn as discs of the splat's colours
+        assert "cg_color" in cloud.attributes and "radius" in cloud.attributes
     assert bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "out.ply")) == {"FINISHED"}
     assert (tmp_path / "out.ply").read_bytes() == source.read_bytes()
 
@@ -92,7 +95,7 @@ def test_a_bad_file_reports_why_and_leaves_the_scene_untouched(bpy, tmp_path):
     assert counts == (len(bpy.data.objects), len(bpy.data.pointclouds), len(bpy.data.meshes), len(bpy.data.materials))
 
 
-def test_a_failing_material_step_leaves_the_scene_as_it_was_with_one_message(bpy, tmp_path, monkeypatch):
+def test_a_failing_attribute_step_leaves_the_scene_as_it_was_with_one_message(bpy, tmp_path, monkeypatch):
     """The clean-up after a failure midway through making the object removes what it made, and only that."""
     import sys
 
@@ -102,16 +105,18 @@ def test_a_failing_material_step_leaves_the_scene_as_it_was_with_one_message(bpy
     blocks = ("objects", "pointclouds", "meshes", "materials", "node_groups")
     before = {kind: sorted(block.name for block in getattr(bpy.data, kind)) for kind in blocks}
 
-    def failing_material(material, mean_color):
-        raise RuntimeError("the material step failed")
+    def failing_step(cloud, column, values):
+        if column == "rot_3":  # the last column: everything else is made by then
+            raise RuntimeError("the attribute step failed")
+        return store_column(cloud, column, values)
 
-    monkeypatch.setattr(
-        sys.modules["bl_ext.user_default.clickgauss"].splat_object, "fill_splat_material", failing_material
-    )
+    splat_object = sys.modules["bl_ext.user_default.clickgauss"].splat_object
+    store_column = splat_object.store_column
+    monkeypatch.setattr(splat_object, "store_column", failing_step)
     with pytest.raises(RuntimeError) as raised:
         bpy.ops.clickgauss.import_splat(filepath=str(tmp_path / "new.ply"))
     message = str(raised.value).strip()
-    assert "new.ply" in message and "the material step failed" in message
+    assert "new.ply" in message and "the attribute step failed" in message
     assert "Traceback" not in message and "\n" not in message
     assert {kind: sorted(block.name for block in getattr(bpy.data, kind)) for kind in blocks} == before
     bpy.context.view_layer.objects.active = kept

@@ -9,14 +9,20 @@ selection's IoU against the ground truth. Run it through `python3 build.py demo`
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+# The Python with torch that trains: this one, unless Blender's Python is another (build.py demo on Blender 5.3)
+BACKEND_PYTHON = os.environ.get("CLICKGAUSS_BACKEND_PYTHON") or sys.executable
 
 from backend.benchmark.synthetic import make_scene, orbit_cameras, write_scene  # noqa: E402
 from backend.formats.ply import read_ply  # noqa: E402
@@ -63,7 +69,7 @@ def train_in_child_process(addon, bpy, obj, folder: Path, iterations: int):
     settings.mask_source, settings.mask_dir = "FOLDER", str(folder / "masks")
     settings.iterations, settings.downscale = iterations, 1
     prefs = addon.addon_preferences.preferences()
-    prefs.python_path = sys.executable
+    prefs.python_path = BACKEND_PYTHON
     job = addon.training.TrainingJob(obj, settings, prefs)
     while job.running:
         for event in job.events():
@@ -76,6 +82,19 @@ def train_in_child_process(addon, bpy, obj, folder: Path, iterations: int):
     field = job.features()
     addon.click_cache.store_features(obj, field.features, field.centers.get("coarse"))
     job.cleanup()
+
+
+def write_demo_scene(folder: Path, gaussians: int) -> None:
+    """The generated scene, its photos (rendered with torch), cameras and masks in `folder`: here, or in the
+    backend's Python where this one has no torch (a Blender whose Python is not the backend's)."""
+    if importlib.util.find_spec("torch") is not None:
+        write_scene(folder, make_scene(gaussians, seed=0), orbit_cameras(10, width=240, height=180))
+        return
+    code = (
+        "import sys, pathlib; sys.path.insert(0, sys.argv[1]); import tools.demo as demo; "
+        "demo.write_demo_scene(pathlib.Path(sys.argv[2]), int(sys.argv[3]))"
+    )
+    subprocess.run([BACKEND_PYTHON, "-c", code, str(ROOT), str(folder), str(gaussians)], check=True)
 
 
 def main() -> int:
@@ -95,7 +114,7 @@ def main() -> int:
     cameras = orbit_cameras(10, width=240, height=180)
     folder = out / "demo_scene"
     shutil.rmtree(folder, ignore_errors=True)  # a previous run's photos would not match these cameras
-    write_scene(folder, scene, cameras)
+    write_demo_scene(folder, options.gaussians)
     print(
         f"generated {scene.splat.count:,} Gaussians ({', '.join(scene.object_names[1:])} on the ground), "
         f"{len(cameras)} photos, cameras and masks -> {folder}"
