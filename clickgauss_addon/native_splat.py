@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .backend.formats.ply import grouped_columns
 from .backend.formats.splat import (
     DC_COLUMNS,
     POSITION_COLUMNS,
     ROTATION_COLUMNS,
     SCALE_COLUMNS,
+    Splat,
     rest_columns,
     sh_degree_for_rest_count,
 )
@@ -74,30 +76,25 @@ def stacked(columns: dict, names) -> np.ndarray:  # (N, len(names)) float32, con
     return np.stack([columns[name] for name in names], axis=1).astype(np.float32, copy=False)
 
 
-def native_arrays(columns: dict, changed=None) -> dict[str, np.ndarray]:
-    """The native attributes (name -> (N, width) float32) of a splat's `columns`: those that depend on a
-    column in `changed`, or all when None. SH only up to what the columns hold."""
-
-    def wanted(names) -> bool:
-        return changed is None or any(name in changed for name in names)
-
-    arrays = {}
-    if wanted(POSITION_COLUMNS):
-        arrays["position"] = stacked(columns, POSITION_COLUMNS)
-    if wanted(SCALE_COLUMNS):
-        arrays["scale"] = exp(stacked(columns, SCALE_COLUMNS))
-    if wanted(ROTATION_COLUMNS):
-        arrays["rotation"] = unit_quaternions(stacked(columns, ROTATION_COLUMNS))
-    if wanted(DC_COLUMNS + ("opacity",)):
-        base = np.empty((len(columns["x"]), 4), np.float32)
-        base[:, :3] = stacked(columns, DC_COLUMNS)
-        base[:, 3] = sigmoid(columns["opacity"])
-        arrays[BASE] = base
-    rest = [name for name in columns if name.startswith("f_rest_")]
-    per_channel = len(rest) // 3
-    if per_channel and wanted(rest):
-        for k in range(per_channel):
-            arrays[f"{SH_PREFIX}{k}"] = stacked(columns, [f"f_rest_{k + c * per_channel}" for c in range(3)])
+def native_arrays(splat: Splat, changed=None) -> dict[str, np.ndarray]:
+    """The native attributes (name -> (N, width) float32) of `splat`: those made of a column in `changed`, or all
+    when None. SH only up to what the splat holds."""
+    per_channel = sum(1 for name in splat.columns if name.startswith("f_rest_")) // 3
+    groups = dict(SOURCES) | {
+        f"{SH_PREFIX}{k}": tuple(f"f_rest_{k + c * per_channel}" for c in range(3)) for k in range(per_channel)
+    }
+    if changed is not None:
+        groups = {name: columns for name, columns in groups.items() if not set(columns).isdisjoint(changed)}
+    arrays = {
+        name: values.astype(np.float32, copy=False)
+        for name, values in zip(groups, grouped_columns(splat, list(groups.values())))
+    }
+    if "scale" in arrays:
+        arrays["scale"] = exp(arrays["scale"])
+    if "rotation" in arrays:
+        arrays["rotation"] = unit_quaternions(arrays["rotation"])
+    if BASE in arrays:
+        arrays[BASE][:, 3] = sigmoid(arrays[BASE][:, 3])
     return arrays
 
 

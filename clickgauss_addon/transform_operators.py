@@ -55,7 +55,7 @@ def write_back(obj, before: Splat, after: Splat, positions: bool = True) -> None
     """Store the columns `after` changed from `before` in obj's attributes; display radii grow with the scales."""
     cloud = obj.data
     changed = [name for name, values in after.columns.items() if values is not before.columns[name]]
-    write_columns(cloud, after.columns, [name for name in changed if positions or name not in POSITION_COLUMNS])
+    write_columns(cloud, after, [name for name in changed if positions or name not in POSITION_COLUMNS])
     growth = radius_growth(before, after)
     for name in ("radius", SHOWN_RADIUS_ATTRIBUTE):
         if name in cloud.attributes:

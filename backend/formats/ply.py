@@ -311,6 +311,21 @@ def contiguous_columns(splat: Splat) -> Splat:
     return Splat(copies, list(splat.comments))
 
 
+def grouped_columns(splat: Splat, groups) -> list[np.ndarray]:
+    """Per group of column names, an (N, len(group)) array of those columns side by side in their common type:
+    what Blender's attributes take (a vector attribute's components, or one column). Copied a block of rows at a
+    time, so a read splat's strided views pull the file through the cache once for all groups, and nothing but
+    the arrays given back is allocated."""
+    columns = splat.columns
+    arrays = [np.empty((splat.count, len(group)), np.result_type(*(columns[c] for c in group))) for group in groups]
+    for start in range(0, splat.count, TRANSPOSE_ROWS):
+        stop = start + TRANSPOSE_ROWS
+        for array, group in zip(arrays, groups):
+            for i, name in enumerate(group):
+                array[start:stop, i] = columns[name][start:stop]
+    return arrays
+
+
 def ply_header(splat: Splat) -> bytes:
     lines = ["ply", "format binary_little_endian 1.0"]
     lines += [f"comment {comment}" for comment in splat.comments]
