@@ -16,6 +16,7 @@ from .backend.errors import UserError
 from .backend.formats import SPLAT_EXTENSIONS, WRITE_FORMATS, left_out, read_splat, write_splat
 from .backend.formats.splat import Splat, join_splats
 from .backend.formats.transform import transform_splat
+from .compat import HAS_NATIVE_SPLATS
 from .splat_object import FILE_AXES_KEY, is_splat, object_to_splat, source_axes, splat_to_object
 from .transform_operators import guard
 
@@ -53,7 +54,8 @@ class CLICKGAUSS_OT_import_splat(bpy.types.Operator, ImportHelper):
     )
     point_size: FloatProperty(
         name="Point Size",
-        description="Display radius of each point, as a multiple of twice its Gaussian's middle standard deviation",
+        description="Display radius of each point, as a multiple of twice its Gaussian's middle standard deviation "
+        "(Blender 5.3 and later draw the Gaussians themselves, at their own size)",
         default=1.0,
         min=0.01,
         max=100.0,
@@ -101,7 +103,8 @@ class CLICKGAUSS_OT_import_splat(bpy.types.Operator, ImportHelper):
         layout.use_property_split = True
         layout.prop(self, "axis_forward")
         layout.prop(self, "axis_up")
-        layout.prop(self, "point_size")
+        if not HAS_NATIVE_SPLATS:  # drawn as discs: their size is ours to choose
+            layout.prop(self, "point_size")
         layout.prop(self, "drop_invalid")
 
 

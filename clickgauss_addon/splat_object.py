@@ -49,6 +49,7 @@ from .point_attributes import get_attribute, read_positions, set_attribute
 
 LAYOUT_KEY = "cg_ply_columns"  # JSON [column, type code, attribute] per column, in file order (older: "name:code,...")
 COMMENTS_KEY = "cg_ply_comments"
+AXES = ("X", "Y", "Z", "-X", "-Y", "-Z")
 FILE_AXES_KEY = "cg_file_axes"  # [forward, up]: the file's axes the import turned into Blender's, which export undoes
 COLOR_ATTRIBUTE = "cg_color"
 HIDDEN_ATTRIBUTE = "cg_hidden"  # BOOLEAN: hidden Gaussians, drawn at radius 0 and ignored by clicks
@@ -106,8 +107,11 @@ def source_axes(cloud) -> tuple[str, str] | None:
     """(forward, up) of the file the cloud's splat came from, in Blender's axis names: as our import recorded
     them, Blender's own for a splat Blender made; None for one imported before they were recorded."""
     if FILE_AXES_KEY in cloud:
-        forward, up = cloud[FILE_AXES_KEY]
-        return str(forward), str(up)
+        stored = cloud[FILE_AXES_KEY]
+        axes = [str(axis) for axis in stored] if hasattr(stored, "__len__") and len(stored) == 2 else []
+        if len(axes) == 2 and set(axes) <= set(AXES) and axes[0].lstrip("-") != axes[1].lstrip("-"):
+            return axes[0], axes[1]
+        return None  # edited by hand into something that is no pair of axes: the export's own
     return None if LAYOUT_KEY in cloud else ("Y", "Z")
 
 

@@ -9,7 +9,7 @@ from conftest import BACKEND_PYTHON, finished_job_events, shared_file
 from test_addon_click import click_on, selection_quality, training_settings
 from test_compressed_formats import random_splat
 
-from backend.formats import read_splat
+from backend.formats import read_splat, write_splat
 from backend.formats.ply import read_ply, write_ply
 
 pytestmark = pytest.mark.blender
@@ -133,6 +133,21 @@ def test_a_splat_blender_imported_exports_what_blender_read(bpy, tmp_path, endin
     np.testing.assert_allclose(written.rotations, unit, atol=1e-6)
 
 
+def test_a_splat_from_blenders_spz_import_exports_what_blender_holds(bpy, tmp_path):
+    """Blender's SPZ import turns the file's axes to its own: export writes the splat as Blender holds it."""
+    write_splat(tmp_path / "s.spz", random_splat(2000, 3, seed=4))
+    assert bpy.ops.wm.spz_import(filepath=str(tmp_path / "s.spz")) == {"FINISHED"}
+    obj = bpy.context.selected_objects[0]
+    bpy.context.view_layer.objects.active = obj
+    held = native_values(obj)
+    assert bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "out.ply")) == {"FINISHED"}
+    written = read_ply(tmp_path / "out.ply")
+    np.testing.assert_array_equal(written.positions, held["position"])
+    np.testing.assert_array_equal(written.sh_dc, held["radiance:base"][:, :3])
+    np.testing.assert_array_equal(written.sh_rest[:, 0], held["radiance:sh_0"])
+    np.testing.assert_allclose(written.alphas, held["radiance:base"][:, 3], atol=1e-6)
+
+
 def test_our_native_import_exports_byte_for_byte_after_hide_reveal_and_a_save(bpy, addon, tmp_path):
     path = sh3_file(tmp_path)
     obj = ours(bpy, path)
@@ -218,3 +233,26 @@ def test_blenders_own_apply_transform_on_its_own_import_turns_the_gaussians_too(
     from test_addon_transform import assert_same_splat
 
     assert_same_splat(read_ply(tmp_path / "applied.ply"), read_ply(tmp_path / "moved.ply"))
+
+
+def test_a_native_splat_missing_what_blender_draws_is_refused_by_name(bpy, tmp_path):
+    """A Gaussian-splat cloud made elsewhere (Geometry Nodes, a script) with positions alone: one message."""
+    cloud = bpy.data.pointclouds.new("bare")
+    cloud.resize(10)
+    cloud.type = "GAUSSIAN_SPLAT"
+    obj = bpy.data.objects.new("bare", cloud)
+    bpy.context.scene.collection.objects.link(obj)
+    bpy.context.view_layer.objects.active = obj
+    with pytest.raises(RuntimeError) as raised:
+        bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "bare.ply"))
+    message = str(raised.value)
+    assert "'bare' is missing the splat attribute(s)" in message and "scale_0" in message
+    assert "Traceback" not in message and not (tmp_path / "bare.ply").exists()
+
+
+def test_file_axes_edited_into_nonsense_fall_back_to_the_exports_own(bpy, tmp_path):
+    path = sh3_file(tmp_path, count=200)
+    obj = ours(bpy, path)
+    obj.data["cg_file_axes"] = ["Y", "up"]
+    assert bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "out.ply")) == {"FINISHED"}
+    assert (tmp_path / "out.ply").read_bytes() == path.read_bytes()  # the export's defaults: the import's

@@ -29,12 +29,14 @@ from backend.formats.ply import read_ply  # noqa: E402
 from tools.blender_env import start_blender  # noqa: E402
 
 
-def render_picture(bpy, objects, path: Path, size) -> None:
-    """A Cycles picture framing `objects` from above and in front, colours as stored (Standard view transform)."""
+def render_picture(bpy, objects, path: Path, size, corners=None) -> None:
+    """A Cycles picture framing `objects` (or the world points `corners`) from above and in front, colours as
+    stored (Standard view transform)."""
     from mathutils import Vector
 
     scene = bpy.context.scene
-    corners = [obj.matrix_world @ Vector(c) for obj in objects for c in obj.bound_box]
+    corners = [Vector(c) for c in corners] if corners is not None else None
+    corners = corners or [obj.matrix_world @ Vector(c) for obj in objects for c in obj.bound_box]
     center = sum(corners, Vector()) / len(corners)
     radius = max((c - center).length for c in corners)
     camera = bpy.data.objects.new("Demo Camera", bpy.data.cameras.new("Demo Camera"))
