@@ -32,8 +32,7 @@ def framed(obj) -> list[tuple[float, float, float]]:
     reach = float(np.percentile(np.linalg.norm(positions - center, axis=1), 90))
     matrix = np.array(obj.matrix_world)
     return [
-        tuple(matrix[:3, :3] @ (center + side * reach) + matrix[:3, 3])
-        for side in np.vstack([np.eye(3), -np.eye(3)])
+        tuple(matrix[:3, :3] @ (center + side * reach) + matrix[:3, 3]) for side in np.vstack([np.eye(3), -np.eye(3)])
     ]
 
 
