@@ -256,3 +256,14 @@ def test_file_axes_edited_into_nonsense_fall_back_to_the_exports_own(bpy, tmp_pa
     obj.data["cg_file_axes"] = ["Y", "up"]
     assert bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "out.ply")) == {"FINISHED"}
     assert (tmp_path / "out.ply").read_bytes() == path.read_bytes()  # the export's defaults: the import's
+
+
+def test_features_trained_from_the_file_load_onto_blenders_own_import(bpy, addon, trained_scene):
+    """Blender's import keeps alphas and linear scales, not the file's logits and logs: the positions tell it is
+    the splat the features were trained for."""
+    obj = blenders_import(bpy, trained_scene["folder"] / "splat.ply")
+    assert bpy.ops.clickgauss.load_features(filepath=str(trained_scene["folder"] / "features.npz")) == {"FINISHED"}
+    click_on(addon, obj, trained_scene, "coarse", "mug")
+    scene = trained_scene["scene"]
+    precision, recall = selection_quality(addon, obj, scene.object_ids == scene.object_names.index("mug"))
+    assert precision > 0.9 and recall > 0.9

@@ -31,11 +31,21 @@ NPY_HEADER_BYTES = 1 << 12
 
 
 def geometry_fingerprint(splat: Splat) -> str:
-    """A hash of what decides the rendering weights: positions, scales, rotations, opacities."""
-    digest = hashlib.sha256()
+    """A hash of what decides the rendering weights (positions, scales, rotations, opacities), '.', and one of the
+    positions alone: features also fit a splat whose positions match where another tool stored its Gaussians'
+    shapes otherwise (Blender's own import keeps alphas, linear scales and unit quaternions, not the file's
+    logits, logs and quaternions as stored). Older files hold the first hash only."""
+    digests = hashlib.sha256(), hashlib.sha256()
     for values in (splat.positions, splat.scales, splat.rotations, splat.opacities):
-        digest.update(np.ascontiguousarray(values, dtype=np.float32).tobytes())
-    return digest.hexdigest()[:16]
+        digests[0].update(np.ascontiguousarray(values, dtype=np.float32).tobytes())
+    digests[1].update(np.ascontiguousarray(splat.positions, dtype=np.float32).tobytes())
+    return ".".join(digest.hexdigest()[:16] for digest in digests)
+
+
+def fits(fingerprint: str, splat: Splat) -> bool:
+    """Whether features of `fingerprint` belong to `splat`: the same geometry, or the same positions."""
+    stored, mine = fingerprint.split("."), geometry_fingerprint(splat).split(".")
+    return stored[0] == mine[0] or (len(stored) > 1 and stored[1] == mine[1])
 
 
 @dataclass
@@ -122,7 +132,7 @@ def load_features(path, splat: Splat | None = None) -> FeatureField:
                 path, f"centers_{level} are {center.dtype} of shape {center.shape}, not a level's cluster centres"
             )
     loaded = FeatureField(features, meta["fingerprint"], meta["config"], meta["mask_source"], centers, meta["step"])
-    if splat is not None and loaded.fingerprint != geometry_fingerprint(splat):
+    if splat is not None and not fits(loaded.fingerprint, splat):
         raise_other_splat(path, count, loaded.fingerprint, splat)
     return loaded
 
