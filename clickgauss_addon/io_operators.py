@@ -72,8 +72,8 @@ class CLICKGAUSS_OT_import_splat(bpy.types.Operator, ImportHelper):
             return {"CANCELLED"}
         if context.mode != "OBJECT":  # a splat (or anything) in edit mode: new objects are added in object mode
             bpy.ops.object.mode_set(mode="OBJECT")
-        imported = []
-        for path in self.paths():
+        imported, failed = [], []
+        for path in self.paths():  # a bad file is reported by name; the others are still imported
             started = time.perf_counter()
             try:
                 splat = read_splat(path, drop_invalid=self.drop_invalid)
@@ -82,14 +82,19 @@ class CLICKGAUSS_OT_import_splat(bpy.types.Operator, ImportHelper):
                 )
                 obj.data[FILE_AXES_KEY] = [self.axis_forward, self.axis_up]
             except Exception as error:  # an internal failure too: one message, the scene as it was
-                self.report({"ERROR"}, failure_message(error, path))
-                return {"FINISHED"} if imported else {"CANCELLED"}
+                failed.append(failure_message(error, path))
+                continue
             imported.append(obj)
             self.report(
                 {"INFO"},
                 f"Imported {splat.count:,} Gaussians (SH degree {splat.sh_degree}) from {path.name} "
                 f"in {time.perf_counter() - started:.2f} s",
             )
+        if failed:
+            skipped = f" ({len(failed)} of {len(failed) + len(imported)} files not imported)" if len(failed) > 1 else ""
+            self.report({"ERROR"}, "; ".join(failed) + skipped)
+        if not imported:
+            return {"CANCELLED"}
         remember_training_inputs(context.scene.clickgauss, self.paths()[0])
         for obj in context.view_layer.objects.selected:
             obj.select_set(False)

@@ -7,6 +7,7 @@ from . import click_cache, click_session, feature_store
 from .backend.device_defaults import DEVICE_DEFAULTS
 from .backend.field.click import DEFAULT_THRESHOLDS
 from .backend.formats.features import Level
+from .backend.ranges import SETTINGS
 
 
 def click_level(settings) -> Level:
@@ -79,14 +80,20 @@ class ClickGaussSettings(bpy.types.PropertyGroup):
     mask_dir: StringProperty(
         name="Mask Folder", description="Precomputed masks, one file per photo", subtype="DIR_PATH"
     )
-    iterations: IntProperty(name="Iterations", description="Training steps (the paper uses 3000)", default=3000, min=1)
+    iterations: IntProperty(
+        name="Iterations",
+        description="Training steps (the paper uses 3000)",
+        default=3000,
+        min=int(SETTINGS["iterations"].low),
+        max=int(SETTINGS["iterations"].high),
+    )
     downscale: IntProperty(
         name="Downscale",
         description="Train on photos this many times smaller (faster); 0: the "
         "device's default (" + ", ".join(f"{n} {d.downscale}" for n, d in DEVICE_DEFAULTS.items()) + ")",
         default=0,
         min=0,
-        max=16,
+        max=int(SETTINGS["downscale"].high),
     )
     checkpoint_every: IntProperty(
         name="Checkpoint Every",
@@ -96,21 +103,22 @@ class ClickGaussSettings(bpy.types.PropertyGroup):
         + ")",
         default=0,
         min=0,
+        max=int(SETTINGS["checkpoint_every"].high),
     )
     view_count: IntProperty(
         name="Views",
         description="How many views Plan Views places around (or inside) the scene",
         default=24,
-        min=1,
-        max=500,
+        min=int(SETTINGS["views"].low),
+        max=int(SETTINGS["views"].high),
     )
     view_size: IntProperty(
         name="Resolution",
         description="Width in pixels of each view rendered from the splat "
         "(the height follows the scene's render aspect)",
         default=512,
-        min=16,
-        max=8192,
+        min=int(SETTINGS["view_size"].low),
+        max=int(SETTINGS["view_size"].high),
     )
     use_viewport: BoolProperty(name="Include Viewport", description="Also render the 3D viewport's current view")
     training: BoolProperty(options={"SKIP_SAVE"})

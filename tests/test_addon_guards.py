@@ -51,6 +51,11 @@ ODD_COLUMNS = [
     "ply_radius",
     ".select_vert",
     "cg_color",
+    "scale",  # Blender 5.3's native splat attributes
+    "rotation",
+    "radiance:base",
+    "radiance:sh_0",
+    "cg_shown_alpha",
 ]
 
 
@@ -144,3 +149,27 @@ def test_the_training_child_ends_with_blender_and_takes_its_folder(tmp_path, add
         time.sleep(0.2)
     assert not alive(int(pid)), "the training process outlived Blender"
     assert not Path(folder).exists(), "its temporary folder was left behind"
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink") or os.name == "nt", reason="symbolic links need privileges on Windows")
+def test_export_onto_a_symbolic_link_writes_through_it(bpy, tmp_path):
+    write_ply(tmp_path / "s.ply", make_scene(300, seed=1).splat)
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "target.ply").write_bytes(b"old")
+    (tmp_path / "link.ply").symlink_to(tmp_path / "real" / "target.ply")
+    assert bpy.ops.clickgauss.import_splat(filepath=str(tmp_path / "s.ply")) == {"FINISHED"}
+    assert bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "link.ply")) == {"FINISHED"}
+    assert (tmp_path / "link.ply").is_symlink()
+    assert (tmp_path / "real" / "target.ply").read_bytes() == (tmp_path / "s.ply").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["target.ply"]  # no temporary file left
+
+
+def test_importing_several_files_imports_the_good_ones_and_names_the_bad(bpy, tmp_path):
+    for name in ("a", "c"):
+        write_ply(tmp_path / f"{name}.ply", make_scene(300, seed=1).splat)
+    (tmp_path / "b.ply").write_bytes(b"ply\nformat binary_little_endian 1.0\nend_header\n")
+    files = [{"name": name} for name in ("a.ply", "b.ply", "c.ply")]
+    with pytest.raises(RuntimeError) as raised:  # Blender raises the error report, after the operator ran
+        bpy.ops.clickgauss.import_splat(directory=str(tmp_path), files=files)
+    assert "b.ply" in str(raised.value) and "a.ply" not in str(raised.value)
+    assert sorted(obj.name for obj in bpy.data.objects) == ["a", "c"]

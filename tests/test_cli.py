@@ -284,3 +284,40 @@ def test_sigterm_stops_training_and_writes_nothing(trained_scene, tmp_path):
     assert process.wait(timeout=60) == 128 + signal.SIGTERM
     assert "cancelled: nothing was written" in process.stderr.read()
     assert list(tmp_path.iterdir()) == []
+
+
+def every_flag():
+    """(command, option, argparse action) for every option of every command."""
+    import argparse
+
+    from backend.cli.main import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for command, parser in commands.choices.items():
+        for action in parser._actions:
+            if action.option_strings:
+                yield command, action.option_strings[-1], action
+
+
+def test_every_numeric_flag_takes_its_range_from_the_one_table():
+    """A new flag inherits the guards: a number is a range of backend/ranges.py, a whole number bounded above."""
+    from backend.ranges import SETTINGS, Range
+
+    numeric = [(c, o, a) for c, o, a in every_flag() if a.type in (int, float) or isinstance(a.type, Range)]
+    assert len(numeric) > 20
+    for command, option, action in numeric:
+        assert any(action.type is allowed for allowed in SETTINGS.values()), f"{command} {option}: not in the table"
+        assert action.type.kind is float or action.type.high is not None, f"{command} {option}: no upper bound"
+
+
+@pytest.mark.parametrize(
+    "flag, value", [("--views", "1000000000"), ("--view-size", "1000000000"), ("--view-size", "8")]
+)
+def test_views_out_of_range_are_refused_before_any_work(tmp_path, flag, value):
+    from backend.benchmark.synthetic import make_scene
+
+    write_ply(tmp_path / "s.ply", make_scene(50, seed=1).splat)
+    started = time.perf_counter()
+    result = backend("train", "--splat", tmp_path / "s.ply", "--out", tmp_path / "f.npz", flag, value)
+    assert_user_error(result, f"{flag} {value}: must be a whole number from")
+    assert time.perf_counter() - started < 30 and not (tmp_path / "f.npz").exists()

@@ -160,3 +160,19 @@ def test_a_splat_file_of_the_wrong_size_is_named(tmp_path):
     (tmp_path / "cut.splat").write_bytes(bytes(32 * 3 + 5))
     with pytest.raises(SplatFileError, match=r"cut\.splat: a \.splat file is 32 bytes per Gaussian"):
         read_splat(tmp_path / "cut.splat")
+
+
+@pytest.mark.parametrize("ending, held", [(".compressed.ply", 3), (".splat", 0), (".spz", 4), (".ply", 4)])
+def test_each_writer_writes_the_sh_its_format_holds_and_says_what_it_left_out(tmp_path, ending, held):
+    from backend.formats import left_out
+
+    splat = random_splat(300, 4)  # 72 f_rest columns: degree 4
+    write_splat(tmp_path / f"s{ending}", splat)
+    back = read_splat(tmp_path / f"s{ending}")
+    assert back.sh_degree == held
+    if held:  # the lower bands, each channel's first coefficients, as they were (within the format's steps)
+        order = morton_order(splat.positions) if ending == ".compressed.ply" else slice(None)  # its point order
+        kept = (held + 1) ** 2 - 1
+        np.testing.assert_allclose(back.sh_rest, splat.sh_rest[order, :kept], atol=0.07)
+    lost = left_out(splat, tmp_path / f"s{ending}")
+    assert any("SH degree 4" in item for item in lost) == (held < 4)

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_compressed_formats import pack_spz, random_splat, write_compressed_ply
+from test_sog import bundle, pack_sog
 
 from backend.benchmark.synthetic import make_scene
 from backend.errors import UserError
@@ -26,6 +27,7 @@ from backend.formats.antimatter_splat import read_antimatter_splat, write_antima
 from backend.formats.compressed_ply import read_compressed_ply
 from backend.formats.features import FeatureField, features_file_bytes, load_features
 from backend.formats.ply import ply_header, read_ply, write_ply
+from backend.formats.sog import read_sog
 from backend.formats.spz import read_spz
 
 MEMORY_BOUND = 64 << 20  # bytes a reader may allocate for a file of at most a few kB
@@ -61,6 +63,7 @@ def small_files(folder: Path) -> dict[str, bytes]:
         "v3.spz": pack_spz(random_splat(30, 1), 3, "gzip"),
         "v4.spz": pack_spz(random_splat(30, 1), 4, "ngsp"),
         "antimatter.splat": (folder / "a.splat").read_bytes(),
+        "sog": bundle(folder / "s.sog", pack_sog(random_splat(40, 1), 1)).read_bytes(),
         "features.npz": features_file_bytes(features),
     }
 
@@ -72,6 +75,7 @@ READERS = {
     "v3.spz": read_spz,
     "v4.spz": read_spz,
     "antimatter.splat": read_antimatter_splat,
+    "sog": read_sog,
     "features.npz": load_features,
 }
 
@@ -149,11 +153,19 @@ def test_arbitrary_bytes_are_read_or_refused_in_bounded_memory(tmp_path, data, s
         ("a.ply", read_splat),
         ("a.spz", read_splat),
         ("a.splat", read_splat),
+        ("a.sog", read_splat),
         ("a.npz", load_features),
     ):
         path = tmp_path / name
         path.write_bytes(start + data)
         outcome_within_bounds(path, reader)
+
+
+def test_every_format_read_is_fuzzed():
+    """A new reader inherits these properties: each file ending the product reads has a seed here."""
+    from backend.formats import SPLAT_EXTENSIONS
+
+    assert {ending for ending in SPLAT_EXTENSIONS} <= {"." + kind.rsplit(".", 1)[-1] for kind in READERS}
 
 
 def test_unmutated_seeds_are_read(seeds, tmp_path):

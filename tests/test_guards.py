@@ -26,6 +26,7 @@ from backend.cli.main import main
 from backend.errors import UserError
 from backend.formats import read_splat
 from backend.formats.features import FeatureField, geometry_fingerprint, load_features, save_features
+from backend.formats.ply import read_ply
 
 MEMORY_BOUND = 64 << 20
 
@@ -383,7 +384,7 @@ def test_a_zero_iteration_training_is_refused_before_any_work(scene, tmp_path):
     result = backend(
         "train", *scene_args(scene), "--images", scene / "images", "--out", tmp_path / "f.npz", "--iterations", 0
     )
-    assert_user_error(result, "--iterations 0: must be a whole number of at least 1")
+    assert_user_error(result, "--iterations 0: must be a whole number from 1 to 10,000,000")
     assert result.stderr.count("\n") == 1 and list(tmp_path.iterdir()) == []
 
 
@@ -490,3 +491,43 @@ def test_sigterm_during_segment_leaves_no_partial_output(tmp_path_factory, tmp_p
     assert process.returncode == 128 + signal.SIGTERM, err
     assert "cancelled: nothing was written" in err
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("moment", ["starting", "renamed"])
+def test_a_stop_at_any_moment_ends_done_or_stopped_never_between(tmp_path_factory, tmp_path, number, moment):
+    """Done: every output complete, exit 0. Stopped: 130 / 143, no output, one line. Never a traceback between:
+    a stop while Python imports, or once the outputs are renamed into place and the run prints its summary."""
+    folder = write_scene_with_features(tmp_path_factory.mktemp("stop-scene"), 2000, 4, size=(96, 72))
+    out = tmp_path / "out"
+    out.mkdir()
+    command = [sys.executable, "-m", "backend", *map(str, segment_args(folder, (48, 36)))]
+    command += ["--out", str(out / "sel.ply"), "--rest", str(out / "rest.ply")]
+    process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    if moment == "starting":
+        time.sleep(0.05)
+    else:
+        deadline = time.monotonic() + 120
+        while not (out / "rest.ply").exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+    process.send_signal(number)
+    _, err = process.communicate(timeout=60)
+    assert "Traceback" not in err, err
+    if process.returncode == 0:
+        assert read_ply(out / "sel.ply").count + read_ply(out / "rest.ply").count == 2000
+    else:
+        assert process.returncode == 128 + number and "cancelled: nothing was written" in err, err
+        assert list(out.iterdir()) == []
+    assert process.returncode == (0 if moment == "renamed" else 128 + number)
+
+
+@pytest.mark.parametrize("cache", ["views", "masks"])
+def test_a_cache_folder_that_cannot_be_written_is_refused_before_any_work(
+    scene, tmp_path, capsys, restore_signals, cache
+):
+    """The folders a run writes without being told (<out>.views/, <out>.masks/) are checked with its outputs."""
+    (tmp_path / f"f.npz.{cache}").write_bytes(b"a file where the cache folder goes")
+    started = time.perf_counter()
+    code, err = run_main(capsys, "train", "--splat", scene / "splat.ply", "--out", tmp_path / "f.npz", "--views", 4)
+    assert_one_error(code, err, f"f.npz.{cache}", "is a file; a folder is expected")
+    assert time.perf_counter() - started < 5 and not (tmp_path / "f.npz").exists()

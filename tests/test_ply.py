@@ -281,3 +281,14 @@ def test_a_read_splat_made_contiguous_holds_and_writes_the_same(tmp_path, layout
     assert_same_values(splat, columns)
     write_ply(tmp_path / "b.ply", splat)
     assert (tmp_path / "a.ply").read_bytes() == (tmp_path / "b.ply").read_bytes()
+
+
+def test_a_comment_that_says_end_header_is_a_comment(tmp_path):
+    """Comments are free text: the header ends at the line that is 'end_header' alone."""
+    splat = make_scene(50, seed=1).splat
+    splat.comments = ["exported by a tool; its end_header comes later", "end_header is a word here"]
+    write_ply(tmp_path / "c.ply", splat)
+    back = read_ply(tmp_path / "c.ply")
+    assert back.comments == splat.comments and back.count == 50
+    write_ply(tmp_path / "again.ply", back)
+    assert (tmp_path / "again.ply").read_bytes() == (tmp_path / "c.ply").read_bytes()

@@ -40,7 +40,7 @@ def test_a_mistake_is_one_error_line_and_exit_2_read_back_as_the_message(tmp_pat
         timeout=120,
     )
     assert result.returncode == EXIT_USER_ERROR
-    assert user_error(result.stderr.splitlines()) == "--iterations 0: must be a whole number of at least 1"
+    assert user_error(result.stderr.splitlines()) == "--iterations 0: must be a whole number from 1 to 10,000,000"
     assert not [line for line in result.stdout.splitlines() if read_progress(line)]  # nothing started
 
 

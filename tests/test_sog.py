@@ -132,3 +132,36 @@ def test_bad_sog_files_are_named(tmp_path):
     broken = dict(files, **{"sh0.webp": b"RIFF0000WEBPjunk"})
     with pytest.raises(SplatFileError, match=r"broken\.sog: the SOG image 'sh0\.webp' cannot be decoded"):
         read_splat(bundle(tmp_path / "broken.sog", broken))
+
+
+def webp_declaring(width: int, height: int) -> bytes:
+    """A 36-byte lossless WebP whose header declares width x height: decoding it would take width x height x 4."""
+    bits = (width - 1) | (height - 1) << 14 | 1 << 28
+    payload = bytes([0x2F]) + bits.to_bytes(4, "little") + bytes(11)
+    chunk = b"VP8L" + len(payload).to_bytes(4, "little") + payload
+    return b"RIFF" + (4 + len(chunk)).to_bytes(4, "little") + b"WEBP" + chunk
+
+
+@pytest.mark.parametrize("name", ["sh0.webp", "shN_centroids.webp"])
+def test_an_image_declaring_more_texels_than_its_gaussians_is_refused_before_decoding(tmp_path, name):
+    files = dict(pack_sog(random_splat(100, 1), 1), **{name: webp_declaring(8192, 8192)})
+    with pytest.raises(SplatFileError, match=rf"'{name}' is 8192x8192 .* refused before decoding"):
+        read_splat(bundle(tmp_path / "bomb.sog", files))
+
+
+@pytest.mark.parametrize("count", ["1e999", "-5", "2.5", '"100"', "true", "99999999999"])
+def test_a_count_that_is_no_whole_number_in_range_is_named(tmp_path, count):
+    files = pack_sog(random_splat(100, 0), 0)
+    files["meta.json"] = files["meta.json"].replace(b'"count": 100', f'"count": {count}'.encode())
+    with pytest.raises(SplatFileError, match=r"its SOG count is .*; a whole number from 1 to"):
+        read_splat(bundle(tmp_path / "count.sog", files))
+
+
+def test_a_member_with_a_bad_checksum_is_named(tmp_path):
+    path = bundle(tmp_path / "crc.sog", pack_sog(random_splat(100, 0), 0))
+    data = bytearray(path.read_bytes())
+    member = data.find(b"RIFF", data.find(b"quats.webp"))  # stored, not deflated: its bytes lie in the zip as they are
+    data[member + 40] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(SplatFileError, match=r"crc\.sog: the SOG bundle's 'quats\.webp' cannot be read \(Bad CRC"):
+        read_splat(path)

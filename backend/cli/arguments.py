@@ -34,10 +34,17 @@ def path_argument(parser: argparse.ArgumentParser, flag: str, role: str, **kwarg
 
 
 def check_paths(options: argparse.Namespace) -> None:
-    """check_outputs over the paths the chosen subcommand declared with path_argument."""
+    """check_outputs over the paths the chosen subcommand declared with path_argument, and the folders it will write
+    without being told (caches beside its output, declared with cache_folders): all of them before any work."""
     roles = getattr(options, "path_roles", None) or {}
     given = {
         role: {flag: getattr(options, dest) for dest, (flag, kind) in roles.items() if kind == role} for role in ROLES
     }
-    outputs = {**given["output"], **given["output folder"]}
-    check_outputs(given["input"], outputs, folders=given["output folder"])
+    caches = options.cache_folders(options) if getattr(options, "cache_folders", None) else {}
+    outputs = {**given["output"], **given["output folder"], **caches}
+    check_outputs(given["input"], outputs, folders=[*given["output folder"], *caches])
+
+
+def cache_folders(parser: argparse.ArgumentParser, folders) -> None:
+    """Declare the folders a command writes that no option names: `folders(options)` gives {what: path}."""
+    parser.set_defaults(cache_folders=folders)

@@ -7,7 +7,7 @@ import sys
 
 from ..errors import UserError
 from ..formats.features import Level
-from ..ranges import COSINE, NON_NEGATIVE, POSITIVE
+from ..ranges import SETTINGS
 from .arguments import path_argument
 from .scene import add_scene_arguments, load_scene
 
@@ -29,26 +29,30 @@ def add_parser(commands) -> None:
         help="folder of <image stem>.npz with 'objects' and/or 'parts' (H, W) label maps "
         "(-1 = none), optional labels.json with names and those to ignore",
     )
-    parser.add_argument("--clicks", type=POSITIVE, default=3, help="clicks per object or part (default 3)")
+    parser.add_argument("--clicks", type=SETTINGS["clicks"], default=3, help="clicks per object or part (default 3)")
     parser.add_argument(
         "--negative-clicks",
-        type=NON_NEGATIVE,
+        type=SETTINGS["negative_clicks"],
         default=0,
         help="clicks per object or part on the label it touches most in the reference view, which "
         "remove what they select (METHOD.md: points inside 'and optionally outside'; default 0)",
     )
     parser.add_argument(
         "--random-clicks",
-        type=NON_NEGATIVE,
+        type=SETTINGS["random_clicks"],
         default=0,
         help="also score this many single clicks per object or part, at random pixels inside it in "
         "random views: the mean and 10th percentile of their IoU (default 0)",
     )
-    parser.add_argument("--seed", type=NON_NEGATIVE, default=0, help="seed of the click positions (default 0)")
+    parser.add_argument("--seed", type=SETTINGS["seed"], default=0, help="seed of the click positions (default 0)")
     parser.add_argument(
-        "--threshold-coarse", type=COSINE, help="similarity threshold for objects (default: the product's)"
+        "--threshold-coarse",
+        type=SETTINGS["threshold"],
+        help="similarity threshold for objects (default: the product's)",
     )
-    parser.add_argument("--threshold-fine", type=COSINE, help="similarity threshold for parts (default: the product's)")
+    parser.add_argument(
+        "--threshold-fine", type=SETTINGS["threshold"], help="similarity threshold for parts (default: the product's)"
+    )
     path_argument(parser, "--json", "output", help="also write every number, per view, to this JSON file")
 
 
@@ -102,6 +106,6 @@ def run(options) -> int:
             }
             for r in results
         ]
-        write_atomic(options.json, [json.dumps(report, indent=1).encode("utf-8")])
+        write_atomic(options.json, [json.dumps(report, indent=1).encode("utf-8")], final=True)
         print(f"wrote {options.json}", file=sys.stderr)
     return 0

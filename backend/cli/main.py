@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # KeyboardInterrupt (__main__ set an early handler)
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, raise_stopped)  # `train` polls a flag instead (StopRequested)
     options = build_parser().parse_args(argv)

@@ -80,7 +80,7 @@ def run(options) -> int:
             covered = alpha > 0.5
             colors[covered] = pca_colors(rendered[covered])
             pictures[f"{stem}_{level}.png"] = (colors.reshape(*shape, 3) * 255).astype(np.uint8)
-    with StagedOutputs() as staged:
+    with StagedOutputs(final=True) as staged:
         staged.make_folder(options.out)
         for name, picture in pictures.items():
             staged.write(options.out / name, [io_png(Image.fromarray(picture))])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..device_defaults import DEVICE_DEFAULTS
 from ..errors import UserError
-from ..ranges import POSITIVE
+from ..ranges import SETTINGS
 from .arguments import path_argument
 
 
@@ -33,7 +33,7 @@ def add_scene_arguments(
     per_device = ", ".join(f"{name} {d.downscale}" for name, d in DEVICE_DEFAULTS.items())
     parser.add_argument(
         "--downscale",
-        type=POSITIVE,
+        type=SETTINGS["downscale"],
         default=None if downscale_per_device else 1,
         help="divide the image size by this (default "
         + (f"per device: {per_device})" if downscale_per_device else "1)"),
@@ -45,10 +45,13 @@ def add_view_arguments(parser) -> None:
     from ..scene.view_planning import LAYOUTS
 
     parser.add_argument(
-        "--views", type=POSITIVE, default=24, help="views to plan when there are no cameras (default 24)"
+        "--views", type=SETTINGS["views"], default=24, help="views to plan when there are no cameras (default 24)"
     )
     parser.add_argument(
-        "--view-size", type=POSITIVE, default=512, help="width of planned views in pixels, 4:3 (default 512)"
+        "--view-size",
+        type=SETTINGS["view_size"],
+        default=512,
+        help="width of planned views in pixels, 4:3 (default 512)",
     )
     parser.add_argument(
         "--view-layout",
@@ -73,6 +76,11 @@ def load_scene(options, need_images: bool):
     return splat, cameras, images
 
 
+def views_cache(options) -> Path:
+    """Where the views rendered from the splat are cached: <out>.views/."""
+    return options.out.with_name(options.out.name + ".views")
+
+
 def rendered_scene(options, progress, stop, device="cpu"):
     """The splat, views rendered from it (from --cameras where given, else planned; cached in <out>.views/) and
     their weights on `device`, for training."""
@@ -90,7 +98,7 @@ def rendered_scene(options, progress, stop, device="cpu"):
         options.views,
         options.view_size,
         options.view_layout,
-        options.out.with_name(options.out.name + ".views"),
+        views_cache(options),
         progress,
         stop,
         str(options.splat),

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..formats import WRITE_FORMATS, left_out, splat_chunks, write_format
-from ..ranges import COSINE, FINITE
+from ..ranges import SETTINGS
 from .arguments import path_argument
 from .render import io_png
 from .scene import add_scene_arguments, find_view, load_scene
@@ -27,7 +27,7 @@ def add_parser(commands) -> None:
     segment.add_argument(
         "--click",
         nargs=2,
-        type=FINITE,
+        type=SETTINGS["click"],
         action="append",
         required=True,
         metavar=("X", "Y"),
@@ -36,14 +36,16 @@ def add_parser(commands) -> None:
     segment.add_argument(
         "--exclude",
         nargs=2,
-        type=FINITE,
+        type=SETTINGS["click"],
         action="append",
         default=[],
         metavar=("X", "Y"),
         help="a pixel whose object is removed from the selection",
     )
     segment.add_argument("--level", choices=("coarse", "fine"), default="coarse", help="whole objects or parts")
-    segment.add_argument("--threshold", type=COSINE, help="cosine similarity to select above (default per level)")
+    segment.add_argument(
+        "--threshold", type=SETTINGS["threshold"], help="cosine similarity to select above (default per level)"
+    )
     formats = ", ".join(WRITE_FORMATS)
     path_argument(segment, "--out", "output", required=True, help=f"the selected Gaussians ({formats}: by its name)")
     path_argument(segment, "--rest", "output", help=f"the other Gaussians ({formats})")
@@ -92,7 +94,7 @@ def run(options) -> int:
             f"the clicks select no Gaussian at the {options.level} level (threshold {threshold:g}): "
             f"lower --threshold or click elsewhere; nothing was written"
         )
-    with StagedOutputs() as staged:  # all of them or, after an error or a stop, none
+    with StagedOutputs(final=True) as staged:  # all of them or, after an error or a stop, none
         staged.write(options.out, splat_chunks(options.out, splat.subset(selected)))
         if options.rest:
             staged.write(options.rest, splat_chunks(options.rest, splat.subset(~selected)))

@@ -9,10 +9,10 @@ from pathlib import Path
 from ..device import resolve_device, sam_device
 from ..device_defaults import DEVICE_DEFAULTS, DEVICES
 from ..errors import UserError
-from ..ranges import Range
-from .arguments import path_argument
+from ..ranges import SETTINGS
+from .arguments import cache_folders, path_argument
 from .protocol import progress_printer
-from .scene import add_scene_arguments, add_view_arguments, load_scene, rendered_scene
+from .scene import add_scene_arguments, add_view_arguments, load_scene, rendered_scene, views_cache
 from .stopping import StopRequested, cancelled
 
 MASK_SOURCES = ("auto", "sam", "folder", "geometric", "felzenszwalb")
@@ -47,6 +47,7 @@ def add_parser(commands) -> None:
     path_argument(train, "--sam-checkpoint", "input", help="a segment-anything checkpoint (.pth)")
     train.add_argument("--sam-model", default="vit_h", help="SAM model type of the checkpoint (default vit_h)")
     path_argument(train, "--mask-cache", "output folder", help="folder caching computed masks (default: <out>.masks/)")
+    cache_folders(train, default_caches)
     train.add_argument(
         "--device",
         default="auto",
@@ -61,7 +62,7 @@ def add_parser(commands) -> None:
     )
     train.add_argument(
         "--checkpoint-every",
-        type=Range(int, 0),
+        type=SETTINGS["checkpoint_every"],
         metavar="STEPS",
         help="write the features so far to <out>.checkpoint.npz every STEPS steps (0: never; default "
         "per device: "
@@ -106,6 +107,15 @@ def add_parser(commands) -> None:
                 default=value,
                 help=special.get(name, f"default {value}"),
             )
+
+
+def default_caches(options) -> dict[str, Path]:
+    """The caches beside --out the run will write: the masks' unless --mask-cache names another, and without
+    --images the rendered views'."""
+    caches = {} if options.mask_cache else {"the mask cache": mask_cache(options)}
+    if options.images is None:
+        caches["the views cache"] = views_cache(options)
+    return caches
 
 
 def mask_cache(options) -> Path:

@@ -27,15 +27,7 @@ from ..formats.features import (
     geometry_fingerprint,
 )
 from ..formats.splat import Splat
-from ..ranges import (
-    COSINE,
-    FRACTION,
-    NON_NEGATIVE,
-    NON_NEGATIVE_FLOAT,
-    POSITIVE,
-    POSITIVE_FLOAT,
-    Range,
-)
+from ..ranges import SETTINGS
 from .render import apply_weights, row_fragments, sparse_to
 from .views import camera_weights, splat_tensors
 
@@ -89,28 +81,8 @@ class TrainConfig:
         return self.tau_coarse if level == "coarse" else self.tau_fine
 
 
-SETTING_RANGES = {  # every numeric TrainConfig setting: the command line's argument types and TrainConfig's check
-    "iterations": POSITIVE,
-    "learning_rate": POSITIVE_FLOAT,
-    "pixels": Range(int, 2),
-    "mask_balance": FRACTION,
-    "negative_anchors": POSITIVE,
-    "tau_coarse": COSINE,
-    "tau_fine": COSINE,
-    "tau_global": COSINE,
-    "gfl_start": Range(int, -1),
-    "gfl_refresh": POSITIVE,
-    "cluster_epsilon_coarse": NON_NEGATIVE_FLOAT,
-    "cluster_epsilon_fine": NON_NEGATIVE_FLOAT,
-    "lambda_gfl": NON_NEGATIVE_FLOAT,
-    "lambda_norm3d": NON_NEGATIVE_FLOAT,
-    "lambda_norm2d": NON_NEGATIVE_FLOAT,
-    "lambda_spatial": NON_NEGATIVE_FLOAT,
-    "spatial_neighbours": POSITIVE,
-    "gaussian_subset": Range(int, 2),
-    "gfl_share": Range(float, 0.0, 1.0, above_low=True),
-    "seed": NON_NEGATIVE,
-}
+# every numeric TrainConfig setting's range, from the one table: the command line's types and TrainConfig's check
+SETTING_RANGES = {f.name: SETTINGS[f.name] for f in dataclasses.fields(TrainConfig) if f.name in SETTINGS}
 
 
 def setting_option(name: str) -> str:

@@ -11,16 +11,17 @@ from .compressed_ply import compressed_ply_bytes, is_compressed_ply, read_compre
 from .files import read_file_bytes, write_file
 from .ply import parse_header, ply_chunks, read_ply
 from .sog import read_sog
-from .splat import REQUIRED_COLUMNS, Splat
+from .splat import REQUIRED_COLUMNS, Splat, rest_columns
 from .spz import pack_spz, read_spz
 
 SPLAT_EXTENSIONS = (".ply", ".spz", ".splat", ".sog")  # read; SOG is not written
-# What a written file's name ends with -> (format, whether it loses precision). Longest first.
+# What a written file's name ends with -> (format, whether it loses precision, the highest SH degree it holds).
+# Longest first.
 WRITE_FORMATS = {
-    ".compressed.ply": ("PlayCanvas compressed PLY", True),
-    ".ply": ("3DGS PLY", False),
-    ".spz": ("Niantic SPZ", True),
-    ".splat": ("antimatter15 .splat (no view-dependent colour)", True),
+    ".compressed.ply": ("PlayCanvas compressed PLY", True, 3),
+    ".ply": ("3DGS PLY", False, 4),
+    ".spz": ("Niantic SPZ", True, 4),
+    ".splat": ("antimatter15 .splat (no view-dependent colour)", True, 0),
 }
 
 
@@ -53,6 +54,7 @@ def splat_chunks(path, splat: Splat):
     """The bytes of `splat` in the format `path`'s name ends with (see WRITE_FORMATS), as chunks: for
     write_splat, or StagedOutputs where several files are written all or none."""
     ending = write_format(path)
+    splat = held_by_format(splat, ending)
     if ending == ".ply":
         return ply_chunks(splat)
     if ending == ".compressed.ply":
@@ -67,15 +69,39 @@ def write_splat(path, splat: Splat) -> None:
     write_file(Path(path), splat_chunks(path, splat))
 
 
+def held_by_format(splat: Splat, ending: str) -> Splat:
+    """`splat` with its SH cut to the highest degree the format of `ending` holds: every writer writes what its
+    format can, and left_out says what that left out."""
+    highest = WRITE_FORMATS[ending][2]
+    if splat.sh_degree <= highest:
+        return splat
+    dropped = set(rest_columns(splat.sh_degree))
+    per_channel = len(dropped) // 3
+    kept = highest and (highest + 1) ** 2 - 1  # coefficients per channel kept
+    columns = {}
+    for name, values in splat.columns.items():
+        if name not in dropped:
+            columns[name] = values
+        elif int(name[7:]) % per_channel < kept:  # f_rest_i: channel i // per_channel, coefficient i % per_channel
+            channel, coefficient = divmod(int(name[7:]), per_channel)
+            columns[f"f_rest_{channel * kept + coefficient}"] = values
+    return Splat(columns, list(splat.comments))
+
+
 def left_out(splat: Splat, path) -> list[str]:
-    """What of `splat` the format `path` names cannot hold: its SH rest (.splat) and columns beyond the
-    standard ones (normals, features, extras), for the one-line report an export gives."""
+    """What of `splat` the format `path` names cannot hold: SH above its degree (all of them in .splat) and columns
+    beyond the standard ones (normals, features, extras), for the one-line report an export gives."""
     ending = write_format(path)
+    highest = WRITE_FORMATS[ending][2]
+    lost = []
+    if splat.sh_degree > highest:
+        lost.append(
+            f"SH degree {splat.sh_degree} (view-dependent colour"
+            + (f" above degree {highest}" if highest else "")
+            + ")"
+        )
     if ending == ".ply":
-        return []
-    standard = set(REQUIRED_COLUMNS) | (
-        {name for name in splat.columns if name.startswith("f_rest_")} if ending != ".splat" else set()
-    )
-    lost = [f"SH degree {splat.sh_degree} (view-dependent colour)"] if ending == ".splat" and splat.sh_degree else []
+        return lost
+    standard = set(REQUIRED_COLUMNS)
     extra = [name for name in splat.columns if name not in standard and not name.startswith("f_rest_")]
     return lost + ([f"column(s) {', '.join(extra)}"] if extra else [])

@@ -33,6 +33,7 @@ from ..errors import InputFileError, UserError
 MAX_INFLATION = 100
 NPY_HEADER_LIMIT = 1 << 16  # a .npy header is at most this long (numpy writes 128 bytes, or a multiple of 64)
 INFLATION_FLOOR = 16 << 20  # what any header may promise: little memory, and room for small constant test files
+MAX_COUNT = (1 << 31) - 1  # the most Gaussians (or texels, entries) any file may state: more than any real capture
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
 
 
@@ -80,6 +81,19 @@ def read_file_bytes(path, length: int | None = None) -> bytes:
     path = Path(path)
     with open_input(path) as (file, size):
         return file.read(size if length is None else min(length, size))
+
+
+def whole_number(path, value, what: str, low: int = 0, high: int = MAX_COUNT) -> int:
+    """A count or size a file states (a header field, a JSON entry) as an int from `low` to `high`, or one
+    InputFileError naming `what`: 1e999, -1, 2.5, "12" or true are refused before anything is sized by them."""
+    whole = (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float))
+        and (isinstance(value, int) or (math.isfinite(value) and value.is_integer()))
+    )
+    if not whole or not low <= value <= high:
+        raise InputFileError(path, f"its {what} is {value!r}; a whole number from {low:,} to {high:,} is expected")
+    return int(value)
 
 
 def check_inflation(path, stored: int, promised: int, what: str) -> None:
@@ -300,9 +314,10 @@ def _check_output_folder(option: str, path: Path, inputs: list) -> None:
             )
 
 
-def write_atomic(path, chunks) -> None:
-    """Write the byte chunks to `path` through a temporary file and a rename, so no reader sees half a file."""
-    with StagedOutputs() as staged:
+def write_atomic(path, chunks, final: bool = False) -> None:
+    """Write the byte chunks to `path` through a temporary file and a rename, so no reader sees half a file
+    (`final`: see StagedOutputs)."""
+    with StagedOutputs(final) as staged:
         staged.write(path, chunks)
 
 
@@ -311,10 +326,15 @@ class StagedOutputs:
 
     An error, Ctrl+C or SIGTERM before the end removes every staged file, so a command leaves all
     its outputs or none; a stop that arrives during the renames is too late: they complete, and the
-    command ends as done.
+    command ends as done. `final`: these are a command's last outputs, so once they are in place the
+    run is done and stops stay ignored until the process ends (one arriving while it prints its summary
+    would otherwise end it as stopped, exit 130, over complete outputs). Never in Blender's process.
+    A target that is a symbolic link is written through it, as Blender's own exporters do: the link
+    stays, its file gets the new bytes.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, final: bool = False) -> None:
+        self.final = final
         self.staged: list[tuple[str, Path]] = []  # (temporary file, target)
         self.made: list[Path] = []  # folders made for the outputs, outermost first
 
@@ -331,7 +351,7 @@ class StagedOutputs:
         The temporary name is recorded before the file is created, so a stop that lands at any
         point of the write (even between creating the file and recording it) leaves nothing behind.
         """
-        path = Path(path)
+        path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
         temporary = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.part")
         self.staged.append((temporary, path))
         with open(temporary, "xb") as out:  # x: never another's file
@@ -362,8 +382,11 @@ class StagedOutputs:
         try:
             for temporary, path in self.staged:
                 os.replace(temporary, path)
+        except BaseException:
+            self.final = False  # not done after all: the error (and later stops) end the run
+            raise
         finally:
-            for number, handler in handlers.items():
+            for number, handler in handlers.items() if not self.final else ():
                 signal.signal(number, handler)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ PLY_TYPES = {
 TYPE_NAMES = {code: name for name, code in reversed(PLY_TYPES.items())}
 FORMATS = {"ascii": None, "binary_little_endian": "<", "binary_big_endian": ">"}
 MAX_HEADER_BYTES = 1 << 20
+END_HEADER = re.compile(rb"^end_header[ \t\r]*$", re.MULTILINE)
 BLOCK_ROWS = 1 << 15  # points read and checked, or interleaved, at a time: a block of rows stays in the CPU cache
 TRANSPOSE_ROWS = 1 << 11  # rows turned into columns at a time: the block and its columns stay in the core's cache
 READERS = 4  # threads that read a large file, each its own run of blocks (fewer on fewer cores)
@@ -73,7 +75,8 @@ class Header:
 def parse_header(path: Path, data: bytes) -> Header:
     if not data.startswith(b"ply"):
         raise SplatFileError(path, "not a PLY file (it does not start with 'ply')")
-    end = data.find(b"end_header")
+    ending = END_HEADER.search(data)  # a line of its own: a comment may say 'end_header' too
+    end = ending.start() if ending else -1
     if end < 0:
         raise SplatFileError(path, "the PLY header has no 'end_header' line (truncated or not a PLY file)")
     newline = data.find(b"\n", end)
@@ -127,8 +130,8 @@ def check_vertex_columns(path: Path, vertex: Element) -> None:
     if rest != list(range(len(rest))) or sh_degree_for_rest_count(len(rest)) is None:
         raise SplatFileError(
             path,
-            f"{len(rest)} f_rest columns do not form spherical harmonics of degree 0-3 "
-            "(expected 0, 9, 24 or 45 columns named f_rest_0, f_rest_1, ...)",
+            f"{len(rest)} f_rest columns do not form spherical harmonics of degree 0-4 "
+            "(expected 0, 9, 24, 45 or 72 columns named f_rest_0, f_rest_1, ...)",
         )
 
 

@@ -23,16 +23,18 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import SplatFileError
-from .files import check_inflation, input_size, read_file_bytes
+from .files import check_inflation, input_size, read_file_bytes, whole_number
 from .splat import Splat
 
 QUAT_SLOTS = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])  # the stored components, by the largest one
 PALETTE_ROW = 64  # palette entries a row of shN_centroids holds
+PALETTE_SIZE = 1 << 16  # entries a palette may have: each Gaussian's label is 16 bits
 
 
 def _files(path: Path):
@@ -48,7 +50,11 @@ def _files(path: Path):
                 if name not in names:
                     raise SplatFileError(path, f"the SOG bundle lacks '{name}'")
                 check_inflation(path, input_size(path), bundle.getinfo(name).file_size, f"SOG '{name}'")
-                return bundle.read(name)  # at most the size just checked
+                try:
+                    return bundle.read(name)  # at most the size just checked
+                except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as error:
+                    # RuntimeError: zipfile's word for an encrypted member
+                    raise SplatFileError(path, f"the SOG bundle's '{name}' cannot be read ({error})") from None
         else:
 
             def load(name: str) -> bytes:
@@ -67,28 +73,28 @@ def _files(path: Path):
     return meta, load
 
 
-def _image(path: Path, load, name: str, count: int | None) -> np.ndarray:
-    """(count, 4) uint8 RGBA texels, row by row (all of them when count is None)."""
+def _image(path: Path, load, name: str, least: int, most: int) -> np.ndarray:
+    """(texels, 4) uint8 RGBA, row by row. The size its header declares is checked before decoding: from `least`
+    to `most` texels."""
     try:
         from PIL import Image
     except ImportError:
         raise SplatFileError(path, "reading SOG needs the Pillow package (pip install pillow)") from None
     try:
         with Image.open(io.BytesIO(load(name))) as picture:
-            if count is not None and picture.width * picture.height > 4 * count + (1 << 16):
+            declared = picture.width * picture.height
+            if not least <= declared <= most:
                 raise SplatFileError(
                     path,
-                    f"the SOG image '{name}' is {picture.width}x{picture.height} for "
-                    f"{count} Gaussians: refused before decoding",
+                    f"the SOG image '{name}' is {picture.width}x{picture.height} ({declared:,} texels) where "
+                    f"{least:,} to {most:,} are expected: refused before decoding",
                 )
             texels = np.asarray(picture.convert("RGBA")).reshape(-1, 4)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise SplatFileError(path, f"the SOG image '{name}' cannot be decoded ({error})") from None
-    if count is None:
-        return texels
-    if len(texels) < count:
-        raise SplatFileError(path, f"the SOG image '{name}' holds {len(texels)} texels for {count} Gaussians")
-    return texels[:count]
+    if len(texels) < least:
+        raise SplatFileError(path, f"the SOG image '{name}' holds {len(texels)} texels; {least} are expected")
+    return texels
 
 
 def _codebook(path: Path, meta: dict, key: str) -> np.ndarray:
@@ -107,17 +113,15 @@ def read_sog(path) -> Splat:
     if meta.get("version") != 2:
         raise SplatFileError(path, f"SOG version {meta.get('version', 1)} is not supported (version 2 is)")
     try:
-        count = int(meta["count"])
+        count = whole_number(path, meta["count"], "SOG count", 1)
         files = {key: meta[key]["files"] for key in ("means", "quats", "scales", "sh0")}
         low, high = np.asarray(meta["means"]["mins"], np.float64), np.asarray(meta["means"]["maxs"], np.float64)
         scale_book, colour_book = _codebook(path, meta, "scales"), _codebook(path, meta, "sh0")
     except (KeyError, TypeError, ValueError):
         raise SplatFileError(path, "the SOG meta.json lacks count, means, scales, quats or sh0 entries") from None
-    if count <= 0:
-        raise SplatFileError(path, "the file holds zero points")
 
-    def image(name):
-        return _image(path, load, name, count)
+    def image(name):  # one texel a Gaussian; an image may pad its last rows
+        return _image(path, load, name, count, 4 * count + (1 << 16))[:count]
 
     means_low, means_high = image(files["means"][0]), image(files["means"][1])
     stored = (means_low[:, :3].astype(np.int64) | means_high[:, :3].astype(np.int64) << 8) / 65535.0
@@ -150,7 +154,8 @@ def read_sog(path) -> Splat:
 def _sh_rest(path: Path, entry: dict, image, load, count: int) -> np.ndarray:
     """(N, K-1, 3) SH rest from the palette: each Gaussian's label picks a row of codebook indices."""
     try:
-        degree, palette_count = int(entry["bands"]), int(entry["count"])
+        degree = whole_number(path, entry["bands"], "SOG shN bands", 1, 3)
+        palette_count = whole_number(path, entry["count"], "SOG shN count", 1, PALETTE_SIZE)
         book = np.asarray(entry["codebook"], dtype=np.float64)
         centroid_file, label_file = entry["files"]
     except (KeyError, TypeError, ValueError):
@@ -164,8 +169,8 @@ def _sh_rest(path: Path, entry: dict, image, load, count: int) -> np.ndarray:
     coefficients = (degree + 1) ** 2 - 1
     labels = image(label_file)
     labels = labels[:, 0].astype(np.int64) | labels[:, 1].astype(np.int64) << 8
-    centroids = _image(path, load, centroid_file, None)
     row_width = PALETTE_ROW * coefficients
+    centroids = _image(path, load, centroid_file, row_width, PALETTE_SIZE // PALETTE_ROW * row_width)
     if len(centroids) % row_width:
         raise SplatFileError(path, f"the SOG image '{centroid_file}' is not {row_width} texels wide")
     table = centroids.reshape(-1, row_width, 4)  # (palette rows, 64 entries x coefficients, RGBA)

@@ -50,7 +50,7 @@ class Splat:
     @property
     def sh_degree(self) -> int:
         degree = sh_degree_for_rest_count(sum(1 for name in self.columns if name.startswith("f_rest_")))
-        assert degree is not None  # every reader, and from_arrays, make 0, 9, 24 or 45 f_rest columns
+        assert degree is not None  # every reader, and from_arrays, make 0, 9, 24, 45 or 72 f_rest columns
         return degree
 
     def stack(self, names) -> np.ndarray:
