@@ -84,7 +84,7 @@ class CLICKGAUSS_OT_click_mode(bpy.types.Operator):
         empty = click_session.empty_reason(self.info) if "level" in self.info else None  # none before the first click
         status = empty or f"{int(self.info['selected']):,} selected · {self.info['ms']:.1f} ms per click"
         step = feature_store.features_step(context.active_object)
-        field = "" if step is None else f"field of step {step} (training) · "
+        field = "" if step is None else f"field: {feature_store.field_name(step)} · "
         context.area.header_text_set(
             f"Click-Gaussian · {field}{click_level(settings)} · threshold {settings.threshold:.2f} · {status}"
             f"   |   {HINTS}"

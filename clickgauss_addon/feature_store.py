@@ -48,6 +48,14 @@ def features_step(obj) -> int | None:
     return None if step is None else int(step)
 
 
+def field_name(step: int | None) -> str:
+    """What the panel and the click header call a field by its step: step 0 is the field lifted from the splat's
+    3D groups before any training, which clicks use within seconds of Train."""
+    if step is None:
+        return "trained"
+    return "lifted, no training yet" if step == 0 else f"step {step} (training)"
+
+
 def granularity_prior(obj) -> bool:
     """Whether the object's field was trained with the granularity prior, so its clicks apply it too."""
     return bool(obj.data.get(PRIOR_KEY, True))

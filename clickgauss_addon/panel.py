@@ -34,13 +34,7 @@ class CLICKGAUSS_PT_main(SidebarPanel, bpy.types.Panel):
         degree = {0: 0, 9: 1, 24: 2, 45: 3}.get(rest, "?")
         box.label(text=f"{len(cloud.points):,} Gaussians, SH degree {degree}")
         step = feature_store.features_step(obj) if feature_store.has_features(obj) else None
-        features = (
-            "none yet"
-            if not feature_store.has_features(obj)
-            else "trained"
-            if step is None
-            else f"step {step} (training)"
-        )
+        features = "none yet" if not feature_store.has_features(obj) else feature_store.field_name(step)
         box.label(text=f"Features: {features}")
         row = layout.row(align=True)
         row.operator("clickgauss.apply_transform", text="Apply Transform", icon="OBJECT_ORIGIN")
@@ -82,9 +76,10 @@ class CLICKGAUSS_PT_train(SidebarPanel, bpy.types.Panel):
         layout.prop(settings, "checkpoint_every")
         if settings.training:
             layout.progress(factor=settings.progress / 100, text=settings.status)
-            if settings.checkpoint_step:
+            if settings.checkpoint_step >= 0:
                 layout.label(
-                    text=f"Clicks use the field of step {settings.checkpoint_step}", icon="RESTRICT_SELECT_OFF"
+                    text=f"Clicks use the field: {feature_store.field_name(settings.checkpoint_step)}",
+                    icon="RESTRICT_SELECT_OFF",
                 )
             layout.operator("clickgauss.cancel_training", icon="CANCEL")
         else:

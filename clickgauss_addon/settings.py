@@ -124,7 +124,9 @@ class ClickGaussSettings(bpy.types.PropertyGroup):
     training: BoolProperty(options={"SKIP_SAVE"})
     progress: FloatProperty(name="Progress", subtype="PERCENTAGE", min=0, max=100, options={"SKIP_SAVE"})
     status: StringProperty(options={"SKIP_SAVE"})
-    checkpoint_step: IntProperty(options={"SKIP_SAVE"})  # the step of the intermediate field the clicks use; 0: none
+    checkpoint_step: IntProperty(
+        default=-1, options={"SKIP_SAVE"}
+    )  # the intermediate field's step (0: lifted); -1: none
 
     @property
     def threshold(self) -> float:

@@ -188,7 +188,7 @@ class CLICKGAUSS_OT_train(bpy.types.Operator):
         except UserError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        settings.training, settings.progress, settings.status, settings.checkpoint_step = True, 0.0, "starting", 0
+        settings.training, settings.progress, settings.status, settings.checkpoint_step = True, 0.0, "starting", -1
         self.timer = context.window_manager.event_timer_add(0.25, window=context.window)
         context.window_manager.modal_handler_add(self)
         context.window_manager.progress_begin(0, 100)
@@ -232,12 +232,12 @@ class CLICKGAUSS_OT_train(bpy.types.Operator):
         settings = context.scene.clickgauss
         if result != {"FINISHED"} and self.job.restore():
             message += (
-                f"; clicks used the intermediate field of step {settings.checkpoint_step} meanwhile, "
+                f"; clicks used the field ({feature_store.field_name(settings.checkpoint_step)}) meanwhile, "
                 "the object's features are back as before Train"
             )
         elif result != {"FINISHED"}:
             message += ("; " if message.startswith("Training failed") else ": ") + "the object is unchanged"
-        settings.training, settings.status, settings.checkpoint_step = False, message, 0
+        settings.training, settings.status, settings.checkpoint_step = False, message, -1
         self.job.cleanup()
         self.report(level, message)
         return result

@@ -450,3 +450,30 @@ def test_click_mode_maps_each_key_and_click_to_its_action(addon):
     assert press("MINUS") == press("NUMPAD_MINUS") == ("THRESHOLD", -0.01)
     assert press("MIDDLEMOUSE") == press("MOUSEMOVE") == ("PASS", None)  # orbit, pan, hover
     assert press("A") == ("IGNORE", None)  # Blender's select-all would undo the click selection
+
+
+def test_with_geometric_masks_clicks_work_on_the_lifted_field_before_any_training_step(bpy, addon, trained_scene):
+    """Train's first field is the splat's 3D groups: the mug is clickable before a step is taken."""
+    bpy.ops.clickgauss.import_splat(filepath=str(trained_scene["folder"] / "splat.ply"))
+    obj, scene = bpy.context.view_layer.objects.active, trained_scene["scene"]
+    prefs = addon.addon_preferences.preferences()
+    prefs.python_path = BACKEND_PYTHON
+    settings = training_settings(bpy, trained_scene, 100000)
+    settings.mask_source, settings.checkpoint_every = "GEOMETRIC", 50
+    job = addon.training.TrainingJob(obj, settings, prefs)
+    try:
+        deadline = time.time() + 300
+        while addon.feature_store.features_step(obj) is None and job.running and time.time() < deadline:
+            job.follow(settings)  # what the Train operator's timer does
+            time.sleep(0.05)
+        assert addon.feature_store.features_step(obj) == settings.checkpoint_step == 0, job.error()
+        assert addon.feature_store.field_name(settings.checkpoint_step) == "lifted, no training yet"
+        click_on(addon, obj, trained_scene, "coarse", "mug")
+        precision, recall = selection_quality(addon, obj, scene.object_ids == scene.object_names.index("mug"))
+        assert precision > 0.9 and recall > 0.9
+    finally:
+        job.cancel()
+        job.restore()
+        job.cleanup()
+    settings.checkpoint_every, settings.mask_source = 0, "FOLDER"
+    assert not addon.feature_store.has_features(obj)  # a cancel puts the object back as it was

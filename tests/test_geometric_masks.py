@@ -126,8 +126,10 @@ def test_train_without_sam_or_a_mask_folder_uses_geometric_masks(tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    first = json.loads(result.stdout.splitlines()[0])
-    assert first["phase"] == "masks" and first["source"].startswith("geometric masks")
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert events[0]["phase"] == "checkpoint" and events[0]["iteration"] == 0  # the lifted field, first of all
+    masks = next(event for event in events if event["phase"] == "masks")
+    assert masks["source"].startswith("geometric masks")
     assert (tmp_path / "f.npz").is_file()
 
 

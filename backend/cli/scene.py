@@ -81,9 +81,9 @@ def views_cache(options) -> Path:
     return options.out.with_name(options.out.name + ".views")
 
 
-def rendered_scene(options, progress, stop, device="cpu"):
+def rendered_scene(options, progress, stop, device="cpu", planned=lambda splat, cameras: None):
     """The splat, views rendered from it (from --cameras where given, else planned; cached in <out>.views/) and
-    their weights on `device`, for training."""
+    their weights on `device`, for training. `planned(splat, cameras)` is called before the views are rendered."""
     from ..field.rendered_views import views_for_training
     from ..formats import read_splat
     from ..scene.cameras import load_cameras
@@ -103,6 +103,7 @@ def rendered_scene(options, progress, stop, device="cpu"):
         stop,
         str(options.splat),
         device,
+        planned,
     )
     return splat, cameras, images, weights
 

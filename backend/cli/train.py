@@ -147,11 +147,19 @@ def mask_settings(options, device: str = "cpu") -> tuple[str, dict]:
 
 
 def run(options) -> int:
-    from ..field.geometric_masks import geometric_labels
+    from ..field.geometric_masks import GaussianGroups, gaussian_groups, geometric_labels, sampled_groups
+    from ..field.lifted import lifted_field
     from ..field.train import TrainConfig, train_features, view_weights
     from ..formats.features import features_file_bytes, geometry_fingerprint, save_features
     from ..formats.files import write_keeping
-    from ..scene.masks import mask_source_description, store_label_maps, stored_label_maps, view_labels
+    from ..scene.masks import (
+        mask_source_description,
+        store_groups,
+        store_label_maps,
+        stored_groups,
+        stored_label_maps,
+        view_labels,
+    )
 
     stop = StopRequested()
     progress = progress_printer(options.progress)
@@ -162,44 +170,68 @@ def run(options) -> int:
     config = TrainConfig(**{name: getattr(options, name) for name in vars(TrainConfig())})
     source, settings = mask_settings(options, device)
     description = mask_source_description(source, **settings)
-    started = time.perf_counter()
-    weights = None  # the views' weights, made once: by rendering, or for the geometric masks, then by training
-    if options.images is None:
-        splat, cameras, images, weights = rendered_scene(options, progress, stop, device)
-        if stop():
-            return cancelled(stop)
-    else:
-        splat, cameras, images = load_scene(options, need_images=True)
-    render_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    progress({"phase": "masks", "source": description, "views": len(cameras)})
-    weights_seconds = 0.0
-    if source == "geometric":  # drawn from the views' weights, which training then takes as they are
-        weights = weights if weights is not None else view_weights(splat, cameras, device, stop)
-        weights_seconds = time.perf_counter() - started
-        drawn_from = {"splat": geometry_fingerprint(splat), "cameras": [camera.digest() for camera in cameras]}
-        cache = mask_cache(options)
-        labels = stored_label_maps(cache, source, drawn_from)
-        if labels is None:
-            labels = geometric_labels(splat, cameras, stop, weights=weights)
-            if not stop():
-                store_label_maps(cache, source, drawn_from, labels)
-    else:
-        labels = []
-        for camera, image in zip(cameras, images):
-            if stop():
-                break
-            labels.append(view_labels(image, camera.name, source, **settings))
-    if stop():
-        return cancelled(stop)
-    mask_seconds = time.perf_counter() - started - weights_seconds
     checkpoint_path = options.out.with_name(options.out.stem + ".checkpoint.npz")
 
     def write_checkpoint(field) -> None:
         save_features(checkpoint_path, field, compress=False)  # a second, not the minute zlib takes on the statue
         progress({"phase": "checkpoint", "iteration": field.step, "path": str(checkpoint_path)})
 
-    try:
+    def groups_key(splat, cameras) -> dict:
+        return {"splat": geometry_fingerprint(splat), "cameras": [camera.digest() for camera in cameras]}
+
+    def first_field(splat, cameras) -> None:
+        """The first field that clicks, before the views are rendered or weighed: the groups of a sample of the
+        Gaussians (the groups of all of them follow, from the cache at once when they are there)."""
+        if (
+            source == "geometric"
+            and options.checkpoint_every
+            and stored_groups(mask_cache(options), groups_key(splat, cameras)) is None
+        ):
+            quick = sampled_groups(splat, cameras)
+            write_checkpoint(lifted_field(quick.coarse, quick.fine, geometry_fingerprint(splat), description))
+
+    try:  # a checkpoint written on the way (the lifted fields, steps) is removed however the run ends
+        started = time.perf_counter()
+        weights = None  # the views' weights, made once: by rendering, or for the geometric masks, then by training
+        if options.images is None:
+            splat, cameras, images, weights = rendered_scene(options, progress, stop, device, first_field)
+            if stop():
+                return cancelled(stop)
+        else:
+            splat, cameras, images = load_scene(options, need_images=True)
+            first_field(splat, cameras)
+        render_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        progress({"phase": "masks", "source": description, "views": len(cameras)})
+        weights_seconds = 0.0
+        if source == "geometric":  # the 3D groups: a field at once (lifted), then masks drawn with the views' weights
+            drawn_from = groups_key(splat, cameras)
+            cache = mask_cache(options)
+            stored = stored_groups(cache, drawn_from)
+            groups = GaussianGroups(*stored) if stored is not None else gaussian_groups(splat, cameras)
+            if stored is None:
+                store_groups(cache, drawn_from, groups.coarse, groups.fine, groups.ground)
+            if stop():
+                return cancelled(stop)
+            if options.checkpoint_every:  # then the groups of all of them, until training's first checkpoint
+                write_checkpoint(lifted_field(groups.coarse, groups.fine, drawn_from["splat"], description))
+            lifted_seconds = time.perf_counter() - started
+            weights = weights if weights is not None else view_weights(splat, cameras, device, stop)
+            weights_seconds = time.perf_counter() - started - lifted_seconds
+            labels = stored_label_maps(cache, source, drawn_from)
+            if labels is None:
+                labels = geometric_labels(splat, cameras, stop, groups=groups, weights=weights)
+                if not stop():
+                    store_label_maps(cache, source, drawn_from, labels)
+        else:
+            labels = []
+            for camera, image in zip(cameras, images):
+                if stop():
+                    break
+                labels.append(view_labels(image, camera.name, source, **settings))
+        if stop():
+            return cancelled(stop)
+        mask_seconds = time.perf_counter() - started - weights_seconds
         result = train_features(
             splat,
             cameras,

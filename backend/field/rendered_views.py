@@ -166,9 +166,11 @@ def views_for_training(
     should_stop=lambda: False,
     name: str = "the splat",
     device="cpu",
+    planned=lambda splat, cameras: None,
 ) -> tuple[list[Camera], list[np.ndarray], ViewWeights]:
     """The cameras (planned from the splat when None), their colour renders (what training reads for photos) and
-    their weights on `device`, for training."""
+    their weights on `device`, for training. `planned(splat, cameras)` is called once the cameras are known, before
+    the views are rendered (the first lifted field)."""
     from ..scene.view_planning import plan_splat_views
 
     if cameras is None:
@@ -178,5 +180,6 @@ def views_for_training(
         progress({"phase": "planned", "views": len(cameras), "layout": plan.extent.layout, "dropped": plan.dropped})
     if not cameras:
         raise UserError(f"{name}: no cameras to render views from")
+    planned(splat, cameras)
     images, weights = render_views(splat, cameras, cache_dir, progress, should_stop, device=device)
     return cameras, images, weights

@@ -488,6 +488,18 @@ def store_label_maps(cache_dir: str | os.PathLike, source: str, settings: dict, 
     _write_npz(path, {"key": np.array(key), "coarse": coarse, "fine": fine})
 
 
+def stored_groups(cache_dir: str | os.PathLike, settings: dict) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """The 3D groups (coarse (N,), fine (N,) int32 ids, the ground's id) `store_groups` kept for these settings (the
+    splat's geometry, the cameras), or None: what the geometric masks and the lifted field are drawn from."""
+    key, path = cache_entry(cache_dir, "groups", settings)
+    return _read_npz(path, key, lambda data: (data["coarse"], data["fine"], int(data["ground"])))
+
+
+def store_groups(cache_dir: str | os.PathLike, settings: dict, coarse: np.ndarray, fine: np.ndarray, ground: int):
+    key, path = cache_entry(cache_dir, "groups", settings)
+    _write_npz(path, {"key": np.array(key), "coarse": coarse, "fine": fine, "ground": np.array(ground)})
+
+
 def _read_cache(path: Path, key: str) -> MaskSet | None:
     def mask_set(data) -> MaskSet:
         h, w = (int(v) for v in data["size"])
