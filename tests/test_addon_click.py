@@ -391,21 +391,29 @@ def test_moving_the_panel_slider_updates_the_selection_live(splat_with_features,
     assert not addon.feature_store.read_selection(obj).all()
 
 
+def first_checkpoint(addon, obj, settings):
+    """A training job of the add-on's, followed as the Train operator's timer does until its first checkpoint is
+    on `obj` (or it ends, or 10 minutes pass)."""
+    prefs = addon.addon_preferences.preferences()
+    prefs.python_path = BACKEND_PYTHON
+    before = addon.feature_store.features_step(obj)
+    job = addon.training.TrainingJob(obj, settings, prefs)
+    deadline = time.time() + 600
+    while addon.feature_store.features_step(obj) == before and job.running and time.time() < deadline:
+        job.follow(settings)
+        time.sleep(0.05)
+    return job
+
+
 def test_clicks_use_each_checkpoint_while_training_runs_and_cancel_puts_the_features_back(
     splat_with_features, bpy, addon, trained_scene
 ):
     obj, scene = splat_with_features, trained_scene["scene"]
     loaded = addon.feature_store.read_features(obj).copy()
-    prefs = addon.addon_preferences.preferences()
-    prefs.python_path = BACKEND_PYTHON
     settings = training_settings(bpy, trained_scene, 100000)
     settings.checkpoint_every = 40
-    job = addon.training.TrainingJob(obj, settings, prefs)
+    job = first_checkpoint(addon, obj, settings)
     try:
-        deadline = time.time() + 600
-        while addon.feature_store.features_step(obj) is None and job.running and time.time() < deadline:
-            job.follow(settings)  # what the Train operator's timer does
-            time.sleep(0.1)
         assert addon.feature_store.features_step(obj) == settings.checkpoint_step == 40, job.error()
         assert not np.array_equal(
             addon.feature_store.read_features(obj), loaded
@@ -456,16 +464,10 @@ def test_with_geometric_masks_clicks_work_on_the_lifted_field_before_any_trainin
     """Train's first field is the splat's 3D groups: the mug is clickable before a step is taken."""
     bpy.ops.clickgauss.import_splat(filepath=str(trained_scene["folder"] / "splat.ply"))
     obj, scene = bpy.context.view_layer.objects.active, trained_scene["scene"]
-    prefs = addon.addon_preferences.preferences()
-    prefs.python_path = BACKEND_PYTHON
     settings = training_settings(bpy, trained_scene, 100000)
     settings.mask_source, settings.checkpoint_every = "GEOMETRIC", 50
-    job = addon.training.TrainingJob(obj, settings, prefs)
+    job = first_checkpoint(addon, obj, settings)
     try:
-        deadline = time.time() + 300
-        while addon.feature_store.features_step(obj) is None and job.running and time.time() < deadline:
-            job.follow(settings)  # what the Train operator's timer does
-            time.sleep(0.05)
         assert addon.feature_store.features_step(obj) == settings.checkpoint_step == 0, job.error()
         assert addon.feature_store.field_name(settings.checkpoint_step) == "lifted, no training yet"
         click_on(addon, obj, trained_scene, "coarse", "mug")
