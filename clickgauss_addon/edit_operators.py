@@ -23,9 +23,9 @@ from .backend.errors import UserError
 from .backend.field.click import DEFAULT_THRESHOLDS
 from .compat import edit_selected_points
 from .point_attributes import get_attribute
-from .splat_object import HIDDEN_ATTRIBUTE, draw_hidden, is_splat
+from .splat_object import FILE_AXES_KEY, HIDDEN_ATTRIBUTE, draw_hidden, is_splat
 
-CARRIED_KEYS = ("cg_ply_columns", "cg_ply_comments", feature_store.CENTERS_KEY, feature_store.PRIOR_KEY)
+CARRIED_KEYS = ("cg_ply_columns", "cg_ply_comments", FILE_AXES_KEY, feature_store.CENTERS_KEY, feature_store.PRIOR_KEY)
 
 
 def select_only(obj) -> None:

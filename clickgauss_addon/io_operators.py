@@ -29,7 +29,8 @@ def axis_matrix(forward: str, up: str):
 def file_axes(operator, obj) -> tuple[str, str]:
     """The axes an object is exported in: the export's own where the user set them, otherwise those of the file
     the object came from."""
-    if operator.properties.is_property_set("axis_forward") or operator.properties.is_property_set("axis_up"):
+    chosen = operator.properties
+    if chosen.is_property_set("axis_forward", ghost=False) or chosen.is_property_set("axis_up", ghost=False):
         return operator.axis_forward, operator.axis_up
     return source_axes(obj.data) or (operator.axis_forward, operator.axis_up)
 
@@ -72,7 +73,7 @@ class CLICKGAUSS_OT_import_splat(bpy.types.Operator, ImportHelper):
             return {"CANCELLED"}
         if context.mode != "OBJECT":  # a splat (or anything) in edit mode: new objects are added in object mode
             bpy.ops.object.mode_set(mode="OBJECT")
-        imported, failed = [], []
+        imported, imported_from, failed = [], [], []
         for path in self.paths():  # a bad file is reported by name; the others are still imported
             started = time.perf_counter()
             try:
@@ -85,6 +86,7 @@ class CLICKGAUSS_OT_import_splat(bpy.types.Operator, ImportHelper):
                 failed.append(failure_message(error, path))
                 continue
             imported.append(obj)
+            imported_from.append(path)
             self.report(
                 {"INFO"},
                 f"Imported {splat.count:,} Gaussians (SH degree {splat.sh_degree}) from {path.name} "
@@ -95,7 +97,7 @@ class CLICKGAUSS_OT_import_splat(bpy.types.Operator, ImportHelper):
             self.report({"ERROR"}, "; ".join(failed) + skipped)
         if not imported:
             return {"CANCELLED"}
-        remember_training_inputs(context.scene.clickgauss, self.paths()[0])
+        remember_training_inputs(context.scene.clickgauss, Path(imported_from[0]))
         for obj in context.view_layer.objects.selected:
             obj.select_set(False)
         for obj in imported:

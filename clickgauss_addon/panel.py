@@ -4,8 +4,9 @@ import bpy
 
 from . import feature_store, view_cameras
 from .addon_preferences import preferences
+from .backend.formats.splat import sh_degree_for_rest_count
 from .preferences import sam_status
-from .splat_object import is_splat
+from .splat_object import column_layout, is_splat
 
 
 class SidebarPanel:
@@ -30,9 +31,9 @@ class CLICKGAUSS_PT_main(SidebarPanel, bpy.types.Panel):
         box = layout.box()
         box.label(text=obj.name, icon="POINTCLOUD_DATA")
         cloud = obj.data
-        rest = sum(1 for a in cloud.attributes if a.name.startswith("f_rest_"))
-        degree = {0: 0, 9: 1, 24: 2, 45: 3}.get(rest, "?")
-        box.label(text=f"{len(cloud.points):,} Gaussians, SH degree {degree}")
+        rest = sum(1 for column, _, _ in column_layout(cloud) if column.startswith("f_rest_"))  # native or not
+        degree = sh_degree_for_rest_count(rest)
+        box.label(text=f"{len(cloud.points):,} Gaussians, SH degree {'?' if degree is None else degree}")
         step = feature_store.features_step(obj) if feature_store.has_features(obj) else None
         features = "none yet" if not feature_store.has_features(obj) else feature_store.field_name(step)
         box.label(text=f"Features: {features}")

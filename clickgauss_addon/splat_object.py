@@ -219,22 +219,24 @@ def native_home(column: str) -> str | None:
 
 def draw_hidden(cloud, hidden: np.ndarray | None) -> None:
     """Draw the `hidden` (N,) bool Gaussians invisible (at radius 0, or alpha 0 where native) and record them;
-    None shows every Gaussian again as it was."""
-    drawn, shown = (BASE, SHOWN_ALPHA) if is_native(cloud) else ("radius", SHOWN_RADIUS_ATTRIBUTE)
+    None shows every Gaussian again as it was. Only the Gaussians hidden now take their size from the shown copy:
+    the others are as drawn (Blender's own Join may bring points whose copy is 0)."""
+    drawn, shown_name = (BASE, SHOWN_ALPHA) if is_native(cloud) else ("radius", SHOWN_RADIUS_ATTRIBUTE)
     kind, width, key = NATIVE_TYPES.get(drawn, ("FLOAT", 1, "value"))
     values = np.empty((len(cloud.points), width), np.float32)
     cloud.attributes[drawn].data.foreach_get(key, values.ravel())
-    if shown not in cloud.attributes:
-        set_attribute(cloud, shown, "FLOAT", values[:, -1])
-    values[:, -1] = get_attribute(cloud, shown, np.float32)
+    was_hidden = get_attribute(cloud, HIDDEN_ATTRIBUTE, bool)
+    shown = np.where(was_hidden, get_attribute(cloud, shown_name, np.float32), values[:, -1])
     if hidden is None:
+        values[:, -1] = shown
         set_attribute(cloud, drawn, kind, values, key)
-        for name in (HIDDEN_ATTRIBUTE, shown):
+        for name in (HIDDEN_ATTRIBUTE, shown_name):
             if name in cloud.attributes:
                 cloud.attributes.remove(cloud.attributes[name])
         return
-    values[hidden, -1] = 0.0
+    values[:, -1] = np.where(hidden, np.float32(0), shown)
     set_attribute(cloud, drawn, kind, values, key)
+    set_attribute(cloud, shown_name, "FLOAT", shown)
     set_attribute(cloud, HIDDEN_ATTRIBUTE, "BOOLEAN", hidden)
 
 
@@ -276,8 +278,9 @@ def read_native(cloud, names) -> dict[str, np.ndarray]:
         values = np.empty((len(cloud.points), width), np.float32)
         attribute.data.foreach_get(key, values.ravel())
         arrays[name] = values
-    if BASE in arrays and SHOWN_ALPHA in cloud.attributes:
-        arrays[BASE][:, 3] = get_attribute(cloud, SHOWN_ALPHA, np.float32)
+    if BASE in arrays and SHOWN_ALPHA in cloud.attributes:  # hidden ones are drawn at 0: their own alpha
+        hidden = get_attribute(cloud, HIDDEN_ATTRIBUTE, bool)
+        arrays[BASE][hidden, 3] = get_attribute(cloud, SHOWN_ALPHA, np.float32)[hidden]
     return arrays
 
 

@@ -267,3 +267,31 @@ def test_features_trained_from_the_file_load_onto_blenders_own_import(bpy, addon
     scene = trained_scene["scene"]
     precision, recall = selection_quality(addon, obj, scene.object_ids == scene.object_names.index("mug"))
     assert precision > 0.9 and recall > 0.9
+
+
+def test_blenders_own_join_with_a_splat_that_hides_gaussians_keeps_the_others_visible(bpy, addon, tmp_path):
+    """The shown-alpha copy counts only for the Gaussians hidden: Blender's Join fills it with 0 for the rest."""
+    path = sh3_file(tmp_path, count=400)
+    first, second = ours(bpy, path), ours(bpy, path)
+    addon.click_cache.write_selection(first, np.arange(400) < 100)
+    bpy.context.view_layer.objects.active = first
+    assert bpy.ops.clickgauss.hide() == {"FINISHED"}
+    for obj in bpy.data.objects:
+        obj.select_set(True)
+    with bpy.context.temp_override(active_object=first, selected_editable_objects=[first, second]):
+        assert bpy.ops.object.join() == {"FINISHED"}
+    joined = bpy.context.view_layer.objects.active
+    alphas = native_values(joined)["radiance:base"][:, 3]
+    assert (alphas[:100] == 0).all() and (alphas[100:] > 0).all()  # the other object's points stay drawn
+    assert bpy.ops.clickgauss.reveal() == {"FINISHED"}
+    assert (native_values(joined)["radiance:base"][:, 3] > 0).all()
+
+
+def test_a_split_part_exports_in_the_axes_its_file_was_imported_in(bpy, addon, tmp_path):
+    path = sh3_file(tmp_path, count=400)
+    obj = ours(bpy, path, axis_forward="-Z", axis_up="Y")  # not the export's defaults
+    addon.click_cache.write_selection(obj, np.arange(400) < 50)
+    assert bpy.ops.clickgauss.split() == {"FINISHED"}
+    bpy.context.view_layer.objects.active = bpy.data.objects["sh3 part"]
+    assert bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "part.ply")) == {"FINISHED"}
+    np.testing.assert_allclose(read_ply(tmp_path / "part.ply").positions, read_ply(path).positions[:50], atol=1e-5)

@@ -172,3 +172,18 @@ def test_a_splat_read_from_a_file_transforms_as_the_splat_written(tmp_path):
     assert list(moved.columns) == list(expected.columns)
     for name, values in expected.columns.items():
         np.testing.assert_array_equal(moved.columns[name], values, err_msg=name)
+
+
+def test_a_degree_4_splat_is_drawn_from_bands_1_to_3_and_turning_it_is_one_message():
+    from test_compressed_formats import random_splat
+
+    from backend.errors import UserError
+
+    splat = random_splat(50, 4)
+    directions = np.tile([0.0, 0.0, 1.0], (50, 1))
+    first_bands = sh_colors(splat.sh_dc, splat.sh_rest[:, :15], directions)
+    np.testing.assert_allclose(sh_colors(splat.sh_dc, splat.sh_rest, directions), first_bands)
+    turn = np.eye(4)
+    turn[:3, :3] = [[0, -1, 0], [1, 0, 0], [0, 0, 1]]
+    with pytest.raises(UserError, match="SH degree 4"):
+        transform_splat(splat, turn)

@@ -172,8 +172,11 @@ def run(options) -> int:
     description = mask_source_description(source, **settings)
     checkpoint_path = options.out.with_name(options.out.stem + ".checkpoint.npz")
 
+    checkpoints: list[int] = []  # the steps written: the file is this run's to remove only when it wrote one
+
     def write_checkpoint(field) -> None:
         save_features(checkpoint_path, field, compress=False)  # a second, not the minute zlib takes on the statue
+        checkpoints.append(field.step)
         progress({"phase": "checkpoint", "iteration": field.step, "path": str(checkpoint_path)})
 
     def groups_key(splat, cameras) -> dict:
@@ -250,7 +253,8 @@ def run(options) -> int:
             return cancelled(stop)
         raise
     finally:
-        checkpoint_path.unlink(missing_ok=True)
+        if checkpoints:
+            checkpoint_path.unlink(missing_ok=True)
     write_keeping(options.out, features_file_bytes(result.field), "trained features")
     result.seconds["precompute"] += weights_seconds  # the weights belong to training's precompute, masks or not
     seconds = {"masks": round(mask_seconds, 2), **{k: round(v, 2) for k, v in result.seconds.items()}}

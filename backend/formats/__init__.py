@@ -20,7 +20,7 @@ SPLAT_EXTENSIONS = (".ply", ".spz", ".splat", ".sog")  # read; SOG is not writte
 WRITE_FORMATS = {
     ".compressed.ply": ("PlayCanvas compressed PLY", True, 3),
     ".ply": ("3DGS PLY", False, 4),
-    ".spz": ("Niantic SPZ", True, 4),
+    ".spz": ("Niantic SPZ", True, 3),  # the format has a band 4; the product reads and writes up to 3
     ".splat": ("antimatter15 .splat (no view-dependent colour)", True, 0),
 }
 

@@ -276,6 +276,8 @@ def check_outputs(inputs: dict, outputs: dict, folders: Iterable[str] = ()) -> N
 
 
 def _check_output_file(option: str, path: Path, inputs: list) -> None:
+    if path.is_symlink():  # written through: its file is what must be writable and no input
+        path = Path(os.path.realpath(path))
     if path.is_dir():
         raise UserError(f"{option} {path}: is a folder; give a file name")
     if not path.parent.is_dir():
@@ -378,7 +380,12 @@ class StagedOutputs:
 
     def commit(self) -> None:
         in_main = threading.current_thread() is threading.main_thread()  # only it may set handlers
-        handlers = {number: signal.signal(number, signal.SIG_IGN) for number in STOP_SIGNALS} if in_main else {}
+        # a handler installed from C (Blender's own) reads as None and could not be put back: left as it is
+        handlers = {
+            number: signal.signal(number, signal.SIG_IGN)
+            for number in STOP_SIGNALS
+            if in_main and signal.getsignal(number) is not None
+        }
         try:
             for temporary, path in self.staged:
                 os.replace(temporary, path)

@@ -9,6 +9,8 @@ format code checks rotated coefficients against them.
 
 from __future__ import annotations
 
+from ..errors import UserError
+
 SH_C0 = 0.28209479177387814
 SH_C1 = 0.4886025119029199
 SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
@@ -53,14 +55,14 @@ def sh_basis(directions, degree: int) -> list:
             SH_C3[6] * x * (xx - 3 * yy),
         ]
     if degree > 3:
-        raise ValueError(f"SH degree {degree} is not supported (0-3)")
+        raise UserError(f"SH degree {degree}: view-dependent colour above degree 3 cannot be turned or drawn yet")
     return basis
 
 
 def sh_colors(sh_dc, sh_rest, directions):
     """(N, 3) colours, unclipped above, of Gaussians with sh_dc (N, 3) and sh_rest (N, K-1, 3)
     seen along unit directions (N, 3); sh_rest may be None or hold 0 coefficients (degree 0)."""
-    rest_count = 0 if sh_rest is None else sh_rest.shape[1]
+    rest_count = 0 if sh_rest is None else min(sh_rest.shape[1], 15)  # band 4 (degree 4 PLY) is not drawn
     degree = {0: 0, 3: 1, 8: 2, 15: 3}[rest_count]
     basis = sh_basis(directions, degree)
     color = 0.5 + basis[0][:, None] * sh_dc

@@ -255,7 +255,8 @@ def read_spz(path, from_rub: bool = True) -> Splat:
 
     By default the data is converted from the spec's right-up-back frame (or the frame an Adobe
     coordinate-system extension names) to the PLY's right-down-front; ``from_rub=False`` keeps the
-    axes as stored, for files written without the conversion. SH degree 4 is kept (72 f_rest columns in a .ply).
+    axes as stored, for files written without the conversion. SH degree 4 (SPZ only) is cut to
+    degree 3: the product turns and renders bands 1-3.
     """
     path = Path(path)
     data = read_file_bytes(path)
@@ -295,6 +296,8 @@ def read_spz(path, from_rub: bool = True) -> Splat:
         if sh_rest is not None:
             sh_rest = sh_rest * _sh_flips(x, y, z)[: sh_rest.shape[1], None]
 
+    if sh_rest is not None and sh_rest.shape[1] > _sh_dim(3):
+        sh_rest = sh_rest[:, : _sh_dim(3)]
     rotations = xyzw[:, [3, 0, 1, 2]]  # w x y z
     splat = Splat.from_arrays(positions, sh_dc, opacities, scales, rotations, sh_rest)
     if flags & FLAG_ANTIALIASED:
