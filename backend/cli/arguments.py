@@ -40,9 +40,10 @@ def check_paths(options: argparse.Namespace) -> None:
     given = {
         role: {flag: getattr(options, dest) for dest, (flag, kind) in roles.items() if kind == role} for role in ROLES
     }
+    outputs = {**given["output"], **given["output folder"]}
+    check_outputs(given["input"], outputs, folders=given["output folder"])
     caches = options.cache_folders(options) if getattr(options, "cache_folders", None) else {}
-    outputs = {**given["output"], **given["output folder"], **caches}
-    check_outputs(given["input"], outputs, folders=[*given["output folder"], *caches])
+    check_outputs({}, caches, folders=caches)  # new folders of their own: writable, wherever they lie
 
 
 def cache_folders(parser: argparse.ArgumentParser, folders) -> None:
