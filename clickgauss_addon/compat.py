@@ -18,17 +18,6 @@ from .backend.errors import UserError
 HAS_POINT_CLOUD_EDIT_MODE = "separate" in dir(bpy.ops.pointcloud)  # bpy.ops makes any name, so hasattr is always true
 # Blender draws Gaussian splats itself from 5.3 on: a point cloud of type 'GAUSSIAN_SPLAT' (native_splat.py).
 HAS_NATIVE_SPLATS = "type" in bpy.types.PointCloud.bl_rna.properties
-ATTRIBUTE_ARRAYS = {  # point attribute type: (numpy type, values per point, the property foreach_get reads)
-    "FLOAT": (np.float32, 1, "value"),
-    "INT": (np.int32, 1, "value"),
-    "BOOLEAN": (bool, 1, "value"),
-    "FLOAT2": (np.float32, 2, "vector"),
-    "FLOAT_VECTOR": (np.float32, 3, "vector"),
-    "FLOAT_COLOR": (np.float32, 4, "color"),
-    "BYTE_COLOR": (np.float32, 4, "color"),
-    "QUATERNION": (np.float32, 4, "value"),
-    "FLOAT4": (np.float32, 4, "vector"),
-}
 
 
 def new_point_cloud(name: str, count: int, collection):
@@ -132,7 +121,7 @@ def edit_selected_points(obj, operation: str, selected: np.ndarray) -> None:
 def copy_points(obj, keep: np.ndarray, name: str):
     """A new object of the points `keep` (N,) bool of `obj`'s point cloud: every point attribute, custom property
     and material carried, in `obj`'s first collection at its place."""
-    from .point_attributes import set_attribute
+    from .point_attributes import ATTRIBUTE_ARRAYS, read_array, write_array
 
     source = obj.data
     part = new_point_cloud(name, int(keep.sum()), obj.users_collection[0])
@@ -145,10 +134,7 @@ def copy_points(obj, keep: np.ndarray, name: str):
                     f"'{obj.name}' has the attribute '{attribute.name}' of type {attribute.data_type}, "
                     f"which the add-on cannot split in Blender {bpy.app.version_string}"
                 )
-            dtype, width, key = ATTRIBUTE_ARRAYS[attribute.data_type]
-            values = np.empty(len(source.points) * width, dtype=dtype)
-            attribute.data.foreach_get(key, values)
-            set_attribute(part.data, attribute.name, attribute.data_type, values.reshape(-1, width)[keep], key)
+            write_array(part.data, attribute.name, attribute.data_type, read_array(source, attribute.name)[keep])
         for key in source.keys():
             part.data[key] = source[key]
         for material in source.materials:

@@ -30,14 +30,8 @@ BASE = "radiance:base"  # (N, 4) f_dc r g b, alpha
 SH_PREFIX = "radiance:sh_"  # radiance:sh_k (N, 3): the (k+1)-th SH coefficient's r g b
 SHOWN_ALPHA = "cg_shown_alpha"  # the alphas to restore when hidden Gaussians (drawn at alpha 0) are revealed
 RAW_COLUMNS = ("opacity",) + SCALE_COLUMNS + ROTATION_COLUMNS  # what the activations lose
-# attribute: (type, values per point, foreach key)
-NATIVE_TYPES = {
-    "position": ("FLOAT_VECTOR", 3, "vector"),
-    "scale": ("FLOAT_VECTOR", 3, "vector"),
-    "rotation": ("QUATERNION", 4, "value"),
-    BASE: ("FLOAT4", 4, "vector"),
-}
-SH_TYPE = ("FLOAT_VECTOR", 3, "vector")
+NATIVE_TYPES = {"position": "FLOAT_VECTOR", "scale": "FLOAT_VECTOR", "rotation": "QUATERNION", BASE: "FLOAT4"}
+SH_TYPE = "FLOAT_VECTOR"  # each radiance:sh_k
 SOURCES = (  # native attribute: the file columns it gives (besides SH)
     ("position", POSITION_COLUMNS),
     (BASE, DC_COLUMNS + ("opacity",)),

@@ -4,6 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
+ATTRIBUTE_ARRAYS = {  # point attribute type: (numpy type, values per point, the property foreach_get reads)
+    "FLOAT": (np.float32, 1, "value"),
+    "INT": (np.int32, 1, "value"),
+    "BOOLEAN": (bool, 1, "value"),
+    "FLOAT2": (np.float32, 2, "vector"),
+    "FLOAT_VECTOR": (np.float32, 3, "vector"),
+    "FLOAT_COLOR": (np.float32, 4, "color"),
+    "BYTE_COLOR": (np.float32, 4, "color"),
+    "QUATERNION": (np.float32, 4, "value"),
+    "FLOAT4": (np.float32, 4, "vector"),
+}
+
 
 def set_attribute(data, name: str, kind: str, values: np.ndarray, key: str = "value"):
     """Write a point attribute, made first where it does not exist yet."""
@@ -20,7 +32,19 @@ def get_attribute(cloud, name: str, dtype) -> np.ndarray:
     return values
 
 
+def read_array(cloud, name: str) -> np.ndarray:  # (N, values per point) of the attribute's numpy type
+    """A point attribute of any type in ATTRIBUTE_ARRAYS, read whole."""
+    attribute = cloud.attributes[name]
+    dtype, width, key = ATTRIBUTE_ARRAYS[attribute.data_type]
+    values = np.empty((len(cloud.points), width), dtype=dtype)
+    attribute.data.foreach_get(key, values.ravel())
+    return values
+
+
+def write_array(cloud, name: str, kind: str, values: np.ndarray) -> None:
+    """set_attribute for an attribute of type `kind`, with the property its values go to."""
+    set_attribute(cloud, name, kind, values, ATTRIBUTE_ARRAYS[kind][2])
+
+
 def read_positions(cloud) -> np.ndarray:  # (N, 3) float32
-    positions = np.empty((len(cloud.points), 3), dtype=np.float32)
-    cloud.attributes["position"].data.foreach_get("vector", positions.ravel())
-    return positions
+    return read_array(cloud, "position")

@@ -19,7 +19,7 @@ import bpy
 import numpy as np
 
 from .backend.errors import UserError
-from .backend.formats.ply import contiguous_columns, grouped_columns
+from .backend.formats.ply import column_copies, contiguous_columns
 from .backend.formats.splat import (
     DC_COLUMNS,
     POSITION_COLUMNS,
@@ -45,7 +45,7 @@ from .native_splat import (
     native_sources,
     sh_count,
 )
-from .point_attributes import get_attribute, read_positions, set_attribute
+from .point_attributes import get_attribute, read_array, read_positions, set_attribute, write_array
 
 LAYOUT_KEY = "cg_ply_columns"  # JSON [column, type code, attribute] per column, in file order (older: "name:code,...")
 COMMENTS_KEY = "cg_ply_comments"
@@ -176,7 +176,7 @@ def splat_to_object(splat: Splat, name: str, collection, matrix=None, point_size
             write_native(cloud, native_arrays(splat))
             held = {column: home for column in splat.columns if (home := native_home(column))}
             kept = [column for column in splat.columns if column not in held]
-            values = dict(zip(kept, (array[:, 0] for array in grouped_columns(splat, [(c,) for c in kept]))))
+            values = column_copies(splat, kept)
         else:
             splat = contiguous_columns(splat)  # Blender takes each attribute from one contiguous array
             cloud.attributes["position"].data.foreach_set("vector", splat.positions.ravel())
@@ -222,20 +222,19 @@ def draw_hidden(cloud, hidden: np.ndarray | None) -> None:
     None shows every Gaussian again as it was. Only the Gaussians hidden now take their size from the shown copy:
     the others are as drawn (Blender's own Join may bring points whose copy is 0)."""
     drawn, shown_name = (BASE, SHOWN_ALPHA) if is_native(cloud) else ("radius", SHOWN_RADIUS_ATTRIBUTE)
-    kind, width, key = NATIVE_TYPES.get(drawn, ("FLOAT", 1, "value"))
-    values = np.empty((len(cloud.points), width), np.float32)
-    cloud.attributes[drawn].data.foreach_get(key, values.ravel())
+    kind = cloud.attributes[drawn].data_type
+    values = read_array(cloud, drawn)  # (N, 4) or (N, 1): the alpha or the radius last
     was_hidden = get_attribute(cloud, HIDDEN_ATTRIBUTE, bool)
     shown = np.where(was_hidden, get_attribute(cloud, shown_name, np.float32), values[:, -1])
     if hidden is None:
         values[:, -1] = shown
-        set_attribute(cloud, drawn, kind, values, key)
+        write_array(cloud, drawn, kind, values)
         for name in (HIDDEN_ATTRIBUTE, shown_name):
             if name in cloud.attributes:
                 cloud.attributes.remove(cloud.attributes[name])
         return
     values[:, -1] = np.where(hidden, np.float32(0), shown)
-    set_attribute(cloud, drawn, kind, values, key)
+    write_array(cloud, drawn, kind, values)
     set_attribute(cloud, shown_name, "FLOAT", shown)
     set_attribute(cloud, HIDDEN_ATTRIBUTE, "BOOLEAN", hidden)
 
@@ -260,8 +259,7 @@ def write_native(cloud, arrays: dict[str, np.ndarray]) -> None:
         set_attribute(cloud, SHOWN_ALPHA, "FLOAT", arrays[BASE][:, 3])
         arrays[BASE][get_attribute(cloud, HIDDEN_ATTRIBUTE, bool), 3] = 0.0
     for name, values in arrays.items():
-        kind, _, key = NATIVE_TYPES.get(name, SH_TYPE)
-        set_attribute(cloud, name, kind, values, key)
+        write_array(cloud, name, NATIVE_TYPES.get(name, SH_TYPE), values)
 
 
 def read_native(cloud, names) -> dict[str, np.ndarray]:
@@ -272,12 +270,10 @@ def read_native(cloud, names) -> dict[str, np.ndarray]:
         attribute = cloud.attributes.get(name)
         if attribute is None:
             continue
-        kind, width, key = NATIVE_TYPES.get(name, SH_TYPE)
+        kind = NATIVE_TYPES.get(name, SH_TYPE)
         if attribute.data_type != kind:
             raise UserError(f"the splat attribute '{name}' is {attribute.data_type}, where Blender draws {kind}")
-        values = np.empty((len(cloud.points), width), np.float32)
-        attribute.data.foreach_get(key, values.ravel())
-        arrays[name] = values
+        arrays[name] = read_array(cloud, name)
     if BASE in arrays and SHOWN_ALPHA in cloud.attributes:  # hidden ones are drawn at 0: their own alpha
         hidden = get_attribute(cloud, HIDDEN_ATTRIBUTE, bool)
         arrays[BASE][hidden, 3] = get_attribute(cloud, SHOWN_ALPHA, np.float32)[hidden]

@@ -30,11 +30,11 @@ from . import click_cache, feature_store
 from .backend.errors import UserError
 from .backend.formats.splat import POSITION_COLUMNS, Splat, join_splats
 from .backend.formats.transform import transform_splat
+from .compat import HAS_NATIVE_SPLATS
 from .point_attributes import get_attribute, set_attribute
 from .splat_object import (
     FILE_AXES_KEY,
     SHOWN_RADIUS_ATTRIBUTE,
-    is_native,
     is_splat,
     object_to_splat,
     source_axes,
@@ -147,8 +147,9 @@ def join_splat_objects(target, others) -> tuple[object, list[str]]:
         guard(obj)
         splat = object_to_splat(obj)
         moved = transform_splat(splat, to_target @ np.array(obj.matrix_world))
-        shown = SHOWN_RADIUS_ATTRIBUTE if SHOWN_RADIUS_ATTRIBUTE in obj.data.attributes else "radius"
-        radii.append(get_attribute(obj.data, shown, np.float32) * radius_growth(splat, moved))
+        if not HAS_NATIVE_SPLATS:  # the result is drawn as discs: each part keeps its point size
+            shown = SHOWN_RADIUS_ATTRIBUTE if SHOWN_RADIUS_ATTRIBUTE in obj.data.attributes else "radius"
+            radii.append(get_attribute(obj.data, shown, np.float32) * radius_growth(splat, moved))
         parts.append(moved)
     joined, dropped = join_splats(parts)
     featured = [feature_store.has_features(obj) for obj in objects]
@@ -163,7 +164,7 @@ def join_splat_objects(target, others) -> tuple[object, list[str]]:
     axes = source_axes(target.data)
     if axes is not None:
         result.data[FILE_AXES_KEY] = list(axes)
-    if not is_native(result.data):  # discs keep each part's point size
+    if radii:
         set_attribute(result.data, "radius", "FLOAT", np.concatenate(radii))
     if features is not None:
         click_cache.store_features(result, features, prior=all(feature_store.granularity_prior(o) for o in objects))

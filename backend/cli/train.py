@@ -179,19 +179,22 @@ def run(options) -> int:
         checkpoints.append(field.step)
         progress({"phase": "checkpoint", "iteration": field.step, "path": str(checkpoint_path)})
 
+    keys: list[dict] = []  # what the groups are keyed by (the splat's geometry, the cameras), hashed once
+
     def groups_key(splat, cameras) -> dict:
-        return {"splat": geometry_fingerprint(splat), "cameras": [camera.digest() for camera in cameras]}
+        if not keys:
+            keys.append({"splat": geometry_fingerprint(splat), "cameras": [camera.digest() for camera in cameras]})
+        return keys[0]
 
     def first_field(splat, cameras) -> None:
         """The first field that clicks, before the views are rendered or weighed: the groups of a sample of the
         Gaussians (the groups of all of them follow, from the cache at once when they are there)."""
-        if (
-            source == "geometric"
-            and options.checkpoint_every
-            and stored_groups(mask_cache(options), groups_key(splat, cameras)) is None
-        ):
+        if source != "geometric" or not options.checkpoint_every:
+            return
+        key = groups_key(splat, cameras)
+        if stored_groups(mask_cache(options), key) is None:
             quick = sampled_groups(splat, cameras)
-            write_checkpoint(lifted_field(quick.coarse, quick.fine, geometry_fingerprint(splat), description))
+            write_checkpoint(lifted_field(quick.coarse, quick.fine, key["splat"], description))
 
     try:  # a checkpoint written on the way (the lifted fields, steps) is removed however the run ends
         started = time.perf_counter()

@@ -307,11 +307,7 @@ def contiguous_columns(splat: Splat) -> Splat:
         for start in range(0, splat.count, TRANSPOSE_ROWS):
             turned[:, start : start + TRANSPOSE_ROWS] = table[start : start + TRANSPOSE_ROWS].T
         return Splat(dict(zip(columns, turned)), list(splat.comments))
-    copies = {name: np.empty(splat.count, dtype=values.dtype) for name, values in columns.items()}
-    for start in range(0, splat.count, TRANSPOSE_ROWS):
-        for name, values in columns.items():
-            copies[name][start : start + TRANSPOSE_ROWS] = values[start : start + TRANSPOSE_ROWS]
-    return Splat(copies, list(splat.comments))
+    return Splat(column_copies(splat, list(columns)), list(splat.comments))
 
 
 def grouped_columns(splat: Splat, groups) -> list[np.ndarray]:
@@ -327,6 +323,11 @@ def grouped_columns(splat: Splat, groups) -> list[np.ndarray]:
             for i, name in enumerate(group):
                 array[start:stop, i] = columns[name][start:stop]
     return arrays
+
+
+def column_copies(splat: Splat, names) -> dict[str, np.ndarray]:
+    """A contiguous copy of each column of `names`, in its own type, made a block of rows at a time."""
+    return {name: copy[:, 0] for name, copy in zip(names, grouped_columns(splat, [(name,) for name in names]))}
 
 
 def ply_header(splat: Splat) -> bytes:
