@@ -7,7 +7,8 @@ pickups near its stand count as stand where they are below the stand's top, the 
 gloves holding it count as helmet), the neck's boundary is a height.
 
   guitar.ply  objects: guitar, stand (dark, grey Gaussians below the top of the stand: luminance < 0.12,
-              saturation < 0.08, y > -1.6).
+              saturation < 0.08, y > -1.6). Parts of the guitar along its long axis (0.204, 0.977, 0.069) from
+              (0.147, -1.769, 0.220), where its width changes: headstock (t < -2.0), neck (t < -0.35), body.
   biker.ply   objects: the person (helmet included: it is held). Parts: helmet (within 0.27 of (-0.38, -1.38,
               0.33)), head (y < -2.68), the two legs (y > -1.45, split at z = -0.08), torso and arms (the rest).
   donut.ply   objects: the donut. Parts: icing with its sprinkles (pink: r - g > 0.12, or blue: b > r + 0.05),
@@ -33,9 +34,13 @@ def guitar(positions: np.ndarray, colours: np.ndarray) -> RealLabels:
     luminance = colours @ np.array([0.3, 0.59, 0.11])
     saturation = colours.max(axis=1) - colours.min(axis=1)
     stand = (luminance < 0.12) & (saturation < 0.08) & (positions[:, 1] > -1.6)
-    ids = stand.astype(np.int64)
-    names = {0: "guitar", 1: "stand"}
-    return RealLabels(ids, ids.copy(), {"coarse": names, "fine": dict(names)})
+    along = (positions - np.array([0.147, -1.769, 0.220])) @ np.array([0.204, 0.977, 0.069])
+    part = np.select([stand, along < -2.0, along < -0.35], [1, 3, 2], 0).astype(np.int64)
+    return RealLabels(
+        stand.astype(np.int64),
+        part,
+        {"coarse": {0: "guitar", 1: "stand"}, "fine": {0: "body", 1: "stand", 2: "neck", 3: "headstock"}},
+    )
 
 
 def biker(positions: np.ndarray, colours: np.ndarray) -> RealLabels:

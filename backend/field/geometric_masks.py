@@ -18,8 +18,10 @@ view is what the rasterizer draws of it: the masks agree across views by constru
      Gaussians overlap are joined where they are alike in colour or one lies over the other (`join_overlapping`:
      a person's legs and jacket, a donut's icing and dough), and every object is then cut where it touches the
      rest little and differs in colour (`surface_cuts.OBJECTS`: a guitar's stand). Fine groups (parts): each object
-     cut at its necks and colour edges (`surface_cuts.PARTS`: a leg, a helmet held against a jacket, the icing), so
-     a part lies inside one object (the granularity prior). Faint Gaussians join the nearest group.
+     cut at its necks and colour edges (`surface_cuts.PARTS`: a leg, a helmet held against a jacket, the icing),
+     then each part's limbs cut off where its filled volume narrows (`limb_cuts`: a guitar's neck, which along the
+     surface holds to the body better than the body's front to its back), so a part lies inside one object (the
+     granularity prior). Faint Gaussians join the nearest group.
   4. Each view's label maps: a pixel takes the group holding more than half of its compositing
      weight (`views.majority_labels`, the ground truth's rule), -1 where none does; drawn from the
      weights training computes for every view anyway (`train.view_weights`), at its resolution.
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .limb_cuts import cut_limbs
 from .surface_cuts import (
     CUT_VOXEL,
     OBJECTS,
@@ -153,7 +156,11 @@ def gaussian_groups(splat, cameras, parts: bool = True) -> GaussianGroups:
     coarse = join_overlapping(coarse, overlaps, colours)
     node = CUT_VOXEL * spacing
     coarse = cut_apart(points[objects], colours, overlaps, weights, coarse, OBJECTS, node, min_size)  # (O,)
-    fine = cut_apart(points[objects], colours, overlaps, weights, coarse, PARTS, node, min_size) if parts else coarse
+    if parts:
+        fine = cut_apart(points[objects], colours, overlaps, weights, coarse, PARTS, node, min_size)
+        fine = cut_limbs(points[objects], fine, node, min_size)
+    else:
+        fine = coarse
 
     # Ids: objects 0..C-1, the ground C, then the parts of objects with more than one part.
     n_objects = int(coarse.max()) + 1

@@ -5,16 +5,17 @@ The rule (docs/views_from_splat.md explains it):
      the densest cells holding half of all opacity are the core. Floaters and the sparse, blurry outside
      of a capture hold little opacity per cell and drop out. Centre: the core's median. A floor is the core's
      lowest band (5 % of the heights, widened by 5 % of their range) where it holds at least FLOOR_SHARE of the
-     core's opacity (a lawn, a table top); an object scanned on its own (a turntable, a studio) has none.
+     core's opacity (a lawn, a table top) and the highest band does not (a flat thing's two faces are no floor
+     and its top); an object scanned on its own (a turntable, a studio) has none.
      Radius: 80 % of the core's opacity off the floor lies within it, so that a large floor does not make the
      things on it small; with no floor, 95 %, so that the whole object is in the frame. Target: the centre
      raised to the median height of what stands on the floor (the core off the floor), not a point of it.
   2. Up: a core with a floor, or no long axis, is flattest along its up (a floor, a table, a donut lying);
      a core much longer along one axis than along the others with no floor stands on its end (a person, a
-     guitar on its stand, a bottle). That axis is snapped to a coordinate axis within 30 degrees, and signed
-     by the frame's convention: a splat's file is in its capture's camera frame, y down (COLMAP, 3DGS), or in
-     a z-up frame (Blender, nerfstudio), so -y or +z is up; a tilted axis, or x, points away from where all
-     points pile up (the floor). The add-on passes Blender's +Z.
+     guitar on its stand or alone, flat as it is, a bottle). That axis is snapped to a coordinate axis within 30
+     degrees, and signed by the frame's convention: a splat's file is in its capture's camera frame, y down
+     (COLMAP, 3DGS), or in a z-up frame (Blender, nerfstudio), so -y or +z is up; a tilted axis, or x, points
+     away from where all points pile up (the floor). The add-on passes Blender's +Z.
   3. Layout: "inside" when the core surrounds its centre (80 % of 64 rays from it meet a core cell: a
      room, a street), else "object". Object: rings around the whole core, looking at the target
      (elevations 25, 35, 45 degrees, at the distance where the core fills the shorter side of the frame),
@@ -48,8 +49,7 @@ LAYOUTS = ("auto", "object", "inside")
 RING_ELEVATIONS = (25, 35, 45)  # degrees above the horizon of the rings of views around an object-like scene
 FLOOR_SHARE = 0.4  # of the core's opacity in its lowest band: a floor (rule 1)
 FRAMED_SHARE = (0.8, 0.95)  # of the core's opacity within the radius: with a floor (left out), with none
-LONG_AXIS = 0.45  # a core whose second extent is below this share of its first, and ...
-SLAB = 0.4  # ... whose third is above this share of its second (not a strip of floor), stands on its end
+LONG_AXIS = 0.45  # a core whose second extent is below this share of its first, with no floor, stands on its end
 SNAP_DEGREES = 30  # an up this close to a coordinate axis is that axis
 CONVENTION_UP = {1: -1.0, 2: 1.0}  # coordinate axis -> the sign that is up in splat files (rule 2)
 
@@ -142,7 +142,7 @@ def estimate_up(core: np.ndarray, alphas: np.ndarray, everything: np.ndarray) ->
 
     _, spread, axes = np.linalg.svd((core - core.mean(axis=0))[:: max(1, len(core) // 200_000)], full_matrices=False)
     axis = axes[2]
-    if spread[1] < LONG_AXIS * spread[0] and spread[2] > SLAB * spread[1] and not (floored(axis) or floored(-axis)):
+    if spread[1] < LONG_AXIS * spread[0] and not (floored(axis) or floored(-axis)):
         axis = axes[0]
     index = int(np.argmax(np.abs(axis)))
     if abs(axis[index]) > np.cos(np.radians(SNAP_DEGREES)):
@@ -156,11 +156,13 @@ def estimate_up(core: np.ndarray, alphas: np.ndarray, everything: np.ndarray) ->
 
 def floor_band(points: np.ndarray, alphas: np.ndarray, center: np.ndarray, up: np.ndarray) -> np.ndarray | None:
     """(P,) bool: the points (P, 3) in the lowest band of heights along `up` (the lowest 5 %, widened by 5 % of
-    their range) where that band holds at least FLOOR_SHARE of the opacity `alphas` (P,) and leaves 5 % of the
-    points above it; else None (no floor)."""
+    their range) where that band holds at least FLOOR_SHARE of the opacity `alphas` (P,), leaves 5 % of the
+    points above it, and the highest band (its mirror) holds less; else None (no floor: a board's back face)."""
     height = (points - center) @ up
     band = height < np.percentile(height, 5) + 0.05 * np.ptp(height)
-    if (~band).sum() < 0.05 * len(points) or alphas[band].sum() < FLOOR_SHARE * alphas.sum():
+    top = height > np.percentile(height, 95) - 0.05 * np.ptp(height)
+    share = FLOOR_SHARE * alphas.sum()
+    if (~band).sum() < 0.05 * len(points) or alphas[band].sum() < share or alphas[top].sum() >= share:
         return None
     return band
 
