@@ -92,6 +92,7 @@ SETTINGS = {
     "clicks": Range(int, 1, 1000),
     "negative_clicks": Range(int, 0, 1000),
     "random_clicks": Range(int, 0, 100_000),
+    "strength": FRACTION,  # segment --floaters
     # training (TrainConfig)
     "iterations": Range(int, 1, STEPS),
     "checkpoint_every": Range(int, 0, STEPS),

@@ -6,6 +6,7 @@ from . import (
     click_cache,
     click_operators,
     edit_operators,
+    floater_selection,
     io_operators,
     overlay,
     panel,
@@ -22,6 +23,7 @@ classes = (
     + io_operators.classes
     + click_operators.classes
     + edit_operators.classes
+    + floater_selection.classes
     + transform_operators.classes
     + training.classes
     + view_cameras.classes

@@ -42,13 +42,18 @@ class CLICKGAUSS_PT_main(SidebarPanel, bpy.types.Panel):
         row.operator("clickgauss.join", text="Join", icon="SELECT_EXTEND")
 
 
-class CLICKGAUSS_PT_train(SidebarPanel, bpy.types.Panel):
-    bl_label = "Train"
+class SplatSubpanel(SidebarPanel):
+    """A sub-panel of the main one, shown while the active object is a splat."""
+
     bl_parent_id = "CLICKGAUSS_PT_main"
 
     @classmethod
     def poll(cls, context):
         return is_splat(context.active_object)
+
+
+class CLICKGAUSS_PT_train(SplatSubpanel, bpy.types.Panel):
+    bl_label = "Train"
 
     def draw(self, context):
         layout = self.layout
@@ -117,4 +122,17 @@ class CLICKGAUSS_PT_select(SidebarPanel, bpy.types.Panel):
         layout.operator("clickgauss.segment_everything", icon="OUTLINER_OB_POINTCLOUD")
 
 
-classes = (CLICKGAUSS_PT_main, CLICKGAUSS_PT_train, CLICKGAUSS_PT_select)
+class CLICKGAUSS_PT_clean(SplatSubpanel, bpy.types.Panel):
+    bl_label = "Clean"
+
+    def draw(self, context):
+        layout = self.layout
+        row = layout.row(align=True)
+        row.operator("clickgauss.select_floaters", icon="PARTICLES")
+        row.prop(context.scene.clickgauss, "floater_strength", slider=True)
+        row = layout.row(align=True)
+        row.operator("clickgauss.delete", text="Delete", icon="TRASH")
+        row.operator("clickgauss.select_none", text="None")
+
+
+classes = (CLICKGAUSS_PT_main, CLICKGAUSS_PT_train, CLICKGAUSS_PT_select, CLICKGAUSS_PT_clean)

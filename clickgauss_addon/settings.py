@@ -3,9 +3,10 @@
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
-from . import click_cache, click_session, feature_store
+from . import click_cache, click_session, feature_store, floater_selection
 from .backend.device_defaults import DEVICE_DEFAULTS
 from .backend.field.click import DEFAULT_THRESHOLDS
+from .backend.field.floaters import DEFAULT_STRENGTH
 from .backend.formats.features import Level
 from .backend.ranges import SETTINGS
 
@@ -46,6 +47,16 @@ class ClickGaussSettings(bpy.types.PropertyGroup):
         max=1.0,
         step=1,
         update=threshold_changed,
+    )
+    floater_strength: FloatProperty(
+        name="Strength",
+        description="How readily Select Floaters takes a Gaussian: 0 takes none, 1 every one; "
+        "the selection follows the slider while it is still the one Select Floaters made",
+        default=DEFAULT_STRENGTH,
+        min=0.0,
+        max=1.0,
+        step=1,
+        update=floater_selection.strength_changed,
     )
     images_dir: StringProperty(
         name="Photos", description="The folder of photos the splat was trained from", subtype="DIR_PATH"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..formats.splat import SH_C0, Splat
+from ..formats.splat import SH_C0, Splat, join_splats
 
 
 @dataclass
@@ -267,3 +267,33 @@ def write_scene(folder, scene: SyntheticScene, cameras, flaws=None, seed: int = 
         "ignore": [scene.object_names[0], f"{scene.parts[0].object_name}/{scene.parts[0].part_name}"],
     }
     (folder / "gt" / "labels.json").write_text(json.dumps(names, indent=1))
+
+
+def with_floaters(splat: Splat, share: float, seed: int = 0) -> tuple[Splat, np.ndarray]:
+    """The splat as a capture holds it: surface Gaussians of mixed opacity and size (a tenth of them faint), and
+    `share` of floaters added (random positions in the bounds and a third beyond, low opacity, sizes from a third
+    to ten times the surface's). Returns the splat and (N,) bool, True for the floaters."""
+    rng = np.random.default_rng(seed)
+    count = splat.count
+    surface = splat.subset(np.arange(count))
+    opacity = rng.normal(3.0, 1.0, count)
+    faint = rng.random(count) < 0.1
+    faint_alphas = rng.uniform(0.03, 0.4, faint.sum())
+    opacity[faint] = np.log(faint_alphas / (1 - faint_alphas))
+    surface.columns["opacity"] = opacity.astype(np.float32)
+    for name in ("scale_0", "scale_1", "scale_2"):
+        surface.columns[name] = (surface.columns[name] + rng.normal(0, 0.3, count)).astype(np.float32)
+    extra = max(1, round(share * count))
+    low, high = splat.positions.min(axis=0), splat.positions.max(axis=0)
+    margin = (high - low) / 3
+    size = np.median(splat.scales.max(axis=1)) + rng.uniform(np.log(1 / 3), np.log(10), extra)
+    alphas = rng.uniform(0.02, 0.3, extra)
+    floaters = Splat.from_arrays(
+        positions=rng.uniform(low - margin, high + margin, (extra, 3)),
+        sh_dc=rng.normal(0, 1, (extra, 3)),
+        opacities=np.log(alphas / (1 - alphas)),
+        scales=np.stack([size, size + rng.normal(0, 0.3, extra), size + rng.normal(0, 0.3, extra)], axis=1),
+        rotations=rng.normal(0, 1, (extra, 4)),
+    )
+    joined, _ = join_splats([surface, floaters])
+    return joined, np.arange(joined.count) >= count

@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..formats import WRITE_FORMATS, left_out, splat_chunks, write_format
+from ..field.click import DEFAULT_THRESHOLDS
+from ..field.floaters import DEFAULT_STRENGTH, floater_scores, floaters
+from ..formats import WRITE_FORMATS, left_out, read_splat, splat_chunks, write_format
+from ..formats.files import StagedOutputs
 from ..ranges import SETTINGS
 from .arguments import path_argument
 from .render import io_png
@@ -19,17 +22,18 @@ def add_parser(commands) -> None:
     segment = commands.add_parser(
         "segment",
         help="select the object under one or more clicks",
-        description="Select Gaussians by clicking a view; write them and the rest as splats.",
+        description="Select Gaussians by clicking a view, or the floaters (--floaters); write them and the rest "
+        "as splats.",
     )
-    add_scene_arguments(segment, images_required=False)
-    path_argument(segment, "--features", "input", required=True, help="features from 'train'")
-    segment.add_argument("--view", required=True, help="the image (camera) name the clicks are in")
+    add_scene_arguments(segment, images_required=False, cameras_help=" (needed for clicks)")
+    path_argument(segment, "--features", "input", help="features from 'train' (needed for clicks)")
+    segment.add_argument("--view", help="the image (camera) name the clicks are in")
     segment.add_argument(
         "--click",
         nargs=2,
         type=SETTINGS["click"],
         action="append",
-        required=True,
+        default=[],
         metavar=("X", "Y"),
         help="a pixel of the object (repeat to add more)",
     )
@@ -46,6 +50,16 @@ def add_parser(commands) -> None:
     segment.add_argument(
         "--threshold", type=SETTINGS["threshold"], help="cosine similarity to select above (default per level)"
     )
+    segment.add_argument(
+        "--floaters",
+        action="store_true",
+        help="select the Gaussians that belong to no surface instead of clicking (no features or cameras needed)",
+    )
+    segment.add_argument(
+        "--strength",
+        type=SETTINGS["strength"],
+        help=f"with --floaters: how readily a Gaussian is taken, 0 none to 1 all (default {DEFAULT_STRENGTH})",
+    )
     formats = ", ".join(WRITE_FORMATS)
     path_argument(segment, "--out", "output", required=True, help=f"the selected Gaussians ({formats}: by its name)")
     path_argument(segment, "--rest", "output", help=f"the other Gaussians ({formats})")
@@ -55,24 +69,64 @@ def add_parser(commands) -> None:
 
 
 def run(options) -> int:
-    from ..field.click import (
-        DEFAULT_THRESHOLDS,
-        Click,
-        ClickIndex,
-        Geometry,
-        Mode,
-        compose,
-        unit_features,
-    )
-    from ..formats.features import load_features
-    from ..formats.files import StagedOutputs
-
+    check_mode(options)
     for flag, path in (("--out", options.out), ("--rest", options.rest)):
         if path is not None:
             try:
                 write_format(path)
             except UserError as error:  # before any work
                 raise UserError(f"{flag} {error}") from None
+    if options.floaters:
+        splat, cameras = read_splat(options.splat), []
+        strength = DEFAULT_STRENGTH if options.strength is None else options.strength
+        selected = floaters(floater_scores(splat.positions, np.exp(splat.scales), splat.alphas), strength)
+        if not selected.any():
+            raise UserError(f"--floaters takes no Gaussian at --strength {strength:g}: raise it; nothing was written")
+        what = f"floaters (strength {strength:g})"
+    else:
+        splat, cameras, selected, what = clicked(options)
+    with StagedOutputs(final=True) as staged:  # all of them or, after an error or a stop, none
+        staged.write(options.out, splat_chunks(options.out, splat.subset(selected)))
+        if options.rest:
+            staged.write(options.rest, splat_chunks(options.rest, splat.subset(~selected)))
+        if options.mask_dir:
+            write_selection_masks(splat, cameras, selected, options.mask_dir, staged)
+    print(f"selected {int(selected.sum()):,} of {splat.count:,} Gaussians ({what}) -> {options.out}", file=sys.stderr)
+    for path in (options.out, options.rest):
+        lost = left_out(splat, path) if path else []
+        if lost:
+            print(f"{path}: its format holds no {' nor '.join(lost)}", file=sys.stderr)
+    return 0
+
+
+def check_mode(options) -> None:
+    """Clicks need features, cameras, a view and a click; --floaters none of them (and no --mask-dir)."""
+    click_flags = {
+        "--features": options.features,
+        "--cameras": options.cameras,
+        "--view": options.view,
+        "--click": options.click,
+        "--exclude": options.exclude,
+        "--threshold": options.threshold,
+        "--mask-dir": options.mask_dir,
+    }
+    if options.floaters:
+        given = [flag for flag, value in click_flags.items() if value]
+        if given:
+            raise UserError(f"{given[0]} does not go with --floaters, which needs no clicks, cameras or features")
+        return
+    if options.strength is not None:
+        raise UserError("--strength goes with --floaters")
+    missing = [flag for flag in ("--features", "--cameras", "--view", "--click") if not click_flags[flag]]
+    if missing:
+        raise UserError(f"{missing[0]} is needed to select by clicks (or select floaters with --floaters)")
+
+
+def clicked(options):
+    """The splat, its cameras, (N,) bool the Gaussians the clicks select, and what selected them in words."""
+    from ..field.click import Click, ClickIndex, Geometry, Mode, compose, unit_features
+    from ..formats.features import load_features
+
     splat, cameras, _ = load_scene(options, need_images=False)
     field = load_features(options.features, splat)
     camera = find_view(cameras, options.view)
@@ -94,22 +148,7 @@ def run(options) -> int:
             f"the clicks select no Gaussian at the {options.level} level (threshold {threshold:g}): "
             f"lower --threshold or click elsewhere; nothing was written"
         )
-    with StagedOutputs(final=True) as staged:  # all of them or, after an error or a stop, none
-        staged.write(options.out, splat_chunks(options.out, splat.subset(selected)))
-        if options.rest:
-            staged.write(options.rest, splat_chunks(options.rest, splat.subset(~selected)))
-        if options.mask_dir:
-            write_selection_masks(splat, cameras, selected, options.mask_dir, staged)
-    print(
-        f"selected {int(selected.sum()):,} of {splat.count:,} Gaussians ({options.level}, threshold {threshold}) "
-        f"-> {options.out}",
-        file=sys.stderr,
-    )
-    for path in (options.out, options.rest):
-        lost = left_out(splat, path) if path else []
-        if lost:
-            print(f"{path}: its format holds no {' nor '.join(lost)}", file=sys.stderr)
-    return 0
+    return splat, cameras, selected, f"{options.level}, threshold {threshold}"
 
 
 def write_selection_masks(splat, cameras, selected: np.ndarray, folder: Path, staged) -> None:

@@ -1,0 +1,116 @@
+"""Floaters: the Gaussians that belong to no surface, numpy only (it runs inside Blender, where torch never loads).
+
+Each Gaussian gets a score in [0, 1] once (`floater_scores`, seconds at 1M Gaussians); a strength then takes those
+scoring at least 1 - strength, so a slider that changes the strength is one comparison (`floaters`).
+
+A surface tiled by Gaussians of one size holds about the same number of them in a cell a quarter of their reach
+wide, whatever the size: a sparse background of large Gaussians counts as many as the dense object. So each
+Gaussian is counted in the 27 cells around it on the grid as wide as a quarter of its own 3-sigma reach (grids
+h, 2h, 4h, ...: no nearest-neighbour search, there is no scipy in Blender's Python), and is isolated where it
+has far fewer than the Gaussians around it (or, with too few around it to tell, than the splat's median), or
+hopelessly fewer than the median. A faint Gaussian far larger than its neighbours' reach is a floater too (a
+large opaque one is a wall). Faintness alone takes nothing: real captures are full of faint surface Gaussians.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_STRENGTH = 0.5
+TYPICAL_NEIGHBOURS = 30  # others in the 27 finest cells around the median Gaussian
+ISOLATED = (3.0, 30.0)  # fewer neighbours than those around it by this factor: from not at all to wholly isolated
+DESERTED = (10.0, 50.0)  # fewer neighbours than the splat's median by this factor, whatever is around it
+LARGER = (2.0, 8.0)  # its reach over its neighbours' (geometric) mean: from not at all to wholly oversized
+FAINT = (0.5, 0.05)  # opacity: from not faint at all to wholly faint, straight between
+FAINT_WEIGHT = 0.35  # an opaque Gaussian's score is its isolation less this share
+AROUND = 30  # Gaussians in the cells four times wider that tell what count to expect there
+SCALES = 8  # grids h .. 128 h
+_BITS = 21  # cell coordinates packed in one int64
+
+
+def floater_scores(positions: np.ndarray, scales: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    """(N,) float32 in [0, 1]: how much each Gaussian looks like a floater (1 for a non-finite one).
+
+    positions (N, 3), scales (N, 3) standard deviations (not the file's logarithms), alphas (N,) in [0, 1].
+    """
+    scores = np.ones(len(positions), np.float32)
+    finite = np.isfinite(positions).all(axis=1) & np.isfinite(scales).all(axis=1) & np.isfinite(alphas)
+    if finite.sum() < 2:
+        return np.where(finite, 0, scores).astype(np.float32)
+    points = positions[finite].astype(np.float64)
+    log_reach = np.log(3 * np.clip(scales[finite].astype(np.float64).max(axis=1), 1e-30, 1e30))  # (M,)
+    finest = finest_cell(points)
+    steps = np.clip((log_reach - np.log(finest)) / np.log(2) - 2, 0, SCALES - 1)  # grids to a quarter of its reach
+    level = np.ceil(steps)  # the grid it is counted on: cells a quarter to half its reach, or the finest
+    ones = np.ones(len(points))
+    neighbours, their_reach = np.zeros(len(points)), log_reach.copy()  # (M,) others in its 27 cells; their mean
+    for scale in np.unique(level):
+        judged = level == scale
+        sums = neighbourhood_sums(points, finest * 2.0**scale, np.stack([ones, log_reach], axis=1))[judged]
+        neighbours[judged] = sums[:, 0] - 1
+        theirs = (sums[:, 1] - log_reach[judged]) / np.maximum(sums[:, 0] - 1, 1)
+        their_reach[judged] = np.where(sums[:, 0] > 1, theirs, log_reach[judged])
+    count = np.log(neighbours + 0.5) + 2 * np.log(2) * (steps - level)  # as if on a grid of exactly a quarter
+    median = np.median(count)
+    expected = np.full(len(points), median)
+    for scale in np.unique(level):
+        judged = level == scale
+        sums = neighbourhood_sums(points, finest * 2.0 ** (scale + 2), np.stack([ones, count], axis=1))[judged]
+        local = (sums[:, 1] - count[judged]) / np.maximum(sums[:, 0] - 1, 1)
+        expected[judged] = np.where(sums[:, 0] - 1 >= AROUND, local, median)
+    isolated = np.maximum(ramp(np.exp(expected - count), ISOLATED), ramp(np.exp(median - count), DESERTED))
+    faint = np.clip((alphas[finite].astype(np.float64) - FAINT[0]) / (FAINT[1] - FAINT[0]), 0, 1)
+    oversized = ramp(np.exp(log_reach - their_reach), LARGER) * np.clip(2 * faint, 0, 1)
+    scores[finite] = np.maximum(isolated, oversized) * (1 - FAINT_WEIGHT + FAINT_WEIGHT * faint)
+    return scores
+
+
+def ramp(values: np.ndarray, span: tuple[float, float]) -> np.ndarray:
+    """0 at span[0], 1 at span[1], straight between on a log scale, clipped."""
+    low, high = np.log(span[0]), np.log(span[1])
+    with np.errstate(divide="ignore"):
+        return np.clip((np.log(values) - low) / (high - low), 0, 1)
+
+
+def floaters(scores: np.ndarray, strength: float = DEFAULT_STRENGTH) -> np.ndarray:
+    """(N,) bool: the Gaussians a strength in [0, 1] takes (0 takes none, 1 every one)."""
+    if strength <= 0:
+        return np.zeros(len(scores), bool)
+    return scores >= 1 - strength
+
+
+def finest_cell(points: np.ndarray) -> float:
+    """The cell size at which the median Gaussian has about TYPICAL_NEIGHBOURS others in its 27 cells.
+
+    Surfaces hold the neighbours, so the count grows with the cell's area: a few corrections from a first
+    guess by volume (over the middle 98 % of the centres, so that far floaters do not widen it) settle it.
+    """
+    low, high = np.quantile(points, [0.01, 0.99], axis=0)
+    size = max(float(np.prod(np.maximum(high - low, 1e-9))) ** (1 / 3) / len(points) ** (1 / 3), 1e-9)
+    sample = points if len(points) <= 200_000 else points[:: len(points) // 200_000]
+    ones = np.ones((len(sample), 1))
+    for _ in range(4):
+        median = float(np.median(neighbourhood_sums(sample, size, ones)[:, 0] - 1)) * len(points) / len(sample)
+        size *= float(np.clip(np.sqrt(TYPICAL_NEIGHBOURS / max(median, 0.5)), 0.25, 4.0))
+    return size
+
+
+def neighbourhood_sums(points: np.ndarray, cell: float, values: np.ndarray) -> np.ndarray:
+    """(N, K): for each point, the sum of `values` (N, K) over the points in the 27 cells of size `cell` around
+    its own (itself included)."""
+    corner = points.min(axis=0)
+    limit = (1 << _BITS) - 2
+    keys = np.minimum(np.floor((points - corner) / cell), limit).astype(np.int64) + 1  # room for the -1 offset
+    packed = (keys[:, 0] << (2 * _BITS)) | (keys[:, 1] << _BITS) | keys[:, 2]
+    cells, cell_of = np.unique(packed, return_inverse=True)
+    cell_of = cell_of.ravel()
+    per_cell = np.stack([np.bincount(cell_of, weights=column, minlength=len(cells)) for column in values.T], axis=1)
+    around = np.zeros_like(per_cell)
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            for dz in (-1, 0, 1):
+                wanted = cells + ((dx << (2 * _BITS)) + (dy << _BITS) + dz)
+                found = np.minimum(np.searchsorted(cells, wanted), len(cells) - 1)
+                hit = cells[found] == wanted
+                around[hit] += per_cell[found[hit]]
+    return around[cell_of]
