@@ -6,11 +6,11 @@ from . import (
     click_cache,
     click_operators,
     edit_operators,
-    floater_selection,
     io_operators,
     overlay,
     panel,
     preferences,
+    selection_tools,
     settings,
     training,
     transform_operators,
@@ -23,7 +23,7 @@ classes = (
     + io_operators.classes
     + click_operators.classes
     + edit_operators.classes
-    + floater_selection.classes
+    + selection_tools.classes
     + transform_operators.classes
     + training.classes
     + view_cameras.classes

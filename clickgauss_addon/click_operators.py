@@ -13,7 +13,6 @@ from .backend.errors import UserError
 from .backend.formats.features import load_features
 from .compat import enter_point_edit_mode
 from .edit_operators import select_only
-from .settings import click_level
 from .splat_object import GEOMETRY_COLUMNS, is_splat, object_to_splat
 
 NAVIGATION = {
@@ -86,7 +85,7 @@ class CLICKGAUSS_OT_click_mode(bpy.types.Operator):
         step = feature_store.features_step(context.active_object)
         field = "" if step is None else f"field: {feature_store.field_name(step)} · "
         context.area.header_text_set(
-            f"Click-Gaussian · {field}{click_level(settings)} · threshold {settings.threshold:.2f} · {status}"
+            f"Click-Gaussian · {field}{settings.click_level} · threshold {settings.threshold:.2f} · {status}"
             f"   |   {HINTS}"
         )
         context.area.tag_redraw()
@@ -116,7 +115,7 @@ class CLICKGAUSS_OT_click_mode(bpy.types.Operator):
                 )
                 x, y = viewport.region_pixel(region.height, event.mouse_x - region.x, event.mouse_y - region.y)
                 self.info = click_session.apply_click(
-                    obj, camera, x, y, argument, click_level(settings), settings.threshold
+                    obj, camera, x, y, argument, settings.click_level, settings.threshold
                 )
                 if click_session.empty_reason(self.info):
                     self.report({"WARNING"}, click_session.empty_reason(self.info))

@@ -127,9 +127,25 @@ class CLICKGAUSS_PT_clean(SplatSubpanel, bpy.types.Panel):
 
     def draw(self, context):
         layout = self.layout
+        settings = context.scene.clickgauss
         row = layout.row(align=True)
         row.operator("clickgauss.select_floaters", icon="PARTICLES")
-        row.prop(context.scene.clickgauss, "floater_strength", slider=True)
+        row.prop(settings, "floater_strength", slider=True)
+        box = layout.box()
+        box.prop(settings, "select_attribute")
+        row = box.row(align=True)
+        if settings.select_attribute == "COLOR":
+            row.prop(settings, "select_color", text="")
+            row.prop(settings, "color_distance")
+        else:
+            prefix = "opacity" if settings.select_attribute == "OPACITY" else "size"
+            row.prop(settings, f"{prefix}_low")
+            row.prop(settings, f"{prefix}_high")
+        box.row().prop(settings, "select_mode", expand=True)
+        box.operator("clickgauss.select_by_attribute", icon="FILTER")
+        row = layout.row(align=True)
+        row.operator("clickgauss.grow_selection", text="Grow", icon="ADD").step = "GROW"
+        row.operator("clickgauss.grow_selection", text="Shrink", icon="REMOVE").step = "SHRINK"
         row = layout.row(align=True)
         row.operator("clickgauss.delete", text="Delete", icon="TRASH")
         row.operator("clickgauss.select_none", text="None")

@@ -1,26 +1,28 @@
 """The scene's Click-Gaussian settings: click level and thresholds, training inputs and progress."""
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty, StringProperty
 
-from . import click_cache, click_session, feature_store, floater_selection
+from . import click_cache, click_session, feature_store, selection_tools
 from .backend.device_defaults import DEVICE_DEFAULTS
 from .backend.field.click import DEFAULT_THRESHOLDS
 from .backend.field.floaters import DEFAULT_STRENGTH
+from .backend.field.select_by import ATTRIBUTES
 from .backend.formats.features import Level
 from .backend.ranges import SETTINGS
-
-
-def click_level(settings) -> Level:
-    """The Level enum ("COARSE" / "FINE") as the backend's level."""
-    return "fine" if settings.level == "FINE" else "coarse"
 
 
 def threshold_changed(settings, context):
     """The slider updates the selection live: the click session's clicks are replayed."""
     obj = context.active_object
     if obj is not None and feature_store.has_features(obj) and click_cache.in_session(obj):
-        click_session.reapply(obj, click_level(settings), settings.threshold)
+        click_session.reapply(obj, settings.click_level, settings.threshold)
+
+
+def attribute_bound(name: str, description: str, default: float, high: float | None = None) -> dict:
+    """A FloatProperty's arguments for one end of a Select by Attribute range (the selection follows it)."""
+    bounds = {"min": 0.0} if high is None else {"min": 0.0, "max": high}
+    return dict(name=name, description=description, default=default, update=selection_tools.attribute_changed, **bounds)
 
 
 class ClickGaussSettings(bpy.types.PropertyGroup):
@@ -56,7 +58,44 @@ class ClickGaussSettings(bpy.types.PropertyGroup):
         min=0.0,
         max=1.0,
         step=1,
-        update=floater_selection.strength_changed,
+        update=selection_tools.floaters_changed,
+    )
+    select_attribute: EnumProperty(
+        name="Attribute",
+        items=[
+            (key, key.title().replace("Color", "Colour"), f"Select by {words}") for key, words in ATTRIBUTES.items()
+        ],
+        update=selection_tools.attribute_changed,
+    )
+    select_mode: EnumProperty(
+        name="Mode",
+        items=[
+            ("SET", "Set", "Replace the selection"),
+            ("ADD", "Add", "Add to the selection"),
+            ("SUBTRACT", "Subtract", "Take from the selection"),
+        ],
+        update=selection_tools.attribute_changed,
+    )
+    opacity_low: FloatProperty(**attribute_bound("From", "Opacity, 0 (transparent) to 1", 0.0, 1.0))
+    opacity_high: FloatProperty(**attribute_bound("To", "Opacity, 0 (transparent) to 1", 0.1, 1.0))
+    size_low: FloatProperty(**attribute_bound("From", "Largest standard deviation, in the splat's units", 0.0))
+    size_high: FloatProperty(**attribute_bound("To", "Largest standard deviation, in the splat's units", 1.0))
+    select_color: FloatVectorProperty(
+        name="Colour",
+        description="The base colour to select near (sRGB, as the splat stores it)",
+        subtype="COLOR",
+        min=0,
+        max=1,
+        default=(1, 1, 1),
+        update=selection_tools.attribute_changed,
+    )
+    color_distance: FloatProperty(
+        name="Distance",
+        description="How far from the colour a Gaussian's base colour may be (RGB, 0-1 each)",
+        min=0,
+        max=2,
+        default=0.1,
+        update=selection_tools.attribute_changed,
     )
     images_dir: StringProperty(
         name="Photos", description="The folder of photos the splat was trained from", subtype="DIR_PATH"
@@ -138,6 +177,19 @@ class ClickGaussSettings(bpy.types.PropertyGroup):
     checkpoint_step: IntProperty(
         default=-1, options={"SKIP_SAVE"}
     )  # the intermediate field's step (0: lifted); -1: none
+
+    def attribute_range(self, attribute: str) -> tuple[float, float]:
+        """The range Select by Attribute takes for `attribute`: COLOR's is the distance from the colour."""
+        if attribute == "OPACITY":
+            return self.opacity_low, self.opacity_high
+        if attribute == "SIZE":
+            return self.size_low, self.size_high
+        return 0.0, self.color_distance
+
+    @property
+    def click_level(self) -> Level:
+        """The Level enum ("COARSE" / "FINE") as the backend's level."""
+        return "fine" if self.level == "FINE" else "coarse"
 
     @property
     def threshold(self) -> float:

@@ -798,6 +798,13 @@ class ClickIndex:
             self.level_unit = self.level_features = None  # every level is built: what they came from can go
 
 
+def combine(selection: np.ndarray, hit: np.ndarray, mode: Mode) -> np.ndarray:
+    """(N,) or (T, N) bool: `hit` replacing the selection (SET), added to it (ADD) or taken from it (SUBTRACT)."""
+    if mode == "SET":
+        return hit.copy()
+    return selection | hit if mode == "ADD" else selection & ~hit
+
+
 def compose(
     index: ClickIndex, clicks: list[Click], level: Level, threshold, start: np.ndarray
 ) -> tuple[np.ndarray, list]:
@@ -813,13 +820,7 @@ def compose(
         if query is None:
             missed.append(click)
             continue
-        hit = index.level(level).select(query, threshold)
-        if click.mode == "SET":
-            selection = hit
-        elif click.mode == "ADD":
-            selection |= hit
-        else:
-            selection &= ~hit
+        selection = combine(selection, index.level(level).select(query, threshold), click.mode)
     if index.hidden is not None:
         selection[..., index.hidden] = False
     return selection, missed

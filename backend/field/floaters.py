@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .grid import finest_cell, neighbourhood_sums
+
 DEFAULT_STRENGTH = 0.5
-TYPICAL_NEIGHBOURS = 30  # others in the 27 finest cells around the median Gaussian
 ISOLATED = (3.0, 30.0)  # fewer neighbours than those around it by this factor: from not at all to wholly isolated
 DESERTED = (10.0, 50.0)  # fewer neighbours than the splat's median by this factor, whatever is around it
 LARGER = (2.0, 8.0)  # its reach over its neighbours' (geometric) mean: from not at all to wholly oversized
@@ -25,7 +26,6 @@ FAINT = (0.5, 0.05)  # opacity: from not faint at all to wholly faint, straight 
 FAINT_WEIGHT = 0.35  # an opaque Gaussian's score is its isolation less this share
 AROUND = 30  # Gaussians in the cells four times wider that tell what count to expect there
 SCALES = 8  # grids h .. 128 h
-_BITS = 21  # cell coordinates packed in one int64
 
 
 def floater_scores(positions: np.ndarray, scales: np.ndarray, alphas: np.ndarray) -> np.ndarray:
@@ -77,40 +77,3 @@ def floaters(scores: np.ndarray, strength: float = DEFAULT_STRENGTH) -> np.ndarr
     if strength <= 0:
         return np.zeros(len(scores), bool)
     return scores >= 1 - strength
-
-
-def finest_cell(points: np.ndarray) -> float:
-    """The cell size at which the median Gaussian has about TYPICAL_NEIGHBOURS others in its 27 cells.
-
-    Surfaces hold the neighbours, so the count grows with the cell's area: a few corrections from a first
-    guess by volume (over the middle 98 % of the centres, so that far floaters do not widen it) settle it.
-    """
-    low, high = np.quantile(points, [0.01, 0.99], axis=0)
-    size = max(float(np.prod(np.maximum(high - low, 1e-9))) ** (1 / 3) / len(points) ** (1 / 3), 1e-9)
-    sample = points if len(points) <= 200_000 else points[:: len(points) // 200_000]
-    ones = np.ones((len(sample), 1))
-    for _ in range(4):
-        median = float(np.median(neighbourhood_sums(sample, size, ones)[:, 0] - 1)) * len(points) / len(sample)
-        size *= float(np.clip(np.sqrt(TYPICAL_NEIGHBOURS / max(median, 0.5)), 0.25, 4.0))
-    return size
-
-
-def neighbourhood_sums(points: np.ndarray, cell: float, values: np.ndarray) -> np.ndarray:
-    """(N, K): for each point, the sum of `values` (N, K) over the points in the 27 cells of size `cell` around
-    its own (itself included)."""
-    corner = points.min(axis=0)
-    limit = (1 << _BITS) - 2
-    keys = np.minimum(np.floor((points - corner) / cell), limit).astype(np.int64) + 1  # room for the -1 offset
-    packed = (keys[:, 0] << (2 * _BITS)) | (keys[:, 1] << _BITS) | keys[:, 2]
-    cells, cell_of = np.unique(packed, return_inverse=True)
-    cell_of = cell_of.ravel()
-    per_cell = np.stack([np.bincount(cell_of, weights=column, minlength=len(cells)) for column in values.T], axis=1)
-    around = np.zeros_like(per_cell)
-    for dx in (-1, 0, 1):
-        for dy in (-1, 0, 1):
-            for dz in (-1, 0, 1):
-                wanted = cells + ((dx << (2 * _BITS)) + (dy << _BITS) + dz)
-                found = np.minimum(np.searchsorted(cells, wanted), len(cells) - 1)
-                hit = cells[found] == wanted
-                around[hit] += per_cell[found[hit]]
-    return around[cell_of]

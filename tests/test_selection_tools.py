@@ -1,4 +1,5 @@
-"""Select Floaters: generated scenes with floaters injected, the command line, and the add-on in real Blender."""
+"""Selections by rule: Select Floaters on generated scenes with floaters injected and on the command line, Select by
+Attribute, Grow and Shrink; each in the add-on in real Blender too."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import numpy as np
 import pytest
 from test_addon_io import import_splat
 
-from backend.benchmark.synthetic import make_scene, with_floaters
+from backend.benchmark.synthetic import Part, make_scene, with_floaters
 from backend.field.floaters import floater_scores, floaters
+from backend.field.select_by import grow, shrink
 from backend.formats.ply import read_ply, write_ply
 
 
@@ -107,3 +109,68 @@ def test_select_floaters_in_blender_follows_the_strength_slider_and_delete_clean
     assert len(obj.data.points) == splat.count - selected.sum()
     settings.floater_strength = 0.9  # the selection is no longer Select Floaters': the slider leaves it alone
     assert not addon.feature_store.read_selection(obj).any()
+
+
+def test_grow_then_shrink_gives_back_a_cap_of_a_ball():
+    """Growing takes the touching Gaussians, shrinking the boundary: a patch of a convex surface comes back (the
+    grid's cells round its edge: a few Gaussians beside it)."""
+    ball = make_scene(20_000, seed=0, parts=[Part("ball", "ball", "sphere", (0, 0, 0), (1, 0, 0), (0.5, 0.5, 0.5))])
+    positions = ball.splat.positions
+    cap = positions[:, 1] < -0.3
+    grown = grow(positions, cap)
+    assert grown.sum() > 1.05 * cap.sum() and not (cap & ~grown).any()
+    back = shrink(positions, grown)
+    assert (back & cap).sum() / (back | cap).sum() >= 0.95
+
+
+def alphas_from_file(splat) -> np.ndarray:
+    return 1 / (1 + np.exp(-splat.columns["opacity"].astype(np.float64)))
+
+
+@pytest.mark.blender
+def test_select_by_attribute_takes_exactly_the_range_and_adds_subtracts_and_follows_its_sliders(bpy, addon, tmp_path):
+    splat, _ = with_floaters(make_scene(4_000, seed=8).splat, 0.02, 8)
+    write_ply(tmp_path / "scene.ply", splat)
+    obj = import_splat(bpy, tmp_path / "scene.ply")
+    settings, read = bpy.context.scene.clickgauss, addon.feature_store.read_selection
+    alphas, sizes = alphas_from_file(splat), np.exp(splat.scales.astype(np.float64)).max(axis=1)
+    settings.select_attribute, settings.opacity_low, settings.opacity_high = "OPACITY", 0.2, 0.6
+    assert bpy.ops.clickgauss.select_by_attribute() == {"FINISHED"}
+    in_opacity = (alphas >= 0.2 + 1e-6) & (alphas <= 0.6 - 1e-6)
+    near_edge = (np.abs(alphas - 0.2) < 1e-6) | (np.abs(alphas - 0.6) < 1e-6)
+    assert np.array_equal(read(obj)[~near_edge], in_opacity[~near_edge]) and in_opacity.any()
+    settings.opacity_high = 0.3  # the slider: live, from the selection Select by Attribute started with
+    assert np.array_equal(read(obj)[~near_edge], ((alphas >= 0.2) & (alphas <= 0.3))[~near_edge])
+    settings.select_attribute, settings.size_low, settings.size_high = "SIZE", 0.0, float(np.median(sizes))
+    settings.select_mode = "ADD"  # a new range: a new Select by Attribute, added to what is selected
+    before = read(obj)
+    assert bpy.ops.clickgauss.select_by_attribute() == {"FINISHED"}
+    small = sizes <= np.median(sizes) * (1 - 1e-6)
+    assert np.array_equal(read(obj) & ~small, before & ~small) and read(obj)[small].all()
+    settings.select_mode = "SUBTRACT"  # follows live: now taken from the selection it started with
+    assert not (read(obj) & small).any() and np.array_equal(read(obj) & ~small, before & ~small)
+    settings.select_attribute, settings.select_mode, settings.color_distance = "COLOR", "SET", 0.05
+    settings.select_color = tuple(splat.colors[0])
+    assert bpy.ops.clickgauss.select_by_attribute() == {"FINISHED"}
+    distance = np.linalg.norm(splat.colors - splat.colors[0], axis=1)
+    clear = np.abs(distance - 0.05) > 1e-4
+    assert np.array_equal(read(obj)[clear], (distance <= 0.05)[clear]) and read(obj)[0]
+
+
+@pytest.mark.blender
+def test_grow_and_shrink_in_blender_stay_on_the_object_with_features_and_refuse_an_empty_selection(
+    bpy, addon, splat_with_features, trained_scene
+):
+    obj, scene = splat_with_features, trained_scene["scene"]
+    read = addon.feature_store.read_selection
+    with pytest.raises(RuntimeError, match="nothing is selected in 'splat': select something to grow"):
+        bpy.ops.clickgauss.grow_selection(step="GROW")
+    target = int(np.bincount(scene.object_ids)[1:].argmax()) + 1  # the largest object but the ground
+    members = scene.object_ids == target
+    half = members & (scene.splat.positions[:, 1] > np.median(scene.splat.positions[members, 1]))  # its foot half
+    addon.click_cache.write_selection(obj, half)
+    assert bpy.ops.clickgauss.grow_selection(step="GROW") == {"FINISHED"}
+    grown = read(obj)
+    assert grown.sum() > half.sum() and (grown & members).sum() / grown.sum() >= 0.95  # not the ground it stands on
+    assert bpy.ops.clickgauss.grow_selection(step="SHRINK") == {"FINISHED"}
+    assert read(obj).sum() < grown.sum() and not (read(obj) & ~grown).any()

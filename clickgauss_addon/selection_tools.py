@@ -1,0 +1,157 @@
+"""Selections made by rule rather than by a click: Select Floaters, Select by Attribute, Grow and Shrink.
+
+Floaters and attribute ranges follow their sliders live while the selection is still the one they made (nothing
+else wrote it since: `click_cache.generation`); each starts again from the selection it found, so a slider that
+moves back gives back what was there. Floater scores are computed once per splat (seconds at 1M Gaussians) and
+kept while its points stay where they were: a Strength change is then one comparison and a selection write.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from bpy.props import EnumProperty
+
+from . import click_cache, feature_store
+from .backend.errors import UserError
+from .backend.field.click import combine
+from .backend.field.floaters import floater_scores, floaters
+from .backend.field.select_by import attribute_values, grow, in_range, shrink
+from .backend.formats.splat import DC_COLUMNS
+from .edit_operators import SplatEditOperator
+from .point_attributes import read_positions
+from .splat_object import is_splat, object_to_splat
+
+_scores: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # point cloud session_uid -> (positions, floater scores)
+_live: dict[int, tuple[str, int, np.ndarray]] = {}  # session_uid -> (tool, generation it wrote, selection before)
+
+
+def write_live(obj, tool: str, before: np.ndarray, selection: np.ndarray) -> int:
+    """Write a tool's selection (hidden Gaussians never selected) and remember it; returns how many are selected."""
+    selection = selection & ~feature_store.read_hidden(obj)
+    click_cache.write_selection(obj, selection)
+    _live[obj.data.session_uid] = (tool, click_cache.generation(obj), before)
+    return int(selection.sum())
+
+
+def live_before(obj, tool: str) -> np.ndarray | None:
+    """The selection `tool` started from, while the object's selection is still the one it wrote; else None."""
+    if not is_splat(obj):
+        return None
+    kept = _live.get(obj.data.session_uid)
+    return kept[2] if kept and kept[0] == tool and kept[1] == click_cache.generation(obj) else None
+
+
+def floater_scores_of(obj) -> np.ndarray:
+    """(N,) the object's floater scores, computed again only when its points changed."""
+    uid = obj.data.session_uid
+    positions = read_positions(obj.data)
+    kept = _scores.get(uid)
+    if kept is not None and np.array_equal(kept[0], positions):
+        return kept[1]
+    geometry = click_cache.geometry_of(obj)
+    scores = floater_scores(geometry.positions, geometry.scales, geometry.opacities)
+    _scores[uid] = (positions, scores)
+    return scores
+
+
+def select_floaters(obj, strength: float, before: np.ndarray) -> int:
+    return write_live(obj, "FLOATERS", before, floaters(floater_scores_of(obj), strength))
+
+
+def select_by_attribute(obj, settings, before: np.ndarray) -> int:
+    attribute = settings.select_attribute
+    geometry = click_cache.geometry_of(obj)
+    colors = object_to_splat(obj, DC_COLUMNS).colors if attribute == "COLOR" else None
+    values = attribute_values(attribute, geometry.scales, geometry.opacities, colors, np.array(settings.select_color))
+    low, high = settings.attribute_range(attribute)
+    return write_live(obj, "ATTRIBUTE", before, combine(before, in_range(values, low, high), settings.select_mode))
+
+
+def floaters_changed(settings, context) -> None:
+    obj = context.active_object
+    before = live_before(obj, "FLOATERS")
+    if before is not None:
+        select_floaters(obj, settings.floater_strength, before)
+
+
+def attribute_changed(settings, context) -> None:
+    obj = context.active_object
+    before = live_before(obj, "ATTRIBUTE")
+    if before is not None:
+        select_by_attribute(obj, settings, before)
+
+
+class SelectionTool(SplatEditOperator):
+    def edit(self, context, obj):
+        if len(obj.data.points) == 0:
+            raise UserError(f"'{obj.name}' has no Gaussians")
+        return self.select(context, obj, feature_store.read_selection(obj))
+
+
+class CLICKGAUSS_OT_select_floaters(SelectionTool):
+    """Select the Gaussians that belong to no surface: isolated from the others, or faint and far larger than the
+    detail around them. The Strength slider then updates the selection; Delete cleans the capture"""
+
+    bl_idname = "clickgauss.select_floaters"
+    bl_label = "Select Floaters"
+
+    def select(self, context, obj, before):
+        strength = context.scene.clickgauss.floater_strength
+        count = select_floaters(obj, strength, before)
+        return f"Selected {count:,} floaters of {len(obj.data.points):,} Gaussians (strength {strength:g})"
+
+
+class CLICKGAUSS_OT_select_by_attribute(SelectionTool):
+    """Select the Gaussians whose opacity, size or colour is in a range (set, added to or taken from the
+    selection); the range's sliders then update it"""
+
+    bl_idname = "clickgauss.select_by_attribute"
+    bl_label = "Select by Attribute"
+
+    def select(self, context, obj, before):
+        settings = context.scene.clickgauss
+        count = select_by_attribute(obj, settings, before)
+        return f"{count:,} Gaussians selected ({settings.select_attribute.lower()} in range)"
+
+
+class CLICKGAUSS_OT_grow_selection(SelectionTool):
+    """Grow the selection to the Gaussians touching it: with features, those whose feature agrees with the
+    selection's at the current level and threshold; without, every touching one"""
+
+    bl_idname = "clickgauss.grow_selection"
+    bl_label = "Grow Selection"
+
+    step: EnumProperty(items=[("GROW", "Grow", ""), ("SHRINK", "Shrink", "")], options={"HIDDEN"})
+
+    @classmethod
+    def description(cls, context, properties):
+        if properties.step == "SHRINK":
+            return "Shrink the selection by its boundary: the selected Gaussians that touch an unselected one"
+        return cls.__doc__
+
+    def select(self, context, obj, before):
+        if not before.any():
+            raise UserError(f"nothing is selected in '{obj.name}': select something to grow or shrink first")
+        positions = click_cache.geometry_of(obj).positions
+        if self.step == "SHRINK":
+            after = shrink(positions, before)
+        else:
+            after = grow(positions, before, agreeing(context, obj, before))
+        count = write_live(obj, self.step, before, after)
+        return f"{count:,} Gaussians selected ({count - int(before.sum()):+,})"
+
+
+def agreeing(context, obj, selection: np.ndarray) -> np.ndarray | None:
+    """(N,) bool the Gaussians whose unit feature is within the threshold's cosine of the selection's mean one at
+    the current level; None without features (every touching Gaussian agrees)."""
+    if not feature_store.has_features(obj):
+        return None
+    settings = context.scene.clickgauss
+    state, level = click_cache.state_of(obj), settings.click_level
+    state.read_level(obj, level)
+    features = state.index.level(level)
+    mean = features.features(np.flatnonzero(selection)).astype(np.float64).mean(axis=0)  # (D,) in UNIT_SCALE units
+    return features.select(mean / max(float(np.linalg.norm(mean)), 1e-12), settings.threshold)
+
+
+classes = (CLICKGAUSS_OT_select_floaters, CLICKGAUSS_OT_select_by_attribute, CLICKGAUSS_OT_grow_selection)
