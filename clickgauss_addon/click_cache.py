@@ -25,7 +25,7 @@ from .backend.field.click import ClickIndex, Geometry, level_columns, unit_featu
 from .backend.formats.features import COARSE_DIM, FEATURE_DIM, LEVEL_DIMS, Level
 from .backend.formats.splat import ROTATION_COLUMNS, SCALE_COLUMNS, alphas_of
 from .feature_store import (
-    CENTERS_KEY,
+    CENTERS_KEYS,
     FEATURE_ATTRIBUTES,
     PRIOR_KEY,
     SELECTION,
@@ -41,7 +41,7 @@ from .splat_object import GEOMETRY_COLUMNS, column_layout, is_native, object_to_
 
 
 def store_features(
-    obj, features: np.ndarray, centers: np.ndarray | None = None, step: int | None = None, prior: bool = True
+    obj, features: np.ndarray, centers: dict | None = None, step: int | None = None, prior: bool = True
 ) -> None:
     """Features (N, 24) as point attributes, and the caches built from them (build_indexes), so the first
     click is instant.
@@ -54,10 +54,11 @@ def store_features(
     channels = features.T.astype(np.float32, order="C")  # (24, N): one pass, 2.5x faster than column by column
     for name, values in zip(FEATURE_ATTRIBUTES, channels):
         set_attribute(cloud, name, "FLOAT", values)
-    if centers is not None:
-        cloud[CENTERS_KEY] = json.dumps(np.asarray(centers, dtype=float).round(6).tolist())
-    elif CENTERS_KEY in cloud:
-        del cloud[CENTERS_KEY]  # the old clusters belong to the old features
+    for level, key in CENTERS_KEYS.items():
+        if centers and centers.get(level) is not None:
+            cloud[key] = json.dumps(np.asarray(centers[level], dtype=float).round(6).tolist())
+        elif key in cloud:
+            del cloud[key]  # the old clusters belong to the old features
     for key, value in ((STEP_KEY, step), (PRIOR_KEY, None if prior else False)):
         if value is not None:
             cloud[key] = value
@@ -106,7 +107,7 @@ def remove_features(obj) -> None:
     for name in FEATURE_ATTRIBUTES:
         if name in cloud.attributes:
             cloud.attributes.remove(cloud.attributes[name])
-    for key in (CENTERS_KEY, STEP_KEY, PRIOR_KEY):
+    for key in (*CENTERS_KEYS.values(), STEP_KEY, PRIOR_KEY):
         if key in cloud:
             del cloud[key]
     forget(obj)

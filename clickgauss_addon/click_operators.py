@@ -161,7 +161,7 @@ class CLICKGAUSS_OT_load_features(bpy.types.Operator, ImportHelper):
 def attach_features_file(obj, path: Path) -> None:
     """The features in `path` onto `obj`, refused unless they were trained for exactly its Gaussians."""
     field = load_features(path, object_to_splat(obj, GEOMETRY_COLUMNS))  # the fingerprint hashes the geometry alone
-    click_cache.store_features(obj, field.features, field.centers.get("coarse"), prior=field.granularity_prior)
+    click_cache.store_features(obj, field.features, field.centers, prior=field.granularity_prior)
 
 
 classes = (CLICKGAUSS_OT_click_mode, CLICKGAUSS_OT_load_features)

@@ -12,8 +12,6 @@ hidden splats.
 
 from __future__ import annotations
 
-import json
-
 import bpy
 import numpy as np
 from bpy.props import BoolProperty
@@ -21,11 +19,19 @@ from bpy.props import BoolProperty
 from . import click_cache, feature_store
 from .backend.errors import UserError
 from .backend.field.click import DEFAULT_THRESHOLDS
+from .backend.field.segments import UNASSIGNED, segment_labels
+from .backend.formats.features import Level
 from .compat import edit_selected_points
 from .point_attributes import get_attribute
 from .splat_object import FILE_AXES_KEY, HIDDEN_ATTRIBUTE, draw_hidden, is_splat
 
-CARRIED_KEYS = ("cg_ply_columns", "cg_ply_comments", FILE_AXES_KEY, feature_store.CENTERS_KEY, feature_store.PRIOR_KEY)
+CARRIED_KEYS = (
+    "cg_ply_columns",
+    "cg_ply_comments",
+    FILE_AXES_KEY,
+    *feature_store.CENTERS_KEYS.values(),
+    feature_store.PRIOR_KEY,
+)
 
 
 def select_only(obj) -> None:
@@ -138,17 +144,19 @@ def segment_everything(obj, threshold: float = DEFAULT_THRESHOLDS["coarse"]) -> 
     return parts
 
 
-def cluster_labels(obj, threshold: float) -> np.ndarray:
-    """(N,) index of each Gaussian's most similar global coarse cluster, -1 below `threshold` or without clusters."""
-    state = click_cache.state_of(obj)
-    centers = np.array(json.loads(obj.data.get(feature_store.CENTERS_KEY, "[]")), dtype=np.float32)
+def cluster_labels(obj, threshold: float, level: Level = "coarse", hidden_too: bool = False) -> np.ndarray:
+    """(N,) index of each Gaussian's most similar global cluster at `level`, -1 below `threshold`; hidden Gaussians
+    -1 too (they stay where they are) unless `hidden_too` (an export labels every Gaussian it writes)."""
+    centers = feature_store.read_centers(obj, level)
     if centers.size == 0:
         raise UserError(
-            f"'{obj.name}' has no global clusters: train with GFL on, or load a features file that has them"
+            f"'{obj.name}' has no global {level} clusters: train with GFL on, or load a features file that has them"
         )
-    similarity = state.index.level("coarse").cosines(centers)  # (N, K)
-    labels = np.where(similarity.max(axis=1) > threshold, similarity.argmax(axis=1), -1)
-    labels[state.index.hidden] = -1  # hidden Gaussians stay where they are
+    state = click_cache.state_of(obj)
+    state.read_level(obj, level)
+    labels = segment_labels(state.index.level(level).cosines(centers), threshold)  # (N,)
+    if state.index.hidden is not None and not hidden_too:
+        labels[state.index.hidden] = UNASSIGNED
     return labels
 
 

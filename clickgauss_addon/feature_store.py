@@ -4,14 +4,17 @@ its caches current with them."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
-from .backend.formats.features import FEATURE_DIM
+from .backend.formats.features import FEATURE_DIM, LEVEL_DIMS, Level
 from .point_attributes import get_attribute
 from .splat_object import HIDDEN_ATTRIBUTE
 
 FEATURE_ATTRIBUTES = tuple(f"cg_feature_{i:02d}" for i in range(FEATURE_DIM))
-CENTERS_KEY = "cg_centers_coarse"  # the training's global coarse clusters, for Segment Everything
+# the training's global clusters per level (unit centres as JSON), for Segment Everything and Segment IDs
+CENTERS_KEYS: dict[Level, str] = {"coarse": "cg_centers_coarse", "fine": "cg_centers_fine"}
 STEP_KEY = "cg_features_step"  # while training runs: the step of the intermediate field the features are
 PRIOR_KEY = "cg_granularity_prior"  # False when the field was trained without it; absent: with it
 SELECTION = ".selection"
@@ -59,3 +62,9 @@ def field_name(step: int | None) -> str:
 def granularity_prior(obj) -> bool:
     """Whether the object's field was trained with the granularity prior, so its clicks apply it too."""
     return bool(obj.data.get(PRIOR_KEY, True))
+
+
+def read_centers(obj, level: Level) -> np.ndarray:
+    """(K, D) float32 the training's global cluster centres at `level`; (0, D) where it left none."""
+    centers = np.array(json.loads(obj.data.get(CENTERS_KEYS[level], "[]")), dtype=np.float32)
+    return centers.reshape(-1, LEVEL_DIMS[level])

@@ -8,15 +8,17 @@ from pathlib import Path
 
 import bpy
 import numpy as np
-from bpy.props import BoolProperty, CollectionProperty, FloatProperty, StringProperty
+from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper, axis_conversion, orientation_helper
 
 from . import feature_store
 from .backend.errors import UserError
+from .backend.field.segments import SEGMENT_COLUMNS, segment_file_names
 from .backend.formats import SPLAT_EXTENSIONS, WRITE_FORMATS, left_out, read_splat, write_splat
 from .backend.formats.splat import Splat, join_splats
 from .backend.formats.transform import transform_splat
 from .compat import HAS_NATIVE_SPLATS
+from .edit_operators import cluster_labels
 from .splat_object import FILE_AXES_KEY, is_splat, object_to_splat, source_axes, splat_to_object
 from .transform_operators import guard
 
@@ -165,6 +167,13 @@ class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
         "the file brings them back. Other splat viewers ignore extra columns",
         default=False,
     )
+    segment_ids: BoolProperty(
+        name="Segment IDs",
+        description="Also write each Gaussian's segment, its nearest global cluster of the training at the "
+        "Click-Gaussian thresholds, as the int columns segment_coarse and segment_fine (-1: none), for other tools; "
+        "needs features trained with GFL (.ply only)",
+        default=False,
+    )
 
     def check(self, context):
         """Keep whichever format's ending the name has (ExportHelper would force .ply on it); any other name
@@ -187,7 +196,10 @@ class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
         try:
             parts = [
                 splat_for_export(
-                    obj, self.include_features, axis_matrix(*file_axes(self, obj)).inverted() @ obj.matrix_world
+                    obj,
+                    axis_matrix(*file_axes(self, obj)).inverted() @ obj.matrix_world,
+                    self.include_features,
+                    context.scene.clickgauss if self.segment_ids else None,
                 )
                 for obj in objects
             ]
@@ -206,15 +218,22 @@ class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
         return {"FINISHED"}
 
 
-def splat_for_export(obj, include_features: bool, matrix) -> Splat:
+def splat_for_export(obj, matrix, include_features: bool = False, segments_at=None) -> Splat:
     """The object's splat mapped by `matrix` (4x4), with its features as extra float columns when asked
-    for and present. An identity matrix leaves every value as imported."""
+    for and present, and with `segments_at` (the settings, for their thresholds) its segment IDs. An identity
+    matrix leaves every value as imported."""
     guard(obj)  # a Blender Apply Transform the depsgraph handler has not seen yet
     splat = object_to_splat(obj)
     if include_features and feature_store.has_features(obj):
         features = feature_store.read_features(obj)
         for i, name in enumerate(feature_store.FEATURE_ATTRIBUTES):
             splat.columns.setdefault(name, np.ascontiguousarray(features[:, i]))
+    if segments_at is not None:
+        if not feature_store.has_features(obj):
+            raise UserError(f"'{obj.name}' has no features: Segment IDs need a training's clusters")
+        for level, column in SEGMENT_COLUMNS.items():
+            threshold = segments_at.threshold_coarse if level == "coarse" else segments_at.threshold_fine
+            splat.columns[column] = cluster_labels(obj, threshold, level, hidden_too=True)
     try:
         return transform_splat(splat, np.array(matrix))
     except UserError as error:
@@ -236,8 +255,48 @@ def menu_import(self, context):
     self.layout.operator(CLICKGAUSS_OT_import_splat.bl_idname, text="Gaussian Splat (.ply, .spz, .splat, .sog)")
 
 
+@orientation_helper(axis_forward="Z", axis_up="-Y")
+class CLICKGAUSS_OT_export_segments(bpy.types.Operator):
+    """Export each object the training found in the active splat (its global coarse clusters) as its own splat file in a folder, placed as it stands in the scene; the Gaussians close to no cluster go to 'unassigned'"""  # noqa: E501  Blender's tooltip: one line
+
+    bl_idname = "clickgauss.export_segments"
+    bl_label = "Export Segments"
+    bl_options = {"REGISTER"}
+
+    directory: StringProperty(subtype="DIR_PATH")
+    filter_folder: BoolProperty(default=True, options={"HIDDEN"})
+    file_format: EnumProperty(
+        name="Format", items=[(ending, ending, f"Write {ending} files") for ending in WRITE_FORMATS], default=".ply"
+    )
+
+    @classmethod
+    def poll(cls, context):
+        return is_splat(context.active_object)
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context):
+        obj, folder = context.active_object, Path(bpy.path.abspath(self.directory))
+        try:
+            if not folder.is_dir():
+                raise UserError(f"{folder}: not a folder; choose one to write the segments into")
+            labels = cluster_labels(obj, context.scene.clickgauss.threshold_coarse, hidden_too=True)
+            splat = splat_for_export(obj, axis_matrix(*file_axes(self, obj)).inverted() @ obj.matrix_world)
+            names = segment_file_names(labels, self.file_format)
+            for label, name in names.items():
+                write_splat(folder / name, splat.subset(labels == label))
+        except UserError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Wrote {len(names)} files of '{obj.name}' ({splat.count:,} Gaussians) to {folder}")
+        return {"FINISHED"}
+
+
 def menu_export(self, context):
     self.layout.operator(CLICKGAUSS_OT_export_splat.bl_idname, text="Gaussian Splat (.ply, .spz, .splat)")
+    self.layout.operator(CLICKGAUSS_OT_export_segments.bl_idname, text="Gaussian Splat Segments (folder)")
 
 
-classes = (CLICKGAUSS_OT_import_splat, CLICKGAUSS_OT_export_splat, CLICKGAUSS_FH_splat)
+classes = (CLICKGAUSS_OT_import_splat, CLICKGAUSS_OT_export_splat, CLICKGAUSS_OT_export_segments, CLICKGAUSS_FH_splat)

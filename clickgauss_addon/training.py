@@ -118,9 +118,7 @@ class TrainingJob(ChildProcess):
             return  # the end says what is wrong
         if self.before is None:
             self.before = FeaturesBefore(obj)
-        click_cache.store_features(
-            obj, field.features, field.centers.get("coarse"), field.step, field.granularity_prior
-        )
+        click_cache.store_features(obj, field.features, field.centers, field.step, field.granularity_prior)
         settings.checkpoint_step = field.step
 
     def restore(self) -> bool:
@@ -147,7 +145,7 @@ class FeaturesBefore:
 
     def __init__(self, obj):
         self.features = feature_store.read_features(obj) if feature_store.has_features(obj) else None
-        self.centers = obj.data.get(feature_store.CENTERS_KEY)
+        self.centers = {key: obj.data.get(key) for key in feature_store.CENTERS_KEYS.values()}
         self.prior = feature_store.granularity_prior(obj)
 
     def restore(self, obj) -> None:
@@ -155,8 +153,9 @@ class FeaturesBefore:
             click_cache.remove_features(obj)
             return
         click_cache.store_features(obj, self.features, prior=self.prior)
-        if self.centers is not None:
-            obj.data[feature_store.CENTERS_KEY] = self.centers
+        for key, centers in self.centers.items():
+            if centers is not None:
+                obj.data[key] = centers
 
 
 def mask_arguments(settings, prefs) -> list[str]:
@@ -219,7 +218,7 @@ class CLICKGAUSS_OT_train(bpy.types.Operator):
                 raise UserError(f"the object '{self.job.object_name}' is gone")
             if object_to_splat(obj).count != field.count:
                 raise UserError(f"'{obj.name}' changed while training ran; train it again")
-            click_cache.store_features(obj, field.features, field.centers.get("coarse"), prior=field.granularity_prior)
+            click_cache.store_features(obj, field.features, field.centers, prior=field.granularity_prior)
         except UserError as error:
             return self.end(context, f"Training failed: {error}", {"ERROR"}, {"CANCELLED"})
         return self.end(

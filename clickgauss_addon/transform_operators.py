@@ -154,7 +154,7 @@ def join_splat_objects(target, others) -> tuple[object, list[str]]:
     joined, dropped = join_splats(parts)
     featured = [feature_store.has_features(obj) for obj in objects]
     features = np.concatenate([feature_store.read_features(obj) for obj in objects]) if all(featured) else None
-    centers = {obj.data.get(feature_store.CENTERS_KEY) for obj in objects}
+    centers = {key: {obj.data.get(key) for obj in objects} for key in feature_store.CENTERS_KEYS.values()}
     if any(featured) and not all(featured):
         dropped.append(
             "features (" + ", ".join(f"'{o.name}'" for o, f in zip(objects, featured) if not f) + " has none)"
@@ -168,8 +168,9 @@ def join_splat_objects(target, others) -> tuple[object, list[str]]:
         set_attribute(result.data, "radius", "FLOAT", np.concatenate(radii))
     if features is not None:
         click_cache.store_features(result, features, prior=all(feature_store.granularity_prior(o) for o in objects))
-        if len(centers) == 1 and None not in centers:  # parts of one training keep its clusters
-            result.data[feature_store.CENTERS_KEY] = centers.pop()
+        for key, kept in centers.items():
+            if len(kept) == 1 and None not in kept:  # parts of one training keep its clusters
+                result.data[key] = kept.pop()
     for obj in objects:
         bpy.data.objects.remove(obj)
     result.name = result.data.name = name

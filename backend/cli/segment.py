@@ -23,7 +23,7 @@ def add_parser(commands) -> None:
         "segment",
         help="select the object under one or more clicks",
         description="Select Gaussians by clicking a view, or the floaters (--floaters); write them and the rest "
-        "as splats.",
+        "as splats. Or write every segment the training found as its own file (--everything).",
     )
     add_scene_arguments(segment, images_required=False, cameras_help=" (needed for clicks)")
     path_argument(segment, "--features", "input", help="features from 'train' (needed for clicks)")
@@ -60,8 +60,18 @@ def add_parser(commands) -> None:
         type=SETTINGS["strength"],
         help=f"with --floaters: how readily a Gaussian is taken, 0 none to 1 all (default {DEFAULT_STRENGTH})",
     )
+    segment.add_argument(
+        "--everything",
+        action="store_true",
+        help="write each segment (the training's global clusters at --level) as its own file into --out-dir, "
+        "the Gaussians close to none as 'unassigned' (needs --features)",
+    )
+    path_argument(segment, "--out-dir", "output folder", help="with --everything: the folder for the files")
+    segment.add_argument(
+        "--format", choices=WRITE_FORMATS, default=".ply", help="with --everything: the files' format (default .ply)"
+    )
     formats = ", ".join(WRITE_FORMATS)
-    path_argument(segment, "--out", "output", required=True, help=f"the selected Gaussians ({formats}: by its name)")
+    path_argument(segment, "--out", "output", help=f"the selected Gaussians ({formats}: by its name)")
     path_argument(segment, "--rest", "output", help=f"the other Gaussians ({formats})")
     path_argument(
         segment, "--mask-dir", "output folder", help="write the selection's rendered mask of every view here (PNG)"
@@ -76,6 +86,8 @@ def run(options) -> int:
                 write_format(path)
             except UserError as error:  # before any work
                 raise UserError(f"{flag} {error}") from None
+    if options.everything:
+        return write_segments(options)
     if options.floaters:
         splat, cameras = read_splat(options.splat), []
         strength = DEFAULT_STRENGTH if options.strength is None else options.strength
@@ -99,27 +111,62 @@ def run(options) -> int:
     return 0
 
 
+FLAGS = (
+    *("--features", "--cameras", "--view", "--click", "--exclude", "--threshold", "--mask-dir", "--out", "--rest"),
+    *("--strength", "--out-dir"),
+)
+# each way of selecting: the flags it needs, and the others it takes
+MODES = {
+    "--floaters": (("--out",), ("--rest", "--strength")),
+    "--everything": (("--features", "--out-dir"), ("--threshold",)),
+    "clicks": (
+        ("--features", "--cameras", "--view", "--click", "--out"),
+        ("--exclude", "--threshold", "--mask-dir", "--rest"),
+    ),
+}
+
+
 def check_mode(options) -> None:
-    """Clicks need features, cameras, a view and a click; --floaters none of them (and no --mask-dir)."""
-    click_flags = {
-        "--features": options.features,
-        "--cameras": options.cameras,
-        "--view": options.view,
-        "--click": options.click,
-        "--exclude": options.exclude,
-        "--threshold": options.threshold,
-        "--mask-dir": options.mask_dir,
-    }
-    if options.floaters:
-        given = [flag for flag, value in click_flags.items() if value]
-        if given:
-            raise UserError(f"{given[0]} does not go with --floaters, which needs no clicks, cameras or features")
-        return
-    if options.strength is not None:
-        raise UserError("--strength goes with --floaters")
-    missing = [flag for flag in ("--features", "--cameras", "--view", "--click") if not click_flags[flag]]
+    """One way of selecting, with what it needs and no flag it does not take."""
+    if options.floaters and options.everything:
+        raise UserError("--floaters and --everything are two ways of selecting: give one")
+    mode = "--floaters" if options.floaters else "--everything" if options.everything else "clicks"
+    needs, takes = MODES[mode]
+    given = [flag for flag in FLAGS if value(options, flag) not in (None, [])]
+    stray = [flag for flag in given if flag not in needs + takes]
+    if stray:
+        raise UserError(f"{stray[0]} does not go with {mode}")
+    missing = [flag for flag in needs if flag not in given]
     if missing:
-        raise UserError(f"{missing[0]} is needed to select by clicks (or select floaters with --floaters)")
+        for_what = "to select by clicks (or select floaters with --floaters)" if mode == "clicks" else f"with {mode}"
+        raise UserError(f"{missing[0]} is needed {for_what}")
+
+
+def value(options, flag: str):
+    return getattr(options, flag.lstrip("-").replace("-", "_"))
+
+
+def write_segments(options) -> int:
+    """--everything: one file per segment at --level, their union the splat."""
+    from ..field.click import unit_features, unit_rows
+    from ..field.segments import segment_file_names, segment_labels
+    from ..formats.features import load_features
+
+    splat = read_splat(options.splat)
+    field = load_features(options.features, splat)
+    centers = field.centers.get(options.level)
+    if centers is None or len(centers) == 0:
+        raise UserError(f"{options.features}: it holds no {options.level} clusters (train with GFL on)")
+    threshold = DEFAULT_THRESHOLDS[options.level] if options.threshold is None else options.threshold
+    unit = unit_rows(unit_features(field.features, options.level, field.granularity_prior))  # (N, D) float32
+    labels = segment_labels(unit @ centers.T.astype(np.float32), threshold)
+    names = segment_file_names(labels, options.format)
+    with StagedOutputs(final=True) as staged:
+        staged.make_folder(options.out_dir)
+        for label, name in names.items():
+            staged.write(options.out_dir / name, splat_chunks(name, splat.subset(labels == label)))
+    print(f"wrote {len(names)} files of {splat.count:,} Gaussians to {options.out_dir}", file=sys.stderr)
+    return 0
 
 
 def clicked(options):
