@@ -136,6 +136,7 @@ class CLICKGAUSS_PT_clean(SplatSubpanel, bpy.types.Panel):
         row = box.row(align=True)
         if settings.select_attribute == "COLOR":
             row.prop(settings, "select_color", text="")
+            row.operator("clickgauss.color_from_selection", text="", icon="EYEDROPPER")
             row.prop(settings, "color_distance")
         else:
             prefix = "opacity" if settings.select_attribute == "OPACITY" else "size"

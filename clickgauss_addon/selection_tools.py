@@ -114,6 +114,22 @@ class CLICKGAUSS_OT_select_by_attribute(SelectionTool):
         return f"{count:,} Gaussians selected ({settings.select_attribute.lower()} in range)"
 
 
+class CLICKGAUSS_OT_color_from_selection(SelectionTool):
+    """Take Select by Attribute's colour from the selected Gaussians (their median base colour): click an object
+    or part, then select the Gaussians coloured like it"""
+
+    bl_idname = "clickgauss.color_from_selection"
+    bl_label = "Colour from Selection"
+
+    def select(self, context, obj, before):
+        if not before.any():
+            raise UserError(f"nothing is selected in '{obj.name}': click what has the colour first")
+        color = np.median(object_to_splat(obj, DC_COLUMNS).colors[before], axis=0)
+        settings = context.scene.clickgauss
+        settings.select_attribute, settings.select_color = "COLOR", tuple(float(c) for c in np.clip(color, 0, 1))
+        return f"Colour {', '.join(f'{c:.2f}' for c in color)} from {int(before.sum()):,} Gaussians"
+
+
 class CLICKGAUSS_OT_grow_selection(SelectionTool):
     """Grow the selection to the Gaussians touching it: with features, those whose feature agrees with the
     selection's at the current level and threshold; without, every touching one"""
@@ -154,4 +170,9 @@ def agreeing(context, obj, selection: np.ndarray) -> np.ndarray | None:
     return features.select(mean / max(float(np.linalg.norm(mean)), 1e-12), settings.threshold)
 
 
-classes = (CLICKGAUSS_OT_select_floaters, CLICKGAUSS_OT_select_by_attribute, CLICKGAUSS_OT_grow_selection)
+classes = (
+    CLICKGAUSS_OT_select_floaters,
+    CLICKGAUSS_OT_select_by_attribute,
+    CLICKGAUSS_OT_color_from_selection,
+    CLICKGAUSS_OT_grow_selection,
+)

@@ -144,3 +144,11 @@ def pytest_unconfigure(config):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(EXIT_STATUS)
+
+
+def same_gaussians(parts, whole) -> bool:
+    """The parts' rows together are the whole's, bit for bit, in any order."""
+    rows = np.concatenate([part.stack(whole.columns) for part in parts])
+    return len(rows) == whole.count and np.array_equal(
+        np.unique(rows, axis=0), np.unique(whole.stack(whole.columns), axis=0)
+    )

@@ -1,14 +1,12 @@
-"""Selections by rule: Select Floaters on generated scenes with floaters injected and on the command line, Select by
-Attribute, Grow and Shrink; each in the add-on in real Blender too."""
+"""Selections by rule and segments, in the backend and on the command line: Select Floaters on generated scenes with
+floaters injected, grow and shrink, and `segment --floaters` / `--everything`. In Blender: test_addon_selection.py."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
-from test_addon_io import import_splat
+from conftest import same_gaussians
+from test_cli import assert_user_error, backend
 
 from backend.benchmark.synthetic import Part, make_scene, with_floaters
 from backend.field.floaters import floater_scores, floaters
@@ -55,17 +53,14 @@ def test_gaussians_with_no_finite_position_or_scale_are_floaters():
     assert selected[3] and selected[7] and selected.mean() < 0.01
 
 
-def segment_floaters(*arguments: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "backend", "segment", "--floaters", *arguments]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120)
-
-
 def test_the_command_line_writes_the_floaters_and_the_clean_rest_whose_union_is_the_splat(tmp_path):
     splat, truth = with_floaters(make_scene(8_000, seed=5).splat, 0.02, 5)
     write_ply(tmp_path / "scene.ply", splat)
     before = (tmp_path / "scene.ply").read_bytes()
     out, rest = tmp_path / "floaters.ply", tmp_path / "clean.ply"
-    done = segment_floaters("--splat", str(tmp_path / "scene.ply"), "--out", str(out), "--rest", str(rest))
+    done = backend(
+        "segment", "--floaters", "--splat", str(tmp_path / "scene.ply"), "--out", str(out), "--rest", str(rest)
+    )
     assert done.returncode == 0, done.stderr
     taken, kept = read_ply(out), read_ply(rest)
     assert taken.count + kept.count == splat.count and taken.count >= 0.85 * truth.sum()
@@ -86,29 +81,10 @@ def test_the_command_line_writes_the_floaters_and_the_clean_rest_whose_union_is_
 def test_the_command_line_refuses_with_one_error_line_and_writes_nothing(tmp_path, arguments, message):
     write_ply(tmp_path / "scene.ply", make_scene(2_000, seed=6).splat)
     out = tmp_path / "floaters.ply"
-    done = segment_floaters("--splat", str(tmp_path / "scene.ply"), "--out", str(out), *arguments)
+    done = backend("segment", "--floaters", "--splat", str(tmp_path / "scene.ply"), "--out", str(out), *arguments)
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert done.returncode == 2 and len(errors) == 1 and message in errors[0], done.stderr
     assert not out.exists()
-
-
-@pytest.mark.blender
-def test_select_floaters_in_blender_follows_the_strength_slider_and_delete_cleans_the_capture(bpy, addon, tmp_path):
-    splat, truth = with_floaters(make_scene(6_000, seed=7).splat, 0.03, 7)
-    write_ply(tmp_path / "scene.ply", splat)
-    obj = import_splat(bpy, tmp_path / "scene.ply")
-    settings = bpy.context.scene.clickgauss
-    assert bpy.ops.clickgauss.select_floaters() == {"FINISHED"}
-    selected = addon.feature_store.read_selection(obj)
-    assert selected[truth].mean() >= 0.8 and selected[~truth].mean() <= 0.01
-    settings.floater_strength = 0.0  # the slider: live
-    assert not addon.feature_store.read_selection(obj).any()
-    settings.floater_strength = 0.5
-    assert np.array_equal(addon.feature_store.read_selection(obj), selected)
-    assert bpy.ops.clickgauss.delete() == {"FINISHED"}
-    assert len(obj.data.points) == splat.count - selected.sum()
-    settings.floater_strength = 0.9  # the selection is no longer Select Floaters': the slider leaves it alone
-    assert not addon.feature_store.read_selection(obj).any()
 
 
 def test_grow_then_shrink_gives_back_a_cap_of_a_ball():
@@ -123,54 +99,43 @@ def test_grow_then_shrink_gives_back_a_cap_of_a_ball():
     assert (back & cap).sum() / (back | cap).sum() >= 0.95
 
 
-def alphas_from_file(splat) -> np.ndarray:
-    return 1 / (1 + np.exp(-splat.columns["opacity"].astype(np.float64)))
+def test_everything_writes_one_file_per_object_and_together_they_are_the_splat(trained_scene, tmp_path):
+    folder, scene = trained_scene["folder"], trained_scene["scene"]
+    done = backend(
+        "segment",
+        "--splat",
+        folder / "splat.ply",
+        "--features",
+        folder / "features.npz",
+        "--everything",
+        "--out-dir",
+        tmp_path / "segments",
+    )
+    assert done.returncode == 0, done.stderr
+    files = sorted((tmp_path / "segments").iterdir())
+    parts = [read_ply(path) for path in files]
+    assert same_gaussians(parts, scene.splat)
+    segments = [p for path, p in zip(files, parts) if path.name.startswith("segment_")]
+    assert len(segments) >= len(scene.object_names) - 1  # the objects found: each one file
+    row_of = {row.tobytes(): i for i, row in enumerate(scene.splat.stack(scene.splat.columns))}
+    for part in segments:  # each file is mostly one object
+        ids = scene.object_ids[[row_of[row.tobytes()] for row in part.stack(scene.splat.columns)]]
+        assert np.bincount(ids).max() / len(ids) >= 0.9
 
 
-@pytest.mark.blender
-def test_select_by_attribute_takes_exactly_the_range_and_adds_subtracts_and_follows_its_sliders(bpy, addon, tmp_path):
-    splat, _ = with_floaters(make_scene(4_000, seed=8).splat, 0.02, 8)
-    write_ply(tmp_path / "scene.ply", splat)
-    obj = import_splat(bpy, tmp_path / "scene.ply")
-    settings, read = bpy.context.scene.clickgauss, addon.feature_store.read_selection
-    alphas, sizes = alphas_from_file(splat), np.exp(splat.scales.astype(np.float64)).max(axis=1)
-    settings.select_attribute, settings.opacity_low, settings.opacity_high = "OPACITY", 0.2, 0.6
-    assert bpy.ops.clickgauss.select_by_attribute() == {"FINISHED"}
-    in_opacity = (alphas >= 0.2 + 1e-6) & (alphas <= 0.6 - 1e-6)
-    near_edge = (np.abs(alphas - 0.2) < 1e-6) | (np.abs(alphas - 0.6) < 1e-6)
-    assert np.array_equal(read(obj)[~near_edge], in_opacity[~near_edge]) and in_opacity.any()
-    settings.opacity_high = 0.3  # the slider: live, from the selection Select by Attribute started with
-    assert np.array_equal(read(obj)[~near_edge], ((alphas >= 0.2) & (alphas <= 0.3))[~near_edge])
-    settings.select_attribute, settings.size_low, settings.size_high = "SIZE", 0.0, float(np.median(sizes))
-    settings.select_mode = "ADD"  # a new range: a new Select by Attribute, added to what is selected
-    before = read(obj)
-    assert bpy.ops.clickgauss.select_by_attribute() == {"FINISHED"}
-    small = sizes <= np.median(sizes) * (1 - 1e-6)
-    assert np.array_equal(read(obj) & ~small, before & ~small) and read(obj)[small].all()
-    settings.select_mode = "SUBTRACT"  # follows live: now taken from the selection it started with
-    assert not (read(obj) & small).any() and np.array_equal(read(obj) & ~small, before & ~small)
-    settings.select_attribute, settings.select_mode, settings.color_distance = "COLOR", "SET", 0.05
-    settings.select_color = tuple(splat.colors[0])
-    assert bpy.ops.clickgauss.select_by_attribute() == {"FINISHED"}
-    distance = np.linalg.norm(splat.colors - splat.colors[0], axis=1)
-    clear = np.abs(distance - 0.05) > 1e-4
-    assert np.array_equal(read(obj)[clear], (distance <= 0.05)[clear]) and read(obj)[0]
-
-
-@pytest.mark.blender
-def test_grow_and_shrink_in_blender_stay_on_the_object_with_features_and_refuse_an_empty_selection(
-    bpy, addon, splat_with_features, trained_scene
-):
-    obj, scene = splat_with_features, trained_scene["scene"]
-    read = addon.feature_store.read_selection
-    with pytest.raises(RuntimeError, match="nothing is selected in 'splat': select something to grow"):
-        bpy.ops.clickgauss.grow_selection(step="GROW")
-    target = int(np.bincount(scene.object_ids)[1:].argmax()) + 1  # the largest object but the ground
-    members = scene.object_ids == target
-    half = members & (scene.splat.positions[:, 1] > np.median(scene.splat.positions[members, 1]))  # its foot half
-    addon.click_cache.write_selection(obj, half)
-    assert bpy.ops.clickgauss.grow_selection(step="GROW") == {"FINISHED"}
-    grown = read(obj)
-    assert grown.sum() > half.sum() and (grown & members).sum() / grown.sum() >= 0.95  # not the ground it stands on
-    assert bpy.ops.clickgauss.grow_selection(step="SHRINK") == {"FINISHED"}
-    assert read(obj).sum() < grown.sum() and not (read(obj) & ~grown).any()
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--everything", "--out-dir", "out"], "--features is needed with --everything"),
+        (["--everything", "--features", "f.npz", "--out", "x.ply"], "--out does not go with --everything"),
+        (["--floaters", "--everything", "--out", "x.ply"], "--floaters and --everything are two ways of selecting"),
+    ],
+)
+def test_everything_refuses_what_it_cannot_do_with_one_message(trained_scene, tmp_path, arguments, message):
+    folder = trained_scene["folder"]
+    arguments = [
+        str(folder / "features.npz") if a == "f.npz" else str(tmp_path / a) if a in ("out", "x.ply") else a
+        for a in arguments
+    ]
+    assert_user_error(backend("segment", "--splat", folder / "splat.ply", *arguments), message)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "x.ply").exists()
