@@ -327,7 +327,7 @@ def test_training_runs_the_backend_process_and_stores_features(bpy, addon, train
     assert job.process.returncode == 0, job.error()
     assert [e["phase"] for e in events][0] == "masks" and any(e.get("iteration") == 40 for e in events)
     field = job.features()
-    addon.click_cache.store_features(obj, field.features, field.centers.get("coarse"))
+    addon.click_cache.store_features(obj, field.features, field.centers)
     job.cleanup()
     assert addon.feature_store.has_features(obj)
 

@@ -192,7 +192,7 @@ def test_a_splat_blender_imported_trains_clicks_splits_and_applies_its_transform
     finished_job_events(job)
     assert job.process.returncode == 0, job.error()
     field = job.features()
-    addon.click_cache.store_features(obj, field.features, field.centers.get("coarse"))
+    addon.click_cache.store_features(obj, field.features, field.centers)
     job.cleanup()
     scene = trained_scene["scene"]
     click_on(addon, obj, trained_scene, "coarse", "mug")

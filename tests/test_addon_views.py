@@ -51,7 +51,7 @@ def test_with_no_photos_the_planned_cameras_are_shown_edited_and_rendered_for_tr
     assert job.process.returncode == 0, job.error()
     assert sum(e.get("phase") == "rendering" for e in events) == 8
     field = job.features()
-    addon.click_cache.store_features(obj, field.features, field.centers.get("coarse"))
+    addon.click_cache.store_features(obj, field.features, field.centers)
     job.cleanup()
     assert addon.feature_store.has_features(obj)
 

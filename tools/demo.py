@@ -82,7 +82,7 @@ def train_in_child_process(addon, bpy, obj, folder: Path, iterations: int):
     if job.process.returncode != 0:
         sys.exit(f"training failed: {job.error()}")
     field = job.features()
-    addon.click_cache.store_features(obj, field.features, field.centers.get("coarse"))
+    addon.click_cache.store_features(obj, field.features, field.centers)
     job.cleanup()
 
 
