@@ -21,7 +21,7 @@ from .edit_operators import SplatEditOperator
 from .point_attributes import read_positions
 from .splat_object import is_splat, object_to_splat
 
-_scores: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # point cloud session_uid -> (positions, floater scores)
+_kept: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # (session_uid, what) -> (positions, (N,) values of it)
 _live: dict[int, tuple[str, int, np.ndarray]] = {}  # session_uid -> (tool, generation it wrote, selection before)
 
 
@@ -41,17 +41,28 @@ def live_before(obj, tool: str) -> np.ndarray | None:
     return kept[2] if kept and kept[0] == tool and kept[1] == click_cache.generation(obj) else None
 
 
-def floater_scores_of(obj) -> np.ndarray:
-    """(N,) the object's floater scores, computed again only when its points changed."""
-    uid = obj.data.session_uid
+def kept_values(obj, what: tuple, compute) -> np.ndarray:
+    """(N,) per-Gaussian values `compute()` gives, kept per object and `what` while its points stay where they
+    are: a slider then costs a comparison, not the values again (an attribute Blender's own tools edit in place
+    without moving points is not seen: Select by Attribute again computes afresh only once the points move)."""
+    key = (obj.data.session_uid, *what)
     positions = read_positions(obj.data)
-    kept = _scores.get(uid)
+    kept = _kept.get(key)
     if kept is not None and np.array_equal(kept[0], positions):
         return kept[1]
-    geometry = click_cache.geometry_of(obj)
-    scores = floater_scores(geometry.positions, geometry.scales, geometry.opacities)
-    _scores[uid] = (positions, scores)
-    return scores
+    for old in [k for k in _kept if k[0] == key[0] and k[1] == key[1]]:
+        del _kept[old]  # one set of values per object and kind
+    values = compute()
+    _kept[key] = (positions, values)
+    return values
+
+
+def floater_scores_of(obj) -> np.ndarray:
+    def compute():
+        geometry = click_cache.geometry_of(obj)
+        return floater_scores(geometry.positions, geometry.scales, geometry.opacities)
+
+    return kept_values(obj, ("FLOATERS",), compute)
 
 
 def select_floaters(obj, strength: float, before: np.ndarray) -> int:
@@ -59,10 +70,14 @@ def select_floaters(obj, strength: float, before: np.ndarray) -> int:
 
 
 def select_by_attribute(obj, settings, before: np.ndarray) -> int:
-    attribute = settings.select_attribute
-    geometry = click_cache.geometry_of(obj)
-    colors = object_to_splat(obj, DC_COLUMNS).colors if attribute == "COLOR" else None
-    values = attribute_values(attribute, geometry.scales, geometry.opacities, colors, np.array(settings.select_color))
+    attribute, reference = settings.select_attribute, np.array(settings.select_color, np.float32)
+
+    def compute():
+        geometry = click_cache.geometry_of(obj)
+        colors = object_to_splat(obj, DC_COLUMNS).colors if attribute == "COLOR" else None
+        return attribute_values(attribute, geometry.scales, geometry.opacities, colors, reference)
+
+    values = kept_values(obj, (attribute, *(reference.tolist() if attribute == "COLOR" else ())), compute)
     low, high = settings.attribute_range(attribute)
     return write_live(obj, "ATTRIBUTE", before, combine(before, in_range(values, low, high), settings.select_mode))
 
