@@ -148,3 +148,17 @@ def test_an_object_scanned_without_a_floor_has_no_ground_and_stays_whole():
     assert groups.ground == -1
     ids, counts = np.unique(groups.coarse, return_counts=True)
     assert counts.max() >= 0.95 * scene.splat.count, dict(zip(ids, counts))
+
+
+@pytest.mark.parametrize("count", [12_000, 30_000])
+def test_a_wide_ground_is_found_however_dense_the_splat_and_each_object_is_its_own_group(count):
+    """In a dense splat the densest cells are all ground (objects are small on it): a floor still, since things
+    stand on it (it cut no object apart and joined every object into one before)."""
+    from backend.benchmark.synthetic import make_scene, orbit_cameras, random_layout
+    from backend.field.geometric_masks import gaussian_groups
+
+    scene = make_scene(count, seed=0, parts=random_layout(6, seed=0))
+    groups = gaussian_groups(scene.splat, orbit_cameras(8, width=160, height=120, radius=4.2), parts=False)
+    assert groups.ground >= 0
+    ious = [matched_label(scene.object_ids, groups.coarse, label)[1] for label in np.unique(scene.object_ids)]
+    assert min(ious) >= 0.9, ious

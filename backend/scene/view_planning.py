@@ -6,7 +6,9 @@ The rule (docs/views_from_splat.md explains it):
      of a capture hold little opacity per cell and drop out. Centre: the core's median. A floor is the core's
      lowest band (5 % of the heights, widened by 5 % of their range) where it holds at least FLOOR_SHARE of the
      core's opacity (a lawn, a table top) and the highest band does not (a flat thing's two faces are no floor
-     and its top); an object scanned on its own (a turntable, a studio) has none.
+     and its top); an object scanned on its own (a turntable, a studio) has none. A core that is all band (a
+     dense splat of small things on a wide ground: the densest cells are all ground) is a floor where things
+     stand on it.
      Radius: 80 % of the core's opacity off the floor lies within it, so that a large floor does not make the
      things on it small; with no floor, 95 %, so that the whole object is in the frame. Target: the centre
      raised to the median height of what stands on the floor (the core off the floor), not a point of it.
@@ -48,6 +50,7 @@ ASPECT = 0.75  # height / width of planned views
 LAYOUTS = ("auto", "object", "inside")
 RING_ELEVATIONS = (25, 35, 45)  # degrees above the horizon of the rings of views around an object-like scene
 FLOOR_SHARE = 0.4  # of the core's opacity in its lowest band: a floor (rule 1)
+STANDING_SHARE = 0.05  # of the opacity over a core that is all floor, within its reach: things stand on it
 FRAMED_SHARE = (0.8, 0.95)  # of the core's opacity within the radius: with a floor (left out), with none
 LONG_AXIS = 0.45  # a core whose second extent is below this share of its first, with no floor, stands on its end
 SNAP_DEGREES = 30  # an up this close to a coordinate axis is that axis
@@ -119,13 +122,14 @@ def scene_extent(
     core_points, core_alphas = positions[member], alphas[member]
     extent.center = np.median(core_points, axis=0)
     if up is None:
-        extent.up = estimate_up(core_points, core_alphas, positions)
+        extent.up = estimate_up(core_points, core_alphas, positions, alphas)
     else:
         extent.up = np.asarray(up, np.float64) / np.linalg.norm(up)
-    extent.floor = floor_band(core_points, core_alphas, extent.center, extent.up) is not None
-    extent.radius = core_radius(core_points, core_alphas, extent.center, extent.up)
-    standing, _ = off_floor(core_points, core_alphas, extent.center, extent.up)
-    extent.target = extent.center + float(np.median((standing - extent.center) @ extent.up)) * extent.up
+    scene = (positions, alphas)
+    extent.floor = floor_band(core_points, core_alphas, extent.center, extent.up, scene) is not None
+    extent.radius = core_radius(core_points, core_alphas, extent.center, extent.up, scene)
+    upright, _ = off_floor(core_points, core_alphas, extent.center, extent.up, scene)
+    extent.target = extent.center + float(np.median((upright - extent.center) @ extent.up)) * extent.up
     if layout == "auto":
         extent.layout = (
             "inside" if enclosed_share(core, low, extent.cell, extent.center) >= INSIDE_HIT_SHARE else "object"
@@ -133,12 +137,12 @@ def scene_extent(
     return extent
 
 
-def estimate_up(core: np.ndarray, alphas: np.ndarray, everything: np.ndarray) -> np.ndarray:
-    """Up (rule 2) from the core (P, 3), its opacities (P,) and all the points (N, 3)."""
+def estimate_up(core: np.ndarray, alphas: np.ndarray, everything: np.ndarray, all_alphas: np.ndarray) -> np.ndarray:
+    """Up (rule 2) from the core (P, 3), its opacities (P,) and all the points (N, 3) with theirs (N,)."""
     centre = np.median(core, axis=0)
 
     def floored(direction: np.ndarray) -> bool:
-        return floor_band(core, alphas, centre, direction) is not None
+        return floor_band(core, alphas, centre, direction, (everything, all_alphas)) is not None
 
     _, spread, axes = np.linalg.svd((core - core.mean(axis=0))[:: max(1, len(core) // 200_000)], full_matrices=False)
     axis = axes[2]
@@ -154,25 +158,48 @@ def estimate_up(core: np.ndarray, alphas: np.ndarray, everything: np.ndarray) ->
     return axis if middle - low < high - middle else -axis  # the median sits close to the floor
 
 
-def floor_band(points: np.ndarray, alphas: np.ndarray, center: np.ndarray, up: np.ndarray) -> np.ndarray | None:
+def floor_band(
+    points: np.ndarray, alphas: np.ndarray, center: np.ndarray, up: np.ndarray, scene=None
+) -> np.ndarray | None:
     """(P,) bool: the points (P, 3) in the lowest band of heights along `up` (the lowest 5 %, widened by 5 % of
     their range) where that band holds at least FLOOR_SHARE of the opacity `alphas` (P,), leaves 5 % of the
-    points above it, and the highest band (its mirror) holds less; else None (no floor: a board's back face)."""
+    points above it, and the highest band (its mirror) holds less; else None (no floor: a board's back face).
+
+    A core that is all band (a wide ground with small things on it, whose densest cells are all ground) is a
+    floor where things stand on it: STANDING_SHARE of `scene`'s opacity ((N, 3) points, (N,) opacities: all of
+    them) over the band, within the core's reach (`standing`). A board scanned alone has nothing on it."""
     height = (points - center) @ up
     band = height < np.percentile(height, 5) + 0.05 * np.ptp(height)
     top = height > np.percentile(height, 95) - 0.05 * np.ptp(height)
     share = FLOOR_SHARE * alphas.sum()
-    if (~band).sum() < 0.05 * len(points) or alphas[band].sum() < share or alphas[top].sum() >= share:
+    if alphas[band].sum() < share:
         return None
-    return band
+    if (~band).sum() < 0.05 * len(points):  # all band
+        if scene is None:
+            return None
+        on_it, near = standing(points, band, center, up, scene)
+        return band if scene[1][on_it].sum() >= STANDING_SHARE * scene[1][near].sum() else None
+    return None if alphas[top].sum() >= share else band
 
 
-def core_radius(points: np.ndarray, alphas: np.ndarray, center: np.ndarray, up: np.ndarray) -> float:
+def standing(points: np.ndarray, band: np.ndarray, center: np.ndarray, up: np.ndarray, scene):
+    """(N,) bool twice: `scene`'s points over the floor band of the core `points` (P, 3) and within the core's
+    horizontal reach, and all of them within that reach."""
+    everything = scene[0]
+    flat = (points - center) - np.outer((points - center) @ up, up)
+    reach = float(np.linalg.norm(flat, axis=1).max())
+    offsets = everything - center
+    heights = offsets @ up
+    near = np.linalg.norm(offsets - np.outer(heights, up), axis=1) <= reach
+    return near & (heights > float(((points[band] - center) @ up).max())), near
+
+
+def core_radius(points: np.ndarray, alphas: np.ndarray, center: np.ndarray, up: np.ndarray, scene=None) -> float:
     """FRAMED_SHARE of the core's opacity lies within this distance of its centre: 80 % off the floor where there
     is one (a large floor holds most of a scene's opacity; framing all of it makes the things on it small), 95 %
     of an object with none (all of it in the frame)."""
-    kept, kept_alphas = off_floor(points, alphas, center, up)
-    share = FRAMED_SHARE[0] if len(kept) < len(points) else FRAMED_SHARE[1]
+    kept, kept_alphas = off_floor(points, alphas, center, up, scene)
+    share = FRAMED_SHARE[0] if floor_band(points, alphas, center, up, scene) is not None else FRAMED_SHARE[1]
     distance = np.linalg.norm(kept - center, axis=1)
     order = np.argsort(distance)
     cumulative = np.cumsum(kept_alphas[order])
@@ -222,10 +249,16 @@ def ring(center, up, distance: float, elevations, azimuths: int) -> list[np.ndar
     return eyes
 
 
-def off_floor(points: np.ndarray, alphas: np.ndarray, center: np.ndarray, up: np.ndarray):
-    """The points (P, 3) and their opacities (P,) above the floor (`floor_band`); all where there is none."""
-    band = floor_band(points, alphas, center, up)
-    return (points, alphas) if band is None else (points[~band], alphas[~band])
+def off_floor(points: np.ndarray, alphas: np.ndarray, center: np.ndarray, up: np.ndarray, scene=None):
+    """The points (P, 3) and their opacities (P,) above the floor (`floor_band`); all where there is none. A core
+    that is all floor: what stands on it, from `scene`."""
+    band = floor_band(points, alphas, center, up, scene)
+    if band is None:
+        return points, alphas
+    if band.all() or (~band).sum() < 0.05 * len(points):
+        on_it, _ = standing(points, band, center, up, scene)
+        return scene[0][on_it], scene[1][on_it]
+    return points[~band], alphas[~band]
 
 
 def inside_views(extent: SceneExtent, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
