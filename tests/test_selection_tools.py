@@ -22,19 +22,20 @@ def found_and_taken(count: int, share: float, seed: int) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize(
-    "count, share, found_at_least",
-    [(20_000, 0.01, 0.92), (20_000, 0.05, 0.85), (100_000, 0.01, 0.94), (100_000, 0.05, 0.9), (5_000, 0.03, 0.8)],
+    "count, share", [(5_000, 0.01), (5_000, 0.03), (20_000, 0.01), (20_000, 0.05), (100_000, 0.05)]
 )
-def test_floaters_are_found_and_the_surfaces_spared(count, share, found_at_least):
-    """The levels reached (the issue asks 95 % found: see the strict xfail below); at most 1 % of the rest."""
+def test_floaters_are_found_and_the_surfaces_spared(count, share):
+    """The issue's rates at the default strength: at least 95 % of the floaters, at most 1 % of the rest."""
     for seed in (0, 1):
         found, taken = found_and_taken(count, share, seed)
-        assert found >= found_at_least and taken <= 0.01, (seed, found, taken)
+        assert found >= 0.95 and taken <= 0.01, (seed, found, taken)
 
 
-@pytest.mark.xfail(strict=True, reason="a floater as large as a few surface Gaussians and touching a surface is missed")
-def test_ninety_five_percent_of_the_floaters_are_found_in_every_scene():
-    assert min(found_and_taken(20_000, 0.05, seed)[0] for seed in (0, 1)) >= 0.95
+@pytest.mark.xfail(strict=True, reason="5 % floaters in a sparse scene of 5,000: some lie on surfaces, as flat")
+def test_ninety_five_percent_of_the_floaters_are_found_in_a_sparse_scene_full_of_them():
+    found = [found_and_taken(5_000, 0.05, seed)[0] for seed in (0, 1)]
+    assert min(found) >= 0.94  # the level reached
+    assert min(found) >= 0.95
 
 
 def test_strength_takes_nothing_at_zero_everything_at_one_and_more_as_it_grows():

@@ -9,7 +9,9 @@ Gaussian is counted in the 27 cells around it on the grid as wide as a quarter o
 h, 2h, 4h, ...: no nearest-neighbour search, there is no scipy in Blender's Python), and is isolated where it
 has far fewer than the Gaussians around it (or, with too few around it to tell, than the splat's median), or
 hopelessly fewer than the median. A faint Gaussian far larger than its neighbours' reach is a floater too (a
-large opaque one is a wall). Faintness alone takes nothing: real captures are full of faint surface Gaussians.
+large opaque one is a wall), and so is a faint round blob: Gaussians on a surface flatten onto it (on the real
+captures the median smallest scale is 3-5 % of the largest). Faintness alone takes nothing: real captures are
+full of faint surface Gaussians.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ DEFAULT_STRENGTH = 0.5
 ISOLATED = (3.0, 30.0)  # fewer neighbours than those around it by this factor: from not at all to wholly isolated
 DESERTED = (10.0, 50.0)  # fewer neighbours than the splat's median by this factor, whatever is around it
 LARGER = (2.0, 8.0)  # its reach over its neighbours' (geometric) mean: from not at all to wholly oversized
+ROUND = (0.2, 0.5)  # smallest scale over largest: from flat (a piece of a surface) to a round blob
 FAINT = (0.5, 0.05)  # opacity: from not faint at all to wholly faint, straight between
 FAINT_WEIGHT = 0.35  # an opaque Gaussian's score is its isolation less this share
 AROUND = 30  # Gaussians in the cells four times wider that tell what count to expect there
@@ -61,7 +64,9 @@ def floater_scores(positions: np.ndarray, scales: np.ndarray, alphas: np.ndarray
     isolated = np.maximum(ramp(np.exp(expected - count), ISOLATED), ramp(np.exp(median - count), DESERTED))
     faint = np.clip((alphas[finite].astype(np.float64) - FAINT[0]) / (FAINT[1] - FAINT[0]), 0, 1)
     oversized = ramp(np.exp(log_reach - their_reach), LARGER) * np.clip(2 * faint, 0, 1)
-    scores[finite] = np.maximum(isolated, oversized) * (1 - FAINT_WEIGHT + FAINT_WEIGHT * faint)
+    ordered = np.sort(scales[finite].astype(np.float64), axis=1)  # (M, 3) smallest first
+    blob = ramp(ordered[:, 0] / np.maximum(ordered[:, 2], 1e-30), ROUND) * faint
+    scores[finite] = np.maximum.reduce([isolated, oversized, blob]) * (1 - FAINT_WEIGHT + FAINT_WEIGHT * faint)
     return scores
 
 
