@@ -340,9 +340,12 @@ def test_cancel_leaves_the_object_as_it_was(bpy, addon, trained_scene):
     prefs.python_path = BACKEND_PYTHON
     job = addon.training.TrainingJob(obj, training_settings(bpy, trained_scene, 100000), prefs)
     deadline = time.time() + 120
-    while not any(e.get("phase") == "iterations" for e in job.events()) and time.time() < deadline:
+    reached = False
+    while not reached and time.time() < deadline:
+        reached = any(e.get("phase") == "iterations" for e in job.events())
         time.sleep(0.1)
     job.cancel()
+    assert reached, "the training never reached its iterations: the cancel tested nothing"
     assert job.process.returncode == 143 and not (job.folder / "features.npz").exists()
     job.cleanup()
     assert sorted(a.name for a in obj.data.attributes) == attributes and not addon.feature_store.has_features(obj)
@@ -365,7 +368,7 @@ def test_a_missing_or_broken_python_gives_a_clear_message(bpy, addon, trained_sc
     with pytest.raises(addon.backend.errors.UserError, match="failed: ModuleNotFoundError: No module named torch"):
         addon.preferences.check_python(str(broken))
     report = addon.preferences.check_python(BACKEND_PYTHON)
-    assert report["torch"] and report["device"] == "cpu"
+    assert report["torch"] and report["device"] in {"cpu", "cuda", "mps"}  # whatever this machine has
     shutil.rmtree(tmp_path, ignore_errors=True)
 
 

@@ -486,6 +486,7 @@ def test_sigterm_during_segment_leaves_no_partial_output(tmp_path_factory, tmp_p
     deadline = time.monotonic() + 120
     while not list(out.glob(".sel.ply.*")) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)  # the first staged file: the selection is written, the masks are rendering
+    assert process.poll() is None and list(out.glob(".sel.ply.*")), "the run ended before its selection was staged"
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGTERM, err
@@ -510,6 +511,7 @@ def test_a_stop_at_any_moment_ends_done_or_stopped_never_between(tmp_path_factor
         deadline = time.monotonic() + 120
         while not (out / "rest.ply").exists() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.001)
+        assert (out / "rest.ply").exists(), "the outputs were never renamed into place"
     process.send_signal(number)
     _, err = process.communicate(timeout=60)
     assert "Traceback" not in err, err

@@ -228,23 +228,8 @@ def test_training_from_the_ply_alone_renders_and_caches_its_views(trained_from_p
     assert [c.name for c in cached] == [c.name for c in trained_from_ply["cameras"]]
 
 
-@pytest.mark.parametrize(
-    "level, target",
-    [
-        ("coarse", "mug"),
-        pytest.param(
-            "fine",
-            "handle",
-            marks=pytest.mark.xfail(
-                reason="trained from 12 planned views of 160 px, the handle's click also takes body Gaussians "
-                "(precision 0.81)"
-            ),
-        ),
-    ],
-)
-def test_a_click_selects_the_object_or_part_after_training_from_the_ply_alone(
-    trained_from_ply, tmp_path, level, target
-):
+def clicked(trained_from_ply, folder_out, level: str, target: str) -> tuple[float, float]:
+    """Precision and recall of one click on `target` at `level`, through `segment`, in the view it fills most."""
     folder, scene, truth = trained_from_ply["folder"], trained_from_ply["scene"], trained_from_ply["truth"]
     if level == "coarse":
         index, maps, ids = scene.object_names.index(target), [t[1] for t in truth], scene.object_ids
@@ -268,13 +253,36 @@ def test_a_click_selects_the_object_or_part_after_training_from_the_ply_alone(
         "--level",
         level,
         "--out",
-        tmp_path / "sel.ply",
+        folder_out / "sel.ply",
     )
     assert result.returncode == 0, result.stderr
-    selected = read_ply(tmp_path / "sel.ply")
+    selected = read_ply(folder_out / "sel.ply")
     rows = lambda positions: np.ascontiguousarray(positions).view(np.dtype((np.void, 12))).ravel()  # noqa: E731
     chosen = np.isin(rows(scene.splat.positions), rows(selected.positions))
-    precision, recall = np.mean(ids[chosen] == index), np.mean(chosen[ids == index])
+    return float(np.mean(ids[chosen] == index)), float(np.mean(chosen[ids == index]))
+
+
+@pytest.fixture(scope="module")
+def handle_click(trained_from_ply, tmp_path_factory):
+    return clicked(trained_from_ply, tmp_path_factory.mktemp("handle"), "fine", "handle")
+
+
+def test_a_click_selects_the_object_after_training_from_the_ply_alone(trained_from_ply, tmp_path):
+    precision, recall = clicked(trained_from_ply, tmp_path, "coarse", "mug")
+    assert precision > 0.9 and recall > 0.9, (precision, recall)
+
+
+def test_a_click_on_a_part_reaches_what_it_did_after_training_from_the_ply_alone(handle_click):
+    precision, recall = handle_click
+    assert precision > 0.75 and recall > 0.9, (precision, recall)  # the level reached (the target: strict xfail)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="trained from 12 planned views of 160 px, the handle's click also takes body Gaussians (precision 0.81)",
+)
+def test_a_click_selects_the_part_after_training_from_the_ply_alone(handle_click):
+    precision, recall = handle_click
     assert precision > 0.9 and recall > 0.9, (precision, recall)
 
 
