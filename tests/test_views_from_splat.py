@@ -225,7 +225,14 @@ def test_training_from_the_ply_alone_renders_and_caches_its_views(trained_from_p
     renders = sorted((folder / "features.npz.views").glob("view_*.png"))
     assert len(renders) == len(trained_from_ply["cameras"])
     cached = load_cameras(folder / "features.npz.views" / "sparse" / "0")
-    assert [c.name for c in cached] == [c.name for c in trained_from_ply["cameras"]]
+    planned = trained_from_ply["cameras"]
+    assert [c.name for c in cached] == [c.name for c in planned]
+    for got, expected in zip(cached, planned):  # the same views: poses and intrinsics, as written in text
+        np.testing.assert_allclose(got.world_to_camera, expected.world_to_camera, atol=1e-6)
+        assert (got.width, got.height) == (expected.width, expected.height)
+        np.testing.assert_allclose(
+            [got.fx, got.fy, got.cx, got.cy], [expected.fx, expected.fy, expected.cx, expected.cy]
+        )
 
 
 def clicked(trained_from_ply, folder_out, level: str, target: str) -> tuple[float, float]:
