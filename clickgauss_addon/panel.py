@@ -128,6 +128,7 @@ class CLICKGAUSS_PT_clean(SplatSubpanel, bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         settings = context.scene.clickgauss
+        layout.row().prop(settings, "select_mode", expand=True)
         row = layout.row(align=True)
         row.operator("clickgauss.select_floaters", icon="PARTICLES")
         row.prop(settings, "floater_strength", slider=True)
@@ -142,7 +143,6 @@ class CLICKGAUSS_PT_clean(SplatSubpanel, bpy.types.Panel):
             prefix = "opacity" if settings.select_attribute == "OPACITY" else "size"
             row.prop(settings, f"{prefix}_low")
             row.prop(settings, f"{prefix}_high")
-        box.row().prop(settings, "select_mode", expand=True)
         box.operator("clickgauss.select_by_attribute", icon="FILTER")
         row = layout.row(align=True)
         row.operator("clickgauss.grow_selection", text="Grow", icon="ADD").step = "GROW"

@@ -65,8 +65,9 @@ def floater_scores_of(obj) -> np.ndarray:
     return kept_values(obj, ("FLOATERS",), compute)
 
 
-def select_floaters(obj, strength: float, before: np.ndarray) -> int:
-    return write_live(obj, "FLOATERS", before, floaters(floater_scores_of(obj), strength))
+def select_floaters(obj, settings, before: np.ndarray) -> int:
+    taken = floaters(floater_scores_of(obj), settings.floater_strength)
+    return write_live(obj, "FLOATERS", before, combine(before, taken, settings.select_mode))
 
 
 def select_by_attribute(obj, settings, before: np.ndarray) -> int:
@@ -82,18 +83,13 @@ def select_by_attribute(obj, settings, before: np.ndarray) -> int:
     return write_live(obj, "ATTRIBUTE", before, combine(before, in_range(values, low, high), settings.select_mode))
 
 
-def floaters_changed(settings, context) -> None:
+def rule_changed(settings, context) -> None:
+    """A setting of Select Floaters or Select by Attribute changed: the live one selects again from where it began."""
     obj = context.active_object
-    before = live_before(obj, "FLOATERS")
-    if before is not None:
-        select_floaters(obj, settings.floater_strength, before)
-
-
-def attribute_changed(settings, context) -> None:
-    obj = context.active_object
-    before = live_before(obj, "ATTRIBUTE")
-    if before is not None:
-        select_by_attribute(obj, settings, before)
+    for tool, select in (("FLOATERS", select_floaters), ("ATTRIBUTE", select_by_attribute)):
+        before = live_before(obj, tool)
+        if before is not None:
+            select(obj, settings, before)
 
 
 class SelectionTool(SplatEditOperator):
@@ -111,9 +107,10 @@ class CLICKGAUSS_OT_select_floaters(SelectionTool):
     bl_label = "Select Floaters"
 
     def select(self, context, obj, before):
-        strength = context.scene.clickgauss.floater_strength
-        count = select_floaters(obj, strength, before)
-        return f"Selected {count:,} floaters of {len(obj.data.points):,} Gaussians (strength {strength:g})"
+        settings = context.scene.clickgauss
+        count = select_floaters(obj, settings, before)
+        strength = settings.floater_strength
+        return f"{count:,} of {len(obj.data.points):,} Gaussians selected (floaters at strength {strength:g})"
 
 
 class CLICKGAUSS_OT_select_by_attribute(SelectionTool):

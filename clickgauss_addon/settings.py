@@ -22,7 +22,7 @@ def threshold_changed(settings, context):
 def attribute_bound(name: str, description: str, default: float, high: float | None = None) -> dict:
     """A FloatProperty's arguments for one end of a Select by Attribute range (the selection follows it)."""
     bounds = {"min": 0.0} if high is None else {"min": 0.0, "max": high}
-    return dict(name=name, description=description, default=default, update=selection_tools.attribute_changed, **bounds)
+    return dict(name=name, description=description, default=default, update=selection_tools.rule_changed, **bounds)
 
 
 class ClickGaussSettings(bpy.types.PropertyGroup):
@@ -58,23 +58,24 @@ class ClickGaussSettings(bpy.types.PropertyGroup):
         min=0.0,
         max=1.0,
         step=1,
-        update=selection_tools.floaters_changed,
+        update=selection_tools.rule_changed,
     )
     select_attribute: EnumProperty(
         name="Attribute",
         items=[
             (key, key.title().replace("Color", "Colour"), f"Select by {words}") for key, words in ATTRIBUTES.items()
         ],
-        update=selection_tools.attribute_changed,
+        update=selection_tools.rule_changed,
     )
     select_mode: EnumProperty(
         name="Mode",
+        description="How Select Floaters and Select by Attribute change the selection",
         items=[
             ("SET", "Set", "Replace the selection"),
             ("ADD", "Add", "Add to the selection"),
             ("SUBTRACT", "Subtract", "Take from the selection"),
         ],
-        update=selection_tools.attribute_changed,
+        update=selection_tools.rule_changed,
     )
     opacity_low: FloatProperty(**attribute_bound("From", "Opacity, 0 (transparent) to 1", 0.0, 1.0))
     opacity_high: FloatProperty(**attribute_bound("To", "Opacity, 0 (transparent) to 1", 0.1, 1.0))
@@ -87,7 +88,7 @@ class ClickGaussSettings(bpy.types.PropertyGroup):
         min=0,
         max=1,
         default=(1, 1, 1),
-        update=selection_tools.attribute_changed,
+        update=selection_tools.rule_changed,
     )
     color_distance: FloatProperty(
         name="Distance",
@@ -95,7 +96,7 @@ class ClickGaussSettings(bpy.types.PropertyGroup):
         min=0,
         max=2,
         default=0.1,
-        update=selection_tools.attribute_changed,
+        update=selection_tools.rule_changed,
     )
     images_dir: StringProperty(
         name="Photos", description="The folder of photos the splat was trained from", subtype="DIR_PATH"

@@ -31,6 +31,15 @@ def test_select_floaters_in_blender_follows_the_strength_slider_and_delete_clean
     assert not addon.feature_store.read_selection(obj).any()
     settings.floater_strength = 0.5
     assert np.array_equal(addon.feature_store.read_selection(obj), selected)
+    mine = np.arange(splat.count) < 100  # a selection of the user's, then the floaters added, taken, set
+    addon.click_cache.write_selection(obj, mine)
+    settings.select_mode = "ADD"
+    assert bpy.ops.clickgauss.select_floaters() == {"FINISHED"}
+    assert np.array_equal(addon.feature_store.read_selection(obj), mine | selected)
+    settings.select_mode = "SUBTRACT"  # live, from the selection it began with
+    assert np.array_equal(addon.feature_store.read_selection(obj), mine & ~selected)
+    settings.select_mode = "SET"
+    assert np.array_equal(addon.feature_store.read_selection(obj), selected)
     assert bpy.ops.clickgauss.delete() == {"FINISHED"}
     assert len(obj.data.points) == splat.count - selected.sum()
     settings.floater_strength = 0.9  # the selection is no longer Select Floaters': the slider leaves it alone
