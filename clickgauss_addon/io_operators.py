@@ -199,7 +199,7 @@ class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
                     obj,
                     axis_matrix(*file_axes(self, obj)).inverted() @ obj.matrix_world,
                     self.include_features,
-                    context.scene.clickgauss if self.segment_ids else None,
+                    segment_thresholds(context.scene.clickgauss) if self.segment_ids else None,
                 )
                 for obj in objects
             ]
@@ -218,22 +218,26 @@ class CLICKGAUSS_OT_export_splat(bpy.types.Operator, ExportHelper):
         return {"FINISHED"}
 
 
-def splat_for_export(obj, matrix, include_features: bool = False, segments_at=None) -> Splat:
+def segment_thresholds(settings) -> dict:
+    """Level -> the Click-Gaussian threshold each level's Segment IDs are labelled at."""
+    return {level: settings.threshold_of(level) for level in SEGMENT_COLUMNS}
+
+
+def splat_for_export(obj, matrix, include_features: bool = False, segment_at: dict | None = None) -> Splat:
     """The object's splat mapped by `matrix` (4x4), with its features as extra float columns when asked
-    for and present, and with `segments_at` (the settings, for their thresholds) its segment IDs. An identity
-    matrix leaves every value as imported."""
+    for and present, and with `segment_at` (level -> threshold) its segment IDs. An identity matrix leaves every
+    value as imported."""
     guard(obj)  # a Blender Apply Transform the depsgraph handler has not seen yet
     splat = object_to_splat(obj)
     if include_features and feature_store.has_features(obj):
         features = feature_store.read_features(obj)
         for i, name in enumerate(feature_store.FEATURE_ATTRIBUTES):
             splat.columns.setdefault(name, np.ascontiguousarray(features[:, i]))
-    if segments_at is not None:
+    if segment_at is not None:
         if not feature_store.has_features(obj):
             raise UserError(f"'{obj.name}' has no features: Segment IDs need a training's clusters")
         for level, column in SEGMENT_COLUMNS.items():
-            threshold = segments_at.threshold_coarse if level == "coarse" else segments_at.threshold_fine
-            splat.columns[column] = cluster_labels(obj, threshold, level, hidden_too=True)
+            splat.columns[column] = cluster_labels(obj, segment_at[level], level, hidden_too=True)
     try:
         return transform_splat(splat, np.array(matrix))
     except UserError as error:

@@ -160,7 +160,7 @@ class CLICKGAUSS_OT_grow_selection(SelectionTool):
     def select(self, context, obj, before):
         if not before.any():
             raise UserError(f"nothing is selected in '{obj.name}': select something to grow or shrink first")
-        positions = click_cache.geometry_of(obj).positions
+        positions = read_positions(obj.data)
         if self.step == "SHRINK":
             after = shrink(positions, before)
         else:

@@ -84,7 +84,7 @@ class ClickGaussSettings(bpy.types.PropertyGroup):
     select_color: FloatVectorProperty(
         name="Colour",
         description="The base colour to select near (sRGB, as the splat stores it)",
-        subtype="COLOR",
+        subtype="COLOR_GAMMA",  # the values as stored, shown as they are
         min=0,
         max=1,
         default=(1, 1, 1),
@@ -194,7 +194,10 @@ class ClickGaussSettings(bpy.types.PropertyGroup):
 
     @property
     def threshold(self) -> float:
-        return self.threshold_coarse if self.level == "COARSE" else self.threshold_fine
+        return self.threshold_of(self.click_level)
+
+    def threshold_of(self, level: Level) -> float:
+        return self.threshold_coarse if level == "coarse" else self.threshold_fine
 
 
 classes = (ClickGaussSettings,)

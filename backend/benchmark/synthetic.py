@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..formats.splat import SH_C0, Splat, join_splats
+from ..formats.splat import SCALE_COLUMNS, SH_C0, Splat, join_splats
 
 
 @dataclass
@@ -281,7 +281,7 @@ def with_floaters(splat: Splat, share: float, seed: int = 0) -> tuple[Splat, np.
     faint_alphas = rng.uniform(0.03, 0.4, faint.sum())
     opacity[faint] = np.log(faint_alphas / (1 - faint_alphas))
     surface.columns["opacity"] = opacity.astype(np.float32)
-    for name in ("scale_0", "scale_1", "scale_2"):
+    for name in SCALE_COLUMNS:
         surface.columns[name] = (surface.columns[name] + rng.normal(0, 0.3, count)).astype(np.float32)
     extra = max(1, round(share * count))
     low, high = splat.positions.min(axis=0), splat.positions.max(axis=0)

@@ -148,7 +148,7 @@ def value(options, flag: str):
 
 def write_segments(options) -> int:
     """--everything: one file per segment at --level, their union the splat."""
-    from ..field.click import unit_features, unit_rows
+    from ..field.click import cosines, unit_features
     from ..field.segments import segment_file_names, segment_labels
     from ..formats.features import load_features
 
@@ -158,8 +158,8 @@ def write_segments(options) -> int:
     if centers is None or len(centers) == 0:
         raise UserError(f"{options.features}: it holds no {options.level} clusters (train with GFL on)")
     threshold = DEFAULT_THRESHOLDS[options.level] if options.threshold is None else options.threshold
-    unit = unit_rows(unit_features(field.features, options.level, field.granularity_prior))  # (N, D) float32
-    labels = segment_labels(unit @ centers.T.astype(np.float32), threshold)
+    unit = unit_features(field.features, options.level, field.granularity_prior)  # (N, D) int16
+    labels = segment_labels(cosines(unit, centers), threshold)
     names = segment_file_names(labels, options.format)
     with StagedOutputs(final=True) as staged:
         staged.make_folder(options.out_dir)

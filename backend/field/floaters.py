@@ -61,20 +61,22 @@ def floater_scores(positions: np.ndarray, scales: np.ndarray, alphas: np.ndarray
         sums = neighbourhood_sums(points, finest * 2.0 ** (scale + 2), np.stack([ones, count], axis=1))[judged]
         local = (sums[:, 1] - count[judged]) / np.maximum(sums[:, 0] - 1, 1)
         expected[judged] = np.where(sums[:, 0] - 1 >= AROUND, local, median)
-    isolated = np.maximum(ramp(np.exp(expected - count), ISOLATED), ramp(np.exp(median - count), DESERTED))
+    isolated = np.maximum(ramp(expected - count, ISOLATED), ramp(median - count, DESERTED))
     faint = np.clip((alphas[finite].astype(np.float64) - FAINT[0]) / (FAINT[1] - FAINT[0]), 0, 1)
-    oversized = ramp(np.exp(log_reach - their_reach), LARGER) * np.clip(2 * faint, 0, 1)
+    oversized = ramp(log_reach - their_reach, LARGER) * np.clip(2 * faint, 0, 1)
     ordered = np.sort(scales[finite].astype(np.float64), axis=1)  # (M, 3) smallest first
-    blob = ramp(ordered[:, 0] / np.maximum(ordered[:, 2], 1e-30), ROUND) * faint
+    with np.errstate(divide="ignore"):  # a flat Gaussian's 0: log -inf, no blob at all
+        flatness = np.log(ordered[:, 0] / np.maximum(ordered[:, 2], 1e-30))
+    blob = ramp(flatness, ROUND) * faint
     scores[finite] = np.maximum.reduce([isolated, oversized, blob]) * (1 - FAINT_WEIGHT + FAINT_WEIGHT * faint)
     return scores
 
 
-def ramp(values: np.ndarray, span: tuple[float, float]) -> np.ndarray:
-    """0 at span[0], 1 at span[1], straight between on a log scale, clipped."""
+def ramp(log_values: np.ndarray, span: tuple[float, float]) -> np.ndarray:
+    """0 where the values (given as their logarithms) are span[0], 1 at span[1], straight between on a log scale,
+    clipped."""
     low, high = np.log(span[0]), np.log(span[1])
-    with np.errstate(divide="ignore"):
-        return np.clip((np.log(values) - low) / (high - low), 0, 1)
+    return np.clip((log_values - low) / (high - low), 0, 1)
 
 
 def floaters(scores: np.ndarray, strength: float = DEFAULT_STRENGTH) -> np.ndarray:

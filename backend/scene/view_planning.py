@@ -126,9 +126,10 @@ def scene_extent(
     else:
         extent.up = np.asarray(up, np.float64) / np.linalg.norm(up)
     scene = (positions, alphas)
-    extent.floor = floor_band(core_points, core_alphas, extent.center, extent.up, scene) is not None
-    extent.radius = core_radius(core_points, core_alphas, extent.center, extent.up, scene)
-    upright, _ = off_floor(core_points, core_alphas, extent.center, extent.up, scene)
+    band = floor_band(core_points, core_alphas, extent.center, extent.up, scene)
+    extent.floor = band is not None
+    upright, upright_alphas = off_floor(core_points, core_alphas, band, extent.center, extent.up, scene)
+    extent.radius = core_radius(upright, upright_alphas, extent.center, extent.floor)
     extent.target = extent.center + float(np.median((upright - extent.center) @ extent.up)) * extent.up
     if layout == "auto":
         extent.layout = (
@@ -174,7 +175,7 @@ def floor_band(
     share = FLOOR_SHARE * alphas.sum()
     if alphas[band].sum() < share:
         return None
-    if (~band).sum() < 0.05 * len(points):  # all band
+    if all_band(band):
         if scene is None:
             return None
         on_it, near = standing(points, band, center, up, scene)
@@ -194,15 +195,20 @@ def standing(points: np.ndarray, band: np.ndarray, center: np.ndarray, up: np.nd
     return near & (heights > float(((points[band] - center) @ up).max())), near
 
 
-def core_radius(points: np.ndarray, alphas: np.ndarray, center: np.ndarray, up: np.ndarray, scene=None) -> float:
-    """FRAMED_SHARE of the core's opacity lies within this distance of its centre: 80 % off the floor where there
-    is one (a large floor holds most of a scene's opacity; framing all of it makes the things on it small), 95 %
-    of an object with none (all of it in the frame)."""
-    kept, kept_alphas = off_floor(points, alphas, center, up, scene)
-    share = FRAMED_SHARE[0] if floor_band(points, alphas, center, up, scene) is not None else FRAMED_SHARE[1]
-    distance = np.linalg.norm(kept - center, axis=1)
+def all_band(band: np.ndarray) -> bool:
+    """Whether the lowest band leaves under 5 % of the core's points above it."""
+    return (~band).sum() < 0.05 * len(band)
+
+
+def core_radius(upright: np.ndarray, alphas: np.ndarray, center: np.ndarray, floor: bool) -> float:
+    """FRAMED_SHARE of the opacity of the core off the floor (`off_floor`: points (P, 3), opacities (P,)) lies
+    within this distance of its centre: 80 % where there is a floor (a large floor holds most of a scene's
+    opacity; framing all of it makes the things on it small), 95 % of an object with none (all of it in the
+    frame)."""
+    share = FRAMED_SHARE[0] if floor else FRAMED_SHARE[1]
+    distance = np.linalg.norm(upright - center, axis=1)
     order = np.argsort(distance)
-    cumulative = np.cumsum(kept_alphas[order])
+    cumulative = np.cumsum(alphas[order])
     return float(max(distance[order][np.searchsorted(cumulative, share * cumulative[-1])], 1e-6))
 
 
@@ -249,13 +255,12 @@ def ring(center, up, distance: float, elevations, azimuths: int) -> list[np.ndar
     return eyes
 
 
-def off_floor(points: np.ndarray, alphas: np.ndarray, center: np.ndarray, up: np.ndarray, scene=None):
-    """The points (P, 3) and their opacities (P,) above the floor (`floor_band`); all where there is none. A core
-    that is all floor: what stands on it, from `scene`."""
-    band = floor_band(points, alphas, center, up, scene)
+def off_floor(points: np.ndarray, alphas: np.ndarray, band, center: np.ndarray, up: np.ndarray, scene):
+    """The points (P, 3) and their opacities (P,) above the floor `band` (`floor_band`); all where there is none.
+    A core that is all floor: what stands on it, from `scene`."""
     if band is None:
         return points, alphas
-    if band.all() or (~band).sum() < 0.05 * len(points):
+    if all_band(band):
         on_it, _ = standing(points, band, center, up, scene)
         return scene[0][on_it], scene[1][on_it]
     return points[~band], alphas[~band]
