@@ -162,3 +162,34 @@ def test_a_wide_ground_is_found_however_dense_the_splat_and_each_object_is_its_o
     assert groups.ground >= 0
     ious = [matched_label(scene.object_ids, groups.coarse, label)[1] for label in np.unique(scene.object_ids)]
     assert min(ious) >= 0.9, ious
+
+
+def test_a_sliver_joins_the_one_object_it_overlaps_most_and_never_chains_two_objects():
+    """Pieces that a gap cut off an object (a guitar's darker rim) join it; a sliver touching two objects joins only
+    the one it overlaps most, and one lying on an object of another colour (a dark patch on a white pedestal)
+    joins neither."""
+    from backend.field.geometric_masks import join_overlapping
+
+    bronze, white = (0.45, 0.35, 0.2), (0.9, 0.9, 0.9)
+    sizes = {"statue": 1000, "pedestal": 1000, "bench": 1000, "rim": 30, "bridge": 30, "patch": 30}
+    objects = np.concatenate([np.full(n, i) for i, n in enumerate(sizes.values())])
+    colours = np.array([white if name == "pedestal" else bronze for name in sizes for _ in range(sizes[name])])
+    first = dict(zip(sizes, np.cumsum([0, *sizes.values()])))
+
+    def links(a: str, b: str, count: int) -> np.ndarray:
+        return np.stack([first[a] + np.arange(count) % sizes[a], first[b] + np.arange(count) % sizes[b]], axis=1)
+
+    overlaps = np.concatenate(
+        [
+            links("rim", "statue", 20),  # the rim lies along the statue
+            links("bridge", "statue", 12),  # the bridge touches the statue more ...
+            links("bridge", "bench", 8),  # ... than a bench of the same bronze
+            links("patch", "pedestal", 25),  # the patch lies on the pedestal, and touches the statue less
+            links("patch", "statue", 10),
+        ]
+    )
+    joined = join_overlapping(objects, overlaps, colours)
+    group = {name: set(joined[first[name] : first[name] + n]) for name, n in sizes.items()}
+    assert group["rim"] == group["statue"] == group["bridge"]
+    assert group["bench"] != group["statue"] != group["pedestal"]
+    assert group["patch"] != group["statue"] and group["patch"] != group["pedestal"]

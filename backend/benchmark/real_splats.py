@@ -2,12 +2,13 @@
 
 Nobody segmented these captures for us, so the labels are rules on positions and colours, in each file's own
 frame (y down, as the files store them), each checked by eye on renders of the planned views (docs/accuracy.md
-shows them). They are approximate where a rule meets a boundary it cannot see: the guitar's dark binding and
-pickups near its stand count as stand where they are below the stand's top, the helmet is a ball around it (the
+shows them). They are approximate where a rule meets a boundary it cannot see: the stand's cradle, where it holds the
+guitar's bottom edge inside the body's slab, counts as guitar, the helmet is a ball around it (the
 gloves holding it count as helmet), the neck's boundary is a height.
 
-  guitar.ply  objects: guitar, stand (dark, grey Gaussians below the top of the stand: luminance < 0.12,
-              saturation < 0.08, y > -1.6). Parts of the guitar along its long axis (0.204, 0.977, 0.069) from
+  guitar.ply  objects: guitar, stand (below the top of the stand, y > -1.6, and outside the guitar's body: the
+              slab -0.26 < s < 0.16 along the body's normal (0.96, -0.201, 0.196) from (0.304, -1.165, 0.311), up
+              to its bottom end, t < 1.65). Parts of the guitar along its long axis (0.204, 0.977, 0.069) from
               (0.147, -1.769, 0.220), where its width changes: headstock (t < -2.0), neck (t < -0.35), body.
   biker.ply   objects: the person (helmet included: it is held). Parts: helmet (within 0.27 of (-0.38, -1.38,
               0.33)), head (y < -2.68), the two legs (y > -1.45, split at z = -0.08), torso and arms (the rest).
@@ -31,10 +32,10 @@ class RealLabels:
 
 
 def guitar(positions: np.ndarray, colours: np.ndarray) -> RealLabels:
-    luminance = colours @ np.array([0.3, 0.59, 0.11])
-    saturation = colours.max(axis=1) - colours.min(axis=1)
-    stand = (luminance < 0.12) & (saturation < 0.08) & (positions[:, 1] > -1.6)
+    across = (positions - np.array([0.304, -1.165, 0.311])) @ np.array([0.96, -0.201, 0.196])
     along = (positions - np.array([0.147, -1.769, 0.220])) @ np.array([0.204, 0.977, 0.069])
+    in_body = (across > -0.26) & (across < 0.16) & (along < 1.65)
+    stand = (positions[:, 1] > -1.6) & ~in_body
     part = np.select([stand, along < -2.0, along < -0.35], [1, 3, 2], 0).astype(np.int64)
     return RealLabels(
         stand.astype(np.int64),

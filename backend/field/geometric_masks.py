@@ -212,12 +212,20 @@ def contracted_sigmas(splat, members: np.ndarray, centre: np.ndarray, radius: fl
 
 
 def join_overlapping(objects: np.ndarray, overlaps: np.ndarray, colours: np.ndarray) -> np.ndarray:
-    """`objects` (O,) with two objects made one (ids by size) where their Gaussians overlap at JOIN_LINKS `overlaps`
-    (L, 2) or more, neither is a sliver of the two (JOIN_SHARE), and either they are alike in colour (a person's
-    black legs hang from the black jacket through the belt's large Gaussians) or one lies over the other
-    (WIDE_CONTACT of the smaller's Gaussians overlap: a donut's icing on its dough). A small patch stuck to a large
-    object (the shadowed rim of a statue's pedestal) stays apart, as `separate_objects` left it; a joined pair that
-    is two objects (a guitar on its stand) is cut apart again by `surface_cuts.OBJECTS`. `colours` (O, 3) RGB."""
+    """`objects` (O,) with objects made one (ids by size) where their Gaussians overlap at JOIN_LINKS `overlaps`
+    (L, 2) or more and either they are alike in colour (a person's black legs hang from the black jacket through
+    the belt's large Gaussians) or one lies over the other (WIDE_CONTACT of the smaller's Gaussians overlap: a
+    donut's icing on its dough). Pairs of which neither is a sliver (JOIN_SHARE) join first; then each sliver
+    joins the one object it overlaps most, if they are alike (a guitar's darker rim, cut off its body by a gap):
+    one each, so slivers never chain two large objects into one, and a patch lying on another object (the
+    shadowed rim of a statue's pedestal, alike to the bronze statue) stays apart. A joined pair that is two
+    objects (a guitar on its stand) is cut apart again by `surface_cuts.OBJECTS`. `colours` (O, 3) RGB."""
+    whole = join_pairs(objects, overlaps, colours, slivers=False)
+    return join_pairs(whole, overlaps, colours, slivers=True)
+
+
+def join_pairs(objects: np.ndarray, overlaps: np.ndarray, colours: np.ndarray, slivers: bool) -> np.ndarray:
+    """`join_overlapping`'s pairs of whole objects (`slivers` False) or each sliver's best (True)."""
     ends = objects[overlaps]  # (L, 2)
     ends = ends[(ends[:, 0] != ends[:, 1]) & (ends >= 0).all(axis=1)]
     count = int(objects.max(initial=-1)) + 1
@@ -229,9 +237,20 @@ def join_overlapping(objects: np.ndarray, overlaps: np.ndarray, colours: np.ndar
     mean = means(objects[kept], opponent(colours[kept]), count)  # (count, 3) mean opponent colour
     smaller = np.minimum(size[pairs[:, 0]], size[pairs[:, 1]])
     alike = np.linalg.norm(mean[pairs[:, 0]] - mean[pairs[:, 1]], axis=1) < JOIN_COLOUR_GAP
-    layered = links >= WIDE_CONTACT * smaller
     whole = smaller >= JOIN_SHARE * (size[pairs[:, 0]] + size[pairs[:, 1]])
-    merged = components(pairs[(links >= JOIN_LINKS) & whole & (alike | layered)], size, 0)  # ids by size, largest 0
+    if slivers:
+        # Each object's most overlapped larger neighbour (pairs sorted by links, the last written wins).
+        small = np.where(size[pairs[:, 0]] < size[pairs[:, 1]], pairs[:, 0], pairs[:, 1])
+        order = np.argsort(links, kind="stable")
+        best = np.full(count, -1)
+        best[small[order]] = order
+        chosen = np.zeros(len(pairs), bool)
+        chosen[best[best >= 0]] = True
+        joined = chosen & ~whole & alike
+    else:
+        layered = links >= WIDE_CONTACT * smaller
+        joined = whole & (alike | layered)
+    merged = components(pairs[(links >= JOIN_LINKS) & joined], size, 0)  # ids by size, largest 0
     return np.where(objects >= 0, merged[np.maximum(objects, 0)], -1).astype(objects.dtype)
 
 
