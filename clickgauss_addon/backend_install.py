@@ -17,7 +17,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .backend.errors import UserError
+from .backend.for_blender import UserError
 from .child_process import ChildProcess
 
 # No gsplat (the `cuda` list is the developers'): training never rasterizes inside its loop (each view's weights

@@ -20,10 +20,20 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from .backend.errors import UserError
-from .backend.field.click import ClickIndex, Geometry, level_columns, unit_features
-from .backend.formats.features import COARSE_DIM, FEATURE_DIM, LEVEL_DIMS, Level
-from .backend.formats.splat import ROTATION_COLUMNS, SCALE_COLUMNS, alphas_of
+from .backend.for_blender import (
+    COARSE_DIM,
+    FEATURE_DIM,
+    LEVEL_DIMS,
+    ROTATION_COLUMNS,
+    SCALE_COLUMNS,
+    ClickIndex,
+    Geometry,
+    Level,
+    UserError,
+    alphas_of,
+    level_columns,
+    unit_features,
+)
 from .feature_store import (
     CENTERS_KEYS,
     FEATURE_ATTRIBUTES,

@@ -9,8 +9,7 @@ from bpy.props import StringProperty
 from bpy_extras.io_utils import ImportHelper
 
 from . import click_cache, click_session, feature_store, viewport
-from .backend.errors import UserError
-from .backend.formats.features import load_features
+from .backend.for_blender import UserError, load_features
 from .compat import enter_point_edit_mode
 from .edit_operators import select_only
 from .splat_object import GEOMETRY_COLUMNS, is_splat, object_to_splat

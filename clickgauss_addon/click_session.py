@@ -10,9 +10,7 @@ import time
 
 import numpy as np
 
-from .backend.field.click import DEFAULT_THRESHOLDS, Click, Mode, compose
-from .backend.formats.features import Level
-from .backend.scene.camera import Camera
+from .backend.for_blender import DEFAULT_THRESHOLDS, Camera, Click, Level, Mode, compose
 from .click_cache import ObjectState, _states, state_of, write_selection
 from .feature_store import read_hidden, read_selection
 

@@ -12,7 +12,7 @@ import bpy
 import gpu
 import numpy as np
 
-from .backend.errors import UserError
+from .backend.for_blender import UserError
 
 # Point-cloud edit mode (drawing the point selection; separate and delete operators) exists from Blender 4.5 on.
 HAS_POINT_CLOUD_EDIT_MODE = "separate" in dir(bpy.ops.pointcloud)  # bpy.ops makes any name, so hasattr is always true

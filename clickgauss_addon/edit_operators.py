@@ -17,10 +17,7 @@ import numpy as np
 from bpy.props import BoolProperty
 
 from . import click_cache, feature_store
-from .backend.errors import UserError
-from .backend.field.click import DEFAULT_THRESHOLDS
-from .backend.field.segments import UNASSIGNED, segment_labels
-from .backend.formats.features import Level
+from .backend.for_blender import DEFAULT_THRESHOLDS, UNASSIGNED, Level, UserError, segment_labels
 from .compat import edit_selected_points
 from .point_attributes import get_attribute
 from .splat_object import FILE_AXES_KEY, HIDDEN_ATTRIBUTE, draw_hidden, is_splat

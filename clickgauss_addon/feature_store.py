@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 
-from .backend.formats.features import FEATURE_DIM, LEVEL_DIMS, Level
+from .backend.for_blender import FEATURE_DIM, LEVEL_DIMS, Level
 from .point_attributes import get_attribute
 from .splat_object import HIDDEN_ATTRIBUTE
 

@@ -12,11 +12,19 @@ from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatPrope
 from bpy_extras.io_utils import ExportHelper, ImportHelper, axis_conversion, orientation_helper
 
 from . import feature_store
-from .backend.errors import UserError
-from .backend.field.segments import SEGMENT_COLUMNS, segment_file_names
-from .backend.formats import SPLAT_EXTENSIONS, WRITE_FORMATS, left_out, read_splat, write_splat
-from .backend.formats.splat import Splat, join_splats
-from .backend.formats.transform import transform_splat
+from .backend.for_blender import (
+    SEGMENT_COLUMNS,
+    SPLAT_EXTENSIONS,
+    WRITE_FORMATS,
+    Splat,
+    UserError,
+    join_splats,
+    left_out,
+    read_splat,
+    segment_file_names,
+    transform_splat,
+    write_splat,
+)
 from .compat import HAS_NATIVE_SPLATS
 from .edit_operators import cluster_labels
 from .splat_object import FILE_AXES_KEY, is_splat, object_to_splat, source_axes, splat_to_object

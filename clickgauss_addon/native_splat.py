@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend.formats.ply import grouped_columns
-from .backend.formats.splat import (
+from .backend.for_blender import (
     DC_COLUMNS,
     POSITION_COLUMNS,
     ROTATION_COLUMNS,
     SCALE_COLUMNS,
     Splat,
+    grouped_columns,
     rest_columns,
     sh_degree_for_rest_count,
 )

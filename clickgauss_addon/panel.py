@@ -4,7 +4,7 @@ import bpy
 
 from . import feature_store, view_cameras
 from .addon_preferences import preferences
-from .backend.formats.splat import sh_degree_for_rest_count
+from .backend.for_blender import sh_degree_for_rest_count
 from .preferences import sam_status
 from .splat_object import column_layout, is_splat
 

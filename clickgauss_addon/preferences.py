@@ -13,7 +13,7 @@ from bpy.props import EnumProperty, StringProperty
 
 from . import backend_install, sam_download
 from .addon_preferences import ADDON_DIR, preferences, user_data_folder
-from .backend.errors import UserError
+from .backend.for_blender import UserError
 
 CHECK_SCRIPT = """
 import json, importlib

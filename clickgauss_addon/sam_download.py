@@ -16,8 +16,7 @@ from urllib.parse import urlparse
 import bpy
 
 from .addon_preferences import ADDON_DIR, preferences, user_data_folder
-from .backend.errors import UserError
-from .backend.scene.downloads import SAM_CHECKPOINTS, Checkpoint
+from .backend.for_blender import SAM_CHECKPOINTS, Checkpoint, UserError
 from .child_process import ChildProcess
 
 MODEL_ITEMS = [

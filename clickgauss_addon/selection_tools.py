@@ -12,11 +12,17 @@ import numpy as np
 from bpy.props import EnumProperty
 
 from . import click_cache, feature_store
-from .backend.errors import UserError
-from .backend.field.click import combine
-from .backend.field.floaters import floater_scores, floaters
-from .backend.field.select_by import attribute_values, grow, in_range, shrink
-from .backend.formats.splat import DC_COLUMNS
+from .backend.for_blender import (
+    DC_COLUMNS,
+    UserError,
+    attribute_values,
+    combine,
+    floater_scores,
+    floaters,
+    grow,
+    in_range,
+    shrink,
+)
 from .edit_operators import SplatEditOperator
 from .point_attributes import read_positions
 from .splat_object import is_splat, object_to_splat

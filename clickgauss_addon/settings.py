@@ -4,12 +4,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty, StringProperty
 
 from . import click_cache, click_session, feature_store, selection_tools
-from .backend.device_defaults import DEVICE_DEFAULTS
-from .backend.field.click import DEFAULT_THRESHOLDS
-from .backend.field.floaters import DEFAULT_STRENGTH
-from .backend.field.select_by import ATTRIBUTES
-from .backend.formats.features import Level
-from .backend.ranges import SETTINGS
+from .backend.for_blender import ATTRIBUTES, DEFAULT_STRENGTH, DEFAULT_THRESHOLDS, DEVICE_DEFAULTS, SETTINGS, Level
 
 
 def threshold_changed(settings, context):

@@ -18,15 +18,16 @@ import json
 import bpy
 import numpy as np
 
-from .backend.errors import UserError
-from .backend.formats.ply import column_copies, contiguous_columns
-from .backend.formats.splat import (
+from .backend.for_blender import (
     DC_COLUMNS,
     POSITION_COLUMNS,
     REQUIRED_COLUMNS,
     ROTATION_COLUMNS,
     SCALE_COLUMNS,
     Splat,
+    UserError,
+    column_copies,
+    contiguous_columns,
     rest_columns,
     sh_degree_for_rest_count,
 )

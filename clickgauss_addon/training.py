@@ -19,11 +19,15 @@ import bpy
 
 from . import click_cache, feature_store, view_cameras
 from .addon_preferences import ADDON_DIR, preferences, user_data_folder
-from .backend.cli.protocol import read_progress, user_error
-from .backend.errors import UserError
-from .backend.formats.features import FeatureField, load_features
-from .backend.formats.ply import write_ply
-from .backend.scene.colmap import write_colmap_text
+from .backend.for_blender import (
+    FeatureField,
+    UserError,
+    load_features,
+    read_progress,
+    user_error,
+    write_colmap_text,
+    write_ply,
+)
 from .child_process import ChildProcess
 from .preferences import backend_python
 from .splat_object import is_splat, object_to_splat

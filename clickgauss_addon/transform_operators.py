@@ -27,9 +27,7 @@ import numpy as np
 from bpy.app.handlers import persistent
 
 from . import click_cache, feature_store
-from .backend.errors import UserError
-from .backend.formats.splat import POSITION_COLUMNS, Splat, join_splats
-from .backend.formats.transform import transform_splat
+from .backend.for_blender import POSITION_COLUMNS, Splat, UserError, join_splats, transform_splat
 from .compat import HAS_NATIVE_SPLATS
 from .point_attributes import get_attribute, set_attribute
 from .splat_object import (

@@ -16,9 +16,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from .backend.errors import UserError
-from .backend.scene.camera import OPENGL_TO_OPENCV, Camera, rigid_inverse
-from .backend.scene.view_planning import plan_splat_views
+from .backend.for_blender import OPENGL_TO_OPENCV, Camera, UserError, plan_splat_views, rigid_inverse
 from .splat_object import is_splat, object_to_splat
 from .viewport import view_camera
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend.errors import UserError
-from .backend.scene.camera import OPENGL_TO_OPENCV, Camera
+from .backend.for_blender import OPENGL_TO_OPENCV, Camera, UserError
 
 
 def view_camera(width: int, height: int, view_matrix, window_matrix, object_matrix) -> Camera:
