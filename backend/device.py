@@ -7,8 +7,53 @@ clustering's mask features) stays on that device; numpy sees results only after 
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
+
 from .device_defaults import DEVICES
 from .errors import UserError
+
+
+@dataclass(frozen=True)
+class Traits:
+    """What a kind of device can do, where the computation takes another path: the one place that says so."""
+
+    sparse: bool  # sparse CSR products (torch has them on the CPU and CUDA, not MPS): else gathers and dense ops
+    float64: bool  # MPS has no float64: the rasterizer's alpha test then widens its margin instead
+    whole_blocks: bool  # a GPU takes a loss's pair similarities in one block; a CPU in cache-sized blocks
+    fused_adam: bool  # torch's fused Adam step (CPU, CUDA)
+    gsplat: bool  # gsplat's CUDA kernels can rasterize here
+    host_memory: bool  # tensors live in this process's heap (freed blocks are worth handing back to the system)
+
+
+TRAITS = {
+    "cpu": Traits(sparse=True, float64=True, whole_blocks=False, fused_adam=True, gsplat=False, host_memory=True),
+    "cuda": Traits(sparse=True, float64=True, whole_blocks=True, fused_adam=True, gsplat=True, host_memory=False),
+    "mps": Traits(sparse=False, float64=False, whole_blocks=True, fused_adam=False, gsplat=False, host_memory=False),
+}
+_standing_in: dict[str, str] = {}  # a torch device type -> the kind whose traits it has (tests' pretend accelerator)
+
+
+def traits(device) -> Traits:
+    """The traits of `device` (a torch.device, or its name) or of the kind it stands in for."""
+    kind = device if isinstance(device, str) else device.type
+    kind = kind.split(":")[0]
+    return TRAITS[_standing_in.get(kind, kind)]
+
+
+@contextlib.contextmanager
+def standing_in(device_type: str, kind: str):
+    """Inside, devices of `device_type` take the traits of `kind`: a CPU-only test runs CUDA's paths on a pretend
+    accelerator."""
+    before = _standing_in.get(device_type)
+    _standing_in[device_type] = kind
+    try:
+        yield
+    finally:
+        if before is None:
+            del _standing_in[device_type]
+        else:
+            _standing_in[device_type] = before
 
 
 def resolve_device(name: str = "auto") -> str:

@@ -105,7 +105,20 @@ class _Functions(TorchFunctionMode):
 
 
 @contextlib.contextmanager
-def pretend_device():
-    """Inside, `DEVICE` ("meta") behaves as an accelerator whose tensors hold real data; yields the device."""
-    with _Functions(), _Dispatch():
+def pretend_device(kind: str = "cuda"):
+    """Inside, `DEVICE` ("meta") behaves as an accelerator whose tensors hold real data, with the traits of `kind`
+    (backend/device.py: CUDA's sparse products and whole blocks, or MPS's dense paths); yields the device."""
+    import importlib
+    from unittest import mock
+
+    from backend.device import standing_in
+
+    optimizer = importlib.import_module("torch.optim.optimizer")  # `torch.optim` does not keep the name
+    fused_on = optimizer._get_fused_kernels_supported_devices() + [DEVICE.type]  # Adam's fused step, as on CUDA
+    with (
+        standing_in(DEVICE.type, kind),
+        mock.patch.object(optimizer, "_get_fused_kernels_supported_devices", lambda: list(fused_on)),
+        _Functions(),
+        _Dispatch(),
+    ):
         yield DEVICE

@@ -32,12 +32,14 @@ def small_scene():
     return scene, cameras, labels
 
 
-def test_training_runs_on_one_device_and_gives_the_cpu_result(small_scene):
-    """Masks in, features out: every tensor op of precompute, the loop, GFL clustering and the output on the device."""
+@pytest.mark.parametrize("kind", ["cuda", "mps"])
+def test_training_runs_on_one_device_and_gives_the_cpu_result(small_scene, kind):
+    """Masks in, features out: every tensor op of precompute, the loop, GFL clustering and the output on the device,
+    along the paths of each kind of accelerator (CUDA: sparse products, whole blocks; MPS: dense ops)."""
     scene, cameras, labels = small_scene
     config = TrainConfig(iterations=30, pixels=300, gfl_start=10, gfl_refresh=10, gaussian_subset=500)
     on_cpu = train_features(scene.splat, cameras, labels, config, device="cpu").field
-    with pretend_device() as device:
+    with pretend_device(kind) as device:
         on_device = train_features(scene.splat, cameras, labels, config, device=device).field
     assert isinstance(on_device.features, np.ndarray) and on_device.features.shape == (1500, 24)
     np.testing.assert_allclose(on_device.features.astype(np.float32), on_cpu.features.astype(np.float32), atol=2e-3)
@@ -80,3 +82,18 @@ def test_asking_for_a_device_the_machine_lacks_is_one_clear_error(tmp_path):
         text=True,
     )
     assert run.returncode == 2 and run.stderr.strip() == "error: --device cuda: this machine's torch sees no CUDA GPU"
+
+
+@pytest.mark.parametrize("kind", ["cuda", "mps", "cpu"])
+def test_a_run_takes_its_devices_settings_where_none_are_given(kind):
+    from backend.device_defaults import DEVICE_DEFAULTS
+
+    defaults = DEVICE_DEFAULTS[kind]
+    config = TrainConfig.for_device(kind, iterations=10, pixels=None)
+    assert (config.pixels, config.negative_anchors, config.gaussian_subset, config.gfl_share) == (
+        defaults.pixels,
+        defaults.negative_anchors,
+        defaults.gaussian_subset,
+        defaults.gfl_share,
+    )
+    assert config.iterations == 10 and TrainConfig.for_device(kind, pixels=777).pixels == 777

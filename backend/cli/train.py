@@ -164,10 +164,10 @@ def run(options) -> int:
     stop = StopRequested()
     progress = progress_printer(options.progress)
     device = resolve_device(options.device)
-    for name, value in vars(DEVICE_DEFAULTS[device]).items():  # the settings not given take the device's defaults
+    config = TrainConfig.for_device(device, **{name: getattr(options, name) for name in vars(TrainConfig())})
+    for name, value in vars(DEVICE_DEFAULTS[device]).items():  # the other settings not given (downscale, checkpoints)
         if getattr(options, name) is None:
             setattr(options, name, value)
-    config = TrainConfig(**{name: getattr(options, name) for name in vars(TrainConfig())})
     source, settings = mask_settings(options, device)
     description = mask_source_description(source, **settings)
     checkpoint_path = options.out.with_name(options.out.stem + ".checkpoint.npz")

@@ -30,6 +30,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from ..device import traits
 from ..formats.transform import rotation_entries
 from .gsplat_constants import ALPHA_MAX, ALPHA_MIN, EPS2D, FAR_PLANE, FOV_CLAMP, MAX_EXTEND, NEAR_PLANE, T_MIN
 
@@ -148,7 +149,7 @@ def composite_weights(
     # Row-wise x-intervals of the ellipse sigma <= ln(255 op), where alpha >= 1/255, widened by a
     # margin; the exact float32 alpha test below decides. float64 where the device has it (MPS
     # has not: there a wider margin covers float32 rounding).
-    exact = device.type != "mps"
+    exact = traits(device).float64
     fdt = torch.float64 if exact else torch.float32
     margin_px = 0.01 if exact else 0.05
     tau = torch.log(op.to(fdt) / ALPHA_MIN) * (1.0 if exact else 1.001) + 1e-3
@@ -306,7 +307,7 @@ def apply_weights(weights: torch.Tensor, colors: torch.Tensor, pixels: torch.Ten
     y * width + x, or None for every row. Training samples a few thousand pixels a step: only
     those rows are touched. Devices without sparse CSR kernels (MPS) take a gather path.
     """
-    sparse_ok = colors.device.type in ("cpu", "cuda") and weights.device == colors.device
+    sparse_ok = traits(colors.device).sparse and weights.device == colors.device
     if pixels is None:
         if sparse_ok:
             return weights @ colors.to(weights.values().dtype)
@@ -414,6 +415,6 @@ def render(
     """
     if backend not in ("auto", "gsplat", "torch"):
         raise ValueError(f"unknown render backend {backend!r}: use 'auto', 'gsplat' or 'torch'")
-    use_gsplat = backend == "gsplat" or (backend == "auto" and means.device.type == "cuda" and gsplat_available())
+    use_gsplat = backend == "gsplat" or (backend == "auto" and traits(means.device).gsplat and gsplat_available())
     fn = rasterize_gsplat if use_gsplat else rasterize
     return fn(means, quats, scales, opacities, colors, viewmat, K, width, height, background)

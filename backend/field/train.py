@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..device import traits
+from ..device_defaults import DEVICE_DEFAULTS
 from ..errors import UserError
 from ..formats.features import (
     COARSE_DIM,
@@ -68,6 +70,15 @@ class TrainConfig:
     use_granularity_prior: bool = True
     use_unlabelled_negatives: bool = True  # pixels no mask covers are pushed away from the view's masks (never pulled)
     seed: int = 0
+
+    @classmethod
+    def for_device(cls, kind: str, **given) -> TrainConfig:
+        """The settings of a run on a device of `kind` ("cuda", "mps", "cpu"): those not `given` that trade quality
+        for time take the device's defaults (backend/device_defaults.py); the plain defaults are a GPU's pixels and
+        subsets with the CPU's negative anchors, for tests and scripts that set what they need."""
+        fields = {field.name for field in dataclasses.fields(cls)}
+        per_device = {name: value for name, value in vars(DEVICE_DEFAULTS[kind]).items() if name in fields}
+        return cls(**{**per_device, **{name: value for name, value in given.items() if value is not None}})
 
     def __post_init__(self):  # the one check of every setting, from the command line, the add-on or a script
         for name, allowed in SETTING_RANGES.items():
@@ -188,7 +199,7 @@ class NegativePairs(torch.autograd.Function):
         gradient = torch.empty_like(unit)
         anchor_gradient = torch.zeros_like(anchor_unit)
         total = unit.new_zeros(())
-        block = NegativePairs.BLOCK if unit.device.type == "cpu" else max(len(unit), 1)  # a GPU takes it whole
+        block = max(len(unit), 1) if traits(unit.device).whole_blocks else NegativePairs.BLOCK
         for first in range(0, len(unit), block):
             rows = slice(first, first + block)
             different = (label_ids[rows, None] - anchor_labels).ne_(0.0)  # (B, A) 1.0 where the labels differ
@@ -246,7 +257,7 @@ class StepFragments:
         distinct, counts = torch.unique_consecutive(by_gaussian, return_counts=True)
         slots = torch.empty_like(gaussians)
         slots[order] = torch.repeat_interleave(torch.arange(len(distinct), device=gaussians.device), counts)
-        if gaussians.device.type not in ("cpu", "cuda"):  # MPS: dense ops only (render.apply_weights alike)
+        if not traits(gaussians.device).sparse:  # dense ops only (render.apply_weights alike)
             return cls(distinct, None, None, rows, slots, weights, pixels)
         with warnings.catch_warnings():  # "sparse CSR support is in beta"
             warnings.simplefilter("ignore")
@@ -289,7 +300,7 @@ class GlobalFeatureLoss(torch.autograd.Function):
         others = max(centers.shape[0] - 1, 1)
         gradient = torch.empty_like(unit)  # d (sum of pulls) / d unit, and the pushes' / (K - 1), until scaled below
         pulled, pushed, count = unit.new_zeros(()), unit.new_zeros(()), unit.new_zeros(())  # tensors: no GPU sync
-        block = GlobalFeatureLoss.BLOCK if unit.device.type == "cpu" else max(len(unit), 1)  # a GPU takes it whole
+        block = max(len(unit), 1) if traits(unit.device).whole_blocks else GlobalFeatureLoss.BLOCK
         for first in range(0, len(unit), block):
             rows = slice(first, first + block)
             similarity = unit[rows] @ centers.T  # (B, K)
@@ -580,7 +591,7 @@ def train_features(
     seconds = {}
     started = time.perf_counter()
     on = torch.device(device)
-    if on.type == "cpu":
+    if traits(on).host_memory:
         reuse_freed_memory()
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
@@ -605,9 +616,7 @@ def train_features(
     features = torch.nn.Parameter(initial.to(device))
     gradient = torch.zeros_like(features)  # (N, 24), filled in place each step: no fresh 77 MB block a step
     features.grad = gradient
-    optimizer = torch.optim.Adam(
-        [features], lr=config.learning_rate, fused=True if on.type in ("cpu", "cuda") else None
-    )
+    optimizer = torch.optim.Adam([features], lr=config.learning_rate, fused=True if traits(on).fused_adam else None)
     centers: dict[str, torch.Tensor] = {}
 
     def as_field(unit_features: torch.Tensor, step: int | None) -> FeatureField:
