@@ -8,24 +8,12 @@ import time
 
 import numpy as np
 import pytest
+from blender_session import click_on, opengl_matrices, selection_quality, training_settings
 from conftest import BACKEND_PYTHON, finished_job_events
-from test_cli import inner_pixel
 
 from backend.formats.ply import read_ply
 
 pytestmark = pytest.mark.blender
-
-
-def click_on(addon, obj, trained_scene, level, name, mode="SET", view=1):
-    """Click the pixel deepest inside `name` (an object or a part) in a known camera of the scene."""
-    scene, camera = trained_scene["scene"], trained_scene["cameras"][view]
-    gt = np.load(trained_scene["folder"] / "gt" / f"view_{view:03d}.npz")
-    if level == "coarse":
-        index, labels = scene.object_names.index(name), gt["objects"]
-    else:
-        index, labels = [p.part_name for p in scene.parts].index(name), gt["parts"]
-    x, y = inner_pixel(labels, index)
-    return addon.click_session.apply_click(obj, camera, x + 0.5, y + 0.5, mode, level)
 
 
 def drawn_sizes(addon, obj) -> np.ndarray:  # (N,)
@@ -35,11 +23,6 @@ def drawn_sizes(addon, obj) -> np.ndarray:  # (N,)
         obj.data.attributes["radiance:base"].data.foreach_get("vector", values.ravel())
         return values[:, 3]
     return addon.point_attributes.get_attribute(obj.data, "radius", np.float32)
-
-
-def selection_quality(addon, obj, truth: np.ndarray):
-    selected = addon.feature_store.read_selection(obj)
-    return np.mean(truth[selected]), np.mean(selected[truth])  # precision, recall
 
 
 def test_a_click_selects_the_object_and_the_part_under_it(splat_with_features, addon, trained_scene, bpy):
@@ -203,21 +186,6 @@ def test_features_of_another_splat_are_refused(bpy, addon, trained_scene, tmp_pa
     assert not addon.feature_store.has_features(bpy.context.view_layer.objects.active)
 
 
-def opengl_matrices(camera, object_matrix, near=0.1, far=100.0):
-    """The view and window (projection) matrices a Blender viewport has when it looks through `camera`."""
-    view = np.diag([1.0, -1.0, -1.0, 1.0]) @ camera.world_to_camera @ np.linalg.inv(object_matrix)
-    w, h = camera.width, camera.height
-    window = np.array(
-        [
-            [2 * camera.fx / w, 0, 1 - 2 * camera.cx / w, 0],
-            [0, 2 * camera.fy / h, 2 * camera.cy / h - 1, 0],
-            [0, 0, -(far + near) / (far - near), -2 * far * near / (far - near)],
-            [0, 0, -1, 0],
-        ]
-    )
-    return view, window
-
-
 def test_the_viewport_camera_is_the_opencv_camera_of_its_matrices(addon, trained_scene):
     from mathutils import Matrix
 
@@ -306,15 +274,6 @@ def test_a_click_after_points_moved_projects_them_where_they_are_now(splat_with_
     np.testing.assert_array_equal(addon.click_cache.state_of(obj).geometry.positions, positions)
     click_on(addon, obj, trained_scene, "coarse", "mug")  # where the mug stood: now what stood behind it
     assert selection_quality(addon, obj, mug)[0] < 0.1
-
-
-def training_settings(bpy, trained_scene, iterations):
-    settings = bpy.context.scene.clickgauss
-    folder = trained_scene["folder"]
-    settings.images_dir, settings.cameras_path = str(folder / "images"), str(folder / "sparse" / "0")
-    settings.mask_source, settings.mask_dir = "FOLDER", str(folder / "masks")
-    settings.iterations, settings.downscale = iterations, 1
-    return settings
 
 
 def test_training_runs_the_backend_process_and_stores_features(bpy, addon, trained_scene):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import BACKEND_PYTHON, ROOT
-from test_compressed_formats import pack_spz, random_splat
+from splat_files import pack_spz, random_splat
 
 from backend.benchmark.synthetic import make_scene
 from backend.formats.ply import read_ply, write_ply

@@ -206,7 +206,7 @@ def test_automatic_torch_is_the_cuda_build_exactly_where_an_nvidia_driver_is(add
 
 
 def test_download_sam_asks_for_online_access_then_fills_in_the_checkpoint_that_auto_masks_use(addon, blender, tmp_path):
-    from test_downloads import PAYLOAD, Server
+    from download_server import PAYLOAD, Server
 
     download = addon.sam_download
     assert not blender.app.online_access

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from blender_session import import_splat
 from conftest import shared_file
-from test_ply import assert_same_values, write_with_plyfile
+from splat_checks import assert_same_values
+from splat_files import write_with_plyfile
 
 from backend.benchmark.synthetic import make_scene
 from backend.formats.ply import read_ply, write_ply
 
 pytestmark = pytest.mark.blender
-
-
-def import_splat(bpy, path, **options):
-    assert bpy.ops.clickgauss.import_splat(filepath=str(path), **options) == {"FINISHED"}
-    return bpy.context.view_layer.objects.active
 
 
 def test_the_zip_installs_as_an_extension_with_menu_entries(bpy):

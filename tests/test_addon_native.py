@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from blender_session import click_on, selection_quality, training_settings
 from conftest import BACKEND_PYTHON, finished_job_events, shared_file
-from test_addon_click import click_on, selection_quality, training_settings
-from test_compressed_formats import random_splat
+from splat_checks import assert_same_splat
+from splat_files import random_splat
 
 from backend.formats import read_splat, write_splat
 from backend.formats.ply import read_ply, write_ply
@@ -212,8 +213,6 @@ def test_a_splat_blender_imported_trains_clicks_splits_and_applies_its_transform
     assert bpy.ops.clickgauss.apply_transform() == {"FINISHED"}
     assert part.data.type == "GAUSSIAN_SPLAT"
     assert bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "applied.ply")) == {"FINISHED"}
-    from test_addon_transform import assert_same_splat
-
     assert_same_splat(read_ply(tmp_path / "applied.ply"), read_ply(tmp_path / "moved.ply"))
     drawn = native_values(part)
     applied = read_ply(tmp_path / "applied.ply")
@@ -230,8 +229,6 @@ def test_blenders_own_apply_transform_on_its_own_import_turns_the_gaussians_too(
     assert bpy.ops.object.transform_apply(location=True, rotation=True, scale=True) == {"FINISHED"}
     bpy.context.view_layer.update()
     bpy.ops.clickgauss.export_splat(filepath=str(tmp_path / "applied.ply"))
-    from test_addon_transform import assert_same_splat
-
     assert_same_splat(read_ply(tmp_path / "applied.ply"), read_ply(tmp_path / "moved.ply"))
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from blender_session import click_on, opengl_matrices
 from scipy.ndimage import binary_dilation
-from test_addon_click import click_on, opengl_matrices
 
 pytestmark = pytest.mark.blender
 

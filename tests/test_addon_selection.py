@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from blender_session import import_splat
 from conftest import same_gaussians
-from test_addon_io import import_splat
 
 from backend.benchmark.synthetic import make_scene, with_floaters
 from backend.formats import read_splat

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_addon_io import import_splat
+from blender_session import import_splat
+from splat_checks import assert_same_splat
 
 from backend.benchmark.synthetic import make_scene
 from backend.formats.ply import read_ply, write_ply
@@ -24,18 +25,6 @@ def posed_splat(bpy, tmp_path, name="mug", degree=3, seed=5, scale=(1.5, 1.5, 1.
 def export(bpy, path, **options):
     assert bpy.ops.clickgauss.export_splat(filepath=str(path), **options) == {"FINISHED"}
     return read_ply(path)
-
-
-def assert_same_splat(got, expected):
-    """The same Gaussians: every column alike but the orientation and scales, whose covariance is alike
-    (a non-uniform scale leaves the choice of axes to the eigendecomposition)."""
-    from test_transform import covariances
-
-    assert list(got.columns) == list(expected.columns)
-    for column, values in expected.columns.items():
-        if not column.startswith(("rot_", "scale_")):
-            np.testing.assert_allclose(got.columns[column], values, rtol=1e-4, atol=2e-5, err_msg=column)
-    np.testing.assert_allclose(covariances(got), covariances(expected), rtol=1e-3, atol=1e-9)
 
 
 @pytest.mark.parametrize("scale", [(1.5, 1.5, 1.5), (2.0, 0.5, 1.0)])

@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 import pytest
+from command_line import assert_user_error, backend, inner_pixel
 from conftest import ROOT
-from scipy.ndimage import distance_transform_edt
 
 from backend.formats import read_splat
 from backend.formats.compressed_ply import is_compressed_ply
@@ -20,29 +20,8 @@ from backend.formats.ply import parse_header, read_ply, write_ply
 from backend.formats.splat import Splat
 
 
-def backend(*args, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "backend", *map(str, args)]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, **kwargs)
-
-
 def scene_args(folder):
     return ["--splat", folder / "splat.ply", "--cameras", folder / "sparse" / "0"]
-
-
-def assert_user_error(result, *fragments):
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    message = result.stderr.strip().splitlines()[-1]  # after any progress lines
-    assert message.startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in message
-
-
-def inner_pixel(labels: np.ndarray, value: int):
-    """The pixel deepest inside the region `labels == value`, as (x, y)."""
-    depth = distance_transform_edt(labels == value)
-    y, x = np.unravel_index(np.argmax(depth), labels.shape)
-    return int(x), int(y)
 
 
 def test_train_writes_features_and_reports_json_progress(trained_scene, tmp_path):

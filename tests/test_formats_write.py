@@ -5,15 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_compressed_formats import (
-    SMALLEST_THREE_DEG,
-    SPLATS,
-    needs_shared,
-    needs_zstd,
-    random_splat,
-    rotation_angles_deg,
-)
-from test_compressed_formats import write_compressed_ply as reference_compressed_ply
+from splat_checks import SMALLEST_THREE_DEG, rotation_angles_deg
+from splat_files import SPLATS, needs_shared, needs_zstd, random_splat
+from splat_files import write_compressed_ply as reference_compressed_ply
 
 from backend.errors import SplatFileError
 from backend.formats import read_splat, write_splat

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_compressed_formats import pack_spz, random_splat, write_compressed_ply
-from test_sog import bundle, pack_sog
+from sog_bundles import bundle, pack_sog
+from splat_files import pack_spz, random_splat, write_compressed_ply
 
 from backend.benchmark.synthetic import make_scene
 from backend.errors import UserError

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from command_line import assert_user_error, backend
 from conftest import ROOT
-from test_cli import assert_user_error, backend
-from test_compressed_formats import pack_spz, random_splat
+from splat_files import pack_spz, random_splat
 
 from backend.benchmark.synthetic import make_scene, orbit_cameras, write_scene
 from backend.cli.main import main

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from conftest import shared_file
 from plyfile import PlyData, PlyElement
+from splat_checks import assert_same_values
+from splat_files import write_with_plyfile
 
 from backend.benchmark.synthetic import make_scene
 from backend.errors import SplatFileError
@@ -16,22 +18,6 @@ from backend.formats.splat import REQUIRED_COLUMNS, Splat
 
 def scene(count=500, sh_degree=0, seed=1) -> Splat:
     return make_scene(count, sh_degree=sh_degree, seed=seed).splat
-
-
-def write_with_plyfile(path, columns: dict, text=False, byte_order="<", comments=(), before=None):
-    """A file written by an independent PLY implementation, in any layout."""
-    rows = np.empty(len(next(iter(columns.values()))), dtype=[(n, v.dtype.str[1:]) for n, v in columns.items()])
-    for name, values in columns.items():
-        rows[name] = values
-    elements = ([before] if before is not None else []) + [PlyElement.describe(rows, "vertex")]
-    PlyData(elements, text=text, byte_order=byte_order, comments=list(comments)).write(str(path))
-
-
-def assert_same_values(splat: Splat, columns: dict):
-    assert list(splat.columns) == list(columns)
-    for name, values in columns.items():
-        np.testing.assert_array_equal(splat.columns[name], values, err_msg=name)
-        assert splat.columns[name].dtype == values.dtype, name
 
 
 @pytest.mark.parametrize("degree", [0, 1, 2, 3])

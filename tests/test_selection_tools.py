@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from command_line import assert_user_error, backend
 from conftest import same_gaussians
-from test_cli import assert_user_error, backend
 
 from backend.benchmark.synthetic import Part, make_scene, with_floaters
 from backend.field.floaters import floater_scores, floaters

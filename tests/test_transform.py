@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from splat_checks import covariances
+from splat_files import random_splat
 
 from backend.benchmark.synthetic import look_at, make_scene
 from backend.formats.sh import sh_basis, sh_colors
@@ -23,13 +25,6 @@ def affine(linear, offset=(0.0, 0.0, 0.0)) -> np.ndarray:
     return matrix
 
 
-def covariances(splat: Splat) -> np.ndarray:  # (N, 3, 3)
-    factor = (
-        quaternions_to_matrices(splat.rotations.astype(np.float64)) * np.exp(splat.scales.astype(np.float64))[:, None]
-    )
-    return factor @ factor.transpose(0, 2, 1)
-
-
 def rich_scene(count=3000, degree=3, seed=4) -> Splat:
     """A generated scene with strong view-dependent colour, so a wrong SH rotation shows."""
     splat = make_scene(count, sh_degree=degree, seed=seed).splat
@@ -42,7 +37,7 @@ def rich_scene(count=3000, degree=3, seed=4) -> Splat:
 
 def render_image(splat: Splat, world_to_camera: np.ndarray, K: np.ndarray, width=96, height=72) -> np.ndarray:
     """(H, W, 3): the splat seen from the camera, each Gaussian's colour from its SH along the view ray."""
-    import torch  # here, not at the top: the add-on tests borrow this module's numpy helpers in Blenders without torch
+    import torch
 
     from backend.field.render import render
 
@@ -175,8 +170,6 @@ def test_a_splat_read_from_a_file_transforms_as_the_splat_written(tmp_path):
 
 
 def test_a_degree_4_splat_is_drawn_from_bands_1_to_3_and_turning_it_is_one_message():
-    from test_compressed_formats import random_splat
-
     from backend.errors import UserError
 
     splat = random_splat(50, 4)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_cli import assert_user_error, backend, inner_pixel
-from test_render import reference_render
+from command_line import assert_user_error, backend, inner_pixel
+from reference_rasterizer import reference_render
 
 from backend.benchmark.synthetic import Part, make_scene, random_layout, render_views
 from backend.field.rendered_views import render_rgb
