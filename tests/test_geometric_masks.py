@@ -164,16 +164,20 @@ def test_a_wide_ground_is_found_however_dense_the_splat_and_each_object_is_its_o
     assert min(ious) >= 0.9, ious
 
 
-def test_a_sliver_joins_the_one_object_it_overlaps_most_and_never_chains_two_objects():
-    """Pieces that a gap cut off an object (a guitar's darker rim) join it; a sliver touching two objects joins only
-    the one it overlaps most, and one lying on an object of another colour (a dark patch on a white pedestal)
-    joins neither."""
+def test_pieces_join_the_object_they_lie_along_and_never_chain_two_objects():
+    """Pieces that gaps cut off an object join it: a sliver alike in colour joins the one object it overlaps most
+    (never two, so slivers do not chain a statue to a bench), and a larger piece of another colour (a guitar's
+    darker rim) joins the object that a tenth of its Gaussians overlap. A patch lying on an object of another colour
+    (a dark patch on a white pedestal) joins neither, and a pedestal touching the statue at a few Gaussians stays
+    apart."""
     from backend.field.geometric_masks import join_overlapping
 
-    bronze, white = (0.45, 0.35, 0.2), (0.9, 0.9, 0.9)
-    sizes = {"statue": 1000, "pedestal": 1000, "bench": 1000, "rim": 30, "bridge": 30, "patch": 30}
+    bronze, white, dark = (0.45, 0.35, 0.2), (0.9, 0.9, 0.9), (0.15, 0.05, 0.0)
+    sizes = {"statue": 1000, "pedestal": 1000, "bench": 1000, "sliver": 30, "bridge": 30, "patch": 30}
+    sizes |= {"rim": 50, "rim too": 50}  # a rim in two pieces, each a sliver of the statue, of another colour
+    shade = {"pedestal": white, "rim": dark, "rim too": dark}
     objects = np.concatenate([np.full(n, i) for i, n in enumerate(sizes.values())])
-    colours = np.array([white if name == "pedestal" else bronze for name in sizes for _ in range(sizes[name])])
+    colours = np.array([shade.get(name, bronze) for name in sizes for _ in range(sizes[name])])
     first = dict(zip(sizes, np.cumsum([0, *sizes.values()])))
 
     def links(a: str, b: str, count: int) -> np.ndarray:
@@ -181,15 +185,19 @@ def test_a_sliver_joins_the_one_object_it_overlaps_most_and_never_chains_two_obj
 
     overlaps = np.concatenate(
         [
-            links("rim", "statue", 20),  # the rim lies along the statue
+            links("sliver", "statue", 20),  # the sliver lies along the statue
             links("bridge", "statue", 12),  # the bridge touches the statue more ...
             links("bridge", "bench", 8),  # ... than a bench of the same bronze
             links("patch", "pedestal", 25),  # the patch lies on the pedestal, and touches the statue less
             links("patch", "statue", 10),
+            links("rim", "rim too", 40),
+            links("rim", "statue", 10),  # 15 of the rim's 100 Gaussians overlap the statue
+            links("rim too", "statue", 5),
+            links("pedestal", "statue", 8),  # the statue stands on its pedestal at a few Gaussians
         ]
     )
     joined = join_overlapping(objects, overlaps, colours)
     group = {name: set(joined[first[name] : first[name] + n]) for name, n in sizes.items()}
-    assert group["rim"] == group["statue"] == group["bridge"]
+    assert group["sliver"] == group["statue"] == group["bridge"] == group["rim"] == group["rim too"]
     assert group["bench"] != group["statue"] != group["pedestal"]
     assert group["patch"] != group["statue"] and group["patch"] != group["pedestal"]

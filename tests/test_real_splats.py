@@ -55,7 +55,7 @@ def test_each_object_is_whole_and_apart_from_what_it_touches(grouped):
     solid = splat.alphas >= 0.3
     if name == "guitar.ply":  # leaning on its stand: the guitar whole, the stand not with it
         guitar, iou, held = best(labels.coarse, 0, groups.coarse, solid)
-        assert held > 0.9 and iou > 0.85, (held, iou)  # its darker rim, cut off by a gap, included
+        assert held > 0.95 and iou > 0.93, (held, iou)  # its darker rim, cut off by a gap in pieces, included
         stand = (labels.coarse == 1) & solid
         assert (groups.coarse[stand] == guitar).mean() < 0.5
     else:  # a person holding a helmet, a donut: one object each

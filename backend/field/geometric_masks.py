@@ -77,6 +77,7 @@ JOIN_LINKS = 5  # overlapping Gaussians that join two objects (`join_overlapping
 JOIN_COLOUR_GAP = 0.06  # ... whose mean opponent colours are closer than this ...
 WIDE_CONTACT = 0.05  # ... or where this share of the smaller one's Gaussians overlap the other ...
 JOIN_SHARE = 0.05  # ... and the smaller holds at least this share of the two
+ALONG_SHARE = 0.1  # an object this share of whose Gaussians overlap another lies along it (`join_overlapping`)
 BALL_DIRECTIONS = 32  # directions that approximate a ball when a hull is widened by the reach
 
 
@@ -212,44 +213,51 @@ def contracted_sigmas(splat, members: np.ndarray, centre: np.ndarray, radius: fl
 
 
 def join_overlapping(objects: np.ndarray, overlaps: np.ndarray, colours: np.ndarray) -> np.ndarray:
-    """`objects` (O,) with objects made one (ids by size) where their Gaussians overlap at JOIN_LINKS `overlaps`
-    (L, 2) or more and either they are alike in colour (a person's black legs hang from the black jacket through
-    the belt's large Gaussians) or one lies over the other (WIDE_CONTACT of the smaller's Gaussians overlap: a
-    donut's icing on its dough). Pairs of which neither is a sliver (JOIN_SHARE) join first; then each sliver
-    joins the one object it overlaps most, if they are alike (a guitar's darker rim, cut off its body by a gap):
-    one each, so slivers never chain two large objects into one, and a patch lying on another object (the
-    shadowed rim of a statue's pedestal, alike to the bronze statue) stays apart. A joined pair that is two
-    objects (a guitar on its stand) is cut apart again by `surface_cuts.OBJECTS`. `colours` (O, 3) RGB."""
-    whole = join_pairs(objects, overlaps, colours, slivers=False)
-    return join_pairs(whole, overlaps, colours, slivers=True)
+    """`objects` (O,) with objects made one (ids by size) where their Gaussians overlap, in three rounds
+    (`join_pairs`): pairs of which neither is a sliver of the two (JOIN_SHARE), overlapping at JOIN_LINKS `overlaps`
+    (L, 2) or more, join where they are alike in colour (a person's black legs hang from the black jacket through
+    the belt's large Gaussians) or one lies over the other (WIDE_CONTACT: a donut's icing on its dough); then each
+    sliver joins the one object it overlaps most, if they are alike (pieces of a person's hip, cut off by gaps): one
+    each, so slivers never chain two large objects into one, and a patch lying on another object (the shadowed rim
+    of a statue's pedestal, alike to the bronze statue) stays apart; last, an object that the rounds before made
+    whole joins one that ALONG_SHARE of its Gaussians overlap, whatever its colour (a guitar's darker rim, cut off
+    its body by a gap in pieces, lies along the body's edge). A joined pair that is two objects (a guitar on its
+    stand) is cut apart again by `surface_cuts.OBJECTS`. `colours` (O, 3) RGB."""
+    for rule in ("whole", "slivers", "along"):
+        objects = join_pairs(objects, overlaps, colours, rule)
+    return objects
 
 
-def join_pairs(objects: np.ndarray, overlaps: np.ndarray, colours: np.ndarray, slivers: bool) -> np.ndarray:
-    """`join_overlapping`'s pairs of whole objects (`slivers` False) or each sliver's best (True)."""
+def join_pairs(objects: np.ndarray, overlaps: np.ndarray, colours: np.ndarray, rule: str) -> np.ndarray:
+    """One round of `join_overlapping` ("whole", "slivers" or "along")."""
     ends = objects[overlaps]  # (L, 2)
-    ends = ends[(ends[:, 0] != ends[:, 1]) & (ends >= 0).all(axis=1)]
+    across = (ends[:, 0] != ends[:, 1]) & (ends >= 0).all(axis=1)
+    ends, linked = ends[across], overlaps[across]
     count = int(objects.max(initial=-1)) + 1
     if not len(ends):
         return objects
-    pairs, links = np.unique(np.sort(ends, axis=1), axis=0, return_counts=True)  # (P, 2), (P,)
+    pairs, of_pair, links = np.unique(np.sort(ends, axis=1), axis=0, return_inverse=True, return_counts=True)
+    of_pair = of_pair.reshape(-1)  # (L,) index into pairs (P, 2); links (P,)
     kept = objects >= 0
     size = np.bincount(objects[kept], minlength=count)
     mean = means(objects[kept], opponent(colours[kept]), count)  # (count, 3) mean opponent colour
     smaller = np.minimum(size[pairs[:, 0]], size[pairs[:, 1]])
     alike = np.linalg.norm(mean[pairs[:, 0]] - mean[pairs[:, 1]], axis=1) < JOIN_COLOUR_GAP
     whole = smaller >= JOIN_SHARE * (size[pairs[:, 0]] + size[pairs[:, 1]])
-    if slivers:
-        # Each object's most overlapped larger neighbour (pairs sorted by links, the last written wins).
-        small = np.where(size[pairs[:, 0]] < size[pairs[:, 1]], pairs[:, 0], pairs[:, 1])
+    small = np.where(size[pairs[:, 0]] < size[pairs[:, 1]], pairs[:, 0], pairs[:, 1])  # (P,) the smaller's id
+    if rule == "whole":
+        joined = whole & (alike | (links >= WIDE_CONTACT * smaller))
+    elif rule == "slivers":  # each object's most overlapped larger neighbour (sorted by links, the last one wins)
         order = np.argsort(links, kind="stable")
         best = np.full(count, -1)
         best[small[order]] = order
         chosen = np.zeros(len(pairs), bool)
         chosen[best[best >= 0]] = True
         joined = chosen & ~whole & alike
-    else:
-        layered = links >= WIDE_CONTACT * smaller
-        joined = whole & (alike | layered)
+    else:  # "along": the smaller's Gaussians that overlap the other, each counted once
+        own = np.where(objects[linked[:, 0]] == small[of_pair], linked[:, 0], linked[:, 1])  # (L,)
+        touching = np.bincount(np.unique(np.stack([of_pair, own], axis=1), axis=0)[:, 0], minlength=len(pairs))
+        joined = whole & (touching >= ALONG_SHARE * smaller)
     merged = components(pairs[(links >= JOIN_LINKS) & joined], size, 0)  # ids by size, largest 0
     return np.where(objects >= 0, merged[np.maximum(objects, 0)], -1).astype(objects.dtype)
 
