@@ -11,17 +11,10 @@ from __future__ import annotations
 from .cli.protocol import read_progress, user_error
 from .device_defaults import DEVICE_DEFAULTS
 from .errors import UserError
-from .field.click import (
-    DEFAULT_THRESHOLDS,
-    Click,
-    ClickIndex,
-    Geometry,
-    Mode,
-    combine,
-    compose,
-    level_columns,
-    unit_features,
-)
+from .field.click import DEFAULT_THRESHOLDS, Click, Mode, combine
+from .field.click_features import level_columns, unit_features
+from .field.click_index import ClickIndex, compose
+from .field.click_pixels import Geometry
 from .field.floaters import DEFAULT_STRENGTH, floater_scores, floaters
 from .field.segments import SEGMENT_COLUMNS, UNASSIGNED, segment_file_names, segment_labels
 from .field.select_by import ATTRIBUTES, attribute_values, grow, in_range, shrink

@@ -6,7 +6,7 @@ Targets on a 2-core CPU at 6M: per click (event to selection) median <= 10 ms, 9
 for seconds while the caches build; the click caches <= 1 GB. Split or delete of 1M Gaussians
 <= 0.5 s. Baselines, measured in the same run: one pass over the coarse unit features (N x 12
 float32), which a click that reads every feature cannot beat, and the plain click
-(click.ClickIndex(indexed=False): every centre tested, every feature compared), which the indexed
+(click_index.ClickIndex(indexed=False): every centre tested, every feature compared), which the indexed
 click must match exactly (the differing Gaussians are counted), and float32 unit features (the
 Gaussians the int16 fixed point changes are counted).
 Run: python3 build.py bench click (all three sizes: 16 min with the 2 cores heavily loaded, peak memory 5 GB),
@@ -25,17 +25,10 @@ import numpy as np
 from common import feature_pass_ms, machine, peak_rss_gb, statue_or_skip
 
 from backend.benchmark.synthetic import make_scene, orbit_cameras
-from backend.field.click import (
-    DEFAULT_THRESHOLDS,
-    Click,
-    ClickIndex,
-    Geometry,
-    PlainFeatures,
-    click_feature,
-    compose,
-    pixel_weights,
-    unit_features,
-)
+from backend.field.click import DEFAULT_THRESHOLDS, Click
+from backend.field.click_features import PlainFeatures, click_feature, unit_features
+from backend.field.click_index import ClickIndex, compose
+from backend.field.click_pixels import Geometry, pixel_weights
 from backend.formats.features import load_features
 from backend.formats.ply import write_ply
 from tools.blender_env import clear_scene, start_blender

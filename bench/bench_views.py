@@ -36,7 +36,10 @@ def selection(splat, field, camera, pixel):
     """The Gaussians one coarse click at `pixel` of `camera` selects, at the default threshold."""
     import numpy as np
 
-    from backend.field.click import DEFAULT_THRESHOLDS, Click, ClickIndex, Geometry, compose, unit_features
+    from backend.field.click import DEFAULT_THRESHOLDS, Click
+    from backend.field.click_features import unit_features
+    from backend.field.click_index import ClickIndex, compose
+    from backend.field.click_pixels import Geometry
 
     index = ClickIndex(Geometry.of(splat), lambda level: unit_features(field.features, level), indexed=False)
     click = Click(camera, pixel[0] + 0.5, pixel[1] + 0.5)

@@ -57,7 +57,7 @@ def store_features(
     click is instant.
 
     `step`: an intermediate field of a run still training (None: a finished one). `prior`: whether the field was
-    trained with the granularity prior, which the click then applies (backend/field/click.py unit_features). A
+    trained with the granularity prior, which the click then applies (backend/field/click_features.py unit_features). A
     click session under way goes on with the new features: its next click uses them.
     """
     cloud = obj.data

@@ -1,5 +1,6 @@
-"""A click session on one object: each click selects by the backend's one click function (backend/field/click.py
-`compose`), and the session's clicks are kept so that a change of level or threshold replays them. numpy only.
+"""A click session on one object: each click selects by the backend's one click function
+(backend/field/click_index.py `compose`), and the session's clicks are kept so that a change of level or threshold
+replays them. numpy only.
 The modal operator, the tests and the demo all drive these plain functions, so the headless path is the one a
 user's clicks take. The selection is Blender's own point-cloud selection (`.selection`), so edit mode draws it
 and Blender's separate / delete act on it."""

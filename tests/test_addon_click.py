@@ -390,7 +390,7 @@ def test_clicks_use_each_checkpoint_while_training_runs_and_cancel_puts_the_feat
         )  # what the clicks compare with: the checkpoint's field
         np.testing.assert_allclose(
             coarse.features(np.arange(len(mug))),
-            addon.backend.field.click.unit_features(addon.feature_store.read_features(obj), "coarse"),
+            addon.backend.field.click_features.unit_features(addon.feature_store.read_features(obj), "coarse"),
             atol=1e-6,
         )
     finally:

@@ -9,21 +9,19 @@ import pytest
 import torch
 
 from backend.benchmark.synthetic import make_scene, orbit_cameras
-from backend.field.click import (
-    Click,
-    ClickIndex,
-    Geometry,
+from backend.field.click import Click
+from backend.field.click_features import (
     PlainFeatures,
     RawFeatures,
     click_feature,
-    compose,
     level_columns,
-    pixel_weights,
     select,
     similarities,
     unit_features,
     unit_rows,
 )
+from backend.field.click_index import ClickIndex, compose
+from backend.field.click_pixels import Geometry, pixel_weights
 from backend.field.render import apply_weights
 from backend.field.views import camera_weights
 

@@ -9,7 +9,8 @@ import pytest
 
 from backend.benchmark.synthetic import make_scene, orbit_cameras, random_layout, write_scene
 from backend.cli.main import main
-from backend.field.click import DEFAULT_THRESHOLDS, Geometry, pixel_weights
+from backend.field.click import DEFAULT_THRESHOLDS
+from backend.field.click_pixels import Geometry, pixel_weights
 from backend.field.evaluate import evaluate, load_ground_truth, make_queries, summary
 from backend.field.views import camera_weights
 from backend.formats.features import FeatureField, geometry_fingerprint, save_features

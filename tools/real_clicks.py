@@ -31,7 +31,10 @@ def main() -> None:
     from PIL import Image
 
     from backend.benchmark.real_splats import ground_truth, labels_of, real_splats
-    from backend.field.click import DEFAULT_THRESHOLDS, Click, ClickIndex, Geometry, compose, unit_features
+    from backend.field.click import DEFAULT_THRESHOLDS, Click
+    from backend.field.click_features import unit_features
+    from backend.field.click_index import ClickIndex, compose
+    from backend.field.click_pixels import Geometry
     from backend.field.evaluate import click_points
     from backend.field.rendered_views import render_rgb
     from backend.field.views import camera_weights, drawn_masks, splat_tensors

@@ -42,7 +42,10 @@ def main() -> None:
     from PIL import Image
     from scipy.ndimage import binary_erosion
 
-    from backend.field.click import DEFAULT_THRESHOLDS, Click, ClickIndex, Geometry, compose, unit_features
+    from backend.field.click import DEFAULT_THRESHOLDS, Click
+    from backend.field.click_features import unit_features
+    from backend.field.click_index import ClickIndex, compose
+    from backend.field.click_pixels import Geometry
     from backend.field.geometric_masks import gaussian_groups
     from backend.field.views import camera_weights, drawn_masks, majority_labels, splat_tensors
     from backend.formats.features import load_features

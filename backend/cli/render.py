@@ -53,7 +53,7 @@ def run(options) -> int:
     import torch
     from PIL import Image
 
-    from ..field.click import unit_features, unit_rows
+    from ..field.click_features import unit_features, unit_rows
     from ..field.render import apply_weights
     from ..field.views import camera_weights
     from ..formats.features import load_features

@@ -148,7 +148,7 @@ def value(options, flag: str):
 
 def write_segments(options) -> int:
     """--everything: one file per segment at --level, their union the splat."""
-    from ..field.click import cosines, unit_features
+    from ..field.click_features import cosines, unit_features
     from ..field.segments import segment_file_names, segment_labels
     from ..formats.features import load_features
 
@@ -171,7 +171,10 @@ def write_segments(options) -> int:
 
 def clicked(options):
     """The splat, its cameras, (N,) bool the Gaussians the clicks select, and what selected them in words."""
-    from ..field.click import Click, ClickIndex, Geometry, Mode, compose, unit_features
+    from ..field.click import Click, Mode
+    from ..field.click_features import unit_features
+    from ..field.click_index import ClickIndex, compose
+    from ..field.click_pixels import Geometry
     from ..formats.features import load_features
 
     splat, cameras, _ = load_scene(options, need_images=False)

@@ -6,7 +6,7 @@ Gaussians they select, the selection's rendered mask in every other view (a pixe
 where more than half of its compositing weight comes from selected Gaussians), and the IoU with
 the ground truth there. Scored are the views where the label is visible (as in SPIn-NeRF, whose
 objects are in every view). mIoU: per label over its views, per level over its labels, overall over all labels.
-The clicks run the product's own numpy path (click.compose), each timed; as in the add-on, the click
+The clicks run the product's own numpy path (click_index.compose), each timed; as in the add-on, the click
 index (the centres' grid, each level's feature groups) is built once per splat and level, timed apart.
 
 A person does not click a label's median pixel: with `random_clicks` R, each label is also clicked
@@ -59,7 +59,7 @@ class QueryResult:
     views: list  # names of the scored views
     ious: np.ndarray  # (V, T) IoU per scored view and threshold
     click_ms: list  # per click
-    index_ms: float  # building what its level's clicks reuse (click.ClickIndex), once per level: 0 where reused
+    index_ms: float  # building what its level's clicks reuse (click_index.ClickIndex), once per level: 0 where reused
     single_ious: np.ndarray  # (R, T) each single click's mean IoU over the views it is scored in
     ignored_share: np.ndarray  # (T,) share of the selection's pixels in the scored views on unscored labels (the floor)
 
@@ -168,7 +168,10 @@ def evaluate(
     """
     import torch
 
-    from .click import Click, ClickIndex, Geometry, compose, unit_features
+    from .click import Click
+    from .click_features import unit_features
+    from .click_index import ClickIndex, compose
+    from .click_pixels import Geometry
     from .views import camera_weights, drawn_masks, splat_tensors
 
     if clicks < 1:

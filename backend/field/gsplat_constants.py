@@ -1,5 +1,5 @@
 """gsplat 1.5's rasterization constants (its defaults), shared by the torch renderer (render.py) and the numpy
-click (click.py), so a click composites exactly the pixel the renderer draws. No torch."""
+click (click_pixels.py), so a click composites exactly the pixel the renderer draws. No torch."""
 
 EPS2D = 0.3  # px^2 added to the projected covariance's diagonal (gsplat eps2d)
 NEAR_PLANE = 0.01
