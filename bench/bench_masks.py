@@ -33,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from backend.field.geometric_masks import gaussian_groups, geometric_labels
-    from backend.field.train import view_weights
+    from backend.field.view_weights import view_weights
     from backend.scene.images import load_images
     from backend.scene.masks import view_labels
 

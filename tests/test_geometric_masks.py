@@ -80,7 +80,8 @@ def test_the_ground_is_one_mask_apart_from_the_objects(scene_and_masks):
 def test_masks_drawn_from_trainings_weights_are_the_same_and_so_is_what_it_learns(scene_and_masks):
     """`train` draws the masks from the weights it trains with: one rendering per view, nothing else changes."""
     from backend.field.geometric_masks import geometric_labels
-    from backend.field.train import TrainConfig, train_features, view_weights
+    from backend.field.train import TrainConfig, train_features
+    from backend.field.view_weights import view_weights
 
     scene, cameras, _, labels = scene_and_masks
     weights = view_weights(scene.splat, cameras)

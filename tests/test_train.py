@@ -9,18 +9,10 @@ import torch.nn.functional as F
 
 from backend.benchmark.synthetic import make_scene
 from backend.errors import UserError
+from backend.field.losses import contrastive_loss, global_feature_loss, neighbour_graph, norm_loss, spatial_loss
 from backend.field.render import apply_weights, row_fragments
-from backend.field.train import (
-    Cancelled,
-    StepFragments,
-    TrainConfig,
-    contrastive_loss,
-    global_feature_loss,
-    neighbour_graph,
-    norm_loss,
-    spatial_loss,
-    train_features,
-)
+from backend.field.sampling import StepFragments
+from backend.field.train import Cancelled, TrainConfig, train_features
 from backend.formats.features import geometry_fingerprint, load_features, save_features
 
 
@@ -216,7 +208,8 @@ def test_features_belong_to_their_splat(tmp_path, trained_scene):
 
 
 def test_a_mask_over_empty_pixels_does_not_poison_the_global_clusters():
-    from backend.field.train import View, mask_features
+    from backend.field.clustering import mask_features
+    from backend.field.view_weights import View
 
     # pixels 0-1 see Gaussians 0 and 1; mask 1 covers pixels 2-3, where nothing is drawn
     weights = torch.sparse_csr_tensor(

@@ -149,7 +149,8 @@ def mask_settings(options, device: str = "cpu") -> tuple[str, dict]:
 def run(options) -> int:
     from ..field.geometric_masks import GaussianGroups, gaussian_groups, geometric_labels, sampled_groups
     from ..field.lifted import lifted_field
-    from ..field.train import TrainConfig, train_features, view_weights
+    from ..field.train import TrainConfig, train_features
+    from ..field.view_weights import view_weights
     from ..formats.features import features_file_bytes, geometry_fingerprint, save_features
     from ..formats.files import write_keeping
     from ..scene.masks import (

@@ -96,9 +96,9 @@ def geometric_labels(
     """The coarse and fine (H, W) int32 label maps of every camera (-1 = no mask), as `masks.view_labels` gives.
 
     `should_stop()` is polled per view: True returns the views done so far (the caller cancels).
-    `groups`: from `gaussian_groups`, when the caller has them already. `weights`: the views' `train.ViewWeights`,
-    which training needs anyway: the maps are drawn from them, at the resolution training uses, for the price of
-    the majority alone; without them every view is rendered here.
+    `groups`: from `gaussian_groups`, when the caller has them already. `weights`: the views'
+    `view_weights.ViewWeights`, which training needs anyway: the maps are drawn from them, at the resolution
+    training uses, for the price of the majority alone; without them every view is rendered here.
     """
     import torch
 

@@ -22,7 +22,7 @@ from ..formats.splat import Splat
 from ..scene.camera import Camera
 from ..scene.colmap import write_colmap_text
 from .render import apply_weights
-from .train import ViewWeights, view_weights
+from .view_weights import ViewWeights, view_weights
 from .views import camera_weights
 
 BYTES_PER_FRAGMENT = 8  # a compositing weight in training: int32 Gaussian index + float32 value
