@@ -4,7 +4,7 @@
     python3 build.py demo            set up, build the zip, run the demo into out/ (in Blender 5.3 where Python 3.13 is)
     python3 build.py test [ARGS]     set up, build the zip, run pytest (ARGS go to pytest)
     python3 build.py matrix [V] [ARGS]  the add-on's tests (tests/test_addon_*.py) in Blender 4.2, 4.5, 5.2, 5.3 (or V)
-    python3 build.py bench [NAME]    set up, build the zip, run bench/NAME.py (all when no NAME)
+    python3 build.py bench [NAME [ARGS]]  set up, build the zip, run bench/bench_NAME.py with ARGS (all when no NAME)
     python3 build.py zip             set up and build dist/<id>-<version>.zip, validated by Blender
     python3 build.py setup           create .venv from pyproject.toml's lists (Python 3.11, as bpy 5.0 needs)
     python3 build.py check           ruff (lint, format), mypy and the import rules (.importlinter)
@@ -245,9 +245,13 @@ def main(argv=None) -> None:
     parser.add_argument(
         "args",
         nargs=argparse.REMAINDER,
-        help="passed on to pytest (test, matrix) or the benchmark name (bench); matrix takes versions first",
+        help="passed on to pytest (test, matrix); bench takes a benchmark's name, then its own options; matrix takes "
+        "versions first",
     )
     options = parser.parse_args(argv)
+    benchmarks = sorted(p.stem.removeprefix("bench_") for p in (ROOT / "bench").glob("bench_*.py"))
+    if options.command == "bench" and options.args and options.args[0] not in benchmarks:
+        parser.error(f"bench: no benchmark {options.args[0]!r}; the benchmarks are {', '.join(benchmarks)}")
     python = setup()
     if options.command == "setup":
         return
@@ -264,12 +268,8 @@ def main(argv=None) -> None:
         versions = [a for a in options.args if a in MATRIX] or list(MATRIX)
         matrix(versions, [a for a in options.args if a not in MATRIX], environment)
     elif options.command == "bench":
-        names = options.args or sorted(p.stem for p in (ROOT / "bench").glob("bench_*.py"))
-        for name in names:
-            script = ROOT / "bench" / (name if name.endswith(".py") else f"{name}.py")
-            if not script.exists():
-                script = ROOT / "bench" / f"bench_{name}.py"
-            run(python, script, env=environment, cwd=ROOT)
+        for name in options.args[:1] or benchmarks:
+            run(python, ROOT / "bench" / f"bench_{name}.py", *options.args[1:], env=environment, cwd=ROOT)
 
 
 if __name__ == "__main__":
