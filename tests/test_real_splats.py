@@ -73,10 +73,10 @@ def test_parts_of_one_object_are_parts_of_their_own(grouped):
     if name == "biker.ply":  # the head
         _, iou, _ = best(labels.fine, 2, groups.fine, solid)
         assert iou > 0.6, iou
-    if name == "donut.ply":  # the icing is not the dough
-        icing, _, _ = best(labels.fine, 1, groups.fine, solid)
+    if name == "donut.ply":  # the icing, with the sprinkles on it, is not the dough
+        icing, iou, _ = best(labels.fine, 1, groups.fine, solid)
         dough, _, _ = best(labels.fine, 0, groups.fine, solid)
-        assert icing != dough
+        assert icing != dough and iou > 0.75, iou
 
 
 @pytest.mark.xfail(strict=True, reason="the biker's legs stand close and are joined at the hips: one part of both legs")

@@ -41,6 +41,7 @@ def majority(ids: np.ndarray) -> int:
 
 
 BROWN, BLACK, PINK, BEIGE = (0.6, 0.35, 0.15), (0.08, 0.08, 0.09), (0.9, 0.45, 0.75), (0.85, 0.72, 0.5)
+BLUE = (0.2, 0.35, 0.8)
 
 
 def stand_against_ball(rng) -> tuple[np.ndarray, np.ndarray]:
@@ -73,6 +74,24 @@ def test_a_layer_of_another_colour_is_a_part_not_an_object():
     top_ids, bottom_ids = segments([top, bottom], [PINK, BEIGE], PARTS)
     assert majority(top_ids) != majority(bottom_ids)
     assert (top_ids == majority(top_ids)).mean() > 0.9 and (bottom_ids == majority(bottom_ids)).mean() > 0.9
+
+
+def test_bits_scattered_over_a_layer_are_the_layers_part():
+    """A donut's sprinkles: short blue bits lying all over the pink icing, each too small to be a part."""
+    rng = np.random.default_rng(0)
+    ball = sphere((0, 0, 0), 0.5, rng)
+    top, bottom = ball[ball[:, 1] < -0.1], ball[ball[:, 1] >= -0.1]
+    bits = []
+    for seat in top[rng.choice(len(top), 800, replace=False)]:
+        normal = seat / np.linalg.norm(seat)
+        along = np.cross(normal, rng.normal(size=3))
+        along /= np.linalg.norm(along)
+        bits.append((0.5 + 0.6 * SPACING) * normal + np.linspace(-2, 2, 5)[:, None] * SPACING * along)
+    sprinkles = np.concatenate(bits)
+    top_ids, sprinkle_ids, bottom_ids = segments([top, sprinkles, bottom], [PINK, BLUE, BEIGE], PARTS)
+    icing = majority(top_ids)
+    assert (top_ids == icing).mean() > 0.9 and (sprinkle_ids == icing).mean() > 0.9
+    assert (bottom_ids == majority(bottom_ids)).mean() > 0.9 and majority(bottom_ids) != icing
 
 
 @pytest.mark.parametrize("rule", [OBJECTS, PARTS], ids=["objects", "parts"])

@@ -30,6 +30,8 @@ DENSE_NODES = 600  # a group of at most this many nodes has its eigenvectors fro
 PIECES_APART = 3 * COLOUR_SIGMA  # pieces of a group that do not touch are cut apart only this far apart in colour
 DOMINANT_PIECE = 0.75  # ...else where one holds this share, it is cut further and the others ride along with it
 SIDE_SHARE = 0.05  # each side of a cut holds at least this share of what is cut (and the caller's fewest Gaussians)
+SPRINKLED_CONTACT = 0.15  # parts: a donut's sprinkles touch the icing 0.16-0.21 (its parts < 0.09) ...
+SCATTERED_PIECES = 10  # ... in 34-105 pieces each (`join_sprinkled`); a small part of a sparse splat is one piece
 
 
 def surface_links(points: np.ndarray, sigmas: np.ndarray, reach: float, spacing: float) -> np.ndarray:
@@ -77,6 +79,7 @@ class CutRule:
     edge_gap: float  # ... and the two sides' mean opponent colours this far apart
     colour_gap: float  # either way, the two sides' mean opponent colours at least this far apart
     pieces_apart: float
+    sprinkled: float  # a segment touching another this much (links across / its link ends) lies scattered over it
 
     def takes(self, cut: Cut, gap: float) -> bool:
         neck = cut.contact < self.neck_contact and cut.narrowing < self.neck_narrowing
@@ -100,8 +103,10 @@ OBJECTS = CutRule(
     edge_gap=np.inf,
     colour_gap=0.12,
     pieces_apart=np.inf,
+    sprinkled=np.inf,
 )
-# Parts: a leg, a helmet held against a jacket (necks), a donut's icing (a colour edge); a table's legs are one.
+# Parts: a leg, a helmet held against a jacket (necks), a donut's icing (a colour edge); a table's legs are one; the
+# sprinkles on the icing are the icing's.
 PARTS = CutRule(
     neck_contact=0.01,
     neck_narrowing=0.15,
@@ -111,6 +116,7 @@ PARTS = CutRule(
     edge_gap=0.1,
     colour_gap=0.0,
     pieces_apart=PIECES_APART,
+    sprinkled=SPRINKLED_CONTACT,
 )
 
 
@@ -155,7 +161,35 @@ def cut_apart(
         for piece in graph.pieces(rule, least):
             segments[members[piece]] = next_id
             next_id += 1
-    return segments
+    return join_sprinkled(segments, links, rule.sprinkled)
+
+
+def join_sprinkled(segments: np.ndarray, links: np.ndarray, contact: float) -> np.ndarray:
+    """(n,) `segments` (n,), each in SCATTERED_PIECES pieces or more joined with one that `contact` of its link ends
+    cross to: bits scattered over a surface in another colour (a donut's sprinkles, cut from its icing at every
+    colour edge) are that surface's, where a small part in one piece touches as much (a knob on a box). `links`
+    (L, 2) within the segments' groups."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    count = int(segments.max(initial=-1)) + 1
+    ends = segments[links]  # (L, 2)
+    inside = (ends >= 0).all(axis=1)
+    links, ends = links[inside], ends[inside]
+    held = np.bincount(ends.reshape(-1), minlength=count)  # (S,) link ends in each segment
+    across = ends[:, 0] != ends[:, 1]
+    pairs, links_across = np.unique(np.sort(ends[across], axis=1), axis=0, return_counts=True)
+    if not len(pairs):
+        return segments
+    own = links[~across]
+    _, piece = connected_components(coo_matrix((np.ones(len(own)), tuple(own.T)), shape=(len(segments),) * 2))
+    grouped = segments >= 0
+    pieces = np.bincount(np.unique(np.stack([segments[grouped], piece[grouped]]), axis=1)[0], minlength=count)
+    smaller = np.where(held[pairs[:, 0]] <= held[pairs[:, 1]], pairs[:, 0], pairs[:, 1])
+    scattered = (links_across >= contact * held[smaller]) & (pieces[smaller] >= SCATTERED_PIECES)
+    joined = coo_matrix((np.ones(int(scattered.sum())), tuple(pairs[scattered].T)), shape=(count, count))
+    _, label = connected_components(joined, directed=False)
+    return np.where(grouped, label[segments], -1)
 
 
 class VoxelGraph:
