@@ -22,20 +22,14 @@ def found_and_taken(count: int, share: float, seed: int) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize(
-    "count, share", [(5_000, 0.01), (5_000, 0.03), (20_000, 0.01), (20_000, 0.05), (100_000, 0.05)]
+    "count, share", [(5_000, 0.01), (5_000, 0.05), (20_000, 0.01), (20_000, 0.05), (100_000, 0.05)]
 )
 def test_floaters_are_found_and_the_surfaces_spared(count, share):
-    """The issue's rates at the default strength: at least 95 % of the floaters, at most 1 % of the rest."""
+    """The issue's rates at the default strength: at least 95 % of the floaters, at most 1 % of the rest, also with
+    5 % of them in a sparse scene, where some lie on its surfaces."""
     for seed in (0, 1):
         found, taken = found_and_taken(count, share, seed)
         assert found >= 0.95 and taken <= 0.01, (seed, found, taken)
-
-
-@pytest.mark.xfail(strict=True, reason="5 % floaters in a sparse scene of 5,000: some lie on surfaces, as flat")
-def test_ninety_five_percent_of_the_floaters_are_found_in_a_sparse_scene_full_of_them():
-    found = [found_and_taken(5_000, 0.05, seed)[0] for seed in (0, 1)]
-    assert min(found) >= 0.94  # the level reached
-    assert min(found) >= 0.95
 
 
 def test_strength_takes_nothing_at_zero_everything_at_one_and_more_as_it_grows():

@@ -10,8 +10,9 @@ h, 2h, 4h, ...: no nearest-neighbour search, there is no scipy in Blender's Pyth
 has far fewer than the Gaussians around it (or, with too few around it to tell, than the splat's median), or
 hopelessly fewer than the median. A faint Gaussian far larger than its neighbours' reach is a floater too (a
 large opaque one is a wall), and so is a faint round blob: Gaussians on a surface flatten onto it (on the real
-captures the median smallest scale is 3-5 % of the largest). Faintness alone takes nothing: real captures are
-full of faint surface Gaussians.
+captures the median smallest scale is 3-5 % of the largest). Half faint (opacity 0.27) is faint enough for both:
+a floater lying on a surface is not isolated, and its roundness is all that tells it. Faintness alone takes
+nothing: real captures are full of faint surface Gaussians.
 """
 
 from __future__ import annotations
@@ -63,11 +64,12 @@ def floater_scores(positions: np.ndarray, scales: np.ndarray, alphas: np.ndarray
         expected[judged] = np.where(sums[:, 0] - 1 >= AROUND, local, median)
     isolated = np.maximum(ramp(expected - count, ISOLATED), ramp(median - count, DESERTED))
     faint = np.clip((alphas[finite].astype(np.float64) - FAINT[0]) / (FAINT[1] - FAINT[0]), 0, 1)
-    oversized = ramp(log_reach - their_reach, LARGER) * np.clip(2 * faint, 0, 1)
+    half_faint = np.clip(2 * faint, 0, 1)
+    oversized = ramp(log_reach - their_reach, LARGER) * half_faint
     ordered = np.sort(scales[finite].astype(np.float64), axis=1)  # (M, 3) smallest first
     with np.errstate(divide="ignore"):  # a flat Gaussian's 0: log -inf, no blob at all
         flatness = np.log(ordered[:, 0] / np.maximum(ordered[:, 2], 1e-30))
-    blob = ramp(flatness, ROUND) * faint
+    blob = ramp(flatness, ROUND) * half_faint
     scores[finite] = np.maximum.reduce([isolated, oversized, blob]) * (1 - FAINT_WEIGHT + FAINT_WEIGHT * faint)
     return scores
 
