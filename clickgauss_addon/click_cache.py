@@ -206,6 +206,7 @@ _states: dict[int, ObjectState] = {}  # by the point cloud's session_uid
 _changed: set[int] = set()  # point clouds updated since their last click
 _own_writes: set[int] = set()  # point clouds whose next depsgraph update is the engine's own selection write
 _generations: dict[int, int] = {}  # bumped whenever a point cloud's selection or points may have changed
+_edits: dict[int, int] = {}  # bumped whenever anything but the engine's own selection writes changed a point cloud
 
 
 def _bump_generation(uid: int) -> None:
@@ -213,9 +214,16 @@ def _bump_generation(uid: int) -> None:
 
 
 def note_change(uid: int) -> None:
-    """The points of point cloud `uid` may have moved, or been hidden or revealed."""
+    """The points of point cloud `uid` may have moved, been hidden or revealed, or had their attributes edited."""
     _changed.add(uid)
     _bump_generation(uid)
+    _edits[uid] = _edits.get(uid, 0) + 1
+
+
+def edits(obj) -> int:
+    """A number that changes whenever `obj`'s points may have been edited (not by a selection of ours): the key of
+    values computed from their attributes."""
+    return _edits.get(obj.data.session_uid, 0)
 
 
 def generation(obj) -> int:

@@ -49,17 +49,17 @@ def live_before(obj, tool: str) -> np.ndarray | None:
 
 def kept_values(obj, what: tuple, compute) -> np.ndarray:
     """(N,) per-Gaussian values `compute()` gives, kept per object and `what` while its points stay where they
-    are: a slider then costs a comparison, not the values again (an attribute Blender's own tools edit in place
-    without moving points is not seen: Select by Attribute again computes afresh only once the points move)."""
+    are and nothing edits them (an opacity changed with Blender's own tools, an undo): a slider then costs a
+    comparison, not the values again."""
     key = (obj.data.session_uid, *what)
-    positions = read_positions(obj.data)
+    positions, edits = read_positions(obj.data), click_cache.edits(obj)
     kept = _kept.get(key)
-    if kept is not None and np.array_equal(kept[0], positions):
-        return kept[1]
+    if kept is not None and kept[1] == edits and np.array_equal(kept[0], positions):
+        return kept[2]
     for old in [k for k in _kept if k[0] == key[0] and k[1] == key[1]]:
         del _kept[old]  # one set of values per object and kind
     values = compute()
-    _kept[key] = (positions, values)
+    _kept[key] = (positions, edits, values)
     return values
 
 
