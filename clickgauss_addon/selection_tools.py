@@ -27,7 +27,7 @@ from .edit_operators import SplatEditOperator
 from .point_attributes import read_positions
 from .splat_object import is_splat, object_to_splat
 
-_kept: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # (session_uid, what) -> (positions, (N,) values of it)
+_kept: dict[tuple, tuple[np.ndarray, int, np.ndarray]] = {}  # (session_uid, what) -> (positions, edits, (N,) values)
 _live: dict[int, tuple[str, int, np.ndarray]] = {}  # session_uid -> (tool, generation it wrote, selection before)
 
 
