@@ -168,17 +168,19 @@ def test_a_wide_ground_is_found_however_dense_the_splat_and_each_object_is_its_o
 def test_pieces_join_the_object_they_lie_along_and_never_chain_two_objects():
     """Pieces that gaps cut off an object join it: a sliver alike in colour joins the one object it overlaps most
     (never two, so slivers do not chain a statue to a bench), and a larger piece of another colour (a guitar's
-    darker rim) joins the object that a tenth of its Gaussians overlap. A patch lying on an object of another colour
-    (a dark patch on a white pedestal) joins neither, and a pedestal touching the statue at a few Gaussians stays
-    apart."""
+    darker rim) joins the object that a tenth of its Gaussians overlap. A sliver lying in an object, alike to the
+    Gaussians it overlaps, joins it whatever the object's mean colour (a patch of a donut's dough, cut off its rim).
+    A patch lying on an object of another colour (a dark patch on a white pedestal) joins neither, and a pedestal
+    touching the statue at a few Gaussians stays apart."""
     from backend.field.geometric_masks import join_overlapping
 
-    bronze, white, dark = (0.45, 0.35, 0.2), (0.9, 0.9, 0.9), (0.15, 0.05, 0.0)
-    sizes = {"statue": 1000, "pedestal": 1000, "bench": 1000, "sliver": 30, "bridge": 30, "patch": 30}
+    bronze, white, dark, beige = (0.45, 0.35, 0.2), (0.9, 0.9, 0.9), (0.15, 0.05, 0.0), (0.85, 0.72, 0.5)
+    sizes = {"statue": 1000, "pedestal": 1000, "bench": 1000, "sliver": 30, "bridge": 30, "patch": 30, "crumb": 30}
     sizes |= {"rim": 50, "rim too": 50}  # a rim in two pieces, each a sliver of the statue, of another colour
-    shade = {"pedestal": white, "rim": dark, "rim too": dark}
+    shade = {"pedestal": white, "rim": dark, "rim too": dark, "crumb": beige}
     objects = np.concatenate([np.full(n, i) for i, n in enumerate(sizes.values())])
     colours = np.array([shade.get(name, bronze) for name in sizes for _ in range(sizes[name])])
+    colours[:100] = beige  # the statue's first hundred Gaussians: a beige part of it, where the crumb lies
     first = dict(zip(sizes, np.cumsum([0, *sizes.values()])))
 
     def links(a: str, b: str, count: int) -> np.ndarray:
@@ -195,10 +197,12 @@ def test_pieces_join_the_object_they_lie_along_and_never_chain_two_objects():
             links("rim", "statue", 10),  # 15 of the rim's 100 Gaussians overlap the statue
             links("rim too", "statue", 5),
             links("pedestal", "statue", 8),  # the statue stands on its pedestal at a few Gaussians
+            links("crumb", "statue", 20),  # two thirds of the crumb overlap the statue's beige part
         ]
     )
     joined = join_overlapping(objects, overlaps, colours)
     group = {name: set(joined[first[name] : first[name] + n]) for name, n in sizes.items()}
     assert group["sliver"] == group["statue"] == group["bridge"] == group["rim"] == group["rim too"]
+    assert group["crumb"] == group["statue"]
     assert group["bench"] != group["statue"] != group["pedestal"]
     assert group["patch"] != group["statue"] and group["patch"] != group["pedestal"]

@@ -58,9 +58,9 @@ def test_each_object_is_whole_and_apart_from_what_it_touches(grouped):
         assert held > 0.95 and iou > 0.93, (held, iou)  # its darker rim, cut off by a gap in pieces, included
         stand = (labels.coarse == 1) & solid
         assert (groups.coarse[stand] == guitar).mean() < 0.5
-    else:  # a person holding a helmet, a donut: one object each
+    else:  # a person holding a helmet, a donut (with the patches of dough cut off its bottom rim): one object each
         _, iou, _ = best(labels.coarse, 0, groups.coarse, solid)
-        assert iou > 0.9
+        assert iou > 0.97, iou
 
 
 def test_parts_of_one_object_are_parts_of_their_own(grouped):
@@ -75,8 +75,8 @@ def test_parts_of_one_object_are_parts_of_their_own(grouped):
         assert iou > 0.6, iou
     if name == "donut.ply":  # the icing, with the sprinkles on it, is not the dough
         icing, iou, _ = best(labels.fine, 1, groups.fine, solid)
-        dough, _, _ = best(labels.fine, 0, groups.fine, solid)
-        assert icing != dough and iou > 0.75, iou
+        dough, dough_iou, _ = best(labels.fine, 0, groups.fine, solid)
+        assert icing != dough and iou > 0.75 and dough_iou > 0.6, (iou, dough_iou)
 
 
 @pytest.mark.xfail(strict=True, reason="the biker's legs stand close and are joined at the hips: one part of both legs")

@@ -78,6 +78,7 @@ JOIN_COLOUR_GAP = 0.06  # ... whose mean opponent colours are closer than this .
 WIDE_CONTACT = 0.05  # ... or where this share of the smaller one's Gaussians overlap the other ...
 JOIN_SHARE = 0.05  # ... and the smaller holds at least this share of the two
 ALONG_SHARE = 0.1  # an object this share of whose Gaussians overlap another lies along it (`join_overlapping`)
+SLIVER_ALONG = 0.25  # a sliver lies in an object this share of its Gaussians overlap (the donut's dough 0.51-0.55)
 BALL_DIRECTIONS = 32  # directions that approximate a ball when a hull is widened by the reach
 
 
@@ -217,12 +218,14 @@ def join_overlapping(objects: np.ndarray, overlaps: np.ndarray, colours: np.ndar
     (`join_pairs`): pairs of which neither is a sliver of the two (JOIN_SHARE), overlapping at JOIN_LINKS `overlaps`
     (L, 2) or more, join where they are alike in colour (a person's black legs hang from the black jacket through
     the belt's large Gaussians) or one lies over the other (WIDE_CONTACT: a donut's icing on its dough); then each
-    sliver joins the one object it overlaps most, if they are alike (pieces of a person's hip, cut off by gaps): one
-    each, so slivers never chain two large objects into one, and a patch lying on another object (the shadowed rim
-    of a statue's pedestal, alike to the bronze statue) stays apart; last, an object that the rounds before made
-    whole joins one that ALONG_SHARE of its Gaussians overlap, whatever its colour (a guitar's darker rim, cut off
-    its body by a gap in pieces, lies along the body's edge). A joined pair that is two objects (a guitar on its
-    stand) is cut apart again by `surface_cuts.OBJECTS`. `colours` (O, 3) RGB."""
+    sliver joins the one object it overlaps most, if they are alike (pieces of a person's hip, cut off by gaps), or
+    if it lies in it (SLIVER_ALONG of its Gaussians overlap it) alike to the Gaussians it overlaps (a donut's
+    bottom rim, cut off in patches of dough, not alike to the donut's pink mean): one each, so slivers never chain
+    two large objects into one, and a patch lying on another object of another colour (the shadowed rim of a
+    statue's pedestal, alike to the bronze statue; a coin on a table) stays apart; last, an object that the
+    rounds before made whole joins one that ALONG_SHARE of its Gaussians overlap, whatever its colour (a guitar's
+    darker rim, cut off its body by a gap in pieces, lies along the body's edge). A joined pair that is two objects
+    (a guitar on its stand) is cut apart again by `surface_cuts.OBJECTS`. `colours` (O, 3) RGB."""
     for rule in ("whole", "slivers", "along"):
         objects = join_pairs(objects, overlaps, colours, rule)
     return objects
@@ -245,6 +248,10 @@ def join_pairs(objects: np.ndarray, overlaps: np.ndarray, colours: np.ndarray, r
     alike = np.linalg.norm(mean[pairs[:, 0]] - mean[pairs[:, 1]], axis=1) < JOIN_COLOUR_GAP
     whole = smaller >= JOIN_SHARE * (size[pairs[:, 0]] + size[pairs[:, 1]])
     small = np.where(size[pairs[:, 0]] < size[pairs[:, 1]], pairs[:, 0], pairs[:, 1])  # (P,) the smaller's id
+    own = np.where(objects[linked[:, 0]] == small[of_pair], linked[:, 0], linked[:, 1])  # (L,) its end of each link
+    touching = np.bincount(np.unique(np.stack([of_pair, own], axis=1), axis=0)[:, 0], minlength=len(pairs))  # (P,)
+    there = means(of_pair, opponent(colours[linked.sum(axis=1) - own]), len(pairs))  # (P, 3) the other's, where
+    lies_in = (touching >= SLIVER_ALONG * smaller) & (np.linalg.norm(mean[small] - there, axis=1) < JOIN_COLOUR_GAP)
     if rule == "whole":
         joined = whole & (alike | (links >= WIDE_CONTACT * smaller))
     elif rule == "slivers":  # each object's most overlapped larger neighbour (sorted by links, the last one wins)
@@ -253,10 +260,8 @@ def join_pairs(objects: np.ndarray, overlaps: np.ndarray, colours: np.ndarray, r
         best[small[order]] = order
         chosen = np.zeros(len(pairs), bool)
         chosen[best[best >= 0]] = True
-        joined = chosen & ~whole & alike
+        joined = chosen & ~whole & (alike | lies_in)
     else:  # "along": the smaller's Gaussians that overlap the other, each counted once
-        own = np.where(objects[linked[:, 0]] == small[of_pair], linked[:, 0], linked[:, 1])  # (L,)
-        touching = np.bincount(np.unique(np.stack([of_pair, own], axis=1), axis=0)[:, 0], minlength=len(pairs))
         joined = whole & (touching >= ALONG_SHARE * smaller)
     merged = components(pairs[(links >= JOIN_LINKS) & joined], size, 0)  # ids by size, largest 0
     return np.where(objects >= 0, merged[np.maximum(objects, 0)], -1).astype(objects.dtype)
