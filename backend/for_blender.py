@@ -18,7 +18,7 @@ from .field.click_pixels import Geometry
 from .field.floaters import DEFAULT_STRENGTH, floater_scores, floaters
 from .field.segments import SEGMENT_COLUMNS, UNASSIGNED, segment_file_names, segment_labels
 from .field.select_by import ATTRIBUTES, attribute_values, grow, in_range, shrink
-from .formats import SPLAT_EXTENSIONS, WRITE_FORMATS, left_out, read_splat, write_splat
+from .formats import SPLAT_EXTENSIONS, WRITE_FORMATS, left_out, read_splat, write_splat, write_splats
 from .formats.features import COARSE_DIM, FEATURE_DIM, LEVEL_DIMS, FeatureField, Level, load_features
 from .formats.ply import column_copies, contiguous_columns, grouped_columns, write_ply
 from .formats.splat import (
@@ -100,4 +100,5 @@ __all__ = [
     "write_colmap_text",
     "write_ply",
     "write_splat",
+    "write_splats",
 ]

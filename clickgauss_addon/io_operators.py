@@ -24,6 +24,7 @@ from .backend.for_blender import (
     segment_file_names,
     transform_splat,
     write_splat,
+    write_splats,
 )
 from .compat import HAS_NATIVE_SPLATS
 from .edit_operators import cluster_labels
@@ -297,8 +298,7 @@ class CLICKGAUSS_OT_export_segments(bpy.types.Operator):
             labels = cluster_labels(obj, context.scene.clickgauss.threshold_coarse, hidden_too=True)
             splat = splat_for_export(obj, axis_matrix(*file_axes(self, obj)).inverted() @ obj.matrix_world)
             names = segment_file_names(labels, self.file_format)
-            for label, name in names.items():
-                write_splat(folder / name, splat.subset(labels == label))
+            write_splats((folder / name, splat.subset(labels == label)) for label, name in names.items())
         except UserError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}

@@ -10,11 +10,34 @@ from splat_files import SPLATS, needs_shared, needs_zstd, random_splat
 from splat_files import write_compressed_ply as reference_compressed_ply
 
 from backend.errors import SplatFileError
-from backend.formats import read_splat, write_splat
+from backend.formats import read_splat, write_splat, write_splats
 from backend.formats.antimatter_splat import read_antimatter_splat
 from backend.formats.compressed_ply import morton_order, read_compressed_ply
 from backend.formats.ply import read_ply, write_ply
 from backend.formats.spz import pack_spz, read_spz
+
+
+def test_several_splats_are_written_all_or_none(tmp_path):
+    """Export Segments: a failure part way (here the third segment cannot be made) leaves none of the files, and
+    the files already in the folder as they were; else every file is written."""
+    splat = random_splat(300, 1)
+    (tmp_path / "segment_0.ply").write_bytes(b"the user's own file")
+
+    def segments(fail_at: int | None):
+        for index in range(4):
+            if index == fail_at:
+                raise SplatFileError(tmp_path / f"segment_{index}.spz", "cannot be made")
+            yield tmp_path / f"segment_{index}{('.ply', '.spz')[index % 2]}", splat.subset(np.arange(index, 300, 4))
+
+    with pytest.raises(SplatFileError, match="segment_2.spz: cannot be made"):
+        write_splats(segments(fail_at=2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["segment_0.ply"]
+    assert (tmp_path / "segment_0.ply").read_bytes() == b"the user's own file"
+    write_splats(segments(fail_at=None))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"segment_{i}{('.ply', '.spz')[i % 2]}" for i in range(4)]
+    assert sum(read_splat(tmp_path / f"segment_{i}{('.ply', '.spz')[i % 2]}").count for i in range(4)) == 300
+    with pytest.raises(SplatFileError, match="gone.ply: the folder to write into does not exist"):
+        write_splats([(tmp_path / "missing" / "gone.ply", splat)])
 
 
 def test_plain_ply_round_trips_byte_for_byte(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import SplatFileError
 from .antimatter_splat import antimatter_splat_bytes, read_antimatter_splat
 from .compressed_ply import compressed_ply_bytes, is_compressed_ply, read_compressed_ply
-from .files import read_file_bytes, write_file
+from .files import read_file_bytes, write_file, write_files
 from .ply import parse_header, ply_chunks, read_ply
 from .sog import read_sog
 from .splat import REQUIRED_COLUMNS, Splat, rest_columns
@@ -67,6 +67,12 @@ def splat_chunks(path, splat: Splat):
 def write_splat(path, splat: Splat) -> None:
     """Write `splat` in the format its name ends with (see WRITE_FORMATS), atomically."""
     write_file(Path(path), splat_chunks(path, splat))
+
+
+def write_splats(files) -> None:
+    """Write each splat of `files`, (path, Splat) pairs made as they are written, all of them or, after an
+    error, none (Export Segments: a failure part way leaves no half set of segments)."""
+    write_files((path, splat_chunks(path, splat)) for path, splat in files)
 
 
 def held_by_format(splat: Splat, ending: str) -> Splat:

@@ -330,7 +330,7 @@ class StagedOutputs:
     its outputs or none; a stop that arrives during the renames is too late: they complete, and the
     command ends as done. `final`: these are a command's last outputs, so once they are in place the
     run is done and stops stay ignored until the process ends (one arriving while it prints its summary
-    would otherwise end it as stopped, exit 130, over complete outputs). Never in Blender's process.
+    would otherwise end it as stopped, exit 130, over complete outputs). Never final in Blender's process.
     A target that is a symbolic link is written through it, as Blender's own exporters do: the link
     stays, its file gets the new bytes.
     """
@@ -432,9 +432,19 @@ def write_keeping(path, data: bytes, what: str) -> None:
 
 def write_file(path: Path, chunks) -> None:
     """Write a splat file's byte chunks atomically; a missing folder or a failed write is a InputFileError."""
-    if not path.parent.is_dir():
-        raise InputFileError(path, "the folder to write into does not exist")
+    write_files([(path, chunks)])
+
+
+def write_files(files) -> None:
+    """Write splat files, (path, byte chunks) pairs, all of them or none; a missing folder or a failed write is
+    an InputFileError naming the file."""
+    path = None
     try:
-        write_atomic(path, chunks)
+        with StagedOutputs() as staged:
+            for path, chunks in files:
+                path = Path(path)
+                if not path.parent.is_dir():
+                    raise InputFileError(path, "the folder to write into does not exist")
+                staged.write(path, chunks)
     except OSError as error:
         raise InputFileError(path, f"cannot be written ({error.strerror})") from None
