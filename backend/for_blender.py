@@ -8,6 +8,7 @@ add-on needs is added here, not imported from its module.
 
 from __future__ import annotations
 
+from . import progress
 from .cli.protocol import read_progress, user_error
 from .device_defaults import DEVICE_DEFAULTS
 from .errors import UserError
@@ -86,6 +87,7 @@ __all__ = [
     "level_columns",
     "load_features",
     "plan_splat_views",
+    "progress",
     "read_progress",
     "read_splat",
     "rest_columns",

@@ -17,7 +17,6 @@ simulated SAM-like masks: for a machine without ../shared, such as a lent GPU ma
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import shutil
 import subprocess
@@ -27,6 +26,9 @@ import time
 from pathlib import Path
 
 from common import ROOT, STATUE, machine, statue_or_skip
+
+from backend.cli.protocol import read_progress
+from backend.progress import Checkpoint, Done, Iterations
 
 MASK_CACHE = ROOT / "out" / "bench_train_masks"  # the statue's geometric masks, drawn by the first run
 
@@ -130,18 +132,23 @@ def generated_scene(folder: Path, count: int) -> list[str]:
 def run_and_report(command: list[str], iterations: int, keep_first: Path | None = None) -> None:
     started = time.perf_counter()
     child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    reached, first_checkpoint, done, last = {}, None, {}, {}
+    reached: dict[str, float] = {}  # seconds from the start to each phase's first event
+    first_checkpoint: tuple[float, int] | None = None
+    done: Done | None = None
+    last: Iterations | None = None
     for line in child.stdout:
-        event = json.loads(line)
+        event = read_progress(line)
+        if event is None:
+            continue  # a stray print
         now = time.perf_counter() - started
-        reached.setdefault(event["phase"], now)
-        if event["phase"] == "checkpoint" and first_checkpoint is None:
-            first_checkpoint = now, event["iteration"]
+        reached.setdefault(event.phase, now)
+        if isinstance(event, Checkpoint) and first_checkpoint is None:
+            first_checkpoint = now, event.iteration
             if keep_first:  # before the run replaces it with the next
-                shutil.copyfile(event["path"], keep_first)
-        elif event["phase"] == "iterations":
+                shutil.copyfile(event.path, keep_first)
+        elif isinstance(event, Iterations):
             last = event
-        elif event["phase"] == "done":
+        elif isinstance(event, Done):
             done = event
     error = child.stderr.read()
     child.wait()
@@ -151,12 +158,14 @@ def run_and_report(command: list[str], iterations: int, keep_first: Path | None 
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / (
         (1 << 30) if sys.platform == "darwin" else (1 << 20)
     )
-    seconds = done["seconds"]
+    if done is None:
+        sys.exit("train ended well but sent no done event")
+    seconds = done.seconds
     print(" ".join(command[2:]))
     print(
         f"seconds per phase: start, loading and the first field {reached['masks']:.1f}, "
         + ", ".join(f"{phase} {value:.1f}" for phase, value in seconds.items())
-        + f"; per step {seconds['iterations'] / max(last.get('iteration', iterations), 1) * 1e3:.0f} ms"
+        + f"; per step {seconds['iterations'] / max(last.iteration if last else iterations, 1) * 1e3:.0f} ms"
     )
     if first_checkpoint is not None:
         print(f"first checkpoint at step {first_checkpoint[1]} (0: the field lifted from the 3D groups)")

@@ -23,6 +23,7 @@ from .backend.for_blender import (
     FeatureField,
     UserError,
     load_features,
+    progress,
     read_progress,
     user_error,
     write_colmap_text,
@@ -95,7 +96,7 @@ class TrainingJob(ChildProcess):
             self.cleanup()
             raise UserError(f"the backend Python {self.python} cannot run ({error.strerror})") from None
 
-    def events(self) -> list[dict]:
+    def events(self) -> list[progress.ProgressEvent]:
         """The progress events that arrived since the last call."""
         return [event for event in map(read_progress, super().poll()) if event is not None]
 
@@ -105,11 +106,11 @@ class TrainingJob(ChildProcess):
 
     def follow(self, settings) -> None:
         """What arrived since the last call: progress onto the panel, each checkpoint onto the object."""
-        for progress in self.events():
-            if progress.get("phase") == "checkpoint":
-                self.use_checkpoint(settings, progress["path"])
+        for event in self.events():
+            if isinstance(event, progress.Checkpoint):
+                self.use_checkpoint(settings, event.path)
             else:
-                describe(settings, progress)
+                describe(settings, event)
 
     def use_checkpoint(self, settings, path: str) -> None:
         """The field so far onto the object (its features before Train kept, for a cancel), clickable at once."""
@@ -257,18 +258,15 @@ def rendered_views(context):
     return view_cameras.training_views(context, context.active_object, settings.view_size, settings.use_viewport)
 
 
-def describe(settings, progress: dict) -> None:
+def describe(settings, event: progress.ProgressEvent) -> None:
     """A progress event as the panel's bar and status line."""
-    if progress.get("phase") == "iterations":
-        settings.progress = 100.0 * progress["iteration"] / progress["of"]
-        settings.status = (
-            f"{progress['iteration']}/{progress['of']} · loss {progress['loss']:.3f} · "
-            f"{progress['remaining_s']:.0f} s left"
-        )
-    elif progress.get("phase") == "rendering":
-        settings.status = f"rendering view {progress['view']}/{progress['of']}"
+    if isinstance(event, progress.Iterations):
+        settings.progress = 100.0 * event.iteration / event.of
+        settings.status = f"{event.iteration}/{event.of} · loss {event.loss:.3f} · {event.remaining_s:.0f} s left"
+    elif isinstance(event, progress.Rendering):
+        settings.status = f"rendering view {event.view}/{event.of}"
     else:
-        settings.status = progress.get("phase", "") + (f": {progress['source']}" if "source" in progress else "")
+        settings.status = event.phase + (f": {event.source}" if isinstance(event, progress.Masks) else "")
 
 
 class CLICKGAUSS_OT_cancel_training(bpy.types.Operator):

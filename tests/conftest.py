@@ -120,7 +120,7 @@ def trained_scene(tmp_path_factory):
     return {"folder": folder, "scene": scene, "cameras": cameras, "labels": labels, "result": result}
 
 
-def finished_job_events(job) -> list[dict]:
+def finished_job_events(job) -> list:
     """Every progress event of the add-on's training job (training.TrainingJob), once its process has ended."""
     import time
 

@@ -284,7 +284,10 @@ def test_training_runs_the_backend_process_and_stores_features(bpy, addon, train
     job = addon.training.TrainingJob(obj, training_settings(bpy, trained_scene, 40), prefs)
     events = finished_job_events(job)
     assert job.process.returncode == 0, job.error()
-    assert [e["phase"] for e in events][0] == "masks" and any(e.get("iteration") == 40 for e in events)
+    progress = addon.backend.for_blender.progress  # the add-on's own copy of the backend's classes
+    assert isinstance(events[0], progress.Masks) and any(
+        isinstance(e, progress.Iterations) and e.iteration == 40 for e in events
+    )
     field = job.features()
     addon.click_cache.store_features(obj, field.features, field.centers)
     job.cleanup()
@@ -301,7 +304,7 @@ def test_cancel_leaves_the_object_as_it_was(bpy, addon, trained_scene):
     deadline = time.time() + 120
     reached = False
     while not reached and time.time() < deadline:
-        reached = any(e.get("phase") == "iterations" for e in job.events())
+        reached = any(isinstance(e, addon.backend.for_blender.progress.Iterations) for e in job.events())
         time.sleep(0.1)
     job.cancel()
     assert reached, "the training never reached its iterations: the cancel tested nothing"

@@ -49,7 +49,7 @@ def test_with_no_photos_the_planned_cameras_are_shown_edited_and_rendered_for_tr
     job = addon.training.TrainingJob(obj, settings, prefs, views)
     events = finished_job_events(job)
     assert job.process.returncode == 0, job.error()
-    assert sum(e.get("phase") == "rendering" for e in events) == 8
+    assert sum(isinstance(e, addon.backend.for_blender.progress.Rendering) for e in events) == 8
     field = job.features()
     addon.click_cache.store_features(obj, field.features, field.centers)
     job.cleanup()

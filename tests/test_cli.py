@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import subprocess
@@ -14,10 +13,12 @@ import pytest
 from command_line import assert_user_error, backend, inner_pixel
 from conftest import ROOT
 
+from backend.cli.protocol import read_progress
 from backend.formats import read_splat
 from backend.formats.compressed_ply import is_compressed_ply
 from backend.formats.ply import parse_header, read_ply, write_ply
 from backend.formats.splat import Splat
+from backend.progress import Checkpoint, Done, Iterations, Masks
 
 
 def scene_args(folder):
@@ -47,15 +48,16 @@ def test_train_writes_features_and_reports_json_progress(trained_scene, tmp_path
         10,
     )
     assert result.returncode == 0, result.stderr
-    events = [json.loads(line) for line in result.stdout.splitlines()]
-    checkpoints = [(e["iteration"], e["path"]) for e in events if e["phase"] == "checkpoint"]
+    events = [read_progress(line) for line in result.stdout.splitlines()]
+    assert None not in events  # every line is an event
+    checkpoints = [(e.iteration, e.path) for e in events if isinstance(e, Checkpoint)]
     assert checkpoints == [
         (10, str(tmp_path / "features.checkpoint.npz")),
         (20, str(tmp_path / "features.checkpoint.npz")),
     ]
-    assert events[0]["phase"] == "masks" and events[0]["source"].startswith("precomputed masks from")
-    assert events[-1]["phase"] == "done" and set(events[-1]["seconds"]) >= {"masks", "precompute", "iterations"}
-    assert any(e.get("iteration") == 30 for e in events)
+    assert isinstance(events[0], Masks) and events[0].source.startswith("precomputed masks from")
+    assert isinstance(events[-1], Done) and set(events[-1].seconds) >= {"masks", "precompute", "iterations"}
+    assert any(isinstance(e, Iterations) and e.iteration == 30 for e in events)
     assert out.exists() and [p.name for p in tmp_path.iterdir()] == ["features.npz"]
 
 
@@ -256,7 +258,7 @@ def test_sigterm_stops_training_and_writes_nothing(trained_scene, tmp_path):
     ]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in process.stdout:
-        if json.loads(line).get("phase") == "iterations":
+        if isinstance(read_progress(line), Iterations):
             break
     time.sleep(0.5)
     process.send_signal(signal.SIGTERM)

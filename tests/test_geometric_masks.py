@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 from conftest import ROOT
+
+from backend.cli.protocol import read_progress
+from backend.progress import Checkpoint, Masks
 
 
 @pytest.fixture(scope="module")
@@ -127,10 +129,10 @@ def test_train_without_sam_or_a_mask_folder_uses_geometric_masks(tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    events = [json.loads(line) for line in result.stdout.splitlines()]
-    assert events[0]["phase"] == "checkpoint" and events[0]["iteration"] == 0  # the lifted field, first of all
-    masks = next(event for event in events if event["phase"] == "masks")
-    assert masks["source"].startswith("geometric masks")
+    events = [read_progress(line) for line in result.stdout.splitlines()]
+    assert isinstance(events[0], Checkpoint) and events[0].iteration == 0  # the lifted field, first of all
+    masks = next(event for event in events if isinstance(event, Masks))
+    assert masks.source.startswith("geometric masks")
     assert (tmp_path / "f.npz").is_file()
 
 

@@ -23,10 +23,12 @@ from splat_files import pack_spz, random_splat
 
 from backend.benchmark.synthetic import make_scene, orbit_cameras, write_scene
 from backend.cli.main import main
+from backend.cli.protocol import read_progress
 from backend.errors import UserError
 from backend.formats import read_splat
 from backend.formats.features import FeatureField, geometry_fingerprint, load_features, save_features
 from backend.formats.ply import read_ply
+from backend.progress import Masks
 
 MEMORY_BOUND = 64 << 20
 
@@ -327,7 +329,7 @@ def test_a_training_whose_output_folder_vanishes_keeps_its_result(scene, tmp_pat
         "json",
     ]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert json.loads(process.stdout.readline())["phase"] == "masks"  # checked and started: now the folder goes
+    assert isinstance(read_progress(process.stdout.readline()), Masks)  # checked and started: now the folder goes
     out_folder.rmdir()
     _, err = process.communicate(timeout=300)
     assert process.returncode == 2, err

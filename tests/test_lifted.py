@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -10,11 +9,13 @@ import numpy as np
 from conftest import ROOT
 
 from backend.benchmark.synthetic import make_scene, orbit_cameras, random_layout, write_scene
+from backend.cli.protocol import read_progress
 from backend.field.click import DEFAULT_THRESHOLDS
 from backend.field.evaluate import evaluate, load_ground_truth, summary
 from backend.field.geometric_masks import gaussian_groups, sampled_groups
 from backend.field.lifted import lifted_field, spread_directions
 from backend.formats.features import geometry_fingerprint, load_features
+from backend.progress import Checkpoint
 
 
 def test_group_directions_stay_apart_under_the_click_thresholds():
@@ -52,10 +53,11 @@ def test_training_with_geometric_masks_writes_the_lifted_field_before_any_step(t
     child = subprocess.Popen([str(c) for c in command], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     events, lifted = [], []
     for line in child.stdout:
-        event = json.loads(line)
-        events.append(event["phase"] if event["phase"] != "checkpoint" else f"checkpoint {event['iteration']}")
-        if event == {"phase": "checkpoint", "iteration": 0, "path": event.get("path")} and not lifted:
-            lifted.append(load_features(event["path"]))  # read as the add-on reads it, while the run goes on
+        event = read_progress(line)
+        assert event is not None, line
+        events.append(f"checkpoint {event.iteration}" if isinstance(event, Checkpoint) else event.phase)
+        if isinstance(event, Checkpoint) and event.iteration == 0 and not lifted:
+            lifted.append(load_features(event.path))  # read as the add-on reads it, while the run goes on
     assert child.wait(timeout=300) == 0
     assert events.index("checkpoint 0") < events.index("precompute") < events.index("checkpoint 10")
     assert lifted and lifted[0].step == 0 and lifted[0].centers["coarse"].shape[1] == 12

@@ -14,6 +14,7 @@ from backend.field.render import apply_weights, row_fragments
 from backend.field.sampling import StepFragments
 from backend.field.train import Cancelled, TrainConfig, train_features
 from backend.formats.features import geometry_fingerprint, load_features, save_features
+from backend.progress import Iterations, Precompute
 
 
 def test_contrastive_loss_hand_values():
@@ -186,7 +187,7 @@ def test_training_is_reproducible_reports_progress_and_is_cancellable(trained_sc
     config = TrainConfig(iterations=5, pixels=500, use_gfl=False)
     events = []
     first = train_features(scene.splat, cameras, labels, config, progress=events.append).field.features
-    assert [e["phase"] for e in events] == ["precompute", "iterations", "iterations"] and events[-1]["iteration"] == 5
+    assert [type(e) for e in events] == [Precompute, Iterations, Iterations] and events[-1].iteration == 5
     second = train_features(scene.splat, cameras, labels, config).field.features
     # equal up to the summation order of multi-threaded scatter-adds: one float16 step at most
     np.testing.assert_allclose(first.astype(np.float32), second.astype(np.float32), atol=1e-3)

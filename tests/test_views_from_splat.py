@@ -9,9 +9,11 @@ from command_line import assert_user_error, backend, inner_pixel
 from reference_rasterizer import reference_render
 
 from backend.benchmark.synthetic import Part, make_scene, random_layout, render_views
+from backend.cli.protocol import read_progress
 from backend.field.rendered_views import render_rgb
 from backend.formats.ply import read_ply, write_ply
 from backend.formats.splat import Splat
+from backend.progress import Planning, Rendering
 from backend.scene.camera import look_at
 from backend.scene.cameras import load_cameras
 from backend.scene.view_planning import NEAR_COVER_LIMIT, near_cover, plan_splat_views
@@ -220,8 +222,8 @@ def trained_from_ply(tmp_path_factory):
 
 def test_training_from_the_ply_alone_renders_and_caches_its_views(trained_from_ply):
     folder = trained_from_ply["folder"]
-    phases = [line for line in trained_from_ply["stdout"].splitlines() if '"phase"' in line]
-    assert '"planning"' in phases[0] and any('"rendering"' in line for line in phases)
+    events = [event for event in map(read_progress, trained_from_ply["stdout"].splitlines()) if event is not None]
+    assert isinstance(events[0], Planning) and any(isinstance(event, Rendering) for event in events)
     renders = sorted((folder / "features.npz.views").glob("view_*.png"))
     assert len(renders) == len(trained_from_ply["cameras"])
     cached = load_cameras(folder / "features.npz.views" / "sparse" / "0")

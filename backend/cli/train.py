@@ -9,6 +9,7 @@ from pathlib import Path
 from ..device import resolve_device, sam_device
 from ..device_defaults import DEVICE_DEFAULTS, DEVICES
 from ..errors import UserError
+from ..progress import Checkpoint, Done, Masks
 from ..ranges import SETTINGS
 from .arguments import cache_folders, path_argument
 from .protocol import progress_printer
@@ -178,7 +179,7 @@ def run(options) -> int:
     def write_checkpoint(field) -> None:
         save_features(checkpoint_path, field, compress=False)  # a second, not the minute zlib takes on the statue
         checkpoints.append(field.step)
-        progress({"phase": "checkpoint", "iteration": field.step, "path": str(checkpoint_path)})
+        progress(Checkpoint(iteration=field.step, path=str(checkpoint_path)))
 
     keys: list[dict] = []  # what the groups are keyed by (the splat's geometry, the cameras), hashed once
 
@@ -209,7 +210,7 @@ def run(options) -> int:
             first_field(splat, cameras)
         render_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        progress({"phase": "masks", "source": description, "views": len(cameras)})
+        progress(Masks(source=description, views=len(cameras)))
         weights_seconds = 0.0
         if source == "geometric":  # the 3D groups: a field at once (lifted), then masks drawn with the views' weights
             drawn_from = groups_key(splat, cameras)
@@ -264,7 +265,7 @@ def run(options) -> int:
     seconds = {"masks": round(mask_seconds, 2), **{k: round(v, 2) for k, v in result.seconds.items()}}
     if options.images is None:
         seconds = {"views": round(render_seconds, 2), **seconds}
-    progress({"phase": "done", "out": str(options.out), "seconds": seconds})
+    progress(Done(out=str(options.out), seconds=seconds))
     if options.progress == "bar":
         print(
             f"wrote {options.out} ({splat.count:,} Gaussians); seconds per phase: "

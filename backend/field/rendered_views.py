@@ -19,6 +19,7 @@ import torch
 from ..errors import UserError
 from ..formats.sh import sh_colors
 from ..formats.splat import Splat
+from ..progress import Planned, Planning, Progress, Rendering
 from ..scene.camera import Camera
 from ..scene.colmap import write_colmap_text
 from .render import apply_weights
@@ -92,7 +93,7 @@ def render_views(
     splat: Splat,
     cameras: list[Camera],
     cache_dir: Path | None,
-    progress=lambda event: None,
+    progress: Progress = lambda event: None,
     should_stop=lambda: False,
     available: int | None = -1,
     device="cpu",
@@ -110,7 +111,7 @@ def render_views(
         if index == 0:
             check_memory(weights._nnz(), cameras, available_memory() if available == -1 else available)
         camera = cameras[index]
-        progress({"phase": "rendering", "view": index + 1, "of": len(cameras)})
+        progress(Rendering(view=index + 1, of=len(cameras)))
         path = view_file(cache_dir, splat_key, camera) if cache_dir is not None else None
         image = read_png(path, camera) if path is not None and path.is_file() else None
         if image is None:
@@ -162,7 +163,7 @@ def views_for_training(
     long_side: int,
     layout: str,
     cache_dir: Path | None,
-    progress=lambda event: None,
+    progress: Progress = lambda event: None,
     should_stop=lambda: False,
     name: str = "the splat",
     device="cpu",
@@ -174,10 +175,10 @@ def views_for_training(
     from ..scene.view_planning import plan_splat_views
 
     if cameras is None:
-        progress({"phase": "planning", "views": count})
+        progress(Planning(views=count))
         plan = plan_splat_views(splat, count, long_side, layout=layout, name=name)
         cameras = plan.cameras
-        progress({"phase": "planned", "views": len(cameras), "layout": plan.extent.layout, "dropped": plan.dropped})
+        progress(Planned(views=len(cameras), layout=plan.extent.layout, dropped=plan.dropped))
     if not cameras:
         raise UserError(f"{name}: no cameras to render views from")
     planned(splat, cameras)

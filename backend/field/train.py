@@ -28,6 +28,7 @@ from ..formats.features import (
     geometry_fingerprint,
 )
 from ..formats.splat import Splat
+from ..progress import Clustering, Iterations, Precompute, Progress
 from ..ranges import SETTINGS
 from .clustering import global_centers
 from .losses import contrastive_loss, global_feature_loss, level_features, norm_loss, spatial_loss
@@ -135,7 +136,7 @@ def train_features(
     config: TrainConfig = TrainConfig(),
     mask_source: str = "",
     device: str = "cpu",
-    progress=lambda event: None,  # called with a dict per update
+    progress: Progress = lambda event: None,  # called with an event (backend/progress.py) per update
     should_stop=lambda: False,  # polled every step; True cancels without a result
     checkpoint_every: int = 0,  # steps between intermediate fields; 0: none
     checkpoint=lambda field: None,  # called with the FeatureField after every `checkpoint_every` steps (field.step)
@@ -156,7 +157,7 @@ def train_features(
     generator = torch.Generator().manual_seed(config.seed)
     prior = config.use_granularity_prior
 
-    progress({"phase": "precompute", "views": len(cameras)})
+    progress(Precompute(views=len(cameras)))
     fingerprint = geometry_fingerprint(splat)
     precomputed = precomputed or view_weights(splat, cameras, device)
     if len(precomputed.views) != len(cameras):
@@ -195,7 +196,7 @@ def train_features(
         first = config.gfl_first_iteration
         if config.use_gfl and step >= first and (step - first) % config.gfl_refresh == 0:
             clustering_started = time.perf_counter()
-            progress({"phase": "clustering", "iteration": step})
+            progress(Clustering(iteration=step))
             centers.update(global_centers(views, features.detach(), prior, epsilons, device))
             seconds["clustering"] += time.perf_counter() - clustering_started
 
@@ -278,15 +279,14 @@ def train_features(
         if step % 25 == 0 or step == config.iterations - 1:
             elapsed = time.perf_counter() - loop_started
             progress(
-                {
-                    "phase": "iterations",
-                    "iteration": step + 1,
-                    "of": config.iterations,
-                    "loss": float(total.detach()),
-                    "losses": {name: float(value.detach()) for name, value in losses.items()},
-                    "elapsed_s": round(elapsed, 2),
-                    "remaining_s": round(elapsed / (step + 1) * (config.iterations - step - 1), 1),
-                }
+                Iterations(
+                    iteration=step + 1,
+                    of=config.iterations,
+                    loss=float(total.detach()),
+                    losses={name: float(value.detach()) for name, value in losses.items()},
+                    elapsed_s=round(elapsed, 2),
+                    remaining_s=round(elapsed / (step + 1) * (config.iterations - step - 1), 1),
+                )
             )
         if checkpoint_every > 0 and (step + 1) % checkpoint_every == 0 and step + 1 < config.iterations:
             checkpoint(as_field(F.normalize(features.detach(), dim=1), step + 1))
