@@ -8,7 +8,7 @@ import re
 import sys
 from pathlib import Path
 
-from ..formats.files import check_outputs
+from ..files import check_outputs
 from .protocol import EXIT_USER_ERROR, error_line
 
 

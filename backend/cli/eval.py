@@ -65,8 +65,8 @@ def run(options) -> int:
         load_ground_truth,
         summary,
     )
+    from ..files import write_atomic
     from ..formats.features import load_features
-    from ..formats.files import write_atomic
 
     splat, cameras, _ = load_scene(options, need_images=False)
     field = load_features(options.features, splat)

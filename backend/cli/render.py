@@ -56,8 +56,8 @@ def run(options) -> int:
     from ..field.click_features import unit_features, unit_rows
     from ..field.render import apply_weights
     from ..field.views import camera_weights
+    from ..files import StagedOutputs
     from ..formats.features import load_features
-    from ..formats.files import StagedOutputs
 
     if options.cameras is None:
         return write_planned_views(options)

@@ -10,8 +10,8 @@ import numpy as np
 from ..errors import UserError
 from ..field.click import DEFAULT_THRESHOLDS
 from ..field.floaters import DEFAULT_STRENGTH, floater_scores, floaters
+from ..files import StagedOutputs
 from ..formats import WRITE_FORMATS, left_out, read_splat, splat_chunks, write_format
-from ..formats.files import StagedOutputs
 from ..ranges import SETTINGS
 from .arguments import path_argument
 from .render import io_png

@@ -152,8 +152,8 @@ def run(options) -> int:
     from ..field.lifted import lifted_field
     from ..field.train import TrainConfig, train_features
     from ..field.view_weights import view_weights
+    from ..files import write_keeping
     from ..formats.features import features_file_bytes, geometry_fingerprint, save_features
-    from ..formats.files import write_keeping
     from ..scene.masks import (
         mask_source_description,
         store_groups,

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..files import read_npz
 from ..formats.features import Level
-from ..formats.files import read_npz
 
 LEVEL_LABELS: dict[Level, str] = {"coarse": "objects", "fine": "parts"}  # what a level's ground-truth map is called
 MIN_REFERENCE_PIXELS = 25  # a label smaller than this in every view cannot be clicked reliably: not scored

@@ -145,7 +145,7 @@ def write_png(path: Path, image: np.ndarray) -> None:
 
     from PIL import Image
 
-    from ..formats.files import write_atomic
+    from ..files import write_atomic
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import SplatFileError
+from ..files import read_file_bytes, write_file, write_files
 from .antimatter_splat import antimatter_splat_bytes, read_antimatter_splat
 from .compressed_ply import compressed_ply_bytes, is_compressed_ply, read_compressed_ply
-from .files import read_file_bytes, write_file, write_files
 from .ply import parse_header, ply_chunks, read_ply
 from .sog import read_sog
 from .splat import REQUIRED_COLUMNS, Splat, rest_columns

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SplatFileError
-from .files import read_file_bytes, write_file
+from ..files import read_file_bytes, write_file
 from .splat import SH_C0, Splat, alphas_of
 
 RECORD = np.dtype([("position", "<f4", 3), ("scale", "<f4", 3), ("colour", "u1", 4), ("rotation", "u1", 4)])

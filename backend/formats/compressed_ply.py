@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SplatFileError
-from .files import input_size, read_file_bytes, write_file
+from ..files import input_size, read_file_bytes, write_file
 from .ply import FORMATS, MAX_HEADER_BYTES, Element, Header, parse_header
 from .splat import SH_C0, Splat, alphas_of, rest_columns, sh_degree_for_rest_count
 

@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 
 from ..errors import InputFileError, UserError
-from .files import check_inflation, read_file_bytes, read_npz_array, write_atomic
+from ..files import check_inflation, read_file_bytes, read_npz_array, write_atomic
 from .splat import Splat
 
 FEATURE_DIM = 24  # per Gaussian: the coarse part is the first 12 channels, the fine feature all 24

@@ -25,7 +25,7 @@ import numpy as np
 from numpy.lib.recfunctions import structured_to_unstructured
 
 from ..errors import SplatFileError
-from .files import input_size, open_input, read_file_bytes, write_file
+from ..files import input_size, open_input, read_file_bytes, write_file
 from .splat import REQUIRED_COLUMNS, Splat, sh_degree_for_rest_count
 
 # PLY type name -> numpy type code; the first name of each code is the one we write.

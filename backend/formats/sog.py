@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SplatFileError
-from .files import check_inflation, input_size, read_file_bytes, whole_number
+from ..files import check_inflation, input_size, read_file_bytes, whole_number
 from .splat import Splat
 
 QUAT_SLOTS = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])  # the stored components, by the largest one

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SplatFileError
-from .files import check_inflation, inflate_gzip, inflate_zstd, read_file_bytes, write_file
+from ..files import check_inflation, inflate_gzip, inflate_zstd, read_file_bytes, write_file
 from .splat import Splat
 
 MAGIC = 0x5053474E  # b"NGSP" read as little-endian u32

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
-from ..formats.files import input_size
+from ..files import input_size
 from .camera import Camera
 from .colmap import find_colmap_model, load_colmap
 from .llff import load_llff

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..formats.files import read_file_bytes
+from ..files import StagedOutputs, read_file_bytes
 from .camera import (
     Camera,
     matrix_to_quaternion,
@@ -180,7 +180,7 @@ def read_colmap_images_txt(path: Path) -> list[tuple[str, tuple, np.ndarray, int
 
 
 def write_colmap_text(folder, cameras: list[Camera]) -> None:
-    """A COLMAP text model (cameras.txt, images.txt, empty points3D.txt) of PINHOLE cameras."""
+    """A COLMAP text model (cameras.txt, images.txt, empty points3D.txt) of PINHOLE cameras, written all or none."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     camera_lines, image_lines = [], []
@@ -192,9 +192,10 @@ def write_colmap_text(folder, cameras: list[Camera]) -> None:
         t = camera.world_to_camera[:3, 3]
         image_lines.append(" ".join([str(index), *(repr(float(v)) for v in (*q, *t)), str(index), camera.name]))
         image_lines.append("")
-    (folder / "cameras.txt").write_text("\n".join(camera_lines) + "\n")
-    (folder / "images.txt").write_text("\n".join(image_lines) + "\n")
-    (folder / "points3D.txt").write_text("")
+    texts = {"cameras.txt": "\n".join(camera_lines) + "\n", "images.txt": "\n".join(image_lines) + "\n"}
+    with StagedOutputs() as staged:  # the model whole or not at all; "\n" on every system
+        for name, text in (*texts.items(), ("points3D.txt", "")):
+            staged.write(folder / name, [text.encode("utf-8")])
 
 
 class _BinaryReader:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..formats.files import npy_array, read_file_bytes
+from ..files import npy_array, read_file_bytes
 from .camera import Camera, pose_matrix, rigid_inverse
 from .images import IMAGE_EXTENSIONS
 

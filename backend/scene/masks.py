@@ -29,7 +29,7 @@ import numpy as np
 
 from ..device import resolve_device, sam_device
 from ..errors import UserError
-from ..formats.files import read_file_bytes, read_npz, write_atomic
+from ..files import read_file_bytes, read_npz, write_atomic
 
 NO_MASK = -1  # label of pixels that no mask covers; the losses skip them
 

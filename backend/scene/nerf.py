@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..formats.files import read_file_bytes
+from ..files import read_file_bytes
 from .camera import OPENGL_TO_OPENCV, Camera
 from .images import IMAGE_EXTENSIONS, image_size
 

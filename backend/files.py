@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputFileError, UserError
+from .errors import InputFileError, UserError
 
 # Decompressed bytes per stored byte above which a file is refused as a decompression bomb: splat
 # and feature data compress 1.1-3x; only crafted (or constant) data reaches gzip's 1000x.
