@@ -74,7 +74,8 @@ def real_splats(folder: Path) -> list[Path]:
 
 
 def labels_of(path: Path, splat) -> RealLabels:
-    return RULES[Path(path).name](splat.positions.astype(np.float64), splat.colors)
+    """The labels of a real splat's file in any format (biker.spz is biker.ply's capture)."""
+    return RULES[Path(path).name.split(".")[0] + ".ply"](splat.positions.astype(np.float64), splat.colors)
 
 
 def ground_truth(splat, cameras, labels: RealLabels, weights=None):

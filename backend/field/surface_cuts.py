@@ -30,6 +30,8 @@ DENSE_NODES = 600  # a group of at most this many nodes has its eigenvectors fro
 PIECES_APART = 3 * COLOUR_SIGMA  # pieces of a group that do not touch are cut apart only this far apart in colour
 DOMINANT_PIECE = 0.75  # ...else where one holds this share, it is cut further and the others ride along with it
 SIDE_SHARE = 0.05  # each side of a cut holds at least this share of what is cut (and the caller's fewest Gaussians)
+THIN_NECK_WIDER = 2.0  # a neck a tenth as thin as a rule's contact may be this much wider than its narrowing: the
+# biker's waist, contact 0.0003 and narrowing 0.13 from its .ply, is 0.0006 and 0.23 from its .spz
 SPRINKLED_CONTACT = 0.15  # parts: a donut's sprinkles touch the icing 0.16-0.21 (its parts < 0.09) ...
 SCATTERED_PIECES = 10  # ... in 34-105 pieces each (`join_sprinkled`); a small part of a sparse splat is one piece
 
@@ -68,8 +70,8 @@ def link_weights(colours: np.ndarray, links: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class CutRule:
     """When a cut of a group is taken (the measures are `Cut`'s): at a neck, where the smaller side touches the
-    other little, or at a colour edge. A group in pieces that do not touch is cut between them where their mean
-    colours are `pieces_apart` apart."""
+    other little (the less, the wider the neck may be: THIN_NECK_WIDER), or at a colour edge. A group in pieces that
+    do not touch is cut between them where their mean colours are `pieces_apart` apart."""
 
     neck_contact: float  # a neck: the smaller side touches the other less than this ...
     neck_narrowing: float  # ... and the cut is narrower than this share of the sweep's others
@@ -82,7 +84,8 @@ class CutRule:
     sprinkled: float  # a segment touching another this much (links across / its link ends) lies scattered over it
 
     def takes(self, cut: Cut, gap: float) -> bool:
-        neck = cut.contact < self.neck_contact and cut.narrowing < self.neck_narrowing
+        neck = cut.narrowing < self.neck_narrowing * (THIN_NECK_WIDER if cut.contact < self.neck_contact / 10 else 1)
+        neck = neck and cut.contact < self.neck_contact
         edge = (
             cut.colour_drop < self.edge_drop
             and cut.contact < self.edge_contact
