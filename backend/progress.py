@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, get_args
 
 
 @dataclass(frozen=True)
@@ -90,16 +90,6 @@ class Done:
 
 
 ProgressEvent = Planning | Planned | Rendering | Masks | Precompute | Clustering | Iterations | Checkpoint | Done
-EVENTS: tuple[type[ProgressEvent], ...] = (
-    Planning,
-    Planned,
-    Rendering,
-    Masks,
-    Precompute,
-    Clustering,
-    Iterations,
-    Checkpoint,
-    Done,
-)
+EVENTS: tuple[type[ProgressEvent], ...] = get_args(ProgressEvent)  # in the order a run sends them
 PHASES = tuple(event.phase for event in EVENTS)
 Progress = Callable[[ProgressEvent], None]  # a stage's `progress` callback

@@ -250,8 +250,6 @@ def join_pairs(objects: np.ndarray, overlaps: np.ndarray, colours: np.ndarray, r
     small = np.where(size[pairs[:, 0]] < size[pairs[:, 1]], pairs[:, 0], pairs[:, 1])  # (P,) the smaller's id
     own = np.where(objects[linked[:, 0]] == small[of_pair], linked[:, 0], linked[:, 1])  # (L,) its end of each link
     touching = np.bincount(np.unique(np.stack([of_pair, own], axis=1), axis=0)[:, 0], minlength=len(pairs))  # (P,)
-    there = means(of_pair, opponent(colours[linked.sum(axis=1) - own]), len(pairs))  # (P, 3) the other's, where
-    lies_in = (touching >= SLIVER_ALONG * smaller) & (np.linalg.norm(mean[small] - there, axis=1) < JOIN_COLOUR_GAP)
     if rule == "whole":
         joined = whole & (alike | (links >= WIDE_CONTACT * smaller))
     elif rule == "slivers":  # each object's most overlapped larger neighbour (sorted by links, the last one wins)
@@ -260,7 +258,9 @@ def join_pairs(objects: np.ndarray, overlaps: np.ndarray, colours: np.ndarray, r
         best[small[order]] = order
         chosen = np.zeros(len(pairs), bool)
         chosen[best[best >= 0]] = True
-        joined = chosen & ~whole & (alike | lies_in)
+        there = means(of_pair, opponent(colours[linked.sum(axis=1) - own]), len(pairs))  # (P, 3) the other's, where
+        alike_there = np.linalg.norm(mean[small] - there, axis=1) < JOIN_COLOUR_GAP
+        joined = chosen & ~whole & (alike | ((touching >= SLIVER_ALONG * smaller) & alike_there))
     else:  # "along": the smaller's Gaussians that overlap the other, each counted once
         joined = whole & (touching >= ALONG_SHARE * smaller)
     merged = components(pairs[(links >= JOIN_LINKS) & joined], size, 0)  # ids by size, largest 0

@@ -171,10 +171,12 @@ def join_sprinkled(segments: np.ndarray, links: np.ndarray, contact: float) -> n
     """(n,) `segments` (n,), each in SCATTERED_PIECES pieces or more joined with one that `contact` of its link ends
     cross to: bits scattered over a surface in another colour (a donut's sprinkles, cut from its icing at every
     colour edge) are that surface's, where a small part in one piece touches as much (a knob on a box). `links`
-    (L, 2) within the segments' groups."""
+    (L, 2) within the segments' groups; `contact` inf: none is (objects)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
+    if not np.isfinite(contact):
+        return segments
     count = int(segments.max(initial=-1)) + 1
     ends = segments[links]  # (L, 2)
     inside = (ends >= 0).all(axis=1)
