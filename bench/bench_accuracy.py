@@ -8,12 +8,13 @@ the thresholds the tuning sweep picked (the product's defaults in backend/field/
 the table was tuned on the scenes or clicks it reports. mIoU is averaged per scene, then over scenes
 (METHOD.md). More tables train the full method on the test scenes with each step's pixels drawn
 otherwise (all uniformly, all evenly per mask), with exact masks and with fewer missed part masks
-(what the masks' flaws cost), and score it with one negative click per label as well. A last table trains on
-other mask sources: the geometric masks (backend/field/geometric_masks.py, what Auto uses without SAM) and SAM-like
-masks that leave the ground unlabelled (with and without unlabelled pixels as negatives), each label also
-scored by RANDOM_CLICKS single clicks at random pixels (mean, 10th percentile) and by the share of floor in
-its selection. The `real` table (not run unless asked) trains each real splat of ../shared/data/splats from its .ply
-alone, as a user would (`python -m backend train --splat S --out F`: planned views, geometric masks, the defaults),
+(what the masks' flaws cost), and score it with one negative click per label as well. A last table takes
+other mask sources: the geometric masks (backend/field/geometric_masks.py, what Auto uses without SAM: their field
+lifted from the 3D groups, no step taken, as `train` makes it at automatic steps) and, trained on, SAM-like masks
+that leave the ground unlabelled (with and without unlabelled pixels as negatives), each label also scored by
+RANDOM_CLICKS single clicks at random pixels (mean, 10th percentile) and by the share of floor in its selection.
+The `real` table (not run unless asked) makes each real splat's field from its .ply alone, as a user would
+(`python -m backend train --splat S --out F`: planned views, geometric masks, the defaults),
 and scores the protocol's clicks and RANDOM_CLICKS single clicks per label against the written ground truth of
 backend/benchmark/real_splats.py, in the planned views. `--tables` picks tables; `--skip-tuning` uses the product's
 thresholds. Writes out/accuracy/accuracy.json.
@@ -140,19 +141,29 @@ def planned_views(scene, args, flaws, seed: int):
     return cameras, labels
 
 
-def train_and_score(bench, config, thresholds, clicks_seed: int, negative_clicks: int = 0, random_clicks: int = 0):
+def train_and_score(
+    bench, config, thresholds, clicks_seed: int, negative_clicks: int = 0, random_clicks: int = 0, lifted: bool = False
+):
+    """Scores of the field trained on the bench's masks, or with `lifted` of the geometric masks' field as Auto makes
+    it at automatic steps: lifted from the 3D groups (the photos' cameras), no step taken; and its seconds."""
     from backend.field.evaluate import evaluate
+    from backend.field.geometric_masks import gaussian_groups
+    from backend.field.lifted import lifted_field
     from backend.field.train import train_features
 
     scene, cameras, _, truth, weights, train_cameras, train_labels = bench
     started = time.perf_counter()
-    field = train_features(scene.splat, train_cameras, train_labels, config, "simulated SAM-like masks").field
+    if lifted:
+        groups = gaussian_groups(scene.splat, cameras)
+        field = lifted_field(groups.coarse, groups.fine, "", "geometric masks", None)
+    else:
+        field = train_features(scene.splat, train_cameras, train_labels, config, "simulated SAM-like masks").field
     seconds = time.perf_counter() - started
     results = evaluate(
         scene.splat,
         cameras,
         truth,
-        field.features,
+        field.features.astype(np.float32),
         thresholds,
         3,
         clicks_seed,
@@ -162,16 +173,6 @@ def train_and_score(bench, config, thresholds, clicks_seed: int, negative_clicks
         random_clicks,
     )
     return results, seconds
-
-
-def geometric_benchmark(bench):
-    """The same scene with the geometric masks in place of the simulated ones, and their generation time."""
-    from backend.field.geometric_masks import geometric_labels
-
-    scene, cameras, _, truth, weights, _, _ = bench  # trained in the photos' cameras
-    started = time.perf_counter()
-    labels = geometric_labels(scene.splat, cameras)
-    return (scene, cameras, labels, truth, weights, cameras, labels), time.perf_counter() - started
 
 
 def scene_miou(results_per_scene, threshold_index: int = 0) -> dict:
@@ -254,11 +255,8 @@ def main() -> None:
         per_scene, seconds = [], []
         for seed in seeds:
             bench = make_benchmark(out / f"{tag}{seed}", seed, args, flaws, rendered_views)
-            if geometric:
-                bench, mask_seconds = geometric_benchmark(bench)
-                print(f"  scene {seed}: geometric masks of {args.views} views in {mask_seconds:.1f} s", flush=True)
             results, took = train_and_score(
-                bench, replace(config, **switches), thresholds, seed, negative_clicks, random_clicks
+                bench, replace(config, **switches), thresholds, seed, negative_clicks, random_clicks, geometric
             )
             per_scene.append(results)
             seconds.append(took)

@@ -8,7 +8,8 @@ peak memory. Each twice by default: with the masks not cached (a fresh folder) a
 them). Targets on the 2-core CPU: first clickable <= 15 s from the photos, masks not cached; total <= 120 s;
 peak memory <= 6 GB; a GPU (only when lent): 3000 steps at full resolution <= 20 s.
 Masks are what Auto gives without a SAM checkpoint (none can be downloaded here): the geometric masks.
-Run: python3 build.py bench train   (or .venv/bin/python bench/bench_train.py --iterations 300)
+Run: python3 build.py bench train   (or .venv/bin/python bench/bench_train.py --iterations 300: steps refining
+the lifted field)
 
 `--synthetic N` times a generated scene of N Gaussians with as many views at the statue's size instead, with
 simulated SAM-like masks: for a machine without ../shared, such as a lent GPU machine.
@@ -35,7 +36,9 @@ MASK_CACHE = ROOT / "out" / "bench_train_masks"  # the statue's geometric masks,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iterations", type=int, default=3000)
+    parser.add_argument(
+        "--iterations", type=int, help="training steps (default: the product's: none with the statue's geometric masks)"
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument(
         "--synthetic",
@@ -80,14 +83,13 @@ def main() -> None:
                 "json",
                 "--device",
                 args.device,
-                "--iterations",
-                str(args.iterations),
+                *(["--iterations", str(args.iterations)] if args.iterations else []),
                 *extra,
             ]
             if not args.synthetic:  # the generated scene's masks are files
                 cached = any(cache.glob("groups_*.npz"))
                 print(f"\nmasks: {'cached by an earlier run' if cached else 'not cached: this run draws them'}")
-            run_and_report(command, args.iterations, args.keep_first)
+            run_and_report(command, args.keep_first)
         if args.keep:
             shutil.copyfile(folder / "features.npz", args.keep)
 
@@ -129,7 +131,7 @@ def generated_scene(folder: Path, count: int) -> list[str]:
     ]
 
 
-def run_and_report(command: list[str], iterations: int, keep_first: Path | None = None) -> None:
+def run_and_report(command: list[str], keep_first: Path | None = None) -> None:
     started = time.perf_counter()
     child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     reached: dict[str, float] = {}  # seconds from the start to each phase's first event
@@ -162,16 +164,18 @@ def run_and_report(command: list[str], iterations: int, keep_first: Path | None 
         sys.exit("train ended well but sent no done event")
     seconds = done.seconds
     print(" ".join(command[2:]))
+    per_step = f"; per step {seconds['iterations'] / last.iteration * 1e3:.0f} ms" if last else "; no step taken"
     print(
         f"seconds per phase: start, loading and the first field {reached['masks']:.1f}, "
         + ", ".join(f"{phase} {value:.1f}" for phase, value in seconds.items())
-        + f"; per step {seconds['iterations'] / max(last.iteration if last else iterations, 1) * 1e3:.0f} ms"
+        + per_step
     )
     if first_checkpoint is not None:
         print(f"first checkpoint at step {first_checkpoint[1]} (0: the field lifted from the 3D groups)")
         print(f"first clickable: {first_checkpoint[0]:.1f} s")
     else:
-        print("no checkpoint: the run ended before the first")
+        print("no checkpoint: the run ended before the first, so its final field is the first that clicks")
+        print(f"first clickable: {total:.1f} s")
     print(f"total: {total:.1f} s")
     print(f"peak memory (RSS): {peak:.2f} GB")
 

@@ -55,7 +55,7 @@ def field_name(step: int | None) -> str:
     """What the panel and the click header call a field by its step: step 0 is the field lifted from the splat's
     3D groups before any training, which clicks use within seconds of Train."""
     if step is None:
-        return "trained"
+        return "final"
     return "lifted, no training yet" if step == 0 else f"step {step} (training)"
 
 

@@ -128,9 +128,11 @@ class ClickGaussSettings(bpy.types.PropertyGroup):
     )
     iterations: IntProperty(
         name="Iterations",
-        description="Training steps (the paper uses 3000)",
-        default=3000,
-        min=int(SETTINGS["iterations"].low),
+        description="Training steps; 0: automatic, the paper's 3000 with masks from photos (SAM, a folder, colour "
+        "segments) and none with the geometric masks, whose field is lifted from the splat's 3D groups in seconds "
+        "(steps asked for refine it)",
+        default=0,
+        min=0,
         max=int(SETTINGS["iterations"].high),
     )
     downscale: IntProperty(

@@ -444,3 +444,29 @@ def test_with_geometric_masks_clicks_work_on_the_lifted_field_before_any_trainin
         job.cleanup()
     settings.checkpoint_every, settings.mask_source = 0, "FOLDER"
     assert not addon.feature_store.has_features(obj)  # a cancel puts the object back as it was
+
+
+def test_with_geometric_masks_and_automatic_steps_train_ends_with_the_lifted_field(bpy, addon, trained_scene):
+    """Iterations 0 (automatic) with the geometric masks: no step is taken, the 3D groups' field is the final one."""
+    bpy.ops.clickgauss.import_splat(filepath=str(trained_scene["folder"] / "splat.ply"))
+    obj, scene = bpy.context.view_layer.objects.active, trained_scene["scene"]
+    settings = training_settings(bpy, trained_scene, 0)
+    settings.mask_source = "GEOMETRIC"
+    prefs = addon.addon_preferences.preferences()
+    prefs.python_path = BACKEND_PYTHON
+    job = addon.training.TrainingJob(obj, settings, prefs)
+    try:
+        events = finished_job_events(job)
+        assert job.process.returncode == 0, job.error()
+        progress = addon.backend.for_blender.progress
+        assert not any(isinstance(e, (progress.Precompute, progress.Iterations)) for e in events)
+        field = job.features()
+        assert field.step is None and field.config["lifted"]
+        addon.click_cache.store_features(obj, field.features, field.centers)
+    finally:
+        job.cleanup()
+    settings.mask_source = "FOLDER"
+    assert addon.feature_store.field_name(addon.feature_store.features_step(obj)) == "final"
+    click_on(addon, obj, trained_scene, "coarse", "mug")
+    precision, recall = selection_quality(addon, obj, scene.object_ids == scene.object_names.index("mug"))
+    assert precision > 0.9 and recall > 0.9

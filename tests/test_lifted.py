@@ -62,3 +62,39 @@ def test_training_with_geometric_masks_writes_the_lifted_field_before_any_step(t
     assert events.index("checkpoint 0") < events.index("precompute") < events.index("checkpoint 10")
     assert lifted and lifted[0].step == 0 and lifted[0].centers["coarse"].shape[1] == 12
     assert not (tmp_path / "f.checkpoint.npz").exists() and (tmp_path / "f.npz").exists()
+
+
+def scores_of(features_path, scene, cameras, truth) -> dict:
+    thresholds = {level: [value] for level, value in DEFAULT_THRESHOLDS.items()}
+    field = load_features(features_path)
+    return summary(evaluate(scene.splat, cameras, truth, field.features.astype(np.float32), thresholds))["miou"]
+
+
+def test_with_geometric_masks_and_no_steps_asked_the_lifted_field_is_final_and_no_view_is_rendered(tmp_path):
+    """From the .ply alone, Train with the defaults: the views are planned, never rendered, and no step is taken."""
+    scene = make_scene(12000, seed=0, parts=random_layout(6, seed=0))
+    cameras = orbit_cameras(6, width=160, height=120, radius=4.2)
+    write_scene(tmp_path, scene, cameras)
+    out = tmp_path / "f.npz"
+    command = [sys.executable, "-m", "backend", "train", "--splat", tmp_path / "splat.ply", "--out", out]
+    done = subprocess.run([str(c) for c in [*command, "--progress", "json"]], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    phases = [read_progress(line).phase for line in done.stdout.splitlines()]
+    assert "planned" in phases and not {"rendering", "precompute", "iterations"} & set(phases), phases
+    assert not (tmp_path / "f.npz.views").exists() and load_features(out).step is None
+    scores = scores_of(out, scene, cameras, load_ground_truth(tmp_path / "gt", cameras))
+    assert scores["coarse"] > 95 and scores["fine"] > 85, scores
+
+
+def test_steps_asked_for_with_geometric_masks_start_from_the_lifted_field(tmp_path):
+    """A few steps refine the groups' field rather than start over: its clicks already take whole objects."""
+    scene = make_scene(12000, seed=0, parts=random_layout(6, seed=0))
+    cameras = orbit_cameras(6, width=160, height=120, radius=4.2)
+    write_scene(tmp_path, scene, cameras)
+    command = [sys.executable, "-m", "backend", "train", "--splat", tmp_path / "splat.ply"]
+    command += ["--cameras", tmp_path / "sparse" / "0", "--out", tmp_path / "f.npz", "--masks", "geometric"]
+    command += ["--iterations", "10", "--pixels", "500", "--progress", "none"]
+    done = subprocess.run([str(c) for c in command], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    scores = scores_of(tmp_path / "f.npz", scene, cameras, load_ground_truth(tmp_path / "gt", cameras))
+    assert scores["coarse"] > 95 and scores["fine"] > 85, scores  # 10 steps from random directions: far below

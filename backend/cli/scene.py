@@ -81,10 +81,11 @@ def views_cache(options) -> Path:
     return options.out.with_name(options.out.name + ".views")
 
 
-def rendered_scene(options, progress, stop, device="cpu", planned=lambda splat, cameras: None):
+def rendered_scene(options, progress, stop, device="cpu", planned=lambda splat, cameras: None, render: bool = True):
     """The splat, views rendered from it (from --cameras where given, else planned; cached in <out>.views/) and
-    their weights on `device`, for training. `planned(splat, cameras)` is called before the views are rendered."""
-    from ..field.rendered_views import views_for_training
+    their weights on `device`, for training. `planned(splat, cameras)` is called before the views are rendered.
+    With `render` False only the cameras: no images and no weights (None) for a run that trains nothing."""
+    from ..field.rendered_views import training_cameras, views_for_training
     from ..formats import read_splat
     from ..scene.cameras import load_cameras
 
@@ -92,18 +93,13 @@ def rendered_scene(options, progress, stop, device="cpu", planned=lambda splat, 
     cameras = None
     if options.cameras:
         cameras = [camera.scaled(1.0 / options.downscale) for camera in load_cameras(options.cameras)]
+    planning = (options.views, options.view_size, options.view_layout)
+    if not render:
+        cameras = training_cameras(splat, cameras, *planning, progress, str(options.splat))
+        planned(splat, cameras)
+        return splat, cameras, None, None
     cameras, images, weights = views_for_training(
-        splat,
-        cameras,
-        options.views,
-        options.view_size,
-        options.view_layout,
-        views_cache(options),
-        progress,
-        stop,
-        str(options.splat),
-        device,
-        planned,
+        splat, cameras, *planning, views_cache(options), progress, stop, str(options.splat), device, planned
     )
     return splat, cameras, images, weights
 

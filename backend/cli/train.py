@@ -97,6 +97,8 @@ def add_parser(commands) -> None:
             )
         else:
             special = {
+                "iterations": f"training steps (default {value} with masks from images; with the geometric masks "
+                "none: their field is lifted from the splat's 3D groups at once, and steps asked for start from it)",
                 "gfl_start": "the step GFL starts at "
                 "(default -1: two thirds of the iterations, as the paper's 2000 of 3000)",
                 "mask_balance": f"share of a step's pixels drawn evenly over the view's masks, the rest uniformly "
@@ -105,7 +107,7 @@ def add_parser(commands) -> None:
             train.add_argument(
                 setting_option(name),
                 type=SETTING_RANGES.get(name, type(value)),
-                default=value,
+                default=None if name == "iterations" else value,
                 help=special.get(name, f"default {value}"),
             )
 
@@ -150,7 +152,7 @@ def mask_settings(options, device: str = "cpu") -> tuple[str, dict]:
 def run(options) -> int:
     from ..field.geometric_masks import GaussianGroups, gaussian_groups, geometric_labels, sampled_groups
     from ..field.lifted import lifted_field
-    from ..field.train import TrainConfig, train_features
+    from ..field.train import TrainConfig, TrainResult, train_features
     from ..field.view_weights import view_weights
     from ..files import write_keeping
     from ..formats.features import features_file_bytes, geometry_fingerprint, save_features
@@ -198,20 +200,24 @@ def run(options) -> int:
             quick = sampled_groups(splat, cameras)
             write_checkpoint(lifted_field(quick.coarse, quick.fine, key["splat"], description))
 
+    lifted_is_final = source == "geometric" and options.iterations is None  # training would only redraw the groups
     try:  # a checkpoint written on the way (the lifted fields, steps) is removed however the run ends
         started = time.perf_counter()
         weights = None  # the views' weights, made once: by rendering, or for the geometric masks, then by training
         if options.images is None:
-            splat, cameras, images, weights = rendered_scene(options, progress, stop, device, first_field)
+            splat, cameras, images, weights = rendered_scene(
+                options, progress, stop, device, first_field, render=not lifted_is_final
+            )
             if stop():
                 return cancelled(stop)
         else:
-            splat, cameras, images = load_scene(options, need_images=True)
+            splat, cameras, images = load_scene(options, need_images=not lifted_is_final)
             first_field(splat, cameras)
         render_seconds = time.perf_counter() - started
         started = time.perf_counter()
         progress(Masks(source=description, views=len(cameras)))
         weights_seconds = 0.0
+        lifted = None  # the field of the 3D groups: the final field, or where training starts
         if source == "geometric":  # the 3D groups: a field at once (lifted), then masks drawn with the views' weights
             drawn_from = groups_key(splat, cameras)
             cache = mask_cache(options)
@@ -221,16 +227,20 @@ def run(options) -> int:
                 store_groups(cache, drawn_from, groups.coarse, groups.fine, groups.ground)
             if stop():
                 return cancelled(stop)
-            if options.checkpoint_every:  # then the groups of all of them, until training's first checkpoint
-                write_checkpoint(lifted_field(groups.coarse, groups.fine, drawn_from["splat"], description))
+            lifted = lifted_field(
+                groups.coarse, groups.fine, drawn_from["splat"], description, None if lifted_is_final else 0
+            )
+            if options.checkpoint_every and not lifted_is_final:  # the groups of all of them, until training's first
+                write_checkpoint(lifted)
             lifted_seconds = time.perf_counter() - started
-            weights = weights if weights is not None else view_weights(splat, cameras, device, stop)
-            weights_seconds = time.perf_counter() - started - lifted_seconds
-            labels = stored_label_maps(cache, source, drawn_from)
-            if labels is None:
-                labels = geometric_labels(splat, cameras, stop, groups=groups, weights=weights)
-                if not stop():
-                    store_label_maps(cache, source, drawn_from, labels)
+            if not lifted_is_final:
+                weights = weights if weights is not None else view_weights(splat, cameras, device, stop)
+                weights_seconds = time.perf_counter() - started - lifted_seconds
+                labels = stored_label_maps(cache, source, drawn_from)
+                if labels is None:
+                    labels = geometric_labels(splat, cameras, stop, groups=groups, weights=weights)
+                    if not stop():
+                        store_label_maps(cache, source, drawn_from, labels)
         else:
             labels = []
             for camera, image in zip(cameras, images):
@@ -240,19 +250,23 @@ def run(options) -> int:
         if stop():
             return cancelled(stop)
         mask_seconds = time.perf_counter() - started - weights_seconds
-        result = train_features(
-            splat,
-            cameras,
-            labels,
-            config,
-            description,
-            device,
-            progress,
-            stop,
-            options.checkpoint_every,
-            write_checkpoint,
-            precomputed=weights,
-        )
+        if lifted is not None and lifted.step is None:  # final
+            result = TrainResult(lifted, {})
+        else:
+            result = train_features(
+                splat,
+                cameras,
+                labels,
+                config,
+                description,
+                device,
+                progress,
+                stop,
+                options.checkpoint_every,
+                write_checkpoint,
+                precomputed=weights,
+                initial=None if lifted is None else lifted.features,
+            )
     except UserError:
         if stop():
             return cancelled(stop)
@@ -261,7 +275,8 @@ def run(options) -> int:
         if checkpoints:
             checkpoint_path.unlink(missing_ok=True)
     write_keeping(options.out, features_file_bytes(result.field), "trained features")
-    result.seconds["precompute"] += weights_seconds  # the weights belong to training's precompute, masks or not
+    if weights_seconds:  # the weights belong to training's precompute, masks or not
+        result.seconds["precompute"] += weights_seconds
     seconds = {"masks": round(mask_seconds, 2), **{k: round(v, 2) for k, v in result.seconds.items()}}
     if options.images is None:
         seconds = {"views": round(render_seconds, 2), **seconds}

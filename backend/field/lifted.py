@@ -4,7 +4,8 @@ The geometric masks are the groups (`geometric_masks.gaussian_groups`) drawn int
 learns features that tell those masks apart. The groups themselves already are such a field: each object one
 direction in the coarse channels, each part one in the fine channels. A click renders the features under its
 pixel and selects the Gaussians alike, so on this field it takes the group under the click, as the trained
-field will. Training starts from the views' weights and replaces it with each checkpoint.
+field will. With no steps asked for it is the run's final field (training on its own masks only redrew it: measured
+in docs/geometric_masks.md); steps asked for start from it and replace it with each checkpoint.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ def spread_directions(count: int, dim: int, seed: int = 0) -> np.ndarray:  # (co
     return taken.astype(np.float32)
 
 
-def lifted_field(coarse: np.ndarray, fine: np.ndarray, fingerprint: str, mask_source: str) -> FeatureField:
+def lifted_field(
+    coarse: np.ndarray, fine: np.ndarray, fingerprint: str, mask_source: str, step: int | None = 0
+) -> FeatureField:
     """The field of groups: `coarse`, `fine` (N,) int group ids per Gaussian (-1: in none, zero features there,
-    which no click selects). Its step is 0 (no training yet); its coarse centres are the objects' directions,
-    for Segment Everything."""
+    which no click selects). Its step is 0 while training may follow, None when it is the run's final field; its
+    coarse centres are the objects' directions, for Segment Everything."""
     features = np.zeros((len(coarse), FEATURE_DIM), np.float32)
     objects = spread_directions(int(coarse.max()) + 1, COARSE_DIM, seed=1)
     parts = spread_directions(int(fine.max()) + 1, FEATURE_DIM - COARSE_DIM, seed=2)
@@ -43,4 +46,4 @@ def lifted_field(coarse: np.ndarray, fine: np.ndarray, fingerprint: str, mask_so
     in_part = fine >= 0
     features[in_part, COARSE_DIM:] = parts[fine[in_part]]
     config = {"lifted": True, "use_granularity_prior": True}
-    return FeatureField(features.astype(np.float16), fingerprint, config, mask_source, {"coarse": objects}, step=0)
+    return FeatureField(features.astype(np.float16), fingerprint, config, mask_source, {"coarse": objects}, step)

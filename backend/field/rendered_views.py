@@ -156,6 +156,28 @@ def write_png(path: Path, image: np.ndarray) -> None:
     write_atomic(path, [buffer.getvalue()])
 
 
+def training_cameras(
+    splat: Splat,
+    cameras: list[Camera] | None,
+    count: int,
+    long_side: int,
+    layout: str,
+    progress: Progress = lambda event: None,
+    name: str = "the splat",
+) -> list[Camera]:
+    """The cameras given, or `count` planned from the splat when None."""
+    from ..scene.view_planning import plan_splat_views
+
+    if cameras is None:
+        progress(Planning(views=count))
+        plan = plan_splat_views(splat, count, long_side, layout=layout, name=name)
+        cameras = plan.cameras
+        progress(Planned(views=len(cameras), layout=plan.extent.layout, dropped=plan.dropped))
+    if not cameras:
+        raise UserError(f"{name}: no cameras to render views from")
+    return cameras
+
+
 def views_for_training(
     splat: Splat,
     cameras: list[Camera] | None,
@@ -172,15 +194,7 @@ def views_for_training(
     """The cameras (planned from the splat when None), their colour renders (what training reads for photos) and
     their weights on `device`, for training. `planned(splat, cameras)` is called once the cameras are known, before
     the views are rendered (the first lifted field)."""
-    from ..scene.view_planning import plan_splat_views
-
-    if cameras is None:
-        progress(Planning(views=count))
-        plan = plan_splat_views(splat, count, long_side, layout=layout, name=name)
-        cameras = plan.cameras
-        progress(Planned(views=len(cameras), layout=plan.extent.layout, dropped=plan.dropped))
-    if not cameras:
-        raise UserError(f"{name}: no cameras to render views from")
+    cameras = training_cameras(splat, cameras, count, long_side, layout, progress, name)
     planned(splat, cameras)
     images, weights = render_views(splat, cameras, cache_dir, progress, should_stop, device=device)
     return cameras, images, weights

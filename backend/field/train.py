@@ -141,6 +141,7 @@ def train_features(
     checkpoint_every: int = 0,  # steps between intermediate fields; 0: none
     checkpoint=lambda field: None,  # called with the FeatureField after every `checkpoint_every` steps (field.step)
     precomputed: ViewWeights | None = None,  # the views' weights (`view_weights` of these cameras), if computed already
+    initial: np.ndarray | None = None,  # (N, 24) features to start from in file order (a lifted field); zero rows drawn
 ) -> TrainResult:
     """Features (N, 24) of the frozen splat learned from `labels`, put back in the splat's order.
 
@@ -172,8 +173,12 @@ def train_features(
     seconds["precompute"] = time.perf_counter() - started
 
     count = splat.count
-    initial = F.normalize(torch.randn(count, FEATURE_DIM, generator=generator), dim=1)  # drawn on the CPU: seeded alike
-    features = torch.nn.Parameter(initial.to(device))
+    start = F.normalize(torch.randn(count, FEATURE_DIM, generator=generator), dim=1)  # drawn on the CPU: seeded alike
+    if initial is not None:  # warm: the given rows where they have a direction, random ones where they have none
+        given = torch.from_numpy(np.asarray(initial, np.float32)[order])
+        norms = given.norm(dim=1, keepdim=True)
+        start = torch.where(norms > 0, given / norms.clamp_min(1e-12), start)
+    features = torch.nn.Parameter(start.to(device))
     gradient = torch.zeros_like(features)  # (N, 24), filled in place each step: no fresh 77 MB block a step
     features.grad = gradient
     optimizer = torch.optim.Adam([features], lr=config.learning_rate, fused=True if traits(on).fused_adam else None)
