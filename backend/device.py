@@ -37,8 +37,10 @@ _standing_in: dict[str, str] = {}  # a torch device type -> the kind whose trait
 def traits(device) -> Traits:
     """The traits of `device` (a torch.device, or its name) or of the kind it stands in for."""
     kind = device if isinstance(device, str) else device.type
-    kind = kind.split(":")[0]
-    return TRAITS[_standing_in.get(kind, kind)]
+    kind = _standing_in.get(kind.split(":")[0], kind.split(":")[0])
+    if kind not in TRAITS:
+        raise UserError(f"device {kind}: the backend runs on {', '.join(TRAITS)} only")
+    return TRAITS[kind]
 
 
 @contextlib.contextmanager

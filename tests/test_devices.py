@@ -97,3 +97,11 @@ def test_a_run_takes_its_devices_settings_where_none_are_given(kind):
         defaults.gfl_share,
     )
     assert config.iterations == 10 and TrainConfig.for_device(kind, pixels=777).pixels == 777
+
+
+def test_a_device_the_backend_does_not_know_is_one_clear_error():
+    from backend.device import traits
+    from backend.errors import UserError
+
+    with pytest.raises(UserError, match="device meta: the backend runs on cpu, cuda, mps only"):
+        traits(torch.device("meta"))

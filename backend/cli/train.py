@@ -150,20 +150,11 @@ def mask_settings(options, device: str = "cpu") -> tuple[str, dict]:
 
 
 def run(options) -> int:
-    from ..field.geometric_masks import GaussianGroups, gaussian_groups, geometric_labels, sampled_groups
-    from ..field.lifted import lifted_field
     from ..field.train import TrainConfig, TrainResult, train_features
+    from ..field.training_masks import TrainingMasks
     from ..field.view_weights import view_weights
     from ..files import write_keeping
-    from ..formats.features import features_file_bytes, geometry_fingerprint, save_features
-    from ..scene.masks import (
-        mask_source_description,
-        store_groups,
-        store_label_maps,
-        stored_groups,
-        stored_label_maps,
-        view_labels,
-    )
+    from ..formats.features import features_file_bytes, save_features
 
     stop = StopRequested()
     progress = progress_printer(options.progress)
@@ -172,8 +163,7 @@ def run(options) -> int:
     for name, value in vars(DEVICE_DEFAULTS[device]).items():  # the other settings not given (downscale, checkpoints)
         if getattr(options, name) is None:
             setattr(options, name, value)
-    source, settings = mask_settings(options, device)
-    description = mask_source_description(source, **settings)
+    masks = TrainingMasks(*mask_settings(options, device), mask_cache(options))
     checkpoint_path = options.out.with_name(options.out.stem + ".checkpoint.npz")
 
     checkpoints: list[int] = []  # the steps written: the file is this run's to remove only when it wrote one
@@ -183,24 +173,14 @@ def run(options) -> int:
         checkpoints.append(field.step)
         progress(Checkpoint(iteration=field.step, path=str(checkpoint_path)))
 
-    keys: list[dict] = []  # what the groups are keyed by (the splat's geometry, the cameras), hashed once
-
-    def groups_key(splat, cameras) -> dict:
-        if not keys:
-            keys.append({"splat": geometry_fingerprint(splat), "cameras": [camera.digest() for camera in cameras]})
-        return keys[0]
-
     def first_field(splat, cameras) -> None:
         """The first field that clicks, before the views are rendered or weighed: the groups of a sample of the
         Gaussians (the groups of all of them follow, from the cache at once when they are there)."""
-        if source != "geometric" or not options.checkpoint_every:
-            return
-        key = groups_key(splat, cameras)
-        if stored_groups(mask_cache(options), key) is None:
-            quick = sampled_groups(splat, cameras)
-            write_checkpoint(lifted_field(quick.coarse, quick.fine, key["splat"], description))
+        quick = masks.quick_field(splat, cameras) if options.checkpoint_every else None
+        if quick is not None:
+            write_checkpoint(quick)
 
-    lifted_is_final = source == "geometric" and options.iterations is None  # training would only redraw the groups
+    lifted_is_final = masks.geometric and options.iterations is None  # training would only redraw the groups
     try:  # a checkpoint written on the way (the lifted fields, steps) is removed however the run ends
         started = time.perf_counter()
         weights = None  # the views' weights, made once: by rendering, or for the geometric masks, then by training
@@ -215,38 +195,20 @@ def run(options) -> int:
             first_field(splat, cameras)
         render_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        progress(Masks(source=description, views=len(cameras)))
+        progress(Masks(source=masks.description, views=len(cameras)))
         weights_seconds = 0.0
         lifted = None  # the field of the 3D groups: the final field, or where training starts
-        if source == "geometric":  # the 3D groups: a field at once (lifted), then masks drawn with the views' weights
-            drawn_from = groups_key(splat, cameras)
-            cache = mask_cache(options)
-            stored = stored_groups(cache, drawn_from)
-            groups = GaussianGroups(*stored) if stored is not None else gaussian_groups(splat, cameras)
-            if stored is None:
-                store_groups(cache, drawn_from, groups.coarse, groups.fine, groups.ground)
+        if masks.geometric:  # the 3D groups: a field at once (lifted), then masks drawn with the views' weights
+            lifted = masks.groups_field(splat, cameras, final=lifted_is_final)
             if stop():
                 return cancelled(stop)
-            lifted = lifted_field(
-                groups.coarse, groups.fine, drawn_from["splat"], description, None if lifted_is_final else 0
-            )
             if options.checkpoint_every and not lifted_is_final:  # the groups of all of them, until training's first
                 write_checkpoint(lifted)
-            lifted_seconds = time.perf_counter() - started
             if not lifted_is_final:
+                weights_started = time.perf_counter()
                 weights = weights if weights is not None else view_weights(splat, cameras, device, stop)
-                weights_seconds = time.perf_counter() - started - lifted_seconds
-                labels = stored_label_maps(cache, source, drawn_from)
-                if labels is None:
-                    labels = geometric_labels(splat, cameras, stop, groups=groups, weights=weights)
-                    if not stop():
-                        store_label_maps(cache, source, drawn_from, labels)
-        else:
-            labels = []
-            for camera, image in zip(cameras, images):
-                if stop():
-                    break
-                labels.append(view_labels(image, camera.name, source, **settings))
+                weights_seconds = time.perf_counter() - weights_started
+        labels = [] if lifted_is_final else masks.label_maps(splat, cameras, images, weights, stop)
         if stop():
             return cancelled(stop)
         mask_seconds = time.perf_counter() - started - weights_seconds
@@ -258,7 +220,7 @@ def run(options) -> int:
                 cameras,
                 labels,
                 config,
-                description,
+                masks.description,
                 device,
                 progress,
                 stop,
