@@ -76,7 +76,7 @@ class CLICKGAUSS_PT_train(SplatSubpanel, bpy.types.Panel):
             layout.label(text=f"SAM unavailable: {why}", icon="ERROR")
         if settings.mask_source in {"FOLDER", "AUTO"}:
             layout.prop(settings, "mask_dir")
-        layout.prop(settings, "iterations")
+        layout.prop(settings, "iterations", text="Iterations (0: Auto)")
         if settings.images_dir:
             layout.prop(settings, "downscale")
         layout.prop(settings, "checkpoint_every")

@@ -161,7 +161,7 @@ def run(options) -> int:
     device = resolve_device(options.device)
     config = TrainConfig.for_device(device, **{name: getattr(options, name) for name in vars(TrainConfig())})
     for name, value in vars(DEVICE_DEFAULTS[device]).items():  # the other settings not given (downscale, checkpoints)
-        if getattr(options, name) is None:
+        if name not in vars(config) and getattr(options, name) is None:
             setattr(options, name, value)
     masks = TrainingMasks(*mask_settings(options, device), mask_cache(options))
     checkpoint_path = options.out.with_name(options.out.stem + ".checkpoint.npz")
