@@ -88,11 +88,10 @@ def click_feature(unit: np.ndarray, ids: np.ndarray, weights: np.ndarray, alike:
         return None
     rows = unit_rows(unit[ids])  # (K, D)
     if alike > -1.0 and len(ids) > 1:
-        heaviest = np.argpartition(weights, -CANDIDATES)[-CANDIDATES:] if len(ids) > CANDIDATES else np.arange(len(ids))
-        # (C,) the heaviest: they carry nearly all of the pixel
-        support = (rows[heaviest] @ rows[heaviest].T >= alike) @ weights[heaviest]  # (C,) weight alike to each
-        dominant = rows[heaviest[int(np.argmax(support))]]  # (D,)
-        weights = np.where(rows @ dominant >= alike, weights, 0).astype(np.float32)
+        heaviest = np.argsort(weights)[::-1][:CANDIDATES]  # (C,)
+        alike_rows = rows[heaviest] @ rows.T >= alike  # (C, K)
+        chosen = alike_rows[int(np.argmax(alike_rows @ weights))]  # (K,) those alike to the dominant one
+        weights = np.where(chosen, weights, 0).astype(np.float32)
     rendered = weights @ rows
     norm = np.linalg.norm(rendered)
     return rendered / norm if norm > 0 else None
