@@ -191,29 +191,3 @@ def test_features_as_stored_select_exactly_what_their_unit_features_select():
         np.testing.assert_array_equal(raw.select(query, thresholds), plain.select(query, thresholds))
         for threshold in thresholds:
             np.testing.assert_array_equal(raw.select(query, threshold), plain.select(query, threshold))
-
-
-def test_a_click_where_two_objects_meet_takes_the_one_carrying_most_of_the_pixel_whole():
-    """At a pixel that sees two objects (one's edge before the other, a thing held before a body), the click takes
-    the one that carries most of the pixel's weight, all of it, and nothing of the other: their blend is like
-    neither object, so its click took a part of one, or of the other."""
-    scene = make_scene(20_000, seed=3)
-    ids = scene.object_ids
-    features = np.eye(24, dtype=np.float16)[ids % 24]  # one direction per object, exactly: a lifted field's
-    unit = {level: unit_features(features, level) for level in ("coarse", "fine")}
-    index = ClickIndex(Geometry.of(scene.splat), unit.get)
-    mixed = 0
-    for camera in orbit_cameras(4, width=160, height=120):
-        for y in range(0, camera.height, 3):
-            for x in range(0, camera.width, 3):
-                gaussians, weights = pixel_weights(index.geometry, camera, x + 0.5, y + 0.5)
-                shares = np.bincount(ids[gaussians], weights, minlength=ids.max() + 1) / max(weights.sum(), 1e-9)
-                first, second = np.sort(shares)[::-1][:2]
-                if not (first < 0.7 and second > 0.3):
-                    continue
-                mixed += 1
-                dominant = int(np.argmax(shares))
-                clicks = [Click(camera, x + 0.5, y + 0.5, "SET")]
-                selected, _ = compose(index, clicks, "fine", 0.95, np.zeros(len(ids), bool))
-                assert selected[ids == dominant].all() and not selected[ids != dominant].any(), (first, second)
-    assert mixed >= 10  # pixels where two objects meet were clicked

@@ -74,25 +74,11 @@ def unit_rows(unit: np.ndarray) -> np.ndarray:
     return unit.astype(np.float32) * np.float32(1 / UNIT_SCALE)
 
 
-CANDIDATES = 64  # a pixel's heaviest Gaussians weighed as the one its click is about
-
-
-def click_feature(unit: np.ndarray, ids: np.ndarray, weights: np.ndarray, alike: float = -1.0) -> np.ndarray | None:
-    """The (D,) float32 unit feature rendered at a pixel from its (ids, weights), or None where nothing is drawn.
-
-    Only the Gaussians `alike` (cosine >= alike) to the pixel's dominant one are rendered: the one whose alike
-    carry the most weight. Where a pixel sees two things, a helmet held in front of a leg or an object's edge,
-    their blend is like neither and its click would take neither, or a third thing; the dominant one is what
-    the person clicked. alike -1: every Gaussian, the plain rendered feature."""
+def click_feature(unit: np.ndarray, ids: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
+    """The (D,) float32 unit feature rendered at a pixel from its (ids, weights), or None where nothing is drawn."""
     if len(ids) == 0:
         return None
-    rows = unit_rows(unit[ids])  # (K, D)
-    if alike > -1.0 and len(ids) > 1:
-        heaviest = np.argsort(weights)[::-1][:CANDIDATES]  # (C,)
-        alike_rows = rows[heaviest] @ rows.T >= alike  # (C, K)
-        chosen = alike_rows[int(np.argmax(alike_rows @ weights))]  # (K,) those alike to the dominant one
-        weights = np.where(chosen, weights, 0).astype(np.float32)
-    rendered = weights @ rows
+    rendered = weights @ unit_rows(unit[ids])
     norm = np.linalg.norm(rendered)
     return rendered / norm if norm > 0 else None
 

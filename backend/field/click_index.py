@@ -19,12 +19,6 @@ from .click import Click, combine
 from .click_features import FeatureGroups, PlainFeatures, RawFeatures, click_feature, unit_steps
 from .click_pixels import CentreGrid, Geometry, pixel_weights
 
-# A pixel's Gaussians this alike are one thing to its click, at either level: the coarse threshold, and the margin
-# training pushes two parts' features under (tau_fine). At the fine threshold (0.95) a trained part's own features
-# split into pieces and its click took one (generated scene 0: fine 88.1 -> 82.7); at 0.75 trained fields click as
-# with the plain blend (+-0.4) and the lifted field's gains stay (docs/accuracy.md).
-PIXEL_ALIKE = 0.75
-
 
 class ClickIndex:
     """What the clicks on one splat reuse: its geometry, its centres' grid, per level its grouped unit features.
@@ -145,9 +139,7 @@ class ClickIndex:
     def query(self, level: Level, click: Click) -> np.ndarray | None:
         """The unit feature rendered at the click's pixel, or None where nothing is drawn."""
         ids, weights = pixel_weights(self.geometry, click.camera, click.x, click.y, self.grid, self.hidden)
-        if len(ids) == 0:
-            return None
-        return click_feature(self.level(level).features(ids), np.arange(len(ids)), weights, PIXEL_ALIKE)
+        return None if len(ids) == 0 else click_feature(self.level(level).features(ids), np.arange(len(ids)), weights)
 
     def _unit_steps(self, level: Level) -> Generator[None, None, FeatureGroups | PlainFeatures | None]:
         """`_unit_level` in steps where the features as stored are at hand (`unit_features` of them, a chunk a
