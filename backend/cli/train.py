@@ -202,9 +202,9 @@ def run(options) -> int:
             lifted = masks.groups_field(splat, cameras, final=lifted_is_final)
             if stop():
                 return cancelled(stop)
-            if options.checkpoint_every and not lifted_is_final:  # the groups of all of them, until training's first
-                write_checkpoint(lifted)
             if not lifted_is_final:
+                if options.checkpoint_every:  # the groups of all of them, until training's first checkpoint
+                    write_checkpoint(lifted)
                 weights_started = time.perf_counter()
                 weights = weights if weights is not None else view_weights(splat, cameras, device, stop)
                 weights_seconds = time.perf_counter() - weights_started
